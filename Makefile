@@ -1,0 +1,39 @@
+# The first two commands of the README: `make run` and `make test` set up everything themselves.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# The torch build this project is tested with (a CPU/CUDA wheel pip finds locally or on PyPI).
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install run test lint bench studies clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/fcnet train experiments/digits.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check fcnet_cli tests benchmarks
+	$(BIN)/mypy fcnet_cli
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
+studies: $(STAMP)
+	$(BIN)/python -m fcnet_cli.studies
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

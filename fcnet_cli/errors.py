@@ -1,0 +1,39 @@
+"""Domain errors. The CLI maps them to exit codes (DESIGN.md); the engine only raises them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["CheckpointError", "ConfigError", "DataError", "FcnetError", "RunError", "UsageError"]
+
+
+class FcnetError(Exception):
+    """Base of every error fcnet reports as a one-line message."""
+
+    exit_code = 1
+
+
+class UsageError(FcnetError):
+    """Bad input from the user: config, data, checkpoint path. Exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration problem list; each entry is one line naming the place and the fault."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class DataError(UsageError):
+    """A data set that cannot be used (missing file, NaN features, labels out of range, ...)."""
+
+
+class CheckpointError(UsageError):
+    """A path that is not a usable checkpoint (missing, truncated, tampered, mismatched)."""
+
+
+class RunError(FcnetError):
+    """A runtime failure while training or saving (disk full, run directory locked). Exit 1."""

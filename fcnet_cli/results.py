@@ -1,0 +1,192 @@
+"""Plain dataclasses the engine emits, and the callback protocol. No torch, no rich."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "BatchProgress",
+    "Callback",
+    "EpochMetrics",
+    "EvalResult",
+    "LayerStats",
+    "RunResult",
+    "RunStart",
+    "StopToken",
+    "SweepResult",
+    "TrialResult",
+]
+
+
+@dataclass
+class LayerStats:
+    """Per-layer weight diagnostics of one member after an epoch."""
+
+    layer: str  # e.g. "0" for the first Linear in nn.Sequential
+    l2_norm: float  # sqrt(Σ w²) of the weight matrix
+    l1_norm: float  # Σ |w|
+    sparsity: float  # fraction of weights with |w| < 1e-3
+
+
+@dataclass
+class EpochMetrics:
+    """One epoch of one member. Train metrics are averaged over the epoch's batches."""
+
+    member: int
+    epoch: int  # 1-based
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float  # learning rate used in this epoch (at its last batch)
+    seconds: float  # wall time of the epoch (whole population)
+    layers: list[LayerStats] = field(default_factory=list)
+
+    @property
+    def gap_accuracy(self) -> float:
+        """Generalization gap: train accuracy − validation accuracy."""
+        return self.train_accuracy - self.val_accuracy
+
+    @property
+    def gap_loss(self) -> float:
+        """Generalization gap: validation loss − train loss."""
+        return self.val_loss - self.train_loss
+
+    def row(self) -> dict[str, Any]:
+        """Flat row for metrics.csv."""
+        out: dict[str, Any] = {
+            "epoch": self.epoch, "train_loss": self.train_loss,
+            "train_accuracy": self.train_accuracy, "val_loss": self.val_loss,
+            "val_accuracy": self.val_accuracy, "gap_accuracy": self.gap_accuracy,
+            "gap_loss": self.gap_loss, "lr": self.lr, "seconds": self.seconds,
+        }
+        for s in self.layers:
+            out[f"l2_norm_{s.layer}"] = s.l2_norm
+            out[f"l1_norm_{s.layer}"] = s.l1_norm
+            out[f"sparsity_{s.layer}"] = s.sparsity
+        return out
+
+    def is_finite(self) -> bool:
+        return all(math.isfinite(v) for v in (self.train_loss, self.val_loss))
+
+
+@dataclass
+class RunStart:
+    """Emitted once per population before the first epoch."""
+
+    names: list[str]  # one per member
+    run_dirs: list[str | None]
+    epochs: int
+    batches_per_epoch: int
+    start_epoch: int  # 0 for a fresh run, >0 on resume
+    device: str
+    n_train: int
+    n_val: int
+    n_test: int
+    n_features: int
+    n_classes: int
+
+
+@dataclass
+class BatchProgress:
+    epoch: int  # 1-based
+    batch: int  # 1-based within the epoch
+    batches: int
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one model on one split."""
+
+    split: str
+    loss: float
+    accuracy: float
+    n: int
+    classes: list[str]
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    confusion: list[list[int]]  # rows = true class, columns = predicted
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """The outcome of one member (one run directory)."""
+
+    name: str
+    run_dir: str | None
+    status: str  # completed | early_stopped | diverged | interrupted | pruned | failed
+    history: list[EpochMetrics]
+    best_epoch: int | None  # 1-based epoch of the best validation metric
+    monitor: str
+    test: EvalResult | None = None
+    reason: str | None = None  # for diverged / failed: what happened
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> EpochMetrics | None:
+        if self.best_epoch is None:
+            return None
+        return next((m for m in self.history if m.epoch == self.best_epoch), None)
+
+    @property
+    def last(self) -> EpochMetrics | None:
+        return self.history[-1] if self.history else None
+
+
+@dataclass
+class TrialResult:
+    number: int
+    params: dict[str, Any]
+    seed: int
+    state: str  # complete | pruned | fail
+    value: float | None
+    run: RunResult | None
+
+
+@dataclass
+class SweepResult:
+    name: str
+    sweep_dir: str
+    metric: str
+    direction: str
+    trials: list[TrialResult]
+
+
+class Callback:
+    """Receives engine events. Subclass and override what you need; all default to no-ops."""
+
+    def on_run_start(self, start: RunStart) -> None:
+        pass
+
+    def on_batch_end(self, progress: BatchProgress) -> None:
+        pass
+
+    def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
+        """Called once per epoch with one entry per member still training."""
+
+    def on_member_end(self, member: int, result: RunResult) -> None:
+        pass
+
+    def on_log(self, message: str) -> None:
+        pass
+
+
+class StopToken:
+    """Set by a signal handler; the engine stops at the next batch boundary when it is set."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None  # e.g. "SIGINT", "SIGTERM"
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+
+    @property
+    def requested(self) -> bool:
+        return self.reason is not None
