@@ -1,0 +1,411 @@
+"""Run directory layout, atomic writes, the checkpoint manifest and safe loading.
+
+    runs/<experiment-name>/<run-id>/
+      config.yaml, metrics.csv, summary.json        written with `atomic_write_text`
+      checkpoints/best -> .best-<seq>/               symlink, swapped atomically
+      checkpoints/last -> .last-<seq>/               (+ train_state.pt)
+      checkpoints/manifest.json                      {"best": {"dir", "files", "metrics"}, ...}
+
+A checkpoint directory is written in full under a hidden temporary name, fsynced, renamed to
+`.<which>-<seq>`, and only then published by replacing the `<which>` symlink (one rename), so a
+reader or a crash always sees the old complete checkpoint or the new complete one.
+Loading never unpickles anything but `weights_only=True` data, and checks sizes before reading.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from pydantic import ValidationError
+from safetensors import SafetensorError
+
+from fcnet_cli.config import ModelConfig
+from fcnet_cli.errors import CheckpointError, RunError
+from fcnet_cli.model import build_mlp
+
+__all__ = ["LoadedCheckpoint", "RunLock", "atomic_write_bytes", "atomic_write_text",
+           "clean_stale", "load_checkpoint", "load_train_state", "new_run_dir", "save_checkpoint"]
+
+WEIGHTS, META, TRAIN_STATE, MANIFEST = (
+    "model.safetensors", "meta.json", "train_state.pt", "manifest.json")
+META_KEYS = ("config", "in_features", "n_classes", "classes", "normalization")
+MAX_WEIGHTS_BYTES = 4 << 30  # 4 GiB: far beyond any MLP this tool trains
+MAX_TRAIN_STATE_BYTES = 8 << 30  # optimizer state (Adam) is ~2× the weights
+MAX_META_BYTES = 10_000_000
+WHICH = ("best", "last")
+_SEQ_DIR = re.compile(r"\.(best|last)-(\d+)")
+
+
+def _cause(e: BaseException) -> str:
+    """One line describing an exception (OSError: its strerror, e.g. 'No space left on device')."""
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------------------- run directory
+
+
+def new_run_dir(output_dir: Path, name: str) -> Path:
+    """Create and return a fresh `output_dir/name/<run-id>`; never reuses an existing one."""
+    if name in ("", ".", "..") or Path(name).name != name:
+        raise RunError(f"experiment name {name!r} cannot be used as a directory name")
+    parent = Path(output_dir) / name
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    i = 1
+    while True:
+        run_dir = parent / (stamp if i == 1 else f"{stamp}-{i}")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir(exist_ok=False)  # exclusive: two processes never share a run
+            return run_dir
+        except FileExistsError:
+            i += 1
+        except OSError as e:
+            raise RunError(f"cannot create {run_dir}: {_cause(e)}") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Create `path` exclusively, write, flush and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically; on failure the previous file is left intact."""
+    path = Path(path)
+    tmp = path.parent / f".tmp-{secrets.token_hex(6)}-{path.name}"
+    try:
+        try:
+            _write_file(tmp, data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # gone after a successful replace
+        _fsync_dir(path.parent)
+    except OSError as e:
+        raise RunError(f"cannot write {path}: {_cause(e)}") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class RunLock:
+    """Exclusive, non-blocking `flock` on `run_dir/.lock` for as long as the context lasts.
+
+    The kernel drops the lock when the process dies, so a crash never leaves a stale lock.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        assert self._fd is None, "RunLock is not re-entrant"
+        fd = -1
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() if busy else ""
+            if fd >= 0:
+                os.close(fd)
+            if busy:
+                raise RunError(f"run directory {self.run_dir} is in use by another fcnet "
+                               f"process (pid {holder or 'unknown'})") from None
+            raise RunError(f"cannot lock run directory {self.run_dir}: {_cause(e)}") from None
+        os.ftruncate(fd, 0)  # the holder's pid, for the message above
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------- saving
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _next_seq(ckpts: Path) -> int:
+    seqs = [int(m.group(2)) for p in ckpts.iterdir() if (m := _SEQ_DIR.fullmatch(p.name))]
+    return max(seqs, default=0) + 1
+
+
+def _checkpoint_files(state_dict: dict[str, torch.Tensor], meta: dict,
+                      train_state: dict | None) -> dict[str, bytes]:
+    # clone: safetensors refuses shared or strided storage; cpu: files are device-independent
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    files = {WEIGHTS: safetensors.torch.save(tensors)}
+    if train_state is not None:
+        buf = io.BytesIO()
+        torch.save(train_state, buf)
+        files[TRAIN_STATE] = buf.getvalue()
+    hashes = {name: _sha256(data) for name, data in files.items()}
+    files[META] = json.dumps({**meta, "sha256": hashes}, indent=2).encode("utf-8")
+    return files
+
+
+def save_checkpoint(run_dir: Path, which: str, state_dict: dict[str, torch.Tensor], meta: dict,
+                    train_state: dict | None = None) -> Path:
+    """Write `run_dir/checkpoints/<which>` (old-or-new on disk at every instant); return it.
+
+    Raises RunError naming the path and the cause (e.g. disk full); the previous checkpoint
+    then stays in place. (If only the manifest update fails, the new checkpoint is already
+    published; `load_checkpoint` skips a manifest entry that names another directory.)
+    """
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH} (got {which!r})")
+    ckpts = Path(run_dir) / "checkpoints"
+    link = ckpts / which
+    files = _checkpoint_files(state_dict, meta, train_state)
+    tmp = ckpts / f".tmp-{secrets.token_hex(6)}"
+    tmp_link = ckpts / f".tmp-{secrets.token_hex(6)}-{which}"
+    target: Path | None = None
+    try:
+        if not ckpts.is_dir():
+            ckpts.mkdir(parents=True)
+            _fsync_dir(ckpts.parent)
+        previous = os.readlink(link) if link.is_symlink() else None
+        tmp.mkdir()
+        for name, data in files.items():
+            _write_file(tmp / name, data)
+        _fsync_dir(tmp)
+        target = ckpts / f".{which}-{_next_seq(ckpts)}"
+        os.rename(tmp, target)
+        os.symlink(target.name, tmp_link)  # relative: the run directory stays relocatable
+        os.replace(tmp_link, link)  # the commit point
+        target = None  # published: no longer ours to remove
+        _fsync_dir(ckpts)
+    except OSError as e:
+        for leftover in (tmp, target):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
+        tmp_link.unlink(missing_ok=True)
+        raise RunError(f"cannot save checkpoint {link}: {_cause(e)}") from None
+    hashes = {n: _sha256(d) for n, d in files.items() if n != META}
+    _update_manifest(ckpts, which, {"dir": os.readlink(link), "files": hashes,
+                                    "metrics": meta.get("metrics")})
+    if previous and previous != os.readlink(link) and _SEQ_DIR.fullmatch(previous):
+        shutil.rmtree(ckpts / previous, ignore_errors=True)  # leftovers: clean_stale
+    return link
+
+
+def _update_manifest(ckpts: Path, which: str, entry: dict[str, Any]) -> None:
+    try:
+        manifest = json.loads((ckpts / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    manifest = manifest if isinstance(manifest, dict) else {}
+    manifest[which] = entry
+    atomic_write_text(ckpts / MANIFEST, json.dumps(manifest, indent=2))
+
+
+def clean_stale(run_dir: Path) -> list[Path]:
+    """Remove `.tmp-*` leftovers and `.best-*`/`.last-*` dirs no symlink points to."""
+    run_dir = Path(run_dir)
+    ckpts = run_dir / "checkpoints"
+    live = {os.readlink(ckpts / w) for w in WHICH if (ckpts / w).is_symlink()}
+    candidates = [p for p in run_dir.glob(".tmp-*")]
+    if ckpts.is_dir():
+        candidates += [p for p in ckpts.iterdir() if p.name.startswith(".tmp-")
+                       or (_SEQ_DIR.fullmatch(p.name) and p.name not in live)]
+    for p in sorted(candidates):
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except OSError as e:
+            raise RunError(f"cannot remove stale {p}: {_cause(e)}") from None
+    return sorted(candidates)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A verified checkpoint: weights on the CPU and its meta.json (config, layout, classes)."""
+
+    dir: Path
+    state_dict: dict[str, torch.Tensor]
+    meta: dict
+
+
+def _checkpoint_dir(path: Path) -> Path:
+    """A checkpoint dir, its model.safetensors, or a run dir (→ checkpoints/best)."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_file():
+        if path.name != WEIGHTS:
+            raise CheckpointError(f"{path}: not a checkpoint (expected a checkpoint directory, "
+                                  f"its {WEIGHTS}, or a run directory)")
+        return path.parent
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: not a regular file or directory")
+    if (path / WEIGHTS).exists() or (path / META).exists():
+        return path
+    if (path / "checkpoints" / "best").is_dir():
+        return path / "checkpoints" / "best"
+    raise CheckpointError(f"{path}: no checkpoint in this directory "
+                          f"(expected {WEIGHTS} and {META}, or checkpoints/best)")
+
+
+def _read_limited(path: Path, limit: int, shown: Path) -> bytes:
+    """Read `path` (named `shown` in messages) after checking it is a sane regular file."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(f"{shown}: not a regular file")
+        if st.st_size > limit:
+            raise CheckpointError(f"{shown}: implausibly large ({st.st_size} bytes, "
+                                  f"limit {limit}); refusing to read it")
+        with open(path, "rb") as f:
+            return f.read(limit + 1)
+    except FileNotFoundError:
+        raise CheckpointError(f"{shown}: missing") from None
+    except OSError as e:
+        raise CheckpointError(f"{shown}: cannot read: {_cause(e)}") from None
+
+
+def _read_meta(real: Path, ckpt: Path) -> dict:
+    path = ckpt / META
+    raw = _read_limited(real / META, MAX_META_BYTES, path)
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({_cause(e)})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: missing key(s) {', '.join(missing)}")
+    return meta
+
+
+def _verify_hash(path: Path, data: bytes, meta: dict, real_dir: Path) -> None:
+    """Compare `data`'s sha256 with meta.json and, inside a run's checkpoints/, the manifest."""
+    expected = (meta.get("sha256") or {}).get(path.name)
+    actual = _sha256(data)
+    if expected is None:
+        raise CheckpointError(f"{path}: meta.json records no sha256 for {path.name}")
+    if actual != expected:
+        raise CheckpointError(f"{path}: sha256 {actual[:12]}… does not match meta.json "
+                              f"({str(expected)[:12]}…); the file was modified or corrupted")
+    manifest_path = real_dir.parent / MANIFEST
+    if real_dir.parent.name != "checkpoints" or not manifest_path.exists():
+        return
+    try:
+        raw = _read_limited(manifest_path, MAX_META_BYTES, manifest_path)
+        manifest = json.loads(raw.decode("utf-8"))
+        entries = [e for e in manifest.values() if e.get("dir") == real_dir.name]
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        raise CheckpointError(f"{manifest_path}: not a valid checkpoint manifest") from None
+    # no entry: a crash between publishing the checkpoint and updating the manifest
+    for entry in entries:
+        recorded = (entry.get("files") or {}).get(path.name)
+        if recorded is not None and recorded != actual:
+            raise CheckpointError(f"{path}: sha256 does not match {manifest_path}")
+
+
+def _check_layout(path: Path, meta: dict, state_dict: dict[str, torch.Tensor]) -> None:
+    where = path.parent / META
+    try:
+        cfg = ModelConfig.model_validate((meta["config"] or {})["model"])
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise CheckpointError(f"{where}: config.model.{loc}: {first['msg']}") from None
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{where}: config has no model section") from None
+    in_f, n_cls = meta["in_features"], meta["n_classes"]
+    if not all(type(v) is int and v > 0 for v in (in_f, n_cls)):
+        raise CheckpointError(f"{where}: in_features and n_classes must be positive integers")
+    if not isinstance(meta["classes"], list) or len(meta["classes"]) != n_cls:
+        raise CheckpointError(f"{where}: classes must list n_classes = {n_cls} names")
+    with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
+        expected = {k: tuple(v.shape) for k, v in build_mlp(cfg, in_f, n_cls).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state_dict.items()}
+    for key in list(expected) + [k for k in got if k not in expected]:
+        want, have = expected.get(key), got.get(key)
+        if want != have:
+            raise CheckpointError(
+                f"{path}: layout mismatch at {key}: the config expects "
+                f"{list(want) if want is not None else 'no such tensor'}, the file has "
+                f"{list(have) if have is not None else 'no such tensor'}")
+
+
+def load_checkpoint(path: Path) -> LoadedCheckpoint:
+    """Load and verify a checkpoint; raise CheckpointError (one line naming the path)."""
+    ckpt = _checkpoint_dir(Path(path))
+    real = ckpt.resolve()  # read both files from one directory even if `best` is re-pointed
+    meta = _read_meta(real, ckpt)
+    weights = ckpt / WEIGHTS
+    data = _read_limited(real / WEIGHTS, MAX_WEIGHTS_BYTES, weights)
+    if not data:
+        raise CheckpointError(f"{weights}: empty file (0 bytes)")
+    try:
+        state_dict = safetensors.torch.load(data)
+    except (SafetensorError, ValueError, TypeError, RuntimeError, OverflowError) as e:
+        raise CheckpointError(f"{weights}: not a valid safetensors file, truncated or "
+                              f"corrupt ({_cause(e)})") from None
+    _verify_hash(weights, data, meta, real)
+    _check_layout(weights, meta, state_dict)
+    return LoadedCheckpoint(dir=ckpt, state_dict=state_dict, meta=meta)
+
+
+def load_train_state(ckpt_dir: Path) -> dict:
+    """The resume state of a `last` checkpoint, verified and loaded with `weights_only=True`."""
+    ckpt = _checkpoint_dir(Path(ckpt_dir))
+    real = ckpt.resolve()
+    meta = _read_meta(real, ckpt)
+    path = ckpt / TRAIN_STATE
+    data = _read_limited(real / TRAIN_STATE, MAX_TRAIN_STATE_BYTES, path)
+    _verify_hash(path, data, meta, real)
+    try:
+        # weights_only=True: tensors and plain containers only; never runs code from the file
+        state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as e:  # UnpicklingError, RuntimeError, EOFError, ...: all mean "unusable"
+        why = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        detail = (f"it references {why.group(1)}, which weights_only loading does not allow"
+                  if why else f"{type(e).__name__}: {_cause(e).split('. ')[0]}")
+        raise CheckpointError(f"{path}: refused to load ({detail})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict, found {type(state).__name__}")
+    return state

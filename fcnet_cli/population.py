@@ -1,0 +1,225 @@
+"""K ≥ 1 MLPs of one layout trained in lock-step.
+
+Parameters are stacked along a leading member axis (K, ...); the forward pass is a chain of
+batched matrix products, and every member-specific hyperparameter is a (K,) tensor. Member k
+is initialized exactly like `build_mlp` under `torch.manual_seed(seed_k)`, and converts to and
+from that plain `nn.Sequential`'s state dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.nn import functional as F
+
+from fcnet_cli.config import Experiment
+from fcnet_cli.model import build_mlp, linear_indices
+
+__all__ = ["Population", "derive_seed", "member_hparams"]
+
+_ACT = {
+    "relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "gelu": F.gelu,
+    "leaky_relu": F.leaky_relu, "silu": F.silu,
+}
+BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d defaults
+
+
+def derive_seed(seed: int, stream: int) -> int:
+    """Independent seeds for the data-order (stream 1) and dropout (stream 2) generators."""
+    return (seed * 1_000_003 + stream * 7_919) % (2**63 - 1)
+
+
+def member_hparams(exps: Sequence[Experiment], device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-member hyperparameters as (K,) float32 tensors."""
+    rows: dict[str, list[float]] = {k: [] for k in (
+        "lr", "momentum", "dampening", "nesterov", "weight_decay", "beta1", "beta2", "eps",
+        "alpha", "l1", "l2", "bias_penalty", "dropout", "label_smoothing", "grad_clip")}
+    for e in exps:
+        o, r = e.optimizer, e.regularization
+        lam = r.strength if r.type != "none" else 0.0
+        l1 = {"l1": lam, "elastic_net": lam * r.l1_ratio}.get(r.type, 0.0)
+        l2 = {"l2": lam, "elastic_net": lam * (1 - r.l1_ratio)}.get(r.type, 0.0)
+        vals = [o.lr, o.momentum, o.dampening, float(o.nesterov), o.weight_decay, o.betas[0],
+                o.betas[1], o.eps, o.alpha, l1, l2, float(r.include_bias), e.model.dropout,
+                e.loss.label_smoothing, e.training.grad_clip or float("inf")]
+        for key, v in zip(rows, vals, strict=True):
+            rows[key].append(float(v))
+    return {k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in rows.items()}
+
+
+class Population:
+    """Stacked parameters of K members sharing (in_features, hidden, n_classes, batch_norm)."""
+
+    def __init__(self, exps: Sequence[Experiment], in_features: int, n_classes: int,
+                 device: torch.device):
+        cfg = exps[0].model
+        self.hidden = list(cfg.hidden)
+        self.activation = cfg.activation
+        self.batch_norm = cfg.batch_norm
+        self.in_features, self.n_classes = in_features, n_classes
+        self.device = device
+        self.lin_idx = linear_indices(self.hidden, self.batch_norm)
+        states = []
+        for e in exps:
+            torch.manual_seed(e.training.seed)  # nn.Linear init from the member's seed
+            states.append(build_mlp(e.model, in_features, n_classes).state_dict())
+        self.load_state_dicts(states)
+
+    # ------------------------------------------------------------------ state conversion
+
+    def _keys(self) -> list[tuple[str, str]]:
+        """(state-dict key, attribute role) in parameter order."""
+        keys = []
+        for j, i in enumerate(self.lin_idx):
+            keys += [(f"{i}.weight", "param"), (f"{i}.bias", "param")]
+            if self.batch_norm and j < len(self.hidden):
+                keys += [(f"{i + 1}.weight", "param"), (f"{i + 1}.bias", "param"),
+                         (f"{i + 1}.running_mean", "buffer"), (f"{i + 1}.running_var", "buffer"),
+                         (f"{i + 1}.num_batches_tracked", "buffer")]
+        return keys
+
+    def load_state_dicts(self, states: Sequence[dict[str, torch.Tensor]]) -> None:
+        """Stack K plain `nn.Sequential` state dicts into the population."""
+        self.params: list[torch.Tensor] = []
+        self.buffers: dict[str, torch.Tensor] = {}
+        self.param_keys: list[str] = []
+        for key, role in self._keys():
+            t = torch.stack([s[key].detach() for s in states]).to(self.device).clone()
+            if role == "param":
+                self.params.append(t.requires_grad_(True))
+                self.param_keys.append(key)
+            else:
+                self.buffers[key] = t
+        self.K = len(states)
+
+    def state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k as a plain `nn.Sequential` state dict (CPU tensors)."""
+        out = {key: p[k].detach().cpu().clone() for key, p in zip(self.param_keys, self.params,
+                                                                   strict=True)}
+        out.update({key: b[k].cpu().clone() for key, b in self.buffers.items()})
+        return out
+
+    def decay_mask(self, include_bias: bool) -> list[bool]:
+        """Which parameters weight decay applies to: Linear weights (and biases if asked)."""
+        lin = {f"{i}.weight" for i in self.lin_idx}
+        bias = {f"{i}.bias" for i in self.lin_idx}
+        return [k in lin or (include_bias and k in bias) for k in self.param_keys]
+
+    def compact(self, keep: torch.Tensor) -> None:
+        """Keep members `keep` (index tensor); the others are dropped."""
+        self.params = [p.detach()[keep].clone().requires_grad_(True) for p in self.params]
+        self.buffers = {k: b[keep].clone() for k, b in self.buffers.items()}
+        self.K = len(keep)
+
+    # ------------------------------------------------------------------ forward
+
+    def linears(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight (K, out, in), bias (K, out)) of each Linear layer."""
+        pos = {k: i for i, k in enumerate(self.param_keys)}
+        return [(self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]])
+                for i in self.lin_idx]
+
+    def forward(self, x: torch.Tensor, train: bool, dropout: torch.Tensor | None = None,
+                gens: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        """x (K, B, in) -> logits (K, B, n_classes).
+
+        In training mode batch norm uses batch statistics (and updates running ones), and
+        dropout draws member k's mask from `gens[k]` with rate `dropout[k]`.
+        """
+        pos = {k: i for i, k in enumerate(self.param_keys)}
+        act = _ACT[self.activation]
+        h = x
+        for j, i in enumerate(self.lin_idx):
+            w, b = self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]]
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))  # (K, B, out)
+            if j == len(self.hidden):
+                break
+            if self.batch_norm:
+                h = self._batch_norm(h, i + 1, pos, train)
+            h = act(h)
+            if train and dropout is not None and gens is not None:
+                h = self._dropout(h, dropout, gens)
+        return h
+
+    def _batch_norm(self, h: torch.Tensor, i: int, pos: dict[str, int],
+                    train: bool) -> torch.Tensor:
+        gamma = self.params[pos[f"{i}.weight"]].unsqueeze(1)  # (K, 1, width)
+        beta = self.params[pos[f"{i}.bias"]].unsqueeze(1)
+        rm, rv = self.buffers[f"{i}.running_mean"], self.buffers[f"{i}.running_var"]
+        if train:
+            mean = h.mean(1)  # (K, width)
+            var = h.var(1, unbiased=False)
+            with torch.no_grad():
+                n = h.shape[1]
+                rm.mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * mean.detach())
+                rv.mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * var.detach() * n / max(n - 1, 1))
+                self.buffers[f"{i}.num_batches_tracked"].add_(1)
+        else:
+            mean, var = rm, rv
+        return (h - mean.unsqueeze(1)) * torch.rsqrt(var.unsqueeze(1) + BN_EPS) * gamma + beta
+
+    @staticmethod
+    def _dropout(h: torch.Tensor, p: torch.Tensor, gens: Sequence[torch.Generator]
+                 ) -> torch.Tensor:
+        masks = []
+        for k, g in enumerate(gens):
+            pk = float(p[k])
+            if pk == 0.0:  # no draw at p = 0, like F.dropout
+                masks.append(torch.ones_like(h[k]))
+            else:  # F.dropout on CPU: empty_like(x).bernoulli_(1 - p).div_(1 - p)
+                masks.append(torch.empty_like(h[k]).bernoulli_(1 - pk, generator=g)
+                             .div_(1 - pk))
+        return h * torch.stack(masks)
+
+    # ------------------------------------------------------------------ loss and penalty
+
+    @staticmethod
+    def member_loss(logits: torch.Tensor, y: torch.Tensor,
+                    smoothing: torch.Tensor | None) -> torch.Tensor:
+        """Cross-entropy per member (K,), nn.CrossEntropyLoss semantics; y (K, B)."""
+        logp = torch.log_softmax(logits, dim=-1)  # (K, B, C)
+        nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (K, B)
+        if smoothing is None:
+            return nll.mean(1)
+        eps = smoothing.unsqueeze(1)
+        return ((1 - eps) * nll - eps * logp.mean(-1)).mean(1)
+
+    def penalty(self, l1: torch.Tensor, l2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """λ-weighted L1/L2 penalty per member (K,): weights always, biases where bias=1."""
+        total = torch.zeros(self.K, device=self.device)
+        use_l1, use_l2 = bool((l1 > 0).any()), bool((l2 > 0).any())
+        with_bias = bool((bias > 0).any())
+        for w, b in self.linears():
+            for t, scale in ((w, None), (b, bias)):
+                if scale is not None and not with_bias:
+                    continue
+                dims = tuple(range(1, t.dim()))
+                term = torch.zeros_like(total)
+                if use_l1:
+                    term = term + l1 * t.abs().sum(dims)
+                if use_l2:
+                    term = term + l2 * (t * t).sum(dims)
+                total = total + (term if scale is None else term * scale)
+        return total
+
+    @torch.no_grad()
+    def clip_grads(self, max_norm: torch.Tensor) -> None:
+        """Per-member clip_grad_norm_ over all of a member's parameters."""
+        sq = sum(p.grad.pow(2).flatten(1).sum(1) for p in self.params if p.grad is not None)
+        norm = torch.as_tensor(sq).sqrt()  # (K,)
+        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
+
+    @torch.no_grad()
+    def layer_stats(self) -> list[list[tuple[str, float, float, float]]]:
+        """Per member, per Linear: (layer, L2 norm, L1 norm, fraction |w| < 1e-3)."""
+        cols = []
+        for i, (w, _) in zip(self.lin_idx, self.linears(), strict=True):
+            flat = w.detach().flatten(1)  # (K, out*in)
+            cols.append((str(i), flat.norm(dim=1).tolist(), flat.abs().sum(1).tolist(),
+                         (flat.abs() < 1e-3).float().mean(1).tolist()))
+        return [[(name, l2[k], l1[k], sp[k]) for name, l2, l1, sp in cols]
+                for k in range(self.K)]

@@ -1,0 +1,191 @@
+"""What a run leaves on disk: config.yaml, metrics.csv, summary.json, checkpoint metadata.
+
+The training loop calls these; the layout and atomic writing live in `checkpoint.py`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fcnet_cli import checkpoint as ck
+from fcnet_cli.config import ConfigError, Experiment, dump_experiment, load_experiment
+from fcnet_cli.data import DataSplits
+from fcnet_cli.errors import CheckpointError, UsageError
+from fcnet_cli.evaluate import evaluate
+from fcnet_cli.members import Member
+from fcnet_cli.model import build_mlp
+from fcnet_cli.results import EpochMetrics, LayerStats, RunResult
+
+__all__ = [
+    "ResumeState",
+    "check_resume_config",
+    "finish_member",
+    "layer_stats",
+    "load_resume_state",
+    "prepare_run_dirs",
+    "save_model",
+    "versions",
+    "write_metrics",
+]
+
+FCNET_VERSION = "0.1.0"
+
+
+def versions() -> dict[str, str]:
+    return {"fcnet": FCNET_VERSION, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def layer_stats(rows: Sequence[tuple[str, float, float, float]]) -> list[LayerStats]:
+    return [LayerStats(layer=n, l2_norm=l2, l1_norm=l1, sparsity=sp) for n, l2, l1, sp in rows]
+
+
+def prepare_run_dirs(exps: Sequence[Experiment], run_dirs: Sequence[Path] | None, resume: bool,
+                     data: DataSplits) -> list[Path]:
+    """Create (or, on resume, check) one run directory per member; write config.yaml."""
+    out: list[Path] = []
+    for i, exp in enumerate(exps):
+        if resume:
+            assert run_dirs is not None
+            rd = Path(run_dirs[i])
+            ck.clean_stale(rd)
+        elif run_dirs is None:
+            rd = ck.new_run_dir(Path(exp.output.dir), exp.name)
+        else:
+            rd = Path(run_dirs[i])
+            rd.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            ck.atomic_write_text(rd / "config.yaml", dump_experiment(exp))
+        out.append(rd)
+    return out
+
+
+def check_resume_config(run_dir: Path, exp: Experiment) -> None:
+    """Refuse to resume a run with a config other than the one it started with."""
+    if not (run_dir / "config.yaml").is_file():
+        raise UsageError(f"{run_dir}: not a run directory (no config.yaml)")
+    saved = load_experiment(run_dir / "config.yaml")
+    a, b = _flatten(saved.model_dump(mode="json")), _flatten(exp.model_dump(mode="json"))
+    diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if diff:
+        raise ConfigError([f"cannot resume {run_dir}: the config changed"] + diff)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def write_metrics(run_dir: Path, history: Sequence[EpochMetrics]) -> None:
+    """metrics.csv: one row per epoch, rewritten atomically."""
+    if not history:
+        return
+    rows = [m.row() for m in history]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    ck.atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
+
+
+def _meta(m: Member, data: DataSplits, epoch: int | None) -> dict[str, Any]:
+    row = next((r for r in m.history if r.epoch == epoch), None)
+    return {
+        "format": "fcnet-checkpoint", "version": 1, "versions": versions(),
+        "config": m.exp.model_dump(mode="json"), "in_features": data.n_features,
+        "n_classes": data.n_classes, "classes": list(data.classes),
+        "normalization": data.normalization.to_json(), "epoch": epoch,
+        "metrics": None if row is None else {k: v for k, v in row.row().items()
+                                             if not k.startswith(("l1_", "l2_", "sparsity"))},
+    }
+
+
+def save_model(run_dir: Path, which: str, m: Member, data: DataSplits,
+               state_dict: dict[str, torch.Tensor] | None = None,
+               train_state: dict[str, Any] | None = None) -> None:
+    """Write checkpoints/<which>: best → the member's best state; last → `state_dict`."""
+    if which == "best":
+        assert m.best_state is not None
+        ck.save_checkpoint(run_dir, "best", m.best_state, _meta(m, data, m.best_epoch))
+    else:
+        assert state_dict is not None
+        epoch = m.history[-1].epoch if m.history else None
+        ck.save_checkpoint(run_dir, "last", state_dict, _meta(m, data, epoch), train_state)
+
+
+def finish_member(m: Member, data: DataSplits, mid_epoch: bool) -> RunResult:
+    """Test metrics of the best state, summary.json, and any best checkpoint still pending."""
+    test = None
+    if m.best_state is not None:
+        model = build_mlp(m.exp.model, data.n_features, data.n_classes).to(data.x_test.device)
+        model.load_state_dict(m.best_state)
+        if len(data.y_test):
+            test = evaluate(model, data.x_test, data.y_test, list(data.classes), "test",
+                            label_smoothing=m.exp.loss.label_smoothing)
+        if m.run_dir is not None and m.best_dirty:
+            save_model(m.run_dir, "best", m, data)
+            m.best_dirty = False
+    result = RunResult(name=m.exp.name, run_dir=None if m.run_dir is None else str(m.run_dir),
+                       status=m.status or "interrupted", history=list(m.history),
+                       best_epoch=m.best_epoch, monitor=m.monitor, test=test, reason=m.reason,
+                       seconds=m.seconds)
+    if m.run_dir is not None:
+        write_metrics(m.run_dir, m.history)
+        ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
+    return result
+
+
+def summary(r: RunResult) -> dict[str, Any]:
+    """The content of summary.json."""
+    best, last = r.best, r.last
+    return {
+        "name": r.name, "status": r.status, "reason": r.reason, "monitor": r.monitor,
+        "best_epoch": r.best_epoch, "last_epoch": None if last is None else last.epoch,
+        "best": None if best is None else best.row(),
+        "last": None if last is None else last.row(),
+        "gap_at_best": None if best is None else {"accuracy": best.gap_accuracy,
+                                                  "loss": best.gap_loss},
+        "gap_at_last": None if last is None else {"accuracy": last.gap_accuracy,
+                                                  "loss": last.gap_loss},
+        "test": None if r.test is None else r.test.to_dict(),
+        "seconds": r.seconds, "run_dir": r.run_dir, "versions": versions(),
+    }
+
+
+@dataclass
+class ResumeState:
+    weights: dict[str, torch.Tensor]
+    train: dict[str, Any]
+    best_weights: dict[str, torch.Tensor] | None
+
+
+def load_resume_state(run_dir: Path | None) -> ResumeState:
+    """The `last` checkpoint (weights + training state) and the `best` weights of a run."""
+    assert run_dir is not None
+    last = run_dir / "checkpoints" / "last"
+    if not last.exists():
+        raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoints/last)")
+    weights = ck.load_checkpoint(last).state_dict
+    train = ck.load_train_state(last)
+    best_dir = run_dir / "checkpoints" / "best"
+    best = ck.load_checkpoint(best_dir).state_dict if best_dir.exists() else None
+    return ResumeState(weights, train, best)
+
+
+def history_dicts(history: Sequence[EpochMetrics]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in history]

@@ -1,0 +1,340 @@
+"""The training loop: one loop for one run (K = 1) and for a population of K members.
+
+    exp = load_experiment("experiments/digits.yaml")
+    result = train(exp)
+    print(result.best.val_accuracy)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from fcnet_cli import records
+from fcnet_cli.checkpoint import RunLock
+from fcnet_cli.config import Experiment
+from fcnet_cli.data import DataSplits, load_data
+from fcnet_cli.errors import RunError, UsageError
+from fcnet_cli.members import Member, new_member
+from fcnet_cli.optim import PopulationOptimizer, epoch_lr, onecycle_lr
+from fcnet_cli.population import Population, member_hparams
+from fcnet_cli.results import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
+
+__all__ = ["Pruner", "pick_device", "train", "train_population"]
+
+# (member index in the original list, its latest epoch) -> stop it now?
+Pruner = Callable[[int, EpochMetrics], bool]
+EVAL_BATCH = 8192
+
+
+def pick_device(name: str) -> torch.device:
+    """auto → cuda when available, else cpu. Asking for an absent device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunError("training.device is 'cuda' but no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise RunError("training.device is 'mps' but MPS is not available")
+    return torch.device(name)
+
+
+def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToken | None = None,
+          resume: Path | None = None) -> RunResult:
+    """Train one experiment (a population of one). `resume` continues a run directory."""
+    if resume is not None:
+        records.check_resume_config(resume, exp)
+        return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
+                                resume=True)[0]
+    return train_population([exp], callbacks=callbacks, stop=stop)[0]
+
+
+def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback] = (),
+                     stop: StopToken | None = None, run_dirs: Sequence[Path] | None = None,
+                     resume: bool = False, eager_checkpoints: bool = True,
+                     pruner: Pruner | None = None, data: DataSplits | None = None,
+                     ) -> list[RunResult]:
+    """Train K experiments of one layout together; member k ends as its standalone run would.
+
+    Args:
+        exps: the members; they must share `config.layout_key`.
+        run_dirs: one directory per member (created when missing); default: a new run
+            directory under each member's `output.dir/name`.
+        resume: continue each run directory from its `last` checkpoint.
+        eager_checkpoints: write `best` when it improves and `last` every epoch (a run);
+            otherwise write both when the member ends (a sweep).
+        pruner: asked after every epoch whether to stop a member early.
+        data: already-loaded splits (a sweep loads them once per layout).
+    """
+    engine = _Engine(exps, callbacks, stop or StopToken(), pruner, eager_checkpoints, data)
+    return engine.run(run_dirs, resume)
+
+
+class _Engine:
+    def __init__(self, exps: Sequence[Experiment], callbacks: Sequence[Callback],
+                 stop: StopToken, pruner: Pruner | None, eager: bool,
+                 data: DataSplits | None):
+        self.exps, self.callbacks, self.stop, self.pruner, self.eager = exps, callbacks, stop, \
+            pruner, eager
+        first = exps[0]
+        self.device = pick_device(first.training.device)
+        self.data = (data or load_data(first.data)).to(self.device)
+        self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
+        self.n_train = len(self.data.y_train)
+        self.n_batches = math.ceil(self.n_train / self.batch_size)
+        if first.model.batch_norm and self.n_train % self.batch_size == 1:
+            self.n_batches -= 1  # batch norm cannot train on a last batch of one example
+        self.results: dict[int, RunResult] = {}
+
+    # ------------------------------------------------------------------ set-up
+
+    def run(self, run_dirs: Sequence[Path] | None, resume: bool) -> list[RunResult]:
+        d = self.data
+        self.pop = Population(self.exps, d.n_features, d.n_classes, self.device)
+        self.members = [new_member(i, e, self.device) for i, e in enumerate(self.exps)]
+        self.hp = member_hparams(self.exps, self.device)
+        decay = self.pop.decay_mask(self.exps[0].regularization.include_bias)
+        if any(e.regularization.include_bias for e in self.exps):
+            decay = [m or k.endswith(".bias") and not self._is_bn(k)
+                     for m, k in zip(decay, self.pop.param_keys, strict=True)]
+        self.opt = PopulationOptimizer(self.exps[0].optimizer.name, self.pop.params, decay,
+                                       self.hp)
+        dirs = records.prepare_run_dirs(self.exps, run_dirs, resume, d)
+        with contextlib.ExitStack() as locks:
+            for m, rd in zip(self.members, dirs, strict=True):
+                locks.enter_context(RunLock(rd))
+                m.run_dir = rd
+            return self._run(dirs, resume)
+
+    def _run(self, dirs: list[Path], resume: bool) -> list[RunResult]:
+        d = self.data
+        self.start_epoch, self.start_batch, self.perms = 0, 0, None
+        self.acc = (torch.zeros(self.pop.K, device=self.device),
+                    torch.zeros(self.pop.K, device=self.device), 0)
+        if resume:
+            self._restore()
+            if self.start_epoch >= self.epochs:
+                raise UsageError(f"{dirs[0]}: the run already finished all {self.epochs} epochs")
+        for cb in self.callbacks:
+            cb.on_run_start(RunStart(
+                names=[e.name for e in self.exps], run_dirs=[str(p) for p in dirs],
+                epochs=self.epochs, batches_per_epoch=self.n_batches,
+                start_epoch=self.start_epoch, device=str(self.device), n_train=self.n_train,
+                n_val=len(d.y_val), n_test=len(d.y_test), n_features=d.n_features,
+                n_classes=d.n_classes))
+        try:
+            self._loop()
+        finally:
+            for m in self.members:  # close what is still open (interrupt or error)
+                if m.status is None:
+                    m.status = "interrupted"
+                    self._finish(m, mid_epoch=True)
+        return [self.results[i] for i in range(len(self.exps))]
+
+    def _is_bn(self, key: str) -> bool:
+        return int(key.split(".")[0]) not in self.pop.lin_idx
+
+    def _restore(self) -> None:
+        states = [records.load_resume_state(m.run_dir) for m in self.members]
+        self.pop.load_state_dicts([s.weights for s in states])
+        self.opt.params = self.pop.params
+        self.opt.load_member_states([s.train["optimizer"] for s in states])
+        for m, s in zip(self.members, states, strict=True):
+            m.load_state(s.train, s.best_weights)
+        t = states[0].train
+        self.start_epoch, self.start_batch = int(t["epoch"]), int(t["batch"])
+        if self.start_batch:
+            self.perms = torch.stack([s.train["perm"] for s in states]).to(self.device)
+            self.acc = (torch.stack([s.train["loss_sum"] for s in states]).to(self.device),
+                        torch.stack([s.train["correct"] for s in states]).to(self.device),
+                        int(t["count"]))
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        d, B = self.data, self.batch_size
+        dropout = self.hp["dropout"] if bool((self.hp["dropout"] > 0).any()) else None
+        smoothing = self.hp["label_smoothing"] if bool(
+            (self.hp["label_smoothing"] > 0).any()) else None
+        penalize = bool(((self.hp["l1"] > 0) | (self.hp["l2"] > 0)).any())
+        clip = bool(torch.isfinite(self.hp["grad_clip"]).any())
+        for epoch in range(self.start_epoch, self.epochs):
+            t0 = time.perf_counter()
+            first_batch = self.start_batch if epoch == self.start_epoch else 0
+            if first_batch == 0:
+                self.perms = torch.stack([torch.randperm(self.n_train, generator=m.perm_gen)
+                                          for m in self.members]).to(self.device)  # (K, N)
+                z = torch.zeros(self.pop.K, device=self.device)
+                self.acc = (z, z.clone(), 0)
+            lr = self._epoch_lrs(epoch)
+            for b in range(first_batch, self.n_batches):
+                if self.stop.requested:
+                    self._interrupt(epoch, b)
+                    return
+                if self._onecycle:
+                    lr = self._onecycle_lrs(epoch * self.n_batches + b)
+                assert self.perms is not None
+                idx = self.perms[:, b * B:(b + 1) * B]  # (K, batch)
+                xb, yb = d.x_train[idx], d.y_train[idx]  # (K, batch, F), (K, batch)
+                # forward → loss (+ explicit penalty) → zero_grad → backward → clip → step
+                logits = self.pop.forward(xb, True, dropout, [m.drop_gen for m in self.members])
+                loss = self.pop.member_loss(logits, yb, smoothing)  # (K,)
+                objective = loss + self.pop.penalty(self.hp["l1"], self.hp["l2"],
+                                                    self.hp["bias_penalty"]) if penalize else loss
+                finite = torch.isfinite(objective)
+                for p in self.pop.params:
+                    p.grad = None
+                torch.where(finite, objective, 0.0).sum().backward()
+                if not bool(finite.all()):
+                    keep = self._diverge(finite, epoch, b)
+                    if keep is None:
+                        return
+                    lr, logits, loss, yb = lr[keep], logits[keep], loss[keep], yb[keep]
+                    dropout = None if dropout is None else self.hp["dropout"]
+                    smoothing = None if smoothing is None else self.hp["label_smoothing"]
+                if clip:
+                    self.pop.clip_grads(self.hp["grad_clip"])
+                self.opt.step(lr)
+                with torch.no_grad():
+                    ls, corr, cnt = self.acc
+                    self.acc = (ls + loss.detach() * yb.shape[1],
+                                corr + (logits.argmax(-1) == yb).sum(1), cnt + yb.shape[1])
+                for cb in self.callbacks:
+                    cb.on_batch_end(BatchProgress(epoch + 1, b + 1, self.n_batches))
+            self._end_epoch(epoch, lr, time.perf_counter() - t0)
+            if not self.members:
+                return
+
+    # ------------------------------------------------------------------ learning rates
+
+    @property
+    def _onecycle(self) -> bool:
+        return self.exps[0].scheduler.name == "onecycle"
+
+    def _epoch_lrs(self, epoch: int) -> torch.Tensor:
+        lrs = []
+        for m in self.members:
+            s, base = m.exp.scheduler, m.exp.optimizer.lr
+            lr = epoch_lr(s, base, epoch, self.epochs)
+            if m.plateau is not None and epoch >= s.warmup_epochs:
+                lr = m.plateau.lr
+            lrs.append(lr)
+        return torch.tensor(lrs, dtype=torch.float32, device=self.device)
+
+    def _onecycle_lrs(self, step: int) -> torch.Tensor:
+        total = self.epochs * self.n_batches
+        lrs = [onecycle_lr(step, total, m.exp.scheduler.max_lr or m.exp.optimizer.lr,
+                           m.exp.scheduler.pct_start) for m in self.members]
+        return torch.tensor(lrs, dtype=torch.float32, device=self.device)
+
+    # ------------------------------------------------------------------ epoch end
+
+    @torch.no_grad()
+    def _evaluate_val(self) -> tuple[list[float], list[float]]:
+        x, y = self.data.x_val, self.data.y_val
+        K = self.pop.K
+        smoothing = self.hp["label_smoothing"]
+        loss_sum = torch.zeros(K, device=self.device)
+        correct = torch.zeros(K, device=self.device)
+        for s in range(0, len(y), EVAL_BATCH):
+            xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
+            logits = self.pop.forward(xb.expand(K, -1, -1), False)
+            yk = yb.expand(K, -1)
+            loss_sum += self.pop.member_loss(logits, yk, smoothing) * len(yb)
+            correct += (logits.argmax(-1) == yk).sum(1)
+        n = max(len(y), 1)
+        return (loss_sum / n).tolist(), (correct / n).tolist()
+
+    def _end_epoch(self, epoch: int, lr: torch.Tensor, seconds: float) -> None:
+        ls, corr, cnt = self.acc
+        train_loss, train_acc = (ls / cnt).tolist(), (corr / cnt).tolist()
+        val_loss, val_acc = self._evaluate_val()
+        stats = self.pop.layer_stats()
+        lrs = lr.tolist()
+        rows, done = [], []
+        for k, m in enumerate(self.members):
+            row = EpochMetrics(m.index, epoch + 1, train_loss[k], train_acc[k], val_loss[k],
+                               val_acc[k], lrs[k], seconds,
+                               records.layer_stats(stats[k]))
+            m.history.append(row)
+            rows.append(row)
+            if m.end_epoch(row, lambda k=k: self.pop.state_dict(k), self.pruner):
+                done.append(k)
+        for k, m in enumerate(self.members):
+            if self.eager or k in done:
+                self._save(m, k, epoch + 1, 0, with_last=self.eager or m.status is not None)
+        for cb in self.callbacks:
+            cb.on_epoch_end(rows)
+        for k in done:
+            self._finish(self.members[k], mid_epoch=False, k=k)
+        if done:
+            self._keep([k for k in range(len(self.members)) if k not in done])
+
+    # ------------------------------------------------------------------ stopping members
+
+    def _diverge(self, finite: torch.Tensor, epoch: int, b: int) -> torch.Tensor | None:
+        """Stop the members whose loss is not finite, before their bad update is applied."""
+        bad = (~finite).nonzero().flatten().tolist()
+        grads = [p.grad for p in self.pop.params]
+        for k in bad:
+            m = self.members[k]
+            m.status = "diverged"
+            m.reason = f"non-finite loss at epoch {epoch + 1}, step {b + 1}"
+            self._finish(m, mid_epoch=False, k=None)
+        keep = [k for k in range(len(self.members)) if k not in bad]
+        if not keep:
+            self.members = []
+            return None
+        keep_t = self._keep(keep)
+        for p, g in zip(self.pop.params, grads, strict=True):
+            p.grad = None if g is None else g[keep_t]
+        return keep_t
+
+    def _keep(self, keep: list[int]) -> torch.Tensor:
+        """Compact every per-member structure to the members `keep`."""
+        keep_t = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self.members = [self.members[k] for k in keep]
+        self.pop.compact(keep_t)
+        self.hp = {n: t[keep_t] for n, t in self.hp.items()}
+        self.opt.compact(keep_t, self.pop.params, self.hp)
+        if self.perms is not None:
+            self.perms = self.perms[keep_t]
+        ls, corr, cnt = self.acc
+        self.acc = (ls[keep_t], corr[keep_t], cnt)
+        return keep_t
+
+    def _interrupt(self, epoch: int, b: int) -> None:
+        for k, m in enumerate(self.members):
+            m.status = "interrupted"
+            m.reason = f"stopped by {self.stop.reason} at epoch {epoch + 1}, batch {b + 1}"
+            self._save(m, k, epoch, b, with_last=True)
+            self._finish(m, mid_epoch=True)
+        self.members = []
+
+    def _save(self, m: Member, k: int, epoch: int, batch: int, with_last: bool) -> None:
+        """Write `best` (when it changed) and `last` (with the exact training state)."""
+        if m.run_dir is None:
+            return
+        records.write_metrics(m.run_dir, m.history)
+        if m.best_dirty and m.best_state is not None:
+            records.save_model(m.run_dir, "best", m, self.data)
+            m.best_dirty = False
+        if with_last:
+            ls, corr, cnt = self.acc
+            state = m.train_state(epoch, batch, self.opt.member_state(k),
+                                  self.perms[k] if batch and self.perms is not None else None,
+                                  ls[k], corr[k], cnt)
+            records.save_model(m.run_dir, "last", m, self.data, self.pop.state_dict(k), state)
+
+    def _finish(self, m: Member, mid_epoch: bool, k: int | None = None) -> None:
+        """Close a member: final checkpoints (sweeps), test metrics, summary.json."""
+        if m.index in self.results:
+            return
+        result = records.finish_member(m, self.data, mid_epoch)
+        self.results[m.index] = result
+        for cb in self.callbacks:
+            cb.on_member_end(m.index, result)
