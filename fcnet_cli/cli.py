@@ -86,7 +86,7 @@ def _guarded(body: Callable[[], int], debug: bool) -> int:
             raise
         _print_errors(["interrupted"])
         return EXIT_SIGNAL["SIGINT"]
-    except Exception as err:  # noqa: BLE001 - the one place unexpected errors become exit 1
+    except Exception as err:  # the one place unexpected errors become exit 1
         if debug:
             raise
         message = str(err).strip() or type(err).__name__
@@ -203,7 +203,7 @@ def _signals_to(stop: "StopToken") -> Iterator[None]:
         stop.request(name)
         _note(f"{name}: stopping after the current batch and saving the run")
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -212,8 +212,8 @@ def _signals_to(stop: "StopToken") -> Iterator[None]:
                 break
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        for installed, old in previous.items():
+            signal.signal(installed, old)
 
 
 def _note(text: str) -> None:

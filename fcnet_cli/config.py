@@ -111,7 +111,7 @@ class ModelConfig(_Strict):
     def _widths(cls, v: list[int]) -> list[int]:
         bad = [w for w in v if w <= 0]
         if bad:
-            raise ValueError(f"layer widths must be > 0 (got {bad[0]})")
+            raise ValueError(f"layer widths must be > 0 (got {v})")
         return v
 
 
@@ -297,6 +297,7 @@ def _build(node: yaml.Node, loader: _Loader, path: str, lines: dict[str, int],
                                 f"(first defined on line {seen[key]})")
                 continue
             seen[key] = line
+            lines.setdefault(where, line)
             out[key] = _build(vnode, loader, where, lines, problems, origin)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -387,6 +388,8 @@ def _describe_error(err: Any, where: str, path: str) -> str:
         hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
         tail = f"; did you mean '{hint[0]}'?" if hint else (
             f"; known keys: {', '.join(known)}" if known else "")
+        if where.startswith("--set"):
+            return f"{where}: unknown key{tail}"
         return f"{where}: {path}: unknown key{tail}"
     msg = err["msg"].removeprefix("Value error, ")
     value = err.get("input")

@@ -185,13 +185,13 @@ class PlainTrainDisplay(Callback):
         self._names: list[str] = []
         self._epochs = 0
 
-    def _line(self, text: str) -> None:
-        self.console.print(Text(text), soft_wrap=True)
-        self.console.file.flush()
+    def _line(self, text: str | Text) -> None:
+        self.console.print(text if isinstance(text, Text) else Text(text), soft_wrap=True)
+        self.console.file.flush()  # a log file or pipe should see each epoch as it ends
 
     def on_run_start(self, start: RunStart) -> None:
         self._names, self._epochs = list(start.names), start.epochs
-        self.console.print(_start_line(start), soft_wrap=True)
+        self._line(_start_line(start))
 
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         for m in metrics:

@@ -17,7 +17,13 @@ from typing import Any
 import torch
 
 from fcnet_cli import checkpoint as ck
-from fcnet_cli.config import ConfigError, Experiment, dump_experiment, load_experiment
+from fcnet_cli.config import (
+    ConfigError,
+    Experiment,
+    dump_experiment,
+    read_config_file,
+    validate_experiment,
+)
 from fcnet_cli.data import DataSplits
 from fcnet_cli.errors import CheckpointError, UsageError
 from fcnet_cli.evaluate import evaluate
@@ -73,7 +79,8 @@ def check_resume_config(run_dir: Path, exp: Experiment) -> None:
     """Refuse to resume a run with a config other than the one it started with."""
     if not (run_dir / "config.yaml").is_file():
         raise UsageError(f"{run_dir}: not a run directory (no config.yaml)")
-    saved = load_experiment(run_dir / "config.yaml")
+    raw, lines = read_config_file(run_dir / "config.yaml")
+    saved = validate_experiment(raw, lines, str(run_dir / "config.yaml"))
     a, b = _flatten(saved.model_dump(mode="json")), _flatten(exp.model_dump(mode="json"))
     diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]

@@ -147,7 +147,7 @@ class _Engine:
             m.load_state(s.train, s.best_weights)
         t = states[0].train
         self.start_epoch, self.start_batch = int(t["epoch"]), int(t["batch"])
-        if self.start_batch:
+        if t["perm"] is not None:  # stopped inside an epoch: its data order and sums so far
             self.perms = torch.stack([s.train["perm"] for s in states]).to(self.device)
             self.acc = (torch.stack([s.train["loss_sum"] for s in states]).to(self.device),
                         torch.stack([s.train["correct"] for s in states]).to(self.device),
@@ -164,8 +164,9 @@ class _Engine:
         clip = bool(torch.isfinite(self.hp["grad_clip"]).any())
         for epoch in range(self.start_epoch, self.epochs):
             t0 = time.perf_counter()
-            first_batch = self.start_batch if epoch == self.start_epoch else 0
-            if first_batch == 0:
+            resumed = epoch == self.start_epoch and self.perms is not None
+            first_batch = self.start_batch if resumed else 0
+            if not resumed:
                 self.perms = torch.stack([torch.randperm(self.n_train, generator=m.perm_gen)
                                           for m in self.members]).to(self.device)  # (K, N)
                 z = torch.zeros(self.pop.K, device=self.device)
@@ -311,11 +312,12 @@ class _Engine:
         for k, m in enumerate(self.members):
             m.status = "interrupted"
             m.reason = f"stopped by {self.stop.reason} at epoch {epoch + 1}, batch {b + 1}"
-            self._save(m, k, epoch, b, with_last=True)
+            self._save(m, k, epoch, b, with_last=True, mid_epoch=True)
             self._finish(m, mid_epoch=True)
         self.members = []
 
-    def _save(self, m: Member, k: int, epoch: int, batch: int, with_last: bool) -> None:
+    def _save(self, m: Member, k: int, epoch: int, batch: int, with_last: bool,
+              mid_epoch: bool = False) -> None:
         """Write `best` (when it changed) and `last` (with the exact training state)."""
         if m.run_dir is None:
             return
@@ -325,8 +327,8 @@ class _Engine:
             m.best_dirty = False
         if with_last:
             ls, corr, cnt = self.acc
-            state = m.train_state(epoch, batch, self.opt.member_state(k),
-                                  self.perms[k] if batch and self.perms is not None else None,
+            perm = self.perms[k] if mid_epoch and self.perms is not None else None
+            state = m.train_state(epoch, batch, self.opt.member_state(k), perm,
                                   ls[k], corr[k], cnt)
             records.save_model(m.run_dir, "last", m, self.data, self.pop.state_dict(k), state)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_new_run_dir_never_reuses(tmp_path: Path):
     dirs = [new_run_dir(tmp_path, "exp") for _ in range(3)]
     assert len(set(dirs)) == 3
     assert all(d.is_dir() and d.parent == tmp_path / "exp" for d in dirs)
-    assert dirs[1].name == f"{dirs[0].name}-2" or dirs[1].name != dirs[0].name
+    assert all(re.fullmatch(r"\d{8}-\d{6}(-\d+)?", d.name) for d in dirs)  # 20261126-163512-2
     (dirs[0] / "marker").write_text("x")
     again = new_run_dir(tmp_path, "exp")
     assert again not in dirs and (dirs[0] / "marker").read_text() == "x"

@@ -2,45 +2,50 @@
 and only cli.py imports typer; the fast paths (config, display, the CLI module) never load torch.
 """
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fcnet_cli"
-ENGINE = ["config", "errors", "results", "model", "data", "members", "records", "population",
-          "optim", "train", "checkpoint", "evaluate", "sweep", "report"]
 UI = {"display", "cli"}
+# Every other module is engine: config, results, data, model, population, optim, train, ...
+ENGINE = sorted(p.stem for p in PACKAGE.glob("*.py")
+                if p.stem not in UI and not p.stem.startswith("__"))
 
 
-def _loaded_after(statement: str) -> set[str]:
-    """Top-level module names in sys.modules after running `statement` in a fresh interpreter."""
-    code = (f"import sys\n{statement}\n"
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+def _first_import_of(modules: list[str], forbidden: set[str]) -> dict[str, list[str]]:
+    """Import `modules` in order in one fresh interpreter; after each, which forbidden
+    top-level packages are loaded. The first module listing one is the one that imports it."""
+    code = (
+        "import importlib, json, sys\n"
+        f"forbidden = {sorted(forbidden)!r}\n"
+        "seen = {}\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module('fcnet_cli.' + name)\n"
+        "    seen[name] = [f for f in forbidden if f in sys.modules]\n"
+        "print(json.dumps(seen))\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    return set(proc.stdout.split())
+    return json.loads(proc.stdout)
 
 
-def _existing(names: list[str]) -> list[str]:
-    return [n for n in names if (PACKAGE / f"{n}.py").exists()]
+def test_engine_modules_do_not_import_typer_or_rich() -> None:
+    assert {"config", "results"} <= set(ENGINE)
+    seen = _first_import_of(ENGINE, {"typer", "rich", "click"})
+    offenders = {name: libs for name, libs in seen.items() if libs}
+    assert not offenders, f"first engine module pulling in a UI library: {offenders}"
 
 
-@pytest.mark.parametrize("module", _existing(ENGINE))
-def test_engine_module_does_not_import_typer_or_rich(module: str) -> None:
-    loaded = _loaded_after(f"import fcnet_cli.{module}")
-    assert not loaded & {"typer", "rich", "click"}, f"fcnet_cli.{module} pulls in a UI library"
-
-
-@pytest.mark.parametrize("module", ["config", "errors", "results", "display", "cli"])
-def test_fast_path_modules_do_not_import_torch(module: str) -> None:
-    assert "torch" not in _loaded_after(f"import fcnet_cli.{module}")
+def test_fast_path_modules_do_not_import_torch() -> None:
+    seen = _first_import_of(["config", "errors", "results", "display", "cli"], {"torch"})
+    assert not any(seen.values()), seen
 
 
 def _importers(library: str) -> set[str]:
