@@ -40,8 +40,8 @@ def render(protos: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> 
     """Images (N, 28, 28) uint8 for the given labels."""
     n = len(labels)
     other = (labels + rng.integers(1, 10, n)) % 10  # a different class
-    mix = rng.uniform(0.0, 0.7, (n, 1, 1)).astype(np.float32)
-    img = protos[labels] + mix * protos[other] + rng.normal(0, 0.35, (n, 28, 28))
+    mix = rng.uniform(0.0, 0.9, (n, 1, 1)).astype(np.float32)
+    img = protos[labels] + mix * protos[other] + rng.normal(0, 0.5, (n, 28, 28))
     shifts = rng.integers(-2, 3, (n, 2))
     for dy in range(-2, 3):
         for dx in range(-2, 3):

@@ -128,11 +128,15 @@ class _Engine:
                 n_classes=d.n_classes))
         try:
             self._loop()
-        finally:
-            for m in self.members:  # close what is still open (interrupt or error)
+        except BaseException:
+            # a failure (disk full, Ctrl-C without a stop token): record what is known, keep
+            # the checkpoints as they are, and let the error through
+            for m in self.members:
                 if m.status is None:
-                    m.status = "interrupted"
-                    self._finish(m, mid_epoch=True)
+                    m.status, m.reason = "failed", "stopped by an error"
+                    with contextlib.suppress(Exception):
+                        self._finish(m, mid_epoch=True)
+            raise
         return [self.results[i] for i in range(len(self.exps))]
 
     def _is_bn(self, key: str) -> bool:
