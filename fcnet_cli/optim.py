@@ -43,85 +43,100 @@ class PopulationOptimizer:
         self.name = name
         self.params = params
         self.decay = decay
-        self.hp = hp
         self.step_count = 0
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
-        self._any_wd = bool((hp["weight_decay"] > 0).any())
-        self._any_nesterov = bool((hp["nesterov"] > 0).any())
+        self._set_hparams(hp)
+
+    def _set_hparams(self, hp: dict[str, torch.Tensor]) -> None:
+        """Precompute each parameter's broadcastable hyperparameter views (once, not per step)."""
+        self.hp = hp
+        any_wd = bool((hp["weight_decay"] > 0).any())
         self._any_momentum = bool((hp["momentum"] > 0).any())
+        any_nesterov = bool((hp["nesterov"] > 0).any())
+        # dampening only counts where momentum is on (torch ignores it otherwise)
+        damp = torch.where(hp["momentum"] > 0, hp["dampening"], 0.0)
+        any_damp = bool((damp > 0).any())
+        self._views: list[dict[str, torch.Tensor | None]] = []
+        for i, p in enumerate(self.params):
+            self._views.append({
+                "wd": _view(hp["weight_decay"], p) if any_wd and self.decay[i] else None,
+                "mom": _view(hp["momentum"], p),
+                "undamp": _view(1 - damp, p) if any_damp else None,
+                "nesterov": _view(hp["nesterov"] > 0, p) if any_nesterov else None,
+                "b1": _view(hp["beta1"], p), "b2": _view(hp["beta2"], p),
+                "eps": _view(hp["eps"], p), "alpha": _view(hp["alpha"], p),
+            })
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor) -> None:
         """One update of every member with its own lr (K,)."""
         self.step_count += 1
+        lr_views = {d: lr.view(-1, *([1] * (d - 1))) for d in {p.dim() for p in self.params}}
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None:
                 continue
-            wd = _view(self.hp["weight_decay"], p) if (self._any_wd and self.decay[i]) else None
-            lr_v = _view(lr, p)
+            v, st, lr_v = self._views[i], self.state[i], lr_views[p.dim()]
             if self.name == "sgd":
-                self._sgd(p, g, wd, lr_v, self.state[i])
+                self._sgd(p, g, v, lr_v, st)
             elif self.name in ("adam", "adamw"):
-                self._adam(p, g, wd, lr_v, self.state[i])
+                self._adam(p, g, v, lr_v, st)
             else:
-                self._rmsprop(p, g, wd, lr_v, self.state[i])
+                self._rmsprop(p, g, v, lr_v, st)
 
-    def _sgd(self, p: torch.Tensor, g: torch.Tensor, wd: torch.Tensor | None,
-             lr: torch.Tensor, st: dict[str, torch.Tensor]) -> None:
-        if wd is not None:
-            g = g + wd * p
+    def _sgd(self, p: torch.Tensor, g: torch.Tensor, v: dict[str, Any], lr: torch.Tensor,
+             st: dict[str, torch.Tensor]) -> None:
+        if v["wd"] is not None:
+            g = torch.addcmul(g, v["wd"], p)  # g + wd·w
         if self._any_momentum:
-            mom = _view(self.hp["momentum"], p)
             buf = st.get("momentum_buffer")
             if buf is None:
                 buf = st["momentum_buffer"] = g.clone()
+            elif v["undamp"] is None:
+                buf.mul_(v["mom"]).add_(g)
             else:
-                # dampening only counts where momentum is on (torch ignores it otherwise)
-                damp = _view(torch.where(self.hp["momentum"] > 0, self.hp["dampening"], 0.0), p)
-                buf.mul_(mom).add_(g * (1 - damp))
-            if self._any_nesterov:
-                g = torch.where(_view(self.hp["nesterov"], p) > 0, g + mom * buf, buf)
+                buf.mul_(v["mom"]).addcmul_(g, v["undamp"])
+            if v["nesterov"] is not None:
+                g = torch.where(v["nesterov"], torch.addcmul(g, v["mom"], buf), buf)
             else:
                 g = buf
-        p.sub_(lr * g)
+        p.addcmul_(lr, g, value=-1)  # w ← w − lr·g
 
-    def _adam(self, p: torch.Tensor, g: torch.Tensor, wd: torch.Tensor | None,
-              lr: torch.Tensor, st: dict[str, torch.Tensor]) -> None:
-        if wd is not None:
+    def _adam(self, p: torch.Tensor, g: torch.Tensor, v: dict[str, Any], lr: torch.Tensor,
+              st: dict[str, torch.Tensor]) -> None:
+        if v["wd"] is not None:
             if self.name == "adamw":
-                p.mul_(1 - lr * wd)
+                p.mul_(1 - lr * v["wd"])
             else:
-                g = g + wd * p
+                g = torch.addcmul(g, v["wd"], p)
         if "exp_avg" not in st:
             st["exp_avg"] = torch.zeros_like(p)
             st["exp_avg_sq"] = torch.zeros_like(p)
-        b1 = _view(self.hp["beta1"], p)
-        b2 = _view(self.hp["beta2"], p)
-        m, v = st["exp_avg"], st["exp_avg_sq"]
+        b1, b2 = v["b1"], v["b2"]
+        m, s2 = st["exp_avg"], st["exp_avg_sq"]
         m.lerp_(g, 1 - b1)
-        v.mul_(b2).add_((1 - b2) * g * g)
+        s2.mul_(b2).addcmul_(g * g, 1 - b2)
         # bias corrections in float64, like torch's python-float arithmetic
         t = self.step_count
         bc1 = _view((1 - self.hp["beta1"].double() ** t).to(p.dtype), p)
         bc2_sqrt = _view((1 - self.hp["beta2"].double() ** t).sqrt().to(p.dtype), p)
-        denom = (v.sqrt() / bc2_sqrt).add_(_view(self.hp["eps"], p))
+        denom = (s2.sqrt() / bc2_sqrt).add_(v["eps"])
         p.sub_((lr / bc1) * m / denom)
 
-    def _rmsprop(self, p: torch.Tensor, g: torch.Tensor, wd: torch.Tensor | None,
-                 lr: torch.Tensor, st: dict[str, torch.Tensor]) -> None:
-        if wd is not None:
-            g = g + wd * p
+    def _rmsprop(self, p: torch.Tensor, g: torch.Tensor, v: dict[str, Any], lr: torch.Tensor,
+                 st: dict[str, torch.Tensor]) -> None:
+        if v["wd"] is not None:
+            g = torch.addcmul(g, v["wd"], p)
         if "square_avg" not in st:
             st["square_avg"] = torch.zeros_like(p)
-        alpha = _view(self.hp["alpha"], p)
+        alpha = v["alpha"]
         sq = st["square_avg"]
-        sq.mul_(alpha).add_((1 - alpha) * g * g)
-        avg = sq.sqrt().add_(_view(self.hp["eps"], p))
+        sq.mul_(alpha).addcmul_(g * g, 1 - alpha)
+        avg = sq.sqrt().add_(v["eps"])
         if self._any_momentum:
             buf = st.setdefault("momentum_buffer", torch.zeros_like(p))
-            buf.mul_(_view(self.hp["momentum"], p)).add_(g / avg)
-            p.sub_(lr * buf)
+            buf.mul_(v["mom"]).add_(g / avg)
+            p.addcmul_(lr, buf, value=-1)
         else:
             p.sub_(lr * g / avg)
 
@@ -141,8 +156,9 @@ class PopulationOptimizer:
     def compact(self, keep: torch.Tensor, params: list[torch.Tensor],
                 hp: dict[str, torch.Tensor]) -> None:
         """Keep only members `keep` (indices), after the population has been compacted."""
-        self.params, self.hp = params, hp
+        self.params = params
         self.state = [{n: t[keep] for n, t in st.items()} for st in self.state]
+        self._set_hparams(hp)
 
 
 # ------------------------------------------------------------------ schedules (pure functions)

@@ -92,6 +92,7 @@ class Population:
             else:
                 self.buffers[key] = t
         self.K = len(states)
+        self._pos = {k: i for i, k in enumerate(self.param_keys)}
 
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member k as a plain `nn.Sequential` state dict (CPU tensors)."""
@@ -111,28 +112,32 @@ class Population:
         self.params = [p.detach()[keep].clone().requires_grad_(True) for p in self.params]
         self.buffers = {k: b[keep].clone() for k, b in self.buffers.items()}
         self.K = len(keep)
+        self._pos = {k: i for i, k in enumerate(self.param_keys)}
 
     # ------------------------------------------------------------------ forward
 
     def linears(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(weight (K, out, in), bias (K, out)) of each Linear layer."""
-        pos = {k: i for i, k in enumerate(self.param_keys)}
+        pos = self._pos
         return [(self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]])
                 for i in self.lin_idx]
 
-    def forward(self, x: torch.Tensor, train: bool, dropout: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor, train: bool, dropout: Sequence[float] | None = None,
                 gens: Sequence[torch.Generator] | None = None) -> torch.Tensor:
         """x (K, B, in) -> logits (K, B, n_classes).
 
         In training mode batch norm uses batch statistics (and updates running ones), and
         dropout draws member k's mask from `gens[k]` with rate `dropout[k]`.
         """
-        pos = {k: i for i, k in enumerate(self.param_keys)}
+        pos = self._pos
         act = _ACT[self.activation]
         h = x
         for j, i in enumerate(self.lin_idx):
             w, b = self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]]
-            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))  # (K, B, out)
+            if self.K == 1:  # one member: nn.Linear's own kernel (addmm) on views
+                h = F.linear(h.squeeze(0), w.squeeze(0), b.squeeze(0)).unsqueeze(0)
+            else:
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))  # (K, B, out)
             if j == len(self.hidden):
                 break
             if self.batch_norm:
@@ -160,11 +165,11 @@ class Population:
         return (h - mean.unsqueeze(1)) * torch.rsqrt(var.unsqueeze(1) + BN_EPS) * gamma + beta
 
     @staticmethod
-    def _dropout(h: torch.Tensor, p: torch.Tensor, gens: Sequence[torch.Generator]
+    def _dropout(h: torch.Tensor, p: Sequence[float], gens: Sequence[torch.Generator]
                  ) -> torch.Tensor:
         masks = []
         for k, g in enumerate(gens):
-            pk = float(p[k])
+            pk = p[k]
             if pk == 0.0:  # no draw at p = 0, like F.dropout
                 masks.append(torch.ones_like(h[k]))
             else:  # F.dropout on CPU: empty_like(x).bernoulli_(1 - p).div_(1 - p)

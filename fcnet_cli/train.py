@@ -27,7 +27,9 @@ from fcnet_cli.results import BatchProgress, Callback, EpochMetrics, RunResult, 
 
 __all__ = ["Pruner", "pick_device", "train", "train_population"]
 
-# (member index in the original list, its latest epoch) -> stop it now?
+# (member index in the original list, its latest epoch) -> stop it now? A pruner object may
+# also have `observe(rows)`: it is called once per epoch with every member's row, before the
+# first question (a sweep decides for all seeds of a trial from their mean).
 Pruner = Callable[[int, EpochMetrics], bool]
 EVAL_BATCH = 8192
 
@@ -161,7 +163,7 @@ class _Engine:
 
     def _loop(self) -> None:
         d, B = self.data, self.batch_size
-        dropout = self.hp["dropout"] if bool((self.hp["dropout"] > 0).any()) else None
+        dropout = self.hp["dropout"].tolist() if bool((self.hp["dropout"] > 0).any()) else None
         smoothing = self.hp["label_smoothing"] if bool(
             (self.hp["label_smoothing"] > 0).any()) else None
         penalize = bool(((self.hp["l1"] > 0) | (self.hp["l2"] > 0)).any())
@@ -199,7 +201,7 @@ class _Engine:
                     if keep is None:
                         return
                     lr, logits, loss, yb = lr[keep], logits[keep], loss[keep], yb[keep]
-                    dropout = None if dropout is None else self.hp["dropout"]
+                    dropout = None if dropout is None else self.hp["dropout"].tolist()
                     smoothing = None if smoothing is None else self.hp["label_smoothing"]
                 if clip:
                     self.pop.clip_grads(self.hp["grad_clip"])
@@ -260,15 +262,18 @@ class _Engine:
         val_loss, val_acc = self._evaluate_val()
         stats = self.pop.layer_stats()
         lrs = lr.tolist()
-        rows, done = [], []
+        rows = []
         for k, m in enumerate(self.members):
             row = EpochMetrics(m.index, epoch + 1, train_loss[k], train_acc[k], val_loss[k],
                                val_acc[k], lrs[k], seconds,
                                records.layer_stats(stats[k]))
             m.history.append(row)
             rows.append(row)
-            if m.end_epoch(row, lambda k=k: self.pop.state_dict(k), self.pruner):
-                done.append(k)
+        observe = getattr(self.pruner, "observe", None)
+        if observe is not None:  # sees every member's row before any member is asked
+            observe(rows)
+        done = [k for k, (m, row) in enumerate(zip(self.members, rows, strict=True))
+                if m.end_epoch(row, lambda k=k: self.pop.state_dict(k), self.pruner)]
         for k, m in enumerate(self.members):
             if self.eager or k in done:
                 self._save(m, k, epoch + 1, 0, with_last=self.eager or m.status is not None)
