@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from fcnet_cli.errors import ConfigError
+from fcnet_cli.yamlio import apply_overrides, load_yaml, parse_override, read_config_file
 
 __all__ = [
     "ConfigError",
@@ -37,6 +38,7 @@ __all__ = [
     "load_experiment",
     "load_yaml",
     "parse_override",
+    "read_config_file",
     "validate_experiment",
 ]
 
@@ -150,7 +152,7 @@ class OptimizerConfig(_Strict):
     @field_validator("nesterov")
     @classmethod
     def _nesterov(cls, v: bool, info: ValidationInfo) -> bool:
-        if v and not info.data.get("momentum"):
+        if v and "momentum" in info.data and not info.data["momentum"]:
             raise ValueError("nesterov needs momentum > 0")
         if v and info.data.get("name") not in (None, "sgd"):
             raise ValueError("nesterov applies to sgd only")
@@ -258,117 +260,6 @@ class Experiment(_Strict):
         return self.output.name or "experiment"
 
 
-# ---------------------------------------------------------------- YAML loading
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-3` as a float and rejects duplicate keys."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
-
-
-def _build(node: yaml.Node, loader: _Loader, path: str, lines: dict[str, int],
-           problems: list[str], origin: str) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"tag {node.tag!r} is not allowed", node.start_mark)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        seen: dict[Any, int] = {}
-        loader.flatten_mapping(node)
-        for knode, vnode in node.value:
-            key = _build(knode, loader, path, {}, problems, origin)
-            line = knode.start_mark.line + 1
-            where = f"{path}.{key}" if path else str(key)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                problems.append(f"{origin}:{line}: {path or '<top>'}: keys must be plain scalars")
-                continue
-            if key in seen:
-                problems.append(f"{origin}:{line}: {where}: duplicate key "
-                                f"(first defined on line {seen[key]})")
-                continue
-            seen[key] = line
-            lines.setdefault(where, line)
-            out[key] = _build(vnode, loader, where, lines, problems, origin)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(v, loader, f"{path}.{i}", lines, problems, origin)
-                for i, v in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
-
-
-def load_yaml(text: str, origin: str = "<string>") -> tuple[Any, dict[str, int]]:
-    """Parse YAML safely. Returns (data, {dotted path: line}); raises ConfigError."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}
-        problems: list[str] = []
-        lines: dict[str, int] = {}
-        data = _build(node, loader, "", lines, problems, origin)
-    except yaml.constructor.ConstructorError as e:
-        line = e.problem_mark.line + 1 if e.problem_mark else 0
-        raise ConfigError([f"{origin}:{line}: unsupported YAML tag: {e.problem}"]) from None
-    except yaml.MarkedYAMLError as e:
-        line = e.problem_mark.line + 1 if e.problem_mark else 0
-        raise ConfigError([f"{origin}:{line}: malformed YAML: {e.problem}"]) from None
-    except yaml.YAMLError as e:
-        raise ConfigError([f"{origin}: malformed YAML: {e}"]) from None
-    finally:
-        loader.dispose()
-    if problems:
-        raise ConfigError(problems)
-    return data, lines
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """`a.b=value` -> ("a.b", value parsed as a YAML scalar or flow list)."""
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", key):
-        raise ConfigError([f"--set {item}: expected dotted.key=value"])
-    value, _ = load_yaml(raw, origin=f"--set {key}") if raw.strip() else (None, {})
-    return key, value
-
-
-def apply_overrides(raw: dict[str, Any], items: Iterable[str]) -> tuple[dict[str, Any], set[str]]:
-    """Apply `--set` items to a raw mapping (a copy); returns it and the overridden paths."""
-    out = _deepcopy(raw)
-    touched: set[str] = set()
-    for item in items:
-        key, value = parse_override(item)
-        parts = key.split(".")
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.get(part)
-            if nxt is None:
-                nxt = node[part] = {}
-            if not isinstance(nxt, dict):
-                raise ConfigError([f"--set {item}: {'.'.join(parts[:i + 1])} is not a section"])
-            node = nxt
-        node[parts[-1]] = value
-        touched.add(key)
-    return out, touched
-
-
-def _deepcopy(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _deepcopy(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_deepcopy(v) for v in x]
-    return x
-
-
 def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
     model: type[BaseModel] = Experiment
     for part in loc:
@@ -457,20 +348,6 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
                            f"(got {type(raw).__name__})"])
     merged, touched = apply_overrides(raw, overrides)
     return validate_experiment(merged, lines, str(p), p.parent, p.stem, touched)
-
-
-def read_config_file(p: Path) -> tuple[Any, dict[str, int]]:
-    if not p.exists():
-        raise ConfigError([f"{p}: no such file"])
-    if not p.is_file():
-        raise ConfigError([f"{p}: not a regular file"])
-    if p.stat().st_size > 1_000_000:
-        raise ConfigError([f"{p}: too large for an experiment file (over 1 MB)"])
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([f"{p}: cannot read: {e}"]) from None
-    return load_yaml(text, str(p))
 
 
 def dump_experiment(exp: Experiment) -> str:
