@@ -45,6 +45,13 @@ class Normalization:
                             f"data has {x.shape[-1]}")
         return (x - self.shift.to(x.device)) / self.scale.to(x.device)
 
+    def apply_(self, x: torch.Tensor) -> torch.Tensor:
+        """In-place `apply` for a float32 tensor the caller owns (no extra copy)."""
+        if x.shape[-1] != self.shift.numel():
+            raise DataError(f"normalization expects {self.shift.numel()} features, "
+                            f"data has {x.shape[-1]}")
+        return x.sub_(self.shift.to(x.device)).div_(self.scale.to(x.device))
+
     def to_json(self) -> dict:
         """Plain-JSON form: ``{"kind": ..., "shift": [floats], "scale": [floats]}``."""
         return {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
@@ -88,10 +95,10 @@ class Normalization:
         Returns:
             The fitted normalization; constant features get scale 1.
         """
-        x = x_train.detach().to("cpu", torch.float64)  # (N, F); float64 for stable stats
+        x = x_train.detach().to("cpu", torch.float32)  # (N, F); pairwise sums keep it stable
         lo, hi = x.amin(0), x.amax(0)  # (F,)
         if kind == "standard":
-            shift, scale = x.mean(0), x.std(0, unbiased=False)
+            scale, shift = torch.std_mean(x, 0, correction=0)
         elif kind == "minmax":
             shift, scale = lo, hi - lo
         elif kind == "none":
@@ -167,10 +174,10 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None) -> Da
     elif normalization.shift.numel() != x_train.shape[1]:
         raise DataError(f"{source}: has {x_train.shape[1]} features but the normalization "
                         f"expects {normalization.shift.numel()}")
-    return DataSplits(
-        normalization.apply(x_train), _labels(y_pool[train]),
-        normalization.apply(x_val), _labels(y_pool[val]),
-        normalization.apply(x_test), _labels(y_test),
+    return DataSplits(  # the float copies are ours: normalize them in place
+        normalization.apply_(x_train), _labels(y_pool[train]),
+        normalization.apply_(x_val), _labels(y_pool[val]),
+        normalization.apply_(x_test), _labels(y_test),
         classes, normalization)
 
 
@@ -185,8 +192,6 @@ def _count(fraction: float, n: int) -> int:
 def _split_indices(y: np.ndarray, classes: list[str], n_val: int, n_test: int, seed: int,
                    source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified (train, val, test) row indices; test first, then val from the rest."""
-    from sklearn.model_selection import train_test_split  # lazy: sklearn is slow to import
-
     if len(y) == 0:
         raise DataError(f"{source}: data set is empty (0 rows)")
     present, counts = np.unique(y, return_counts=True)  # (C_present,)
@@ -203,16 +208,31 @@ def _split_indices(y: np.ndarray, classes: list[str], n_val: int, n_test: int, s
         rare = classes[int(present[counts.argmin()])]
         raise DataError(f"{source}: class '{rare}' has only {counts.min()} example(s); a "
                         f"stratified split into {parts} parts needs at least {parts} per class")
-    rest, test = np.arange(len(y)), np.arange(0)
-    try:
-        if n_test:
-            rest, test = train_test_split(rest, test_size=n_test, stratify=y,
-                                          random_state=seed)
-        train, val = train_test_split(rest, test_size=n_val, stratify=y[rest],
-                                      random_state=seed)
-    except ValueError as e:  # sklearn's own stratification limits
-        raise DataError(f"{source}: cannot split: {str(e).splitlines()[0]}") from e
+    rng = np.random.default_rng(seed)
+    rest, test = _stratified_take(np.arange(len(y)), y, n_test, rng)
+    train, val = _stratified_take(rest, y, n_val, rng)
     return train, val, test
+
+
+def _stratified_take(idx: np.ndarray, y: np.ndarray, n_take: int, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices `idx` into (rest, take) with len(take) = n_take, each class taking
+    its proportional share (largest remainder). Returned indices are sorted."""
+    if n_take == 0:
+        return np.sort(idx), idx[:0]
+    _, inv = np.unique(y[idx], return_inverse=True)  # class position of each row
+    counts = np.bincount(inv)  # (C,)
+    exact = counts * n_take / len(idx)
+    alloc = np.floor(exact).astype(np.int64)
+    extra = np.argsort(-(exact - alloc), kind="stable")[: n_take - int(alloc.sum())]
+    alloc[extra] += 1
+    perm = rng.permutation(len(idx))  # shuffled positions; classes picked in this order
+    take, rest = [], []
+    for c, a in enumerate(alloc):
+        rows = perm[inv[perm] == c]
+        take.append(rows[:a])
+        rest.append(rows[a:])
+    return np.sort(idx[np.concatenate(rest)]), np.sort(idx[np.concatenate(take)])
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:

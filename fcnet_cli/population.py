@@ -84,8 +84,13 @@ class Population:
         self.params: list[torch.Tensor] = []
         self.buffers: dict[str, torch.Tensor] = {}
         self.param_keys: list[str] = []
+        lin_w = {f"{i}.weight" for i in self.lin_idx}
         for key, role in self._keys():
             t = torch.stack([s[key].detach() for s in states]).to(self.device).clone()
+            if key in lin_w:
+                # stored (K, in, out): x @ W needs no transpose, and autograd hands back a
+                # gradient in the same layout (no per-step copy)
+                t = t.transpose(1, 2).contiguous()
             if role == "param":
                 self.params.append(t.requires_grad_(True))
                 self.param_keys.append(key)
@@ -96,8 +101,9 @@ class Population:
 
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member k as a plain `nn.Sequential` state dict (CPU tensors)."""
-        out = {key: p[k].detach().cpu().clone() for key, p in zip(self.param_keys, self.params,
-                                                                   strict=True)}
+        lin_w = {f"{i}.weight" for i in self.lin_idx}
+        out = {key: (p[k].t() if key in lin_w else p[k]).detach().cpu().contiguous().clone()
+               for key, p in zip(self.param_keys, self.params, strict=True)}
         out.update({key: b[k].cpu().clone() for key, b in self.buffers.items()})
         return out
 
@@ -117,7 +123,7 @@ class Population:
     # ------------------------------------------------------------------ forward
 
     def linears(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(weight (K, out, in), bias (K, out)) of each Linear layer."""
+        """(weight (K, in, out), bias (K, out)) of each Linear layer (weights stored transposed)."""
         pos = self._pos
         return [(self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]])
                 for i in self.lin_idx]
@@ -134,10 +140,10 @@ class Population:
         h = x
         for j, i in enumerate(self.lin_idx):
             w, b = self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]]
-            if self.K == 1:  # one member: nn.Linear's own kernel (addmm) on views
-                h = F.linear(h.squeeze(0), w.squeeze(0), b.squeeze(0)).unsqueeze(0)
+            if self.K == 1:  # one member: nn.Linear's kernel (addmm) on views
+                h = torch.addmm(b.squeeze(0), h.squeeze(0), w.squeeze(0)).unsqueeze(0)
             else:
-                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))  # (K, B, out)
+                h = torch.baddbmm(b.unsqueeze(1), h, w)  # (K, B, in) @ (K, in, out)
             if j == len(self.hidden):
                 break
             if self.batch_norm:
