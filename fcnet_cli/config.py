@@ -227,7 +227,7 @@ class TrainingConfig(_Strict):
     batch_size: int = Field(64, gt=0, description="examples per gradient step")
     seed: int = Field(0, ge=0, description="seed of initialization, batch order and dropout")
     device: Device = Field("auto", description="auto = cuda if available, else cpu")
-    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
                                                            "per step (null = off)")
 
@@ -246,14 +246,14 @@ class OutputConfig(_Strict):
 
 
 class Experiment(_Strict):
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    loss: LossConfig = Field(default_factory=LossConfig)
-    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    output: OutputConfig = Field(default_factory=OutputConfig)
+    data: DataConfig = Field(default_factory=lambda: DataConfig())
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    loss: LossConfig = Field(default_factory=lambda: LossConfig())
+    regularization: RegularizationConfig = Field(default_factory=lambda: RegularizationConfig())
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig())
+    scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
+    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig())
+    output: OutputConfig = Field(default_factory=lambda: OutputConfig())
 
     @property
     def name(self) -> str:

@@ -8,7 +8,7 @@ from that plain `nn.Sequential`'s state dict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -18,7 +18,7 @@ from fcnet_cli.model import build_mlp, linear_indices
 
 __all__ = ["Population", "derive_seed", "member_hparams"]
 
-_ACT = {
+_ACT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "gelu": F.gelu,
     "leaky_relu": F.leaky_relu, "silu": F.silu,
 }

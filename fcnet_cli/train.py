@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -114,7 +115,8 @@ class _Engine:
 
     def _run(self, dirs: list[Path], resume: bool) -> list[RunResult]:
         d = self.data
-        self.start_epoch, self.start_batch, self.perms = 0, 0, None
+        self.start_epoch, self.start_batch = 0, 0
+        self.perms: torch.Tensor | None = None  # (K, N) this epoch's data order
         self.acc = (torch.zeros(self.pop.K, device=self.device),
                     torch.zeros(self.pop.K, device=self.device), 0)
         if resume:
@@ -272,8 +274,10 @@ class _Engine:
         observe = getattr(self.pruner, "observe", None)
         if observe is not None:  # sees every member's row before any member is asked
             observe(rows)
-        done = [k for k, (m, row) in enumerate(zip(self.members, rows, strict=True))
-                if m.end_epoch(row, lambda k=k: self.pop.state_dict(k), self.pruner)]
+        done = []
+        for k, (m, row) in enumerate(zip(self.members, rows, strict=True)):
+            if m.end_epoch(row, functools.partial(self.pop.state_dict, k), self.pruner):
+                done.append(k)
         for k, m in enumerate(self.members):
             if self.eager or k in done:
                 self._save(m, k, epoch + 1, 0, with_last=self.eager or m.status is not None)

@@ -70,7 +70,8 @@ def test_divergence_stops_within_a_step_and_keeps_earlier_checkpoints(
     snap = Snapshot()
     result = train(make_exp(tmp_path), callbacks=[snap])
     assert result.status == "diverged"
-    assert result.reason is not None and result.reason.startswith("non-finite loss at epoch 2, step ")
+    assert result.reason is not None
+    assert result.reason.startswith("non-finite loss at epoch 2, step ")
     assert [m.epoch for m in result.history] == [1]
     assert snap.run_dir is not None
     assert digest(snap.run_dir) == snap.after[1]  # best and last keep their epoch-1 contents
