@@ -237,6 +237,7 @@ def bench_sklearn(b: Bench) -> dict[str, Any]:
     rec = epoch_record(b, "sklearn", times, len(y), acc, note="CPU, float32, alpha=0 "
                        "(no L2, like the others)")
     rec["device"] = "cpu"
+    rec.pop("cuda_max_memory_allocated_bytes", None)
     return rec
 
 
@@ -294,9 +295,9 @@ def bench_population(b: Bench) -> dict[str, Any]:
                        test_accuracy_max=max(accs, default=None),
                        statuses=sorted({r.status for r in results}))
     rec["per_config_epoch_s"] = round(rec["epoch_s"] / POP_K, 4)
-    rec["x_compute_limit"] = round(rec["x_compute_limit"] / POP_K, 1)  # per configuration
-    single = b.results.get("fcnet")
-    rec["per_config_vs_single"] = (round(rec["per_config_epoch_s"] / single["epoch_s"], 3)
+    rec["x_compute_limit_per_config"] = round(rec.pop("x_compute_limit") / POP_K, 1)
+    single = b.results.get("fcnet", {}).get("epoch_s")
+    rec["per_config_vs_single"] = (round(rec["per_config_epoch_s"] / single, 3)
                                    if single else None)
     return rec
 
@@ -326,7 +327,9 @@ def peak_rss() -> dict[str, int]:
 
 
 # a bare `import torch`, measured like peak_rss() without importing anything else
-BARE_TORCH = """import json, resource, torch
+BARE_TORCH = """import json, resource, sys, torch
+if sys.argv[1] == "cuda":
+    torch.zeros(1, device="cuda")  # the CUDA context belongs to the baseline
 hwm = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")]
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"peak_rss_bytes": int(hwm[0] if hwm else rss) * 1024}))"""
@@ -339,8 +342,8 @@ def bench_rss(b: Bench) -> dict[str, Any]:
     out = subprocess.run(cmd + (["--quick"] if b.args.quick else []), check=True,
                          capture_output=True, text=True)
     child = json.loads(out.stdout.strip().splitlines()[-1])
-    bare = subprocess.run([sys.executable, "-c", BARE_TORCH], check=True, capture_output=True,
-                          text=True)
+    bare = subprocess.run([sys.executable, "-c", BARE_TORCH, b.args.device], check=True,
+                          capture_output=True, text=True)
     torch_rss = json.loads(bare.stdout.strip().splitlines()[-1])["peak_rss_bytes"]
     d = b.data
     data_bytes = sum(t.nbytes for t in (d.x_train, d.y_train, d.x_val, d.y_val, d.x_test,
@@ -403,6 +406,13 @@ def summary(r: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def describe_error(e: Exception) -> str:
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, subprocess.CalledProcessError) and e.stderr:
+        text += " | " + e.stderr.strip().splitlines()[-1]
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     make_mnist(args.root, args.n_pool, args.n_test)
@@ -424,7 +434,10 @@ def main(argv: list[str] | None = None) -> None:
         emit(bench_compute_limit(b))
     for name in METHODS:
         if name in args.only:
-            b.results[name] = RUNNERS[name](b)
+            try:
+                b.results[name] = RUNNERS[name](b)
+            except Exception as e:  # one broken method must not hide the others
+                b.results[name] = {"name": name, "error": describe_error(e)}
             emit(b.results[name])
     emit(summary(b.results))
     if sink:

@@ -314,6 +314,191 @@ def _schema() -> int:
     return 0
 
 
+# ---------------------------------------------------------------- compare / plot
+
+
+class ReportMetric(str, Enum):
+    val_accuracy = "val_accuracy"
+    val_loss = "val_loss"
+
+
+RunsArg = Annotated[list[Path], typer.Argument(
+    metavar="RUN_DIR_OR_SWEEP_DIR...", show_default=False,
+    help="Run directories, or folders searched for them (any folder with summary.json and "
+         "config.yaml), e.g. a sweep directory.")]
+MetricOpt = Annotated[ReportMetric, typer.Option(
+    "--metric", help="Validation metric to rank and plot by (at each run's best epoch).")]
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    paths: RunsArg,
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", metavar="FILE", show_default=False, help="Also write the table as CSV.")] = None,
+    markdown: Annotated[Path | None, typer.Option(
+        "--markdown", metavar="FILE", show_default=False,
+        help="Also write the table as Markdown.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", metavar="FILE.png", show_default=False,
+        help="Overlay the validation curves (training dashed) of all runs.")] = None,
+    metric: MetricOpt = ReportMetric.val_accuracy,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare runs in one table, best first.
+
+    One row per run: the hyperparameters that differ between the runs, the best validation
+    metric, the test metric of the best checkpoint, the best and last epoch, the train/val gap
+    at the best epoch, the fraction of weights with |w| < 1e-3, the total weight L2 norm and
+    the seconds it took. Given one sweep directory, also prints Optuna's parameter importances.
+    """
+    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric.value))
+
+
+def _check_png(path: Path | None) -> None:
+    if path is not None and path.suffix.lower() != ".png":
+        raise UsageError(f"{path}: the figure is written as PNG; give a name ending in .png")
+
+
+def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: Path | None,
+             metric: str) -> int:
+    from fcnet_cli import display, report
+
+    _check_png(plot)
+    runs = report.load_runs(paths)
+    table = report.compare(runs, metric)
+    out = display.make_console()
+    display.render_comparison(out, table.headers(), table.cells(),
+                              caption=table.caption())
+    if len(paths) == 1 and not report.is_run_dir(paths[0]) and len(runs) > 2:
+        from fcnet_cli.importances import param_importances
+
+        found = param_importances(paths[0], runs, metric)
+        if found is not None:
+            display.render_importances(out, found.rows, found.source)
+    for path, write in ((csv, table.write_csv), (markdown, table.write_markdown)):
+        if path is not None:
+            write(path)
+            typer.echo(f"wrote {path}", err=True)
+    if plot is not None:
+        from fcnet_cli.plots import plot_overlay
+
+        typer.echo(f"wrote {plot_overlay(runs, plot, metric)}", err=True)
+    return 0
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(
+        metavar="RUN_DIR", show_default=False,
+        help="A run directory, or a sweep directory (any folder of run directories).")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE.png", show_default=False,
+        help="Where to write the figure (default: curves.png in a run directory, "
+             "sweep.png in a sweep directory).")] = None,
+    metric: MetricOpt = ReportMetric.val_accuracy,
+    debug: DebugOpt = False,
+) -> None:
+    """Draw a run's learning curves in one PNG figure.
+
+    Loss and accuracy (training dashed, validation solid), the learning rate and the
+    generalization gap, per epoch. For a sweep directory: the best validation metric of
+    every run against each swept parameter.
+    """
+    _run(ctx, debug, lambda: _plot(path, output, metric.value))
+
+
+def _plot(path: Path, output: Path | None, metric: str) -> int:
+    from fcnet_cli import plots, report
+
+    _check_png(output)
+    if report.is_run_dir(path):
+        written = plots.plot_run(report.load_runs([path])[0], output or path / "curves.png")
+    else:
+        runs = report.load_runs([path])
+        params = report.swept_params(path, runs)
+        written = plots.plot_sweep(runs, params, output or path / "sweep.png", metric)
+    typer.echo(str(written))
+    return 0
+
+
+# ---------------------------------------------------------------- sweep
+
+
+@app.command()
+def sweep(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Sweep YAML file.", show_default=False)],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", "-s", metavar="KEY=VALUE", show_default=False,
+        help="Override a sweep key (--set seeds=1) or a base experiment field "
+             "(--set base.training.epochs=5); repeatable.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Local worker processes sharing the sweep's study.")] = 1,
+    storage: Annotated[str | None, typer.Option(
+        metavar="URL", show_default=False,
+        help="Shared study database for workers on many machines, e.g. "
+             "postgresql://user:password@host/db (default: a journal file in the sweep "
+             "folder).")] = None,
+    top: Annotated[int, typer.Option(min=0, help="Leaderboard rows to show (0 = all).")] = 10,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the leaderboard as JSON instead of tables.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print only the sweep directory.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run (or resume) a hyperparameter sweep on Optuna; trials that share a layout are
+    trained together as one population.
+
+    Writes runs/NAME/: the study, sweep.yaml, leaderboard.csv and one run directory per trial
+    and seed under trials/ (fcnet eval works on their checkpoints). Running the same command
+    again resumes the sweep. Ctrl-C stops after the current batch; unfinished trials are
+    re-run next time.
+    """
+    _run(ctx, debug, lambda: _sweep(config, set_ or [], workers, storage, top, as_json, quiet))
+
+
+def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None, top: int,
+           as_json: bool, quiet: bool) -> int:
+    from fcnet_cli import display
+    from fcnet_cli.results import StopToken
+    from fcnet_cli.sweepspec import load_sweep
+
+    spec = load_sweep(config, overrides)  # exit 2 here, before torch is imported
+    from fcnet_cli.sweepstore import open_store
+
+    open_store(spec, storage)  # an unreachable storage or a changed spec fails before torch
+    from fcnet_cli.sweep import run_sweep
+
+    out = display.make_console()
+    for note in spec.notes:
+        typer.echo(f"note: {note}", err=True)
+    stop = StopToken()
+    live = None if quiet or as_json else display.SweepDisplay(out, top=min(top or 5, 5))
+    try:
+        with _signals_to(stop):
+            result = run_sweep(spec, storage=storage, workers=workers,
+                               callbacks=[live] if live else [], stop=stop)
+    finally:
+        if live is not None:
+            live.close()
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    elif quiet:
+        typer.echo(result.sweep_dir)
+    else:
+        display.render_leaderboard(out, result, top)
+    if stop.requested:
+        typer.echo(f"interrupted ({stop.reason}); resume with: fcnet sweep "
+                   f"{shlex.quote(str(config))} (same options)", err=True)
+        return EXIT_SIGNAL.get(stop.reason or "SIGINT", EXIT_SIGNAL["SIGINT"])
+    if result.total and result.counts.get("failed", 0) >= result.total:
+        typer.echo("error: every configuration failed", err=True)
+        return 1
+    return 0
+
+
 def main() -> None:
     """Console-script entry point (`fcnet`)."""
     app(prog_name="fcnet")

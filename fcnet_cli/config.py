@@ -236,6 +236,9 @@ class OutputConfig(_Strict):
     dir: str = Field("runs", description="root of run directories (relative to the "
                                          "working directory)")
     name: str | None = Field(None, description="experiment name (default: the file's stem)")
+    tensorboard: bool = Field(False, description="also write the metrics.csv scalars as "
+                                                 "TensorBoard event files in <run dir>/tensorboard "
+                                                 "(needs the tensorboard extra)")
 
     @field_validator("name")
     @classmethod

@@ -16,6 +16,7 @@ __all__ = [
     "RunStart",
     "StopToken",
     "SweepResult",
+    "SweepUpdate",
     "TrialResult",
 ]
 
@@ -142,21 +143,68 @@ class RunResult:
 
 @dataclass
 class TrialResult:
-    number: int
-    params: dict[str, Any]
-    seed: int
-    state: str  # complete | pruned | fail
-    value: float | None
-    run: RunResult | None
+    """One sweep trial: one configuration, trained with `seeds` seeds (one member each)."""
+
+    number: int  # Optuna trial number
+    params: dict[str, Any]  # the swept hyperparameters that apply to this configuration
+    seed: int  # training.seed of the first member
+    state: str  # complete | pruned | fail | running | waiting
+    value: float | None  # mean over seeds of the metric at each member's best epoch
+    run: RunResult | None  # the first member's run, when trained in this process
+    std: float | None = None  # standard deviation of the metric over seeds (0 for one seed)
+    values: list[float] = field(default_factory=list)  # one per seed
+    best_epochs: list[int] = field(default_factory=list)  # one per seed
+    gap: float | None = None  # mean train − val accuracy at the best epochs
+    seconds: float = 0.0  # wall time of the population the trial trained in
+    run_dirs: list[str] = field(default_factory=list)  # one per seed
+    checkpoint: str | None = None  # `best` checkpoint of the trial's best seed
+    status: str | None = None  # fcnet's finer state: diverged, error, interrupted, invalid, ...
+    reason: str | None = None  # why it failed or was pruned
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("run")
+        return out
 
 
 @dataclass
 class SweepResult:
+    """A sweep's trials as the study storage holds them (all workers, all sessions)."""
+
     name: str
     sweep_dir: str
     metric: str
-    direction: str
-    trials: list[TrialResult]
+    direction: str  # maximize | minimize
+    trials: list[TrialResult]  # ranked: completed trials best first, then the others
+    swept: list[str] = field(default_factory=list)  # parameter keys, in the spec's order
+    counts: dict[str, int] = field(default_factory=dict)  # done, pruned, failed, running, ...
+    total: int | None = None  # configurations the sweep will run (grid size or `trials`)
+    interrupted: bool = False  # this session stopped early (Ctrl-C / SIGTERM)
+
+    @property
+    def best(self) -> TrialResult | None:
+        done = [t for t in self.trials if t.state == "complete" and t.value is not None]
+        return done[0] if done else None
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {"name": self.name, "sweep_dir": self.sweep_dir, "metric": self.metric,
+                "direction": self.direction, "swept": self.swept, "counts": self.counts,
+                "total": self.total, "interrupted": self.interrupted,
+                "best": None if best is None else best.to_dict(),
+                "trials": [t.to_dict() for t in self.trials]}
+
+
+@dataclass
+class SweepUpdate:
+    """Emitted by a sweep between populations: trial counts and the top of the leaderboard."""
+
+    counts: dict[str, int]  # done, pruned, failed, running, waiting
+    total: int | None
+    top: list[TrialResult]  # best completed trials first
+    metric: str
+    swept: list[str]
+    message: str | None = None  # e.g. "population 3: 12 trials × 3 seeds, hidden [64]"
 
 
 class Callback:
@@ -176,6 +224,9 @@ class Callback:
 
     def on_log(self, message: str) -> None:
         pass
+
+    def on_sweep_update(self, update: SweepUpdate) -> None:
+        """Sweeps only: called when trials are claimed and when they end."""
 
 
 class StopToken:

@@ -1,0 +1,226 @@
+"""`make studies`: run the studies in experiments/studies/ and write docs/studies.md.
+
+    python -m fcnet_cli.studies                      # all four, about a few minutes on 2 cores
+    python -m fcnet_cli.studies --only momentum      # one of them
+
+Each study is a grid sweep file (the `fcnet sweep` format, read by `sweepspec.load_sweep`)
+plus a short Markdown explanation beside it. Every configuration × seed becomes a member; the
+members of one layout train together as one population (`train.train_population`, the engine
+the sweep uses), each in its own run directory under runs/studies/<stamp>/<study>/trials/.
+The tables, numbers and figures of docs/studies.md are then read back from those run
+directories (`report.load_runs`), so every number on the page comes from the run behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fcnet_cli import study_pages
+from fcnet_cli.config import Experiment, layout_key
+from fcnet_cli.report import RunRecord, load_runs
+from fcnet_cli.results import Callback, EpochMetrics, RunStart
+from fcnet_cli.sweepspec import Sweep
+
+__all__ = ["STUDIES", "Study", "StudyRun", "main", "run_study", "write_page"]
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY_DIR = ROOT / "experiments" / "studies"
+REPRODUCE = "python -m fcnet_cli.studies"  # what `make studies` runs
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str  # sweep file stem in experiments/studies/
+    title: str
+    analyse: Callable[[Sequence[RunRecord], Path], study_pages.Section]
+
+
+STUDIES = (
+    Study("overfitting", "Overfitting and regularization", study_pages.overfitting),
+    Study("l1_vs_l2", "L1 vs L2: sparsity and weight norms per layer", study_pages.l1_vs_l2),
+    Study("momentum", "Momentum at a fixed learning rate", study_pages.momentum),
+    Study("lr_decay", "Learning-rate decay", study_pages.lr_decay),
+)
+
+
+@dataclass
+class StudyRun:
+    study: Study
+    sweep_file: Path
+    sweep_dir: Path
+    configurations: int
+    seeds: int
+    populations: int
+    seconds: float
+    runs: list[RunRecord]
+    devices: set[str]
+    engine: str  # what trained the runs
+
+
+class _Progress(Callback):
+    """One line per population every `every` epochs (on stderr): `make studies` is a batch job.
+
+    Also counts the populations and notes the devices they ran on, for the page.
+    """
+
+    def __init__(self, label: str, every: int = 10) -> None:
+        self.label, self.every, self.epochs = label, every, 0
+        self.populations, self.devices = 0, set[str]()
+
+    def on_run_start(self, start: RunStart) -> None:
+        self.epochs = start.epochs
+        self.populations += 1
+        self.devices.add(start.device)
+        _say(f"{self.label}: {len(start.names)} members on {start.device}, "
+             f"{start.n_train} training examples, {start.epochs} epochs")
+
+    def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
+        if metrics and (metrics[0].epoch % self.every == 0 or metrics[0].epoch == self.epochs):
+            _say(f"{self.label}: epoch {metrics[0].epoch}/{self.epochs}, "
+                 f"{len(metrics)} members training")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_study(study: Study, out_root: Path, study_dir: Path = STUDY_DIR,
+              overrides: Sequence[str] = ()) -> StudyRun:
+    """Run a study's grid sweep (every configuration × seed); read its runs back.
+
+    `overrides` are `fcnet sweep --set` items (`base.training.epochs=3`, `seeds=1`).
+    """
+    from fcnet_cli.sweepspec import load_sweep
+
+    sweep_file = study_dir / f"{study.name}.yaml"
+    sweep = load_sweep(sweep_file, [*overrides, f"base.output.dir={out_root.as_posix()}"])
+    if sweep.spec.method != "grid":
+        raise ValueError(f"{sweep_file}: studies are grid sweeps (got method {sweep.spec.method})")
+    progress = _Progress(study.name)
+    started = time.perf_counter()
+    try:
+        from fcnet_cli.sweep import run_sweep
+    except ModuleNotFoundError as e:  # a checkout without the sweep engine: same populations
+        if e.name != "fcnet_cli.sweep":
+            raise
+        _train_grid(sweep, progress)
+        engine = "`fcnet_cli.train.train_population`"
+    else:
+        run_sweep(sweep, callbacks=[progress])
+        engine = "`fcnet_cli.sweep.run_sweep` (the engine of `fcnet sweep`)"
+    seconds = time.perf_counter() - started
+    runs = sorted(load_runs([sweep.sweep_dir]), key=lambda r: r.name)
+    return StudyRun(study, sweep_file, sweep.sweep_dir, len(sweep.points), sweep.spec.seeds,
+                    progress.populations, seconds, runs, progress.devices, engine)
+
+
+def _train_grid(sweep: Sweep, progress: Callback) -> None:
+    """Every grid point × seed, one population per layout, in the sweep's folder layout."""
+    from fcnet_cli.train import train_population
+
+    members: dict[str, list[tuple[Experiment, Path]]] = {}
+    for i, point in enumerate(sweep.points):
+        for s in range(sweep.spec.seeds):
+            exp = sweep.experiment(point, s)
+            run_dir = sweep.sweep_dir / "trials" / f"{i:04d}-seed{s}"
+            members.setdefault(layout_key(exp), []).append((exp, run_dir))
+    for group in members.values():
+        for chunk in range(0, len(group), sweep.spec.max_population):
+            part = group[chunk:chunk + sweep.spec.max_population]
+            train_population([e for e, _ in part], run_dirs=[d for _, d in part],
+                             eager_checkpoints=False, callbacks=[progress])
+
+
+def _rel(path: Path, start: Path) -> str:
+    try:
+        return path.resolve().relative_to(start.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _section(n: int, done: StudyRun, docs: Path, figures: Path, command: str) -> str:
+    study = done.study
+    part = study.analyse(done.runs, figures)
+    explanation = (done.sweep_file.with_suffix(".md")).read_text(encoding="utf-8").strip()
+    sweep_rel = _rel(done.sweep_file, ROOT)
+    runs_dir = _rel(done.sweep_dir, Path.cwd())
+    lines = [
+        f"## {n}. {study.title}", "", explanation, "",
+        f"Sweep file [`{sweep_rel}`](../{sweep_rel}): {done.configurations} configurations × "
+        f"{done.seeds} seed(s) = {len(done.runs)} runs, trained by {done.engine} as "
+        f"{done.populations} population(s) in {done.seconds:.0f} s. Reproduce with "
+        f"`{command} --only {study.name}` (a page with this study only), or train the "
+        f"same sweep with `fcnet sweep {sweep_rel}`; this page's runs are in `{runs_dir}` "
+        f"(`fcnet compare {runs_dir}` lists them one by one).", "",
+        part.markdown.strip(), "",
+    ]
+    lines += [f"![{study.title}]({_rel(fig, docs)})" for fig in part.figures]
+    return "\n".join(lines) + "\n"
+
+
+def write_page(done: Sequence[StudyRun], docs: Path, figures: Path, total: float,
+               overrides: Sequence[str] = ()) -> Path:
+    """docs/studies.md: how it was made, then one section per study."""
+    import torch
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join([REPRODUCE, *(f"--set {o}" for o in overrides)])
+    header = [
+        "# Studies: regularization, momentum and learning-rate decay, measured", "",
+        f"Generated by `{command}` on {stamp}: "
+        f"{len(done)} studies, {sum(len(d.runs) for d in done)} runs in {total:.0f} s "
+        f"(Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads, device: "
+        f"{', '.join(sorted(set().union(*(d.devices for d in done))))}). Every number below "
+        f"is read from the run directories of that command; rerunning it regenerates this "
+        "page. Values are the mean over seeds (± the standard deviation where shown); "
+        "\"last\" is the last epoch, test accuracy "
+        "is that of the best checkpoint (by the sweep file's `early_stopping.monitor`, "
+        "val_loss unless it says otherwise).", "",
+        "Diagnostics behind the tables (every run's `metrics.csv`, per epoch): "
+        "gap = train − validation accuracy (or validation − train loss); "
+        "sparsity = fraction of a layer's weights with |w| < 1e-3; ‖W‖₂ = the L2 norm of "
+        "a weight matrix (biases excluded).", "",
+    ]
+    body = [_section(i, d, docs, figures, command) for i, d in enumerate(done, 1)]
+    page = docs / "studies.md"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text("\n".join(header) + "\n" + "\n".join(body), encoding="utf-8")
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fcnet_cli.studies", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=[s.name for s in STUDIES],
+                        help="run these studies only (the page then has only them)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/studies"),
+                        help="folder for the run directories (a new stamped folder inside)")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs",
+                        help="where studies.md and figures/ are written")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a key of every sweep file, e.g. "
+                        "base.training.epochs=3 or seeds=1 (a quick check; the page says so)")
+    args = parser.parse_args(argv)
+    chosen = [s for s in STUDIES if not args.only or s.name in args.only]
+    out_root = args.runs / datetime.now().strftime("%Y%m%d-%H%M%S")
+    started = time.perf_counter()
+    done = []
+    for study in chosen:
+        done.append(run_study(study, out_root, overrides=args.overrides))
+        _say(f"{study.name}: {len(done[-1].runs)} runs in {done[-1].seconds:.0f} s")
+    page = write_page(done, args.docs, args.docs / "figures", time.perf_counter() - started,
+                      args.overrides)
+    _say(f"wrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
