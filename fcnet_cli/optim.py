@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.optim.sgd import sgd as _torch_sgd
 
 from fcnet_cli.config import SchedulerConfig
 
@@ -71,6 +72,9 @@ class PopulationOptimizer:
     def step(self, lr: torch.Tensor) -> None:
         """One update of every member with its own lr (K,)."""
         self.step_count += 1
+        if self.name == "sgd" and lr.numel() == 1 and lr.device.type == "cpu":
+            self._fused_sgd(float(lr[0]))
+            return
         lr_views = {d: lr.view(-1, *([1] * (d - 1))) for d in {p.dim() for p in self.params}}
         for i, p in enumerate(self.params):
             g = p.grad
@@ -83,6 +87,23 @@ class PopulationOptimizer:
                 self._adam(p, g, v, lr_v, st)
             else:
                 self._rmsprop(p, g, v, lr_v, st)
+
+    def _fused_sgd(self, lr: float) -> None:
+        """One member on the CPU: torch.optim.SGD's own fused kernel (one pass over memory)."""
+        hp = {k: float(t[0]) for k, t in self.hp.items()}
+        for decayed in (True, False):
+            idx = [i for i, p in enumerate(self.params)
+                   if p.grad is not None and (self.decay[i] and hp["weight_decay"] > 0) == decayed]
+            if not idx:
+                continue
+            bufs = [self.state[i].get("momentum_buffer") for i in idx]
+            _torch_sgd([self.params[i] for i in idx], [self.params[i].grad for i in idx], bufs,
+                       fused=True, weight_decay=hp["weight_decay"] if decayed else 0.0,
+                       momentum=hp["momentum"], lr=lr, dampening=hp["dampening"],
+                       nesterov=hp["nesterov"] > 0, maximize=False)
+            if hp["momentum"] > 0:
+                for i, buf in zip(idx, bufs, strict=True):
+                    self.state[i]["momentum_buffer"] = buf
 
     def _sgd(self, p: torch.Tensor, g: torch.Tensor, v: dict[str, Any], lr: torch.Tensor,
              st: dict[str, torch.Tensor]) -> None:

@@ -247,9 +247,14 @@ class Worker:
         owner = [i for i, c in enumerate(group) for _ in c.exps]
         pruning = Pruning(group, owner, self.spec.metric, exps[0].training.epochs) \
             if self.report else None
+        callbacks = list(self.callbacks)
+        if exps[0].output.tensorboard:
+            from fcnet_cli.tensorboard import TensorBoardLogger
+
+            callbacks.append(TensorBoardLogger())
         try:
             results = train_population(
-                exps, callbacks=self.callbacks, stop=self.stop,
+                exps, callbacks=callbacks, stop=self.stop,
                 run_dirs=[d for c in group for d in c.dirs], eager_checkpoints=False,
                 pruner=pruning, data=self._data(exps[0]))
         except Exception as e:  # not KeyboardInterrupt: `run` fails the batch as interrupted

@@ -209,3 +209,16 @@ def test_eval_with_wrong_feature_count_exits_2(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["eval", f"{r.run_dir}/checkpoints/best"])
     assert out.exit_code == 2, out.output
     assert "features" in out.output and "Traceback" not in out.output
+
+
+def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
+    from fcnet_cli.tensorboard import available
+
+    if available():
+        pytest.skip("the tensorboard extra is installed here")
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(f"data: {{dataset: iris}}\ntraining: {{epochs: 1, device: cpu}}\n"
+                   f"output: {{dir: {tmp_path}/runs, tensorboard: true}}\n")
+    out = CliRunner().invoke(app, ["train", str(cfg), "--quiet"])
+    assert out.exit_code == 2, out.output
+    assert "tensorboard" in out.output and "Traceback" not in out.output
