@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.optim.sgd import sgd as _torch_sgd
@@ -97,13 +97,14 @@ class PopulationOptimizer:
             if not idx:
                 continue
             bufs = [self.state[i].get("momentum_buffer") for i in idx]
-            _torch_sgd([self.params[i] for i in idx], [self.params[i].grad for i in idx], bufs,
+            grads = [cast(torch.Tensor, self.params[i].grad) for i in idx]
+            _torch_sgd([self.params[i] for i in idx], grads, bufs,
                        fused=True, weight_decay=hp["weight_decay"] if decayed else 0.0,
                        momentum=hp["momentum"], lr=lr, dampening=hp["dampening"],
                        nesterov=hp["nesterov"] > 0, maximize=False)
             if hp["momentum"] > 0:
                 for i, buf in zip(idx, bufs, strict=True):
-                    self.state[i]["momentum_buffer"] = buf
+                    self.state[i]["momentum_buffer"] = cast(torch.Tensor, buf)
 
     def _sgd(self, p: torch.Tensor, g: torch.Tensor, v: dict[str, Any], lr: torch.Tensor,
              st: dict[str, torch.Tensor]) -> None:

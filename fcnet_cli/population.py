@@ -190,8 +190,8 @@ class Population:
                     smoothing: torch.Tensor | None) -> torch.Tensor:
         """Cross-entropy per member (K,), nn.CrossEntropyLoss semantics; y (K, B)."""
         if logits.shape[0] == 1:  # one member: the fused kernel itself
-            eps = 0.0 if smoothing is None else float(smoothing[0])
-            return F.cross_entropy(logits[0], y[0], label_smoothing=eps).unsqueeze(0)
+            ls = 0.0 if smoothing is None else float(smoothing[0])
+            return F.cross_entropy(logits[0], y[0], label_smoothing=ls).unsqueeze(0)
         logp = torch.log_softmax(logits, dim=-1)  # (K, B, C)
         nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (K, B)
         if smoothing is None:
