@@ -1,0 +1,93 @@
+"""The typer application, shared options, and errors turned into exit codes in one place."""
+
+from collections.abc import Callable, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fcnet_cli.errors import ConfigError, FcnetError
+
+if TYPE_CHECKING:
+    pass
+
+
+__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "app"]
+
+# DESIGN.md: 0 success, 1 runtime failure, 2 usage/config error, 3 diverged,
+# 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+EXIT_CODES = {"completed": 0, "early_stopped": 0, "diverged": 3}
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+_DEBUG = "fcnet.debug"
+
+app = typer.Typer(
+    name="fcnet",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: paragraphs rewrapped, no markup in docstrings
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Split(str, Enum):
+    test = "test"
+    val = "val"
+    train = "train"
+
+
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment YAML file.", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", metavar="KEY=VALUE", show_default=False,
+                 help="Override one field, e.g. --set optimizer.lr=0.1 (repeatable)."),
+]
+
+
+@app.callback()
+def _root(ctx: typer.Context, debug: DebugOpt = False) -> None:
+    """Train, evaluate and inspect fully connected networks described by YAML experiments.
+
+    Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error,
+    3 training diverged, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+    """
+    ctx.meta[_DEBUG] = debug
+
+
+# ---------------------------------------------------------------- error handling
+
+
+def _guarded(body: Callable[[], int], debug: bool) -> int:
+    """Run a command body; map errors to (message lines on stderr, exit code)."""
+    try:
+        return body()
+    except FcnetError as err:
+        if debug:
+            raise
+        problems = err.problems if isinstance(err, ConfigError) else str(err).splitlines()
+        _print_errors(problems or [type(err).__name__])
+        return err.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _print_errors(["interrupted"])
+        return EXIT_SIGNAL["SIGINT"]
+    except Exception as err:  # the one place unexpected errors become exit 1
+        if debug:
+            raise
+        message = str(err).strip() or type(err).__name__
+        _print_errors([f"{message} (run with --debug to see the traceback)"])
+        return 1
+
+
+def _print_errors(problems: Sequence[str]) -> None:
+    from fcnet_cli import display
+
+    display.render_errors(display.make_console(stderr=True), problems)
+
+
+def _run(ctx: typer.Context, debug: bool, body: Callable[[], int]) -> None:
+    code = _guarded(body, debug or bool(ctx.meta.get(_DEBUG)))
+    raise typer.Exit(code)

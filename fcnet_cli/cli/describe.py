@@ -1,0 +1,180 @@
+"""`fcnet validate`, `fcnet schema`, `fcnet compare` and `fcnet plot`."""
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from fcnet_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    pass
+
+from fcnet_cli.cli.app import ConfigArg, DebugOpt, SetOpt, _run, app
+
+# ---------------------------------------------------------------- validate / schema
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    config: ConfigArg,
+    set_: SetOpt = None,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Show every field with its value, default and meaning.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check an experiment file and print the resolved config that train would run.
+
+    Each problem is reported on its own line as FILE:LINE: FIELD: PROBLEM (exit code 2).
+    """
+    _run(ctx, debug, lambda: _validate(config, set_ or [], explain))
+
+
+def _validate(config: Path, overrides: list[str], explain: bool) -> int:
+    from fcnet_cli import display
+    from fcnet_cli.config import describe_schema, dump_experiment, load_experiment
+
+    exp = load_experiment(config, overrides)
+    out = display.make_console()
+    if explain:
+        values = _flatten(exp.model_dump())
+        display.render_schema(out, describe_schema(), values)
+    else:
+        display.render_config(out, dump_experiment(exp))
+    return 0
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1}} -> {"a.b": "1"}, values shown like describe_schema's defaults."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = "null" if value is None else repr(value)
+    return out
+
+
+@app.command()
+def schema(ctx: typer.Context, debug: DebugOpt = False) -> None:
+    """List every experiment field with its type, default and description."""
+    _run(ctx, debug, _schema)
+
+
+def _schema() -> int:
+    from fcnet_cli import display
+    from fcnet_cli.config import describe_schema
+
+    display.render_schema(display.make_console(), describe_schema())
+    return 0
+
+
+# ---------------------------------------------------------------- compare / plot
+
+
+class ReportMetric(str, Enum):
+    val_accuracy = "val_accuracy"
+    val_loss = "val_loss"
+
+
+RunsArg = Annotated[list[Path], typer.Argument(
+    metavar="RUN_DIR_OR_SWEEP_DIR...", show_default=False,
+    help="Run directories, or folders searched for them (any folder with summary.json and "
+         "config.yaml), e.g. a sweep directory.")]
+MetricOpt = Annotated[ReportMetric, typer.Option(
+    "--metric", help="Validation metric to rank and plot by (at each run's best epoch).")]
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    paths: RunsArg,
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", metavar="FILE", show_default=False, help="Also write the table as CSV.")] = None,
+    markdown: Annotated[Path | None, typer.Option(
+        "--markdown", metavar="FILE", show_default=False,
+        help="Also write the table as Markdown.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", metavar="FILE.png", show_default=False,
+        help="Overlay the validation curves (training dashed) of all runs.")] = None,
+    metric: MetricOpt = ReportMetric.val_accuracy,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare runs in one table, best first.
+
+    One row per run: the hyperparameters that differ between the runs, the best validation
+    metric, the test metric of the best checkpoint, the best and last epoch, the train/val gap
+    at the best epoch, the fraction of weights with |w| < 1e-3, the total weight L2 norm and
+    the seconds it took. Given one sweep directory, also prints Optuna's parameter importances.
+    """
+    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric.value))
+
+
+def _check_png(path: Path | None) -> None:
+    if path is not None and path.suffix.lower() != ".png":
+        raise UsageError(f"{path}: the figure is written as PNG; give a name ending in .png")
+
+
+def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: Path | None,
+             metric: str) -> int:
+    from fcnet_cli import display, report
+
+    _check_png(plot)
+    runs = report.load_runs(paths)
+    table = report.compare(runs, metric)
+    out = display.make_console()
+    display.render_comparison(out, table.headers(), table.cells(),
+                              caption=table.caption())
+    if len(paths) == 1 and not report.is_run_dir(paths[0]) and len(runs) > 2:
+        from fcnet_cli.importances import param_importances
+
+        found = param_importances(paths[0], runs, metric)
+        if found is not None:
+            display.render_importances(out, found.rows, found.source)
+    for path, write in ((csv, table.write_csv), (markdown, table.write_markdown)):
+        if path is not None:
+            write(path)
+            typer.echo(f"wrote {path}", err=True)
+    if plot is not None:
+        from fcnet_cli.plots import plot_overlay
+
+        typer.echo(f"wrote {plot_overlay(runs, plot, metric)}", err=True)
+    return 0
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(
+        metavar="RUN_DIR", show_default=False,
+        help="A run directory, or a sweep directory (any folder of run directories).")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE.png", show_default=False,
+        help="Where to write the figure (default: curves.png in a run directory, "
+             "sweep.png in a sweep directory).")] = None,
+    metric: MetricOpt = ReportMetric.val_accuracy,
+    debug: DebugOpt = False,
+) -> None:
+    """Draw a run's learning curves in one PNG figure.
+
+    Loss and accuracy (training dashed, validation solid), the learning rate and the
+    generalization gap, per epoch. For a sweep directory: the best validation metric of
+    every run against each swept parameter.
+    """
+    _run(ctx, debug, lambda: _plot(path, output, metric.value))
+
+
+def _plot(path: Path, output: Path | None, metric: str) -> int:
+    from fcnet_cli import plots, report
+
+    _check_png(output)
+    if report.is_run_dir(path):
+        written = plots.plot_run(report.load_runs([path])[0], output or path / "curves.png")
+    else:
+        runs = report.load_runs([path])
+        params = report.swept_params(path, runs)
+        written = plots.plot_sweep(runs, params, output or path / "sweep.png", metric)
+    typer.echo(str(written))
+    return 0

@@ -1,0 +1,89 @@
+"""`fcnet sweep`."""
+
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    pass
+
+from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, _run, app
+from fcnet_cli.cli.run import _signals_to
+
+# ---------------------------------------------------------------- sweep
+
+
+@app.command()
+def sweep(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Sweep YAML file.", show_default=False)],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", "-s", metavar="KEY=VALUE", show_default=False,
+        help="Override a sweep key (--set seeds=1) or a base experiment field "
+             "(--set base.training.epochs=5); repeatable.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Local worker processes sharing the sweep's study.")] = 1,
+    storage: Annotated[str | None, typer.Option(
+        metavar="URL", show_default=False,
+        help="Shared study database for workers on many machines, e.g. "
+             "postgresql://user:password@host/db (default: a journal file in the sweep "
+             "folder).")] = None,
+    top: Annotated[int, typer.Option(min=0, help="Leaderboard rows to show (0 = all).")] = 10,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the leaderboard as JSON instead of tables.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print only the sweep directory.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run (or resume) a hyperparameter sweep on Optuna; trials that share a layout are
+    trained together as one population.
+
+    Writes runs/NAME/: the study, sweep.yaml, leaderboard.csv and one run directory per trial
+    and seed under trials/ (fcnet eval works on their checkpoints). Running the same command
+    again resumes the sweep. Ctrl-C stops after the current batch; unfinished trials are
+    re-run next time.
+    """
+    _run(ctx, debug, lambda: _sweep(config, set_ or [], workers, storage, top, as_json, quiet))
+
+
+def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None, top: int,
+           as_json: bool, quiet: bool) -> int:
+    from fcnet_cli import display
+    from fcnet_cli.results import StopToken
+    from fcnet_cli.sweepspec import load_sweep
+
+    spec = load_sweep(config, overrides)  # exit 2 here, before torch is imported
+    from fcnet_cli.sweepstore import open_store
+
+    open_store(spec, storage)  # an unreachable storage or a changed spec fails before torch
+    from fcnet_cli.sweep import run_sweep
+
+    out = display.make_console()
+    for note in spec.notes:
+        typer.echo(f"note: {note}", err=True)
+    stop = StopToken()
+    live = None if quiet or as_json else display.SweepDisplay(out, top=min(top or 5, 5))
+    try:
+        with _signals_to(stop):
+            result = run_sweep(spec, storage=storage, workers=workers,
+                               callbacks=[live] if live else [], stop=stop)
+    finally:
+        if live is not None:
+            live.close()
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    elif quiet:
+        typer.echo(result.sweep_dir)
+    else:
+        display.render_leaderboard(out, result, top)
+    if stop.requested:
+        typer.echo(f"interrupted ({stop.reason}); resume with: fcnet sweep "
+                   f"{shlex.quote(str(config))} (same options)", err=True)
+        return EXIT_SIGNAL.get(stop.reason or "SIGINT", EXIT_SIGNAL["SIGINT"])
+    if result.total and result.counts.get("failed", 0) >= result.total:
+        typer.echo("error: every configuration failed", err=True)
+        return 1
+    return 0

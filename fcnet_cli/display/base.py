@@ -1,0 +1,113 @@
+"""Consoles and the small renderers every command uses: schema, config, errors, tables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+from rich import box
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+_PIPE_WIDTH = 120  # columns used for wide tables when output is not a terminal
+_FINAL_ROWS = 200  # most epoch rows left on screen when a live run ends (metrics.csv has all)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console on the current sys.stdout/sys.stderr (created late, so CliRunner sees it)."""
+    console = Console(stderr=stderr, highlight=False)
+    if not is_terminal(console) and "COLUMNS" not in os.environ:
+        console.width = _PIPE_WIDTH  # a pipe or file has no width to respect: room for tables
+    return console
+
+
+def is_terminal(console: Console) -> bool:
+    return console.is_terminal and not console.is_dumb_terminal
+
+
+def _num(x: float, spec: str = ".4f") -> str:
+    return format(x, spec)
+
+
+def _kv_grid(pairs: Iterable[tuple[str, str]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in pairs:
+        grid.add_row(key, Text(value))
+    return grid
+
+
+def _schema_type(type_: str, description: str) -> tuple[str, str]:
+    """Literal['a', 'b'] -> ("choice", "...; one of: a, b"): keeps the type column narrow."""
+    if not type_.startswith("Literal["):
+        return type_, description
+    choices = ", ".join(c.strip().strip("'\"") for c in type_[8:-1].split(","))
+    return "choice", f"{description}; one of: {choices}" if description else f"one of: {choices}"
+
+
+def render_schema(console: Console, rows: Sequence[tuple[str, str, str, str]],
+                  values: dict[str, str] | None = None) -> None:
+    """The config schema: one row per field. `values` adds a column with a config's values."""
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("type", overflow="fold", max_width=12)
+    if values is not None:
+        table.add_column("value", overflow="fold", max_width=24)
+    table.add_column("default", overflow="fold", max_width=14)
+    table.add_column("description", overflow="fold", min_width=20)
+    for path, type_, default, description in rows:
+        shown_type, description = _schema_type(type_, description)
+        cells = [Text(path), Text(shown_type)]
+        if values is not None:
+            value = values.get(path, "")
+            cells.append(Text(value, style="bold" if value != default else ""))
+        table.add_row(*cells, Text(default), Text(description))
+    console.print(table)
+
+
+def render_config(console: Console, yaml_text: str) -> None:
+    """A resolved config: highlighted on a terminal, verbatim (valid YAML) otherwise."""
+    if is_terminal(console):
+        console.print(Syntax(yaml_text.rstrip("\n"), "yaml", background_color="default"))
+    else:
+        console.print(Text(yaml_text.rstrip("\n")), soft_wrap=True)
+
+
+def render_errors(console: Console, problems: Sequence[str]) -> None:
+    """One line per problem, prefixed `error:`; the text itself is never parsed as markup."""
+    for problem in problems:
+        line = Text("error: ", style="bold red")
+        line.append(str(problem).replace("\n", " "))
+        console.print(line, soft_wrap=True)
+
+
+def render_comparison(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                      title: str | None = None, caption: str | None = None) -> None:
+    """A comparison of runs (`report.Comparison.cells()`): one row per run, already sorted."""
+    table = Table(title=title, caption=caption, header_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    longest = max((len(r[0]) for r in rows if r), default=8)
+    for i, head in enumerate(headers):
+        if i == 0:  # the run name folds; the numbers never do
+            table.add_column(Text(head), overflow="fold", min_width=min(longest, 14))
+        else:
+            table.add_column(Text(head), justify="right", overflow="fold",
+                             min_width=min(len(head), 8))
+    for row in rows:
+        table.add_row(*(Text(c) for c in row))
+    console.print(table)
+
+
+def render_importances(console: Console, rows: Sequence[tuple[str, float]], source: str) -> None:
+    """Optuna parameter importances (fractions summing to 1), largest first."""
+    table = Table(title="parameter importances (fANOVA)", caption=Text(f"from {source}"),
+                  header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("importance", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for name, value in rows:
+        table.add_row(Text(name), f"{value:.3f}", "█" * max(0, round(value * 30)))
+    console.print(table)

@@ -1,0 +1,235 @@
+"""The live epoch table, plain epoch lines, the run summary and evaluation tables."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from fcnet_cli.display.base import (
+    _FINAL_ROWS,
+    _kv_grid,
+    _num,
+)
+from fcnet_cli.results import (
+    BatchProgress,
+    Callback,
+    EpochMetrics,
+    EvalResult,
+    RunResult,
+    RunStart,
+)
+
+
+def _epoch_cells(m: EpochMetrics, epochs: int) -> list[str]:
+    return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.train_accuracy),
+            _num(m.val_loss), _num(m.val_accuracy), _num(m.gap_accuracy, "+.4f"),
+            _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
+
+
+def _start_line(start: RunStart) -> Text:
+    who = start.names[0] if len(start.names) == 1 else f"{len(start.names)} members"
+    where = start.run_dirs[0] if len(start.run_dirs) == 1 and start.run_dirs[0] else None
+    resumed = f", resuming after epoch {start.start_epoch}" if start.start_epoch else ""
+    line = (f"training {who} on {start.device}: {start.n_train} train / {start.n_val} val / "
+            f"{start.n_test} test, {start.n_features} features, {start.n_classes} classes, "
+            f"{start.epochs} epochs{resumed}")
+    return Text(line + (f"\nrun directory: {where}" if where else ""))
+
+
+class LiveTrainDisplay(Callback):
+    """A live epoch table (one row per epoch, or per epoch and member) and a batch progress bar.
+
+    Log messages print above the live area. Call `close()` (or use `with`) when training ends,
+    even by an exception; it leaves the table (up to the last 200 rows) on screen.
+    """
+
+    def __init__(self, console: Console, refresh_per_second: float = 8) -> None:
+        self.console = console
+        self.refresh_per_second = refresh_per_second
+        self._rows: list[tuple[str, list[str], bool]] = []  # (member name, cells, last member)
+        self._names: list[str] = []
+        self._epochs = 0
+        self._ended: set[int] = set()
+        self._final = False
+        self._live: Live | None = None
+        self._last_update = 0.0
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("batches"), TimeElapsedColumn(), console=console)
+        self._task = self._progress.add_task("", total=None, visible=False)
+
+    def __enter__(self) -> LiveTrainDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def on_run_start(self, start: RunStart) -> None:
+        self.close()
+        self._rows, self._ended, self._final = [], set(), False
+        self._names, self._epochs = list(start.names), start.epochs
+        self.console.print(_start_line(start))
+        self._progress.reset(self._task, total=start.batches_per_epoch, completed=0,
+                             description=f"epoch {start.start_epoch + 1}/{start.epochs}",
+                             visible=True)
+        self._live = Live(console=self.console, get_renderable=self._renderable,
+                          refresh_per_second=self.refresh_per_second)
+        self._live.start()
+
+    def on_batch_end(self, progress: BatchProgress) -> None:
+        now = time.monotonic()
+        if progress.batch < progress.batches and now - self._last_update < 0.05:
+            return  # the bar refreshes a few times a second; skip the bookkeeping
+        self._last_update = now
+        self._progress.update(self._task, total=progress.batches, completed=progress.batch,
+                              description=f"epoch {progress.epoch}/{self._epochs}")
+
+    def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
+        for i, m in enumerate(metrics):
+            name = self._names[m.member] if m.member < len(self._names) else str(m.member)
+            self._rows.append((name, _epoch_cells(m, self._epochs), i == len(metrics) - 1))
+        if metrics:
+            nxt = metrics[0].epoch + 1
+            if nxt <= self._epochs:
+                self._progress.reset(self._task, completed=0,
+                                     description=f"epoch {nxt}/{self._epochs}")
+
+    def on_member_end(self, member: int, result: RunResult) -> None:
+        self._ended.add(member)
+        if len(self._names) > 1 and result.status != "completed":
+            why = f": {result.reason}" if result.reason else ""
+            self.on_log(f"{result.name}: {result.status}{why}")
+        if self._names and len(self._ended) >= len(self._names):
+            self.close()
+
+    def on_log(self, message: str) -> None:
+        self.console.print(Text(message))
+
+    def close(self) -> None:
+        """Stop the live area, leaving the final table (without the progress bar)."""
+        if self._live is not None:
+            self._final = True
+            self._live.stop()
+            self._live = None
+
+    def _renderable(self) -> RenderableType:
+        if self._final:
+            return self._table(_FINAL_ROWS)
+        room = max(3, self.console.height - 8)
+        return Group(self._table(room), self._progress)
+
+    def _table(self, max_rows: int) -> Table:
+        rows = self._rows[-max_rows:] if max_rows else []
+        hidden = len(self._rows) - len(rows)
+        caption = f"{hidden} earlier rows not shown (all are in metrics.csv)" if hidden else None
+        many = len(self._names) > 1
+        table = Table(caption=caption, header_style="bold")
+        table.add_column("epoch", justify="right", no_wrap=True)
+        if many:
+            table.add_column("member", max_width=24, no_wrap=True, overflow="ellipsis")
+        for head in ("train loss", "train acc", "val loss", "val acc", "gap", "lr", "time"):
+            table.add_column(head, justify="right", no_wrap=True)
+        first = True
+        for name, cells, last in rows:
+            # Populations: the epoch number on the first member's row only, a rule after the last.
+            shown = [cells[0] if first else "", Text(name), *cells[1:]] if many else cells
+            table.add_row(*shown, end_section=many and last)
+            first = last
+        return table
+
+
+class PlainTrainDisplay(Callback):
+    """One plain line per epoch (and member), for logs and pipes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._names: list[str] = []
+        self._epochs = 0
+
+    def _line(self, text: str | Text) -> None:
+        self.console.print(text if isinstance(text, Text) else Text(text), soft_wrap=True)
+        self.console.file.flush()  # a log file or pipe should see each epoch as it ends
+
+    def on_run_start(self, start: RunStart) -> None:
+        self._names, self._epochs = list(start.names), start.epochs
+        self._line(_start_line(start))
+
+    def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
+        for m in metrics:
+            c = _epoch_cells(m, self._epochs)
+            who = f"{self._names[m.member]}  " if len(self._names) > 1 else ""
+            self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  train_acc {c[2]}  "
+                       f"val_loss {c[3]}  val_acc {c[4]}  gap {c[5]}  lr {c[6]}  {c[7]}")
+
+    def on_member_end(self, member: int, result: RunResult) -> None:
+        if len(self._names) > 1 and result.status != "completed":
+            why = f" ({result.reason})" if result.reason else ""
+            self._line(f"{result.name}: {result.status}{why}")
+
+    def on_log(self, message: str) -> None:
+        self._line(message)
+
+
+def render_run_summary(console: Console, result: RunResult) -> None:
+    """Status, best epoch with its validation metrics, test metrics, run directory."""
+    status = result.status + (f" ({result.reason})" if result.reason else "")
+    pairs = [("run", result.name), ("status", status)]
+    best = result.best
+    if best is not None:
+        pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
+                  ("val", f"loss {best.val_loss:.4f}  accuracy {best.val_accuracy:.4f}"),
+                  ("train", f"loss {best.train_loss:.4f}  accuracy {best.train_accuracy:.4f}"
+                            f"  gap {best.gap_accuracy:+.4f}")]
+    else:
+        pairs.append(("best epoch", "none (no epoch completed)"))
+    if result.test is not None:
+        t = result.test
+        pairs.append(("test", f"loss {t.loss:.4f}  accuracy {t.accuracy:.4f}  (n = {t.n})"))
+    pairs.append(("time", f"{result.seconds:.1f}s"))
+    if result.run_dir:
+        pairs.append(("run directory", result.run_dir))
+    console.print(_kv_grid(pairs))
+
+
+def _class_label(i: int, name: str) -> str:
+    return name if name == str(i) else f"{i} {name}"
+
+
+def render_eval(console: Console, result: EvalResult) -> None:
+    """Loss and accuracy, a per-class precision/recall/F1/support table, the confusion matrix."""
+    console.print(Text(f"split {result.split}: {result.n} examples  loss {result.loss:.4f}  "
+                       f"accuracy {result.accuracy:.4f}"))
+    per_class = Table(title="per class", header_style="bold")
+    per_class.add_column("class", overflow="fold")
+    for head in ("precision", "recall", "f1", "support"):
+        per_class.add_column(head, justify="right", no_wrap=True)
+    rows = zip(result.classes, result.precision, result.recall, result.f1, result.support,
+               strict=False)
+    for i, (name, p, r, f, s) in enumerate(rows):
+        per_class.add_row(Text(_class_label(i, name)), f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", str(s))
+    k = len(result.classes)
+    if k:
+        per_class.add_section()
+        per_class.add_row("macro avg", f"{sum(result.precision) / k:.4f}",
+                          f"{sum(result.recall) / k:.4f}", f"{sum(result.f1) / k:.4f}",
+                          str(sum(result.support)))
+    console.print(per_class)
+    console.print(_confusion_table(result))
+
+
+def _confusion_table(result: EvalResult) -> Table:
+    short = all(len(c) <= 6 for c in result.classes)
+    table = Table(title="confusion matrix",
+                  header_style="bold")
+    table.add_column("true \\ pred", overflow="fold")
+    for i, name in enumerate(result.classes):
+        table.add_column(Text(name if short else str(i)), justify="right", no_wrap=True)
+    for i, (name, row) in enumerate(zip(result.classes, result.confusion, strict=False)):
+        cells = [Text(str(v), style="bold" if j == i else "") for j, v in enumerate(row)]
+        table.add_row(Text(_class_label(i, name)), *cells)
+    return table
