@@ -34,6 +34,7 @@ __all__ = [
     "apply_overrides",
     "describe_schema",
     "dump_experiment",
+    "flatten",
     "layout_key",
     "load_experiment",
     "load_yaml",
@@ -366,6 +367,17 @@ def layout_key(exp: Experiment) -> str:
            "batch_size": t.batch_size, "epochs": t.epochs, "device": t.device,
            "optimizer": exp.optimizer.name}
     return yaml.safe_dump(key, sort_keys=True)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:

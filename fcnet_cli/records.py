@@ -21,6 +21,7 @@ from fcnet_cli.config import (
     ConfigError,
     Experiment,
     dump_experiment,
+    flatten,
     read_config_file,
     validate_experiment,
 )
@@ -81,21 +82,11 @@ def check_resume_config(run_dir: Path, exp: Experiment) -> None:
         raise UsageError(f"{run_dir}: not a run directory (no config.yaml)")
     raw, lines = read_config_file(run_dir / "config.yaml")
     saved = validate_experiment(raw, lines, str(run_dir / "config.yaml"))
-    a, b = _flatten(saved.model_dump(mode="json")), _flatten(exp.model_dump(mode="json"))
+    a, b = flatten(saved.model_dump(mode="json")), flatten(exp.model_dump(mode="json"))
     diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     if diff:
         raise ConfigError([f"cannot resume {run_dir}: the config changed"] + diff)
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def write_metrics(run_dir: Path, history: Sequence[EpochMetrics]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from fcnet_cli.config import flatten
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "compare",
     "differing_params",
     "find_runs",
-    "flatten",
     "is_run_dir",
     "load_run",
     "load_runs",
@@ -44,17 +44,6 @@ __all__ = [
 METRICS = ("val_accuracy", "val_loss")
 IGNORED_PREFIXES = ("output.",)  # names and folders differ between runs by construction
 MAX_SHOWN_PARAMS = 6  # differing hyperparameters shown in tables; the CSV has them all
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 @dataclass

@@ -31,12 +31,13 @@ from fcnet_cli.config import (
     Experiment,
     apply_overrides,
     describe_schema,
+    flatten,
     layout_key,
     read_config_file,
     validate_experiment,
 )
 
-__all__ = ["Sweep", "SweepSpec", "flat", "load_sweep", "schema_defaults", "sweep_from_mapping"]
+__all__ = ["Sweep", "SweepSpec", "load_sweep", "schema_defaults", "sweep_from_mapping"]
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
@@ -69,17 +70,6 @@ class SweepSpec(BaseModel):
                                                     "retried")
     parameters: dict[str, Any] = Field(default_factory=dict,
                                        description="dotted experiment key -> values or range")
-
-
-def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 @dataclass
@@ -115,7 +105,7 @@ class Sweep:
 
     @property
     def base_values(self) -> dict[str, Any]:
-        return flat(self.base_exp.model_dump(mode="json"))
+        return flatten(self.base_exp.model_dump(mode="json"))
 
     def experiment(self, point: space.Point, seed_index: int = 0,
                    name: str | None = None) -> Experiment:
@@ -277,7 +267,7 @@ def _check_semantics(sweep: Sweep, lines: dict[str, int]) -> None:
 
 def schema_defaults() -> dict[str, Any]:
     """Every experiment field's default, flat (dotted keys)."""
-    return flat(Experiment().model_dump(mode="json"))
+    return flatten(Experiment().model_dump(mode="json"))
 
 
 def _point_text(point: space.Point) -> str:

@@ -25,9 +25,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from fcnet_cli.config import ConfigError
+from fcnet_cli.config import ConfigError, flatten
 from fcnet_cli.errors import RunError, UsageError
-from fcnet_cli.sweepspec import Sweep, flat
+from fcnet_cli.sweepspec import Sweep
 
 __all__ = ["JOURNAL", "Heartbeat", "Store", "open_store", "quiet_optuna", "redact", "worker_id"]
 
@@ -226,7 +226,7 @@ def _check_identity(study: optuna.Study, sweep: Sweep) -> None:
         return
     if saved == mine:
         return
-    a, b = flat(saved), flat(mine)
+    a, b = flatten(saved), flatten(mine)
     diff = [f"{k}: {a.get(k)!r} when the sweep started, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     raise ConfigError([f"cannot resume sweep '{sweep.name}' ({sweep.sweep_dir}): its "

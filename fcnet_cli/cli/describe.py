@@ -2,7 +2,7 @@
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -34,27 +34,17 @@ def validate(
 
 def _validate(config: Path, overrides: list[str], explain: bool) -> int:
     from fcnet_cli import display
-    from fcnet_cli.config import describe_schema, dump_experiment, load_experiment
+    from fcnet_cli.config import describe_schema, dump_experiment, flatten, load_experiment
 
     exp = load_experiment(config, overrides)
     out = display.make_console()
     if explain:
-        values = _flatten(exp.model_dump())
+        values = {k: "null" if v is None else repr(v)
+                  for k, v in flatten(exp.model_dump()).items()}
         display.render_schema(out, describe_schema(), values)
     else:
         display.render_config(out, dump_experiment(exp))
     return 0
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """{"a": {"b": 1}} -> {"a.b": "1"}, values shown like describe_schema's defaults."""
-    out: dict[str, str] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = "null" if value is None else repr(value)
-    return out
 
 
 @app.command()
