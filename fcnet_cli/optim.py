@@ -115,7 +115,7 @@ class PopulationOptimizer:
             if buf is None:
                 buf = st["momentum_buffer"] = g.clone()
             elif v["undamp"] is None:
-                buf.mul_(v["mom"]).add_(g)
+                torch.addcmul(g, buf, v["mom"], out=buf)  # buf ← μ·buf + g in one pass
             else:
                 buf.mul_(v["mom"]).addcmul_(g, v["undamp"])
             if v["nesterov"] is not None:
