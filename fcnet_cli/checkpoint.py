@@ -48,6 +48,7 @@ MAX_WEIGHTS_BYTES = 4 << 30  # 4 GiB: far beyond any MLP this tool trains
 MAX_TRAIN_STATE_BYTES = 8 << 30  # optimizer state (Adam) is ~2× the weights
 MAX_META_BYTES = 10_000_000
 WHICH = ("best", "last")
+MIN_TORCH = (2, 10)  # weights-only unpickling is trusted from here on (pyproject requires it)
 _SEQ_DIR = re.compile(r"\.(best|last)-(\d+)")
 
 
@@ -390,8 +391,16 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     return LoadedCheckpoint(dir=ckpt, state_dict=state_dict, meta=meta)
 
 
+def _torch_version() -> tuple[int, int]:
+    major, minor = (torch.__version__.split("+")[0].split(".") + ["0"])[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
 def load_train_state(ckpt_dir: Path) -> dict:
     """The resume state of a `last` checkpoint, verified and loaded with `weights_only=True`."""
+    if _torch_version() < MIN_TORCH:
+        raise CheckpointError(f"refusing to unpickle training state with torch {torch.__version__}"
+                              f": its weights-only loader has known flaws; need torch >= 2.10")
     ckpt = _checkpoint_dir(Path(ckpt_dir))
     real = ckpt.resolve()
     meta = _read_meta(real, ckpt)

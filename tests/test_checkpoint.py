@@ -344,3 +344,10 @@ def test_train_state_missing(run_dir: Path, model):
     best = _best(run_dir, model)
     with pytest.raises(CheckpointError, match=rf"{best}/train_state\.pt: missing"):
         load_train_state(best)
+
+
+def test_old_torch_is_refused_before_unpickling(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ck.torch, "__version__", "2.5.1+cpu")
+    with pytest.raises(CheckpointError, match="need torch >= 2.10"):
+        ck.load_train_state(tmp_path)
