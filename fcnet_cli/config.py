@@ -7,7 +7,6 @@ Every field is documented once, with its unit, and named like the PyTorch argume
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -365,7 +364,8 @@ def layout_key(exp: Experiment) -> str:
     key = {"data": exp.data.model_dump(mode="json"), "hidden": m.hidden,
            "activation": m.activation, "batch_norm": m.batch_norm,
            "batch_size": t.batch_size, "epochs": t.epochs, "device": t.device,
-           "optimizer": exp.optimizer.name}
+           "optimizer": exp.optimizer.name,
+           "include_bias": exp.regularization.include_bias}
     return yaml.safe_dump(key, sort_keys=True)
 
 
@@ -398,7 +398,3 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
 
     walk(Experiment, "")
     return rows
-
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

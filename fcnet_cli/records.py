@@ -10,7 +10,7 @@ import io
 import json
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def save_model(run_dir: Path, which: str, m: Member, data: DataSplits,
         ck.save_checkpoint(run_dir, "last", state_dict, _meta(m, data, epoch), train_state)
 
 
-def finish_member(m: Member, data: DataSplits, mid_epoch: bool) -> RunResult:
+def finish_member(m: Member, data: DataSplits) -> RunResult:
     """Test metrics of the best state, summary.json, and any best checkpoint still pending."""
     test = None
     if m.best_state is not None:
@@ -183,7 +183,3 @@ def load_resume_state(run_dir: Path | None) -> ResumeState:
     best_dir = run_dir / "checkpoints" / "best"
     best = ck.load_checkpoint(best_dir).state_dict if best_dir.exists() else None
     return ResumeState(weights, train, best)
-
-
-def history_dicts(history: Sequence[EpochMetrics]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in history]

@@ -18,7 +18,7 @@ import torch
 
 from fcnet_cli import records
 from fcnet_cli.checkpoint import RunLock
-from fcnet_cli.config import Experiment
+from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.data import DataSplits, load_data
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.members import Member, new_member
@@ -84,6 +84,8 @@ class _Engine:
         self.exps, self.callbacks, self.stop, self.pruner, self.eager = exps, callbacks, stop, \
             pruner, eager
         first = exps[0]
+        if len({layout_key(e) for e in exps}) > 1:
+            raise ValueError("members of one population must share a layout (config.layout_key)")
         self.device = pick_device(first.training.device)
         self.data = (data or load_data(first.data)).to(self.device)
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
@@ -100,10 +102,8 @@ class _Engine:
         self.pop = Population(self.exps, d.n_features, d.n_classes, self.device)
         self.members = [new_member(i, e, self.device) for i, e in enumerate(self.exps)]
         self.hp = member_hparams(self.exps, self.device)
+        # include_bias is part of the layout: weight decay on biases is one flag per population
         decay = self.pop.decay_mask(self.exps[0].regularization.include_bias)
-        if any(e.regularization.include_bias for e in self.exps):
-            decay = [m or k.endswith(".bias") and not self._is_bn(k)
-                     for m, k in zip(decay, self.pop.param_keys, strict=True)]
         self.opt = PopulationOptimizer(self.exps[0].optimizer.name, self.pop.params, decay,
                                        self.hp)
         dirs = records.prepare_run_dirs(self.exps, run_dirs, resume, d)
@@ -139,12 +139,9 @@ class _Engine:
                 if m.status is None:
                     m.status, m.reason = "failed", "stopped by an error"
                     with contextlib.suppress(Exception):
-                        self._finish(m, mid_epoch=True)
+                        self._finish(m)
             raise
         return [self.results[i] for i in range(len(self.exps))]
-
-    def _is_bn(self, key: str) -> bool:
-        return int(key.split(".")[0]) not in self.pop.lin_idx
 
     def _restore(self) -> None:
         states = [records.load_resume_state(m.run_dir) for m in self.members]
@@ -290,7 +287,7 @@ class _Engine:
         for cb in self.callbacks:
             cb.on_epoch_end(rows)
         for k in done:
-            self._finish(self.members[k], mid_epoch=False, k=k)
+            self._finish(self.members[k])
         if done:
             self._keep([k for k in range(len(self.members)) if k not in done])
 
@@ -304,7 +301,7 @@ class _Engine:
             m = self.members[k]
             m.status = "diverged"
             m.reason = f"non-finite loss at epoch {epoch + 1}, step {b + 1}"
-            self._finish(m, mid_epoch=False, k=None)
+            self._finish(m)
         keep = [k for k in range(len(self.members)) if k not in bad]
         if not keep:
             self.members = []
@@ -332,7 +329,7 @@ class _Engine:
             m.status = "interrupted"
             m.reason = f"stopped by {self.stop.reason} at epoch {epoch + 1}, batch {b + 1}"
             self._save(m, k, epoch, b, with_last=True, mid_epoch=True)
-            self._finish(m, mid_epoch=True)
+            self._finish(m)
         self.members = []
 
     def _save(self, m: Member, k: int, epoch: int, batch: int, with_last: bool,
@@ -351,11 +348,11 @@ class _Engine:
                                   ls[k], corr[k], cnt)
             records.save_model(m.run_dir, "last", m, self.data, self.pop.state_dict(k), state)
 
-    def _finish(self, m: Member, mid_epoch: bool, k: int | None = None) -> None:
+    def _finish(self, m: Member) -> None:
         """Close a member: final checkpoints (sweeps), test metrics, summary.json."""
         if m.index in self.results:
             return
-        result = records.finish_member(m, self.data, mid_epoch)
+        result = records.finish_member(m, self.data)
         self.results[m.index] = result
         for cb in self.callbacks:
             cb.on_member_end(m.index, result)
