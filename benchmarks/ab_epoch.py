@@ -20,8 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.data import DataSplits, load_data
-from fcnet_cli.train import train_population
+from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.train import train_population
 
 
 def hand_epoch(d: DataSplits, model: nn.Sequential, opt: torch.optim.Optimizer) -> float:

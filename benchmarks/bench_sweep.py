@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from make_mnist import make as make_mnist
 
-from fcnet_cli.data import load_data
-from fcnet_cli.sweep import run_sweep
-from fcnet_cli.sweepspec import sweep_from_mapping
-from fcnet_cli.train import train
+from fcnet_cli.engine.data import load_data
+from fcnet_cli.engine.train import train
+from fcnet_cli.sweep.run import run_sweep
+from fcnet_cli.sweep.spec import sweep_from_mapping
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,46 @@
+"""fcnet: train, evaluate and sweep fully connected networks from a YAML file.
+
+The public Python API; every command is a few lines over it::
+
+    from fcnet_cli import load_experiment, train
+    result = train(load_experiment("experiments/digits.yaml"))
+
+Names are imported on first use so that `import fcnet_cli` (and `fcnet --help`) stays free of
+torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("fcnet")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "__version__",
+    "load_experiment",
+    "load_sweep",
+    "run_sweep",
+    "train",
+]
+
+_LAZY = {
+    "load_experiment": "fcnet_cli.config",
+    "train": "fcnet_cli.engine.train",
+    "load_sweep": "fcnet_cli.sweep.spec",
+    "run_sweep": "fcnet_cli.sweep.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fcnet_cli' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -14,8 +14,9 @@ import pytest
 import safetensors.torch
 import torch
 
-from fcnet_cli import checkpoint as ck
-from fcnet_cli.checkpoint import (
+from fcnet_cli.config import Experiment, ModelConfig
+from fcnet_cli.engine import checkpoint as ck
+from fcnet_cli.engine.checkpoint import (
     RunLock,
     atomic_write_text,
     clean_stale,
@@ -24,9 +25,8 @@ from fcnet_cli.checkpoint import (
     new_run_dir,
     save_checkpoint,
 )
-from fcnet_cli.config import Experiment, ModelConfig
+from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, RunError
-from fcnet_cli.model import build_mlp
 
 
 def make_meta(hidden: list[int] | None = None, **extra) -> dict:
@@ -105,7 +105,7 @@ def test_run_lock_second_holder_fails(run_dir: Path):
 
 
 def test_run_lock_held_by_another_process(run_dir: Path):
-    code = ("import sys, time; from fcnet_cli.checkpoint import RunLock\n"
+    code = ("import sys, time; from fcnet_cli.engine.checkpoint import RunLock\n"
             "with RunLock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.read()")
     root = str(Path(__file__).resolve().parents[1])  # importable even without `pip install -e`
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(

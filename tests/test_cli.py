@@ -15,12 +15,10 @@ from typer.testing import CliRunner, Result
 from fcnet_cli.cli import app
 from fcnet_cli.config import dump_experiment, load_experiment
 from fcnet_cli.errors import RunError
-from fcnet_cli.results import EpochMetrics, RunResult
+from fcnet_cli.events import EpochMetrics, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-ENGINE_READY = all((ROOT / "fcnet_cli" / f"{m}.py").exists() for m in ("train", "evaluate"))
-needs_engine = pytest.mark.skipif(not ENGINE_READY, reason="train.py/evaluate.py not written yet")
 
 
 def _write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
@@ -294,8 +292,8 @@ def test_train_rejects_a_bad_config_before_training(tmp_path: Path) -> None:
 
 def _fake_train(run_dir: Path, status: str, signals: tuple[int, ...] = (),
                 reason: str | None = None):
-    """A stand-in for fcnet_cli.train.train: emits one epoch, optionally signals itself."""
-    from fcnet_cli.results import RunStart
+    """A stand-in for fcnet_cli.engine.train.train: emits one epoch, optionally signals itself."""
+    from fcnet_cli.events import RunStart
 
     def fake(exp, *, callbacks=(), stop=None, resume=None):
         assert stop is not None and not stop.requested
@@ -313,13 +311,12 @@ def _fake_train(run_dir: Path, status: str, signals: tuple[int, ...] = (),
     return fake
 
 
-@needs_engine
 @pytest.mark.parametrize(("status", "code"), [
     ("completed", 0), ("early_stopped", 0), ("diverged", 3), ("failed", 1)])
 def test_train_exit_code_follows_the_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             status: str, code: int) -> None:
     run_dir = tmp_path / "runs" / "tiny" / "r1"
-    monkeypatch.setattr("fcnet_cli.train.train",
+    monkeypatch.setattr("fcnet_cli.engine.train.train",
                         _fake_train(run_dir, status, reason="loss is nan at epoch 1"))
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     assert result.exit_code == code, result.output
@@ -329,7 +326,6 @@ def test_train_exit_code_follows_the_status(tmp_path: Path, monkeypatch: pytest.
         assert "loss is nan at epoch 1" in result.stdout
 
 
-@needs_engine
 @pytest.mark.parametrize(("signals", "code", "name"), [
     ((signal.SIGINT,), 130, "SIGINT"),
     ((signal.SIGTERM,), 143, "SIGTERM"),
@@ -340,7 +336,7 @@ def test_signals_stop_training_and_print_the_resume_command(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signals: tuple[int, ...], code: int,
         name: str) -> None:
     run_dir = tmp_path / "runs" / "tiny" / "r 1"
-    monkeypatch.setattr("fcnet_cli.train.train", _fake_train(run_dir, "completed", signals))
+    monkeypatch.setattr("fcnet_cli.engine.train.train", _fake_train(run_dir, "completed", signals))
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     assert result.exit_code == code, result.output
@@ -349,22 +345,20 @@ def test_signals_stop_training_and_print_the_resume_command(
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
-@needs_engine
 def test_train_quiet_prints_only_the_run_dir(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = tmp_path / "runs" / "tiny" / "r1"
-    monkeypatch.setattr("fcnet_cli.train.train", _fake_train(run_dir, "completed"))
+    monkeypatch.setattr("fcnet_cli.engine.train.train", _fake_train(run_dir, "completed"))
     result = runner.invoke(app, ["train", "-q", str(_tiny(tmp_path))])
     assert result.exit_code == 0
     assert result.stdout == f"{run_dir}\n"
 
 
-@needs_engine
 def test_train_errors_become_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def fails(exp, **kwargs):
         raise RunError("run directory is locked by another process")
 
-    monkeypatch.setattr("fcnet_cli.train.train", fails)
+    monkeypatch.setattr("fcnet_cli.engine.train.train", fails)
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     assert result.exit_code == 1
     assert result.stderr == "error: run directory is locked by another process\n"
@@ -378,8 +372,6 @@ def test_train_errors_become_exit_codes(tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real run of the tiny iris experiment, shared by the eval tests."""
-    if not ENGINE_READY:
-        pytest.skip("train.py/evaluate.py not written yet")
     tmp_path = tmp_path_factory.mktemp("trained")
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     assert result.exit_code == 0, result.output
@@ -457,7 +449,6 @@ def _start_training(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-@needs_engine
 def test_real_sigint_then_resume_and_sigterm(tmp_path: Path) -> None:
     path = _write(tmp_path, "data:\n  dataset: digits\nmodel:\n  hidden: [32]\n"
                             "training:\n  epochs: 50\n  batch_size: 1\n  device: cpu\n"

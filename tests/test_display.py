@@ -15,7 +15,7 @@ from fcnet_cli.display import (
     render_run_summary,
     render_schema,
 )
-from fcnet_cli.results import BatchProgress, EpochMetrics, EvalResult, RunResult, RunStart
+from fcnet_cli.events import BatchProgress, EpochMetrics, EvalResult, RunResult, RunStart
 
 
 def _console() -> Console:

@@ -1,33 +1,127 @@
-"""Layering (DESIGN.md): the engine imports neither typer nor rich; only the display package
-imports rich and only the cli package imports typer; the fast paths (config, display, the CLI)
-never load torch.
+"""Layering (DESIGN.md), checked by package: imports point one way,
+
+    leaves (config, yamlio, errors, events) ← engine ← sweep / analysis / serve ← studies
+                                                                        ← display / cli
+
+only `display` imports rich, only `cli` imports typer, and the fast paths (the leaves, the
+display, the CLI's `--help`) never load torch.
 """
 
+import ast
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fcnet_cli"
-UI = {"display", "cli"}
-# Every other module is engine: config, results, data, model, population, optim, train, ...
-ENGINE = sorted(p.stem for p in PACKAGE.glob("*.py")
-                if p.stem not in UI and not p.stem.startswith("__"))
+LEAVES = {"config", "yamlio", "errors", "events"}
+# What each layer may import from fcnet_cli (besides itself). `__init__` is the lazy public API.
+ALLOWED = {
+    "leaves": {"leaves"},
+    "engine": {"leaves"},
+    "analysis": {"leaves", "engine"},
+    "sweep": {"leaves", "engine", "analysis"},
+    "serve": {"leaves", "engine"},
+    "studies": {"leaves", "engine", "analysis", "sweep"},
+    "display": {"leaves", "analysis"},
+    "cli": {"leaves", "engine", "analysis", "sweep", "serve", "display", "studies"},
+}
 
 
-def _first_import_of(modules: list[str], forbidden: set[str]) -> dict[str, list[str]]:
-    """Import `modules` in order in one fresh interpreter; after each, which forbidden
-    top-level packages are loaded. The first module listing one is the one that imports it."""
+def _layer(module: str) -> str:
+    """'fcnet_cli.engine.train' -> 'engine'; 'fcnet_cli.config' -> 'leaves'."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "api"
+    return "leaves" if parts[1] in LEAVES else parts[1]
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for p in PACKAGE.rglob("*.py"):
+        rel = p.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+        out[name] = p
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module an import statement names, including `from pkg import module`."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def test_every_module_belongs_to_a_known_layer() -> None:
+    layers = {_layer(m) for m in _modules()} - {"api"}
+    assert layers <= set(ALLOWED), layers - set(ALLOWED)
+    assert {"leaves", "engine", "sweep", "analysis", "studies", "display", "cli"} <= layers
+
+
+def test_imports_point_one_way() -> None:
+    modules = _modules()
+    bad = []
+    for name, path in modules.items():
+        src = _layer(name)
+        if src == "api":
+            continue
+        for target in _imports(path):
+            if not target.startswith("fcnet_cli") or target not in modules:
+                continue
+            dst = _layer(target)
+            if dst not in (src, "api") and dst not in ALLOWED[src]:
+                bad.append(f"{name} -> {target}")
+    assert not bad, bad
+
+
+def test_no_import_cycles_between_modules() -> None:
+    modules = _modules()
+    graph = {m: {t for t in _imports(p) if t in modules and t != m and not
+                 m.startswith(t + ".")} for m, p in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for n in graph[m]:
+            if state.get(n) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(n):] + [n]))
+            if n not in state:
+                visit(n, stack + [n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+def _third_party(library: str) -> set[str]:
+    return {_layer(name) for name, p in _modules().items()
+            if any(t == library or t.startswith(library + ".") for t in _imports(p))}
+
+
+def test_only_display_imports_rich_and_only_cli_imports_typer() -> None:
+    assert _third_party("rich") == {"display"}
+    assert _third_party("typer") == {"cli"}
+    assert not _third_party("click")
+
+
+def _loaded_after(modules: list[str], watched: set[str]) -> dict[str, list[str]]:
+    """Import `modules` in order in one fresh interpreter; after each, which watched
+    top-level packages are loaded."""
     code = (
         "import importlib, json, sys\n"
-        f"forbidden = {sorted(forbidden)!r}\n"
+        f"watched = {sorted(watched)!r}\n"
         "seen = {}\n"
         f"for name in {modules!r}:\n"
-        "    importlib.import_module('fcnet_cli.' + name)\n"
-        "    seen[name] = [f for f in forbidden if f in sys.modules]\n"
+        "    importlib.import_module(name)\n"
+        "    seen[name] = [f for f in watched if f in sys.modules]\n"
         "print(json.dumps(seen))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -37,38 +131,17 @@ def _first_import_of(modules: list[str], forbidden: set[str]) -> dict[str, list[
     return json.loads(proc.stdout)
 
 
-def test_engine_modules_do_not_import_typer_or_rich() -> None:
-    assert {"config", "results"} <= set(ENGINE)
-    seen = _first_import_of(ENGINE, {"typer", "rich", "click"})
+def test_engine_sweep_and_analysis_load_no_ui_library() -> None:
+    below_ui = {"leaves", "engine", "sweep", "analysis", "studies", "serve"}
+    names = sorted(m for m in _modules()
+                   if _layer(m) in below_ui and not m.endswith("__main__"))
+    seen = _loaded_after(names, {"typer", "rich", "click"})
     offenders = {name: libs for name, libs in seen.items() if libs}
-    assert not offenders, f"first engine module pulling in a UI library: {offenders}"
+    assert not offenders, f"first module pulling in a UI library: {offenders}"
 
 
 def test_fast_path_modules_do_not_import_torch() -> None:
-    seen = _first_import_of(["config", "errors", "results", "display", "cli"], {"torch"})
+    fast = ["fcnet_cli", *(f"fcnet_cli.{m}" for m in sorted(LEAVES)), "fcnet_cli.display",
+            "fcnet_cli.cli"]
+    seen = _loaded_after(fast, {"torch"})
     assert not any(seen.values()), seen
-
-
-def _importers(library: str) -> set[str]:
-    pattern = re.compile(rf"^\s*(?:import|from)\s+{library}(?:\.|\s|$)", re.MULTILINE)
-    return {".".join(p.relative_to(PACKAGE).with_suffix("").parts)
-            for p in PACKAGE.rglob("*.py") if pattern.search(p.read_text("utf-8"))}
-
-
-def _in_display(modules: set[str]) -> bool:
-    return all(m == "display" or m.startswith("display.") for m in modules)
-
-
-def test_only_display_imports_rich() -> None:
-    assert _in_display(_importers("rich"))
-
-
-def test_only_cli_imports_typer_or_click() -> None:
-    assert all(m == "cli" or m.startswith("cli.") for m in _importers("typer"))
-    assert not _importers("click")
-
-
-def test_import_scan_sees_the_ui_modules() -> None:
-    # Guards the two tests above against a pattern that silently matches nothing.
-    assert {"display.base", "display.train", "display.sweep"} <= _importers("rich")
-    assert {"cli.app", "cli.run", "cli.describe", "cli.sweep"} <= _importers("typer")

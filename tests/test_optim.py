@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fcnet_cli.config import SchedulerConfig
-from fcnet_cli.optim import EarlyStopper, Plateau, epoch_lr, onecycle_lr
+from fcnet_cli.engine.optim import EarlyStopper, Plateau, epoch_lr, onecycle_lr
 
 
 def lrs(cfg: dict, base: float = 0.1, epochs: int = 8) -> list[float]:

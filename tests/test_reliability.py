@@ -12,14 +12,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fcnet_cli import optim
-from fcnet_cli import train as train_mod
-from fcnet_cli.checkpoint import RunLock, load_checkpoint
 from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment
+from fcnet_cli.engine import optim
+from fcnet_cli.engine import train as train_mod
+from fcnet_cli.engine.checkpoint import RunLock, load_checkpoint
+from fcnet_cli.engine.train import train, train_population
 from fcnet_cli.errors import RunError
-from fcnet_cli.results import Callback, EpochMetrics
-from fcnet_cli.train import train, train_population
+from fcnet_cli.events import Callback, EpochMetrics
 
 
 def make_exp(tmp_path: Path, name: str = "rel", **over: Any) -> Experiment:
@@ -150,7 +150,7 @@ def test_second_process_on_the_same_run_dir_is_refused(tmp_path: Path) -> None:
 
 
 def test_resume_cleans_temporary_leftovers(tmp_path: Path) -> None:
-    from fcnet_cli.results import StopToken
+    from fcnet_cli.events import StopToken
 
     exp = make_exp(tmp_path, "stale")
     stop = StopToken()
@@ -212,7 +212,7 @@ def test_eval_with_wrong_feature_count_exits_2(tmp_path: Path) -> None:
 
 
 def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
-    from fcnet_cli.tensorboard import available
+    from fcnet_cli.engine.tensorboard import available
 
     if available():
         pytest.skip("the tensorboard extra is installed here")

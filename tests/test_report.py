@@ -13,15 +13,15 @@ from rich.console import Console
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
-from fcnet_cli import report
+from fcnet_cli.analysis import compare as report
+from fcnet_cli.analysis.importances import load_study, param_importances, study_from_runs
 from fcnet_cli.cli import app
 from fcnet_cli.config import validate_experiment
 from fcnet_cli.display import render_comparison, render_importances
-from fcnet_cli.importances import load_study, param_importances, study_from_runs
-from fcnet_cli.population import Population
-from fcnet_cli.results import EpochMetrics, LayerStats
-from fcnet_cli.tensorboard import TensorBoardLogger, available, scalar_tags
-from fcnet_cli.train import train, train_population
+from fcnet_cli.engine.population import Population
+from fcnet_cli.engine.tensorboard import TensorBoardLogger, available, scalar_tags
+from fcnet_cli.engine.train import train, train_population
+from fcnet_cli.events import EpochMetrics, LayerStats
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from fcnet_cli.checkpoint import load_checkpoint, load_train_state
 from fcnet_cli.config import ConfigError, Experiment
-from fcnet_cli.members import Member
-from fcnet_cli.results import Callback, EpochMetrics, StopToken
-from fcnet_cli.train import train
+from fcnet_cli.engine.checkpoint import load_checkpoint, load_train_state
+from fcnet_cli.engine.members import Member
+from fcnet_cli.engine.train import train
+from fcnet_cli.events import Callback, EpochMetrics, StopToken
 
 
 def make_exp(tmp_path: Path, name: str, **over: Any) -> Experiment:

@@ -6,30 +6,32 @@ from pathlib import Path
 
 import pytest
 
-from fcnet_cli import studies, study_pages
-from fcnet_cli.sweepspec import load_sweep
+from fcnet_cli.studies import pages as study_pages
+from fcnet_cli.studies import run as studies
+from fcnet_cli.sweep.spec import load_sweep
 
+STUDY_DIR = Path(__file__).resolve().parents[1] / "experiments" / "studies"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("name, points", [
     ("overfitting", 14), ("l1_vs_l2", 5), ("momentum", 7), ("lr_decay", 7)])
 def test_every_study_is_a_valid_grid_sweep_with_an_explanation(name: str, points: int) -> None:
-    sweep = load_sweep(studies.STUDY_DIR / f"{name}.yaml")
+    sweep = load_sweep(STUDY_DIR / f"{name}.yaml")
     assert sweep.spec.method == "grid" and sweep.name == name
     assert len(sweep.points) == points
     assert sweep.base_exp.data.dataset == "digits"
-    assert (studies.STUDY_DIR / f"{name}.md").read_text().strip()
+    assert (STUDY_DIR / f"{name}.md").read_text().strip()
     assert name in {s.name for s in studies.STUDIES}
 
 
 def test_the_overfitting_study_trains_on_a_small_split() -> None:
-    data = load_sweep(studies.STUDY_DIR / "overfitting.yaml").base_exp.data
+    data = load_sweep(STUDY_DIR / "overfitting.yaml").base_exp.data
     assert 1 - data.val_fraction - data.test_fraction <= 0.2
 
 
 def test_momentum_study_has_the_required_points() -> None:
-    sweep = load_sweep(studies.STUDY_DIR / "momentum.yaml")
+    sweep = load_sweep(STUDY_DIR / "momentum.yaml")
     got = {(p.params["optimizer.momentum"], p.params.get("optimizer.nesterov", False))
            for p in sweep.points}
     assert {(m, False) for m in (0.0, 0.5, 0.9, 0.99)} <= got
@@ -38,7 +40,7 @@ def test_momentum_study_has_the_required_points() -> None:
 
 
 def test_decay_study_covers_every_schedule() -> None:
-    sweep = load_sweep(studies.STUDY_DIR / "lr_decay.yaml")
+    sweep = load_sweep(STUDY_DIR / "lr_decay.yaml")
     names = {sweep.experiment(p).scheduler.name for p in sweep.points}
     assert names == {"none", "step", "exponential", "cosine", "plateau"}
     assert sweep.base_exp.scheduler.monitor == "val_loss"

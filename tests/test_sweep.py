@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import ConfigError
-from fcnet_cli.sweepspace import suggest_point
-from fcnet_cli.sweepspec import load_sweep, schema_defaults
+from fcnet_cli.sweep.space import suggest_point
+from fcnet_cli.sweep.spec import load_sweep, schema_defaults
 
 runner = CliRunner()
 BASE: dict[str, Any] = {
@@ -173,7 +173,7 @@ def test_bad_specs_exit_2(tmp_path: Path, parameters: dict[str, Any], spec: dict
 
 
 def test_resuming_with_a_changed_spec_is_refused(tmp_path: Path) -> None:
-    from fcnet_cli.sweepstore import open_store
+    from fcnet_cli.sweep.store import open_store
 
     open_store(load_sweep(write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9]})))
     changed = load_sweep(write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.5]}))

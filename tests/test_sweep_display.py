@@ -7,7 +7,7 @@ from io import StringIO
 from rich.console import Console
 
 from fcnet_cli import display
-from fcnet_cli.results import RunStart, SweepResult, SweepUpdate, TrialResult
+from fcnet_cli.events import RunStart, SweepResult, SweepUpdate, TrialResult
 
 
 def trial(number: int, value: float | None, state: str = "complete", **kw: object) -> TrialResult:

@@ -20,8 +20,8 @@ import optuna
 import pytest
 import yaml
 
-from fcnet_cli.sweep import load_sweep
-from fcnet_cli.sweepstore import open_store
+from fcnet_cli.sweep.run import load_sweep
+from fcnet_cli.sweep.store import open_store
 
 PG = os.environ.get("FCNET_TEST_PG")
 pytestmark = [pytest.mark.postgres,

@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment
-from fcnet_cli.results import Callback, EpochMetrics, StopToken
-from fcnet_cli.sweep import load_sweep, run_sweep
-from fcnet_cli.sweepstore import open_store
-from fcnet_cli.train import train
+from fcnet_cli.engine.train import train
+from fcnet_cli.events import Callback, EpochMetrics, StopToken
+from fcnet_cli.sweep.run import load_sweep, run_sweep
+from fcnet_cli.sweep.store import open_store
 
 runner = CliRunner()
 

@@ -109,7 +109,8 @@ def _check_png(path: Path | None) -> None:
 
 def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: Path | None,
              metric: str) -> int:
-    from fcnet_cli import display, report
+    from fcnet_cli import display
+    from fcnet_cli.analysis import compare as report
 
     _check_png(plot)
     runs = report.load_runs(paths)
@@ -118,7 +119,7 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
     display.render_comparison(out, table.headers(), table.cells(),
                               caption=table.caption())
     if len(paths) == 1 and not report.is_run_dir(paths[0]) and len(runs) > 2:
-        from fcnet_cli.importances import param_importances
+        from fcnet_cli.analysis.importances import param_importances
 
         found = param_importances(paths[0], runs, metric)
         if found is not None:
@@ -128,7 +129,7 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
             write(path)
             typer.echo(f"wrote {path}", err=True)
     if plot is not None:
-        from fcnet_cli.plots import plot_overlay
+        from fcnet_cli.analysis.plots import plot_overlay
 
         typer.echo(f"wrote {plot_overlay(runs, plot, metric)}", err=True)
     return 0
@@ -157,7 +158,8 @@ def plot(
 
 
 def _plot(path: Path, output: Path | None, metric: str) -> int:
-    from fcnet_cli import plots, report
+    from fcnet_cli.analysis import compare as report
+    from fcnet_cli.analysis import plots
 
     _check_png(output)
     if report.is_run_dir(path):

@@ -16,7 +16,7 @@ from fcnet_cli.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
     from fcnet_cli.display import Console
-    from fcnet_cli.results import Callback, RunResult, StopToken
+    from fcnet_cli.events import Callback, RunResult, StopToken
 
 from fcnet_cli.cli.app import EXIT_CODES, EXIT_SIGNAL, DebugOpt, SetOpt, Split, _run, app
 
@@ -47,16 +47,16 @@ def train(
 def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path | None) -> int:
     from fcnet_cli import display
     from fcnet_cli.config import load_experiment
-    from fcnet_cli.results import StopToken
+    from fcnet_cli.events import StopToken
 
     exp = load_experiment(_config_path(config, resume), overrides)
-    from fcnet_cli.train import train as run_training  # torch: only for a valid config
+    from fcnet_cli.engine.train import train as run_training  # torch: only for a valid config
 
     out = display.make_console()
     stop = StopToken()
     callbacks = _train_callbacks(out, quiet)
     if exp.output.tensorboard:
-        from fcnet_cli.tensorboard import TensorBoardLogger
+        from fcnet_cli.engine.tensorboard import TensorBoardLogger
 
         callbacks.append(TensorBoardLogger())
     try:
@@ -163,7 +163,7 @@ def eval_(
 def _eval(checkpoint: Path, split: str, as_json: bool) -> int:
     if not checkpoint.exists():
         raise CheckpointError(f"{checkpoint}: no such file or directory")
-    from fcnet_cli.evaluate import evaluate_checkpoint
+    from fcnet_cli.engine.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(checkpoint, split)
     if as_json:

@@ -52,14 +52,14 @@ def sweep(
 def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None, top: int,
            as_json: bool, quiet: bool) -> int:
     from fcnet_cli import display
-    from fcnet_cli.results import StopToken
-    from fcnet_cli.sweepspec import load_sweep
+    from fcnet_cli.events import StopToken
+    from fcnet_cli.sweep.spec import load_sweep
 
     spec = load_sweep(config, overrides)  # exit 2 here, before torch is imported
-    from fcnet_cli.sweepstore import open_store
+    from fcnet_cli.sweep.store import open_store
 
     open_store(spec, storage)  # an unreachable storage or a changed spec fails before torch
-    from fcnet_cli.sweep import run_sweep
+    from fcnet_cli.sweep.run import run_sweep
 
     out = display.make_console()
     for note in spec.notes:

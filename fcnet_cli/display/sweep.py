@@ -17,7 +17,7 @@ from fcnet_cli.display.base import (
     _kv_grid,
     is_terminal,
 )
-from fcnet_cli.results import (
+from fcnet_cli.events import (
     BatchProgress,
     Callback,
     EpochMetrics,

@@ -15,7 +15,7 @@ from fcnet_cli.display.base import (
     _kv_grid,
     _num,
 )
-from fcnet_cli.results import (
+from fcnet_cli.events import (
     BatchProgress,
     Callback,
     EpochMetrics,

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.optim import EarlyStopper, Plateau
-from fcnet_cli.population import derive_seed
-from fcnet_cli.results import EpochMetrics, LayerStats
+from fcnet_cli.engine.optim import EarlyStopper, Plateau
+from fcnet_cli.engine.population import derive_seed
+from fcnet_cli.events import EpochMetrics, LayerStats
 
 __all__ = ["Member", "new_member"]
 

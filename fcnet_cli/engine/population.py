@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.model import build_mlp, linear_indices
+from fcnet_cli.engine.model import build_mlp, linear_indices
 
 __all__ = ["Population", "derive_seed", "member_hparams"]
 

@@ -35,8 +35,8 @@ from pydantic import ValidationError
 from safetensors import SafetensorError
 
 from fcnet_cli.config import ModelConfig
+from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, RunError
-from fcnet_cli.model import build_mlp
 
 __all__ = ["LoadedCheckpoint", "RunLock", "atomic_write_bytes", "atomic_write_text",
            "clean_stale", "load_checkpoint", "load_train_state", "new_run_dir", "save_checkpoint"]

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fcnet_cli.config import ConfigError, flatten
 from fcnet_cli.errors import RunError, UsageError
-from fcnet_cli.sweepspec import Sweep
+from fcnet_cli.sweep.spec import Sweep
 
 __all__ = ["JOURNAL", "Heartbeat", "Store", "open_store", "quiet_optuna", "redact", "worker_id"]
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import torch
 
-from fcnet_cli import records
-from fcnet_cli.checkpoint import RunLock
 from fcnet_cli.config import Experiment, layout_key
-from fcnet_cli.data import DataSplits, load_data
+from fcnet_cli.engine import rundir as records
+from fcnet_cli.engine.checkpoint import RunLock
+from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.members import Member, new_member
+from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
+from fcnet_cli.engine.population import Population, member_hparams
 from fcnet_cli.errors import RunError, UsageError
-from fcnet_cli.members import Member, new_member
-from fcnet_cli.optim import PopulationOptimizer, epoch_lr, onecycle_lr
-from fcnet_cli.population import Population, member_hparams
-from fcnet_cli.results import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
+from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
 
 __all__ = ["Pruner", "pick_device", "train", "train_population"]
 

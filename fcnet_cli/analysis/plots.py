@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from fcnet_cli.report import RunRecord, metric_value
+from fcnet_cli.analysis.compare import RunRecord, metric_value
 
 __all__ = ["colors", "new_figure", "plot_overlay", "plot_run", "plot_sweep", "save_figure"]
 

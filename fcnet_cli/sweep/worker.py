@@ -26,13 +26,13 @@ import optuna
 from optuna.trial import TrialState
 
 from fcnet_cli.config import ConfigError, Experiment, layout_key
-from fcnet_cli.data import DataSplits, load_data
-from fcnet_cli.results import Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
-from fcnet_cli.sweepboard import counts, sweep_result, write_leaderboard
-from fcnet_cli.sweepspace import Point, suggest_point
-from fcnet_cli.sweepspec import Sweep, schema_defaults
-from fcnet_cli.sweepstore import FINAL_FAILS, Heartbeat, Store, worker_id
-from fcnet_cli.train import train_population
+from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.train import train_population
+from fcnet_cli.events import Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
+from fcnet_cli.sweep.leaderboard import counts, sweep_result, write_leaderboard
+from fcnet_cli.sweep.space import Point, suggest_point
+from fcnet_cli.sweep.spec import Sweep, schema_defaults
+from fcnet_cli.sweep.store import FINAL_FAILS, Heartbeat, Store, worker_id
 
 __all__ = ["Worker"]
 
@@ -249,7 +249,7 @@ class Worker:
             if self.report else None
         callbacks = list(self.callbacks)
         if exps[0].output.tensorboard:
-            from fcnet_cli.tensorboard import TensorBoardLogger
+            from fcnet_cli.engine.tensorboard import TensorBoardLogger
 
             callbacks.append(TensorBoardLogger())
         try:

@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fcnet_cli import sweepspace as space
 from fcnet_cli.config import (
     ConfigError,
     Experiment,
@@ -36,6 +35,7 @@ from fcnet_cli.config import (
     read_config_file,
     validate_experiment,
 )
+from fcnet_cli.sweep import space
 
 __all__ = ["Sweep", "SweepSpec", "load_sweep", "schema_defaults", "sweep_from_mapping"]
 

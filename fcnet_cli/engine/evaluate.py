@@ -10,12 +10,12 @@ from pydantic import ValidationError
 from torch import nn
 from torch.nn import functional as F
 
-from fcnet_cli.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.config import Experiment
-from fcnet_cli.data import DataSplits, Normalization, load_data
+from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
+from fcnet_cli.engine.data import DataSplits, Normalization, load_data
+from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, DataError
-from fcnet_cli.model import build_mlp
-from fcnet_cli.results import EvalResult
+from fcnet_cli.events import EvalResult
 
 __all__ = ["evaluate", "evaluate_checkpoint"]
 

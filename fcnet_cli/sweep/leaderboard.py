@@ -15,10 +15,10 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from fcnet_cli.results import SweepResult, TrialResult
-from fcnet_cli.sweepspace import decode
-from fcnet_cli.sweepspec import Sweep
-from fcnet_cli.sweepstore import FINAL_FAILS
+from fcnet_cli.events import SweepResult, TrialResult
+from fcnet_cli.sweep.space import decode
+from fcnet_cli.sweep.spec import Sweep
+from fcnet_cli.sweep.store import FINAL_FAILS
 
 __all__ = ["counts", "sweep_result", "trial_result", "write_leaderboard"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.errors import UsageError
-from fcnet_cli.results import Callback, EpochMetrics, RunResult, RunStart
+from fcnet_cli.events import Callback, EpochMetrics, RunResult, RunStart
 
 __all__ = ["LOG_SUBDIR", "TensorBoardLogger", "available", "scalar_tags"]
 

@@ -6,16 +6,14 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
-from fcnet_cli.plots import colors, new_figure, save_figure
-from fcnet_cli.report import RunRecord, weight_totals
-
-if TYPE_CHECKING:
-    from fcnet_cli.study_pages import Group
+from fcnet_cli.analysis.compare import RunRecord, weight_totals
+from fcnet_cli.analysis.plots import colors, new_figure, save_figure
+from fcnet_cli.studies.groups import Group, last, test_accuracy
 
 __all__ = ["l1_vs_l2", "lr_decay", "mean_curve", "momentum", "overfitting", "weights_of"]
 
@@ -56,7 +54,6 @@ def _bars(ax: Axes, labels: list[str], values: list[float], fam: list[int]) -> N
 
 def overfitting(groups: Sequence[Group], label: Label, out: Path) -> Path:
     """Train/val accuracy of four representatives; last-epoch gap and test accuracy per config."""
-    from fcnet_cli.study_pages import last, test_accuracy
 
     fig, (curves, gap, test) = new_figure(1, 3, 15, 5)
     kinds = [g.runs[0].config.get("regularization.type", "none") for g in groups]
@@ -100,7 +97,6 @@ def weights_of(run: RunRecord, layer: str) -> list[float]:
 
 def _grouped(ax: Axes, groups: Sequence[Group], label: Label, layers: list[str],
              names: list[str], key: str) -> None:
-    from fcnet_cli.study_pages import last
 
     width = 0.8 / max(1, len(groups))
     for i, (g, color) in enumerate(zip(groups, colors(len(groups)), strict=True)):

@@ -3,12 +3,13 @@
     python -m fcnet_cli.studies                      # all four, about a few minutes on 2 cores
     python -m fcnet_cli.studies --only momentum      # one of them
 
-Each study is a grid sweep file (the `fcnet sweep` format, read by `sweepspec.load_sweep`)
+Each study is a grid sweep file (the `fcnet sweep` format, read by `sweep.spec.load_sweep`)
 plus a short Markdown explanation beside it. Every configuration × seed becomes a member; the
-members of one layout train together as one population (`train.train_population`, the engine
-the sweep uses), each in its own run directory under runs/studies/<stamp>/<study>/trials/.
+members of one layout train together as one population (`sweep.run.run_sweep`, the engine of
+`fcnet sweep`), each in its own run directory under runs/studies/<stamp>/<study>/trials/.
 The tables, numbers and figures of docs/studies.md are then read back from those run
-directories (`report.load_runs`), so every number on the page comes from the run behind it.
+directories (`analysis.compare.load_runs`), so every number on the page comes from the run
+behind it.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fcnet_cli import study_pages
-from fcnet_cli.config import Experiment, layout_key
-from fcnet_cli.report import RunRecord, load_runs
-from fcnet_cli.results import Callback, EpochMetrics, RunStart
-from fcnet_cli.sweepspec import Sweep
+from fcnet_cli.analysis.compare import RunRecord, load_runs
+from fcnet_cli.events import Callback, EpochMetrics, RunStart
+from fcnet_cli.studies import pages as study_pages
+from fcnet_cli.sweep.run import run_sweep
+from fcnet_cli.sweep.spec import load_sweep
 
 __all__ = ["STUDIES", "Study", "StudyRun", "main", "run_study", "write_page"]
 
-ROOT = Path(__file__).resolve().parents[1]
-STUDY_DIR = ROOT / "experiments" / "studies"
+# The studies are part of the source tree, not of the installed package: paths are relative to
+# the working directory, which `make studies` sets to the checkout.
+STUDY_DIR = Path("experiments") / "studies"
 REPRODUCE = "python -m fcnet_cli.studies"  # what `make studies` runs
 
 
@@ -97,45 +99,18 @@ def run_study(study: Study, out_root: Path, study_dir: Path = STUDY_DIR,
 
     `overrides` are `fcnet sweep --set` items (`base.training.epochs=3`, `seeds=1`).
     """
-    from fcnet_cli.sweepspec import load_sweep
-
     sweep_file = study_dir / f"{study.name}.yaml"
     sweep = load_sweep(sweep_file, [*overrides, f"base.output.dir={out_root.as_posix()}"])
     if sweep.spec.method != "grid":
         raise ValueError(f"{sweep_file}: studies are grid sweeps (got method {sweep.spec.method})")
     progress = _Progress(study.name)
     started = time.perf_counter()
-    try:
-        from fcnet_cli.sweep import run_sweep
-    except ModuleNotFoundError as e:  # a checkout without the sweep engine: same populations
-        if e.name != "fcnet_cli.sweep":
-            raise
-        _train_grid(sweep, progress)
-        engine = "`fcnet_cli.train.train_population`"
-    else:
-        run_sweep(sweep, callbacks=[progress])
-        engine = "`fcnet_cli.sweep.run_sweep` (the engine of `fcnet sweep`)"
+    run_sweep(sweep, callbacks=[progress])
+    engine = "`fcnet_cli.sweep.run.run_sweep` (the engine of `fcnet sweep`)"
     seconds = time.perf_counter() - started
     runs = sorted(load_runs([sweep.sweep_dir]), key=lambda r: r.name)
     return StudyRun(study, sweep_file, sweep.sweep_dir, len(sweep.points), sweep.spec.seeds,
                     progress.populations, seconds, runs, progress.devices, engine)
-
-
-def _train_grid(sweep: Sweep, progress: Callback) -> None:
-    """Every grid point × seed, one population per layout, in the sweep's folder layout."""
-    from fcnet_cli.train import train_population
-
-    members: dict[str, list[tuple[Experiment, Path]]] = {}
-    for i, point in enumerate(sweep.points):
-        for s in range(sweep.spec.seeds):
-            exp = sweep.experiment(point, s)
-            run_dir = sweep.sweep_dir / "trials" / f"{i:04d}-seed{s}"
-            members.setdefault(layout_key(exp), []).append((exp, run_dir))
-    for group in members.values():
-        for chunk in range(0, len(group), sweep.spec.max_population):
-            part = group[chunk:chunk + sweep.spec.max_population]
-            train_population([e for e, _ in part], run_dirs=[d for _, d in part],
-                             eager_checkpoints=False, callbacks=[progress])
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -149,7 +124,7 @@ def _section(n: int, done: StudyRun, docs: Path, figures: Path, command: str) ->
     study = done.study
     part = study.analyse(done.runs, figures)
     explanation = (done.sweep_file.with_suffix(".md")).read_text(encoding="utf-8").strip()
-    sweep_rel = _rel(done.sweep_file, ROOT)
+    sweep_rel = _rel(done.sweep_file, Path.cwd())
     runs_dir = _rel(done.sweep_dir, Path.cwd())
     lines = [
         f"## {n}. {study.title}", "", explanation, "",
@@ -203,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run these studies only (the page then has only them)")
     parser.add_argument("--runs", type=Path, default=Path("runs/studies"),
                         help="folder for the run directories (a new stamped folder inside)")
-    parser.add_argument("--docs", type=Path, default=ROOT / "docs",
+    parser.add_argument("--docs", type=Path, default=Path("docs"),
                         help="where studies.md and figures/ are written")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a key of every sweep file, e.g. "

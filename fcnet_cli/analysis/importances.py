@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fcnet_cli.report import RunRecord, differing_params, metric_value
+from fcnet_cli.analysis.compare import RunRecord, differing_params, metric_value
 
 __all__ = ["Importances", "load_study", "param_importances", "study_from_runs"]
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from fcnet_cli import checkpoint as ck
 from fcnet_cli.config import (
     ConfigError,
     Experiment,
@@ -25,12 +24,13 @@ from fcnet_cli.config import (
     read_config_file,
     validate_experiment,
 )
-from fcnet_cli.data import DataSplits
+from fcnet_cli.engine import checkpoint as ck
+from fcnet_cli.engine.data import DataSplits
+from fcnet_cli.engine.evaluate import evaluate
+from fcnet_cli.engine.members import Member
+from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, UsageError
-from fcnet_cli.evaluate import evaluate
-from fcnet_cli.members import Member
-from fcnet_cli.model import build_mlp
-from fcnet_cli.results import EpochMetrics, LayerStats, RunResult
+from fcnet_cli.events import EpochMetrics, LayerStats, RunResult
 
 __all__ = [
     "ResumeState",

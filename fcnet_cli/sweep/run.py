@@ -25,11 +25,11 @@ import torch
 import yaml
 
 from fcnet_cli.errors import RunError
-from fcnet_cli.results import Callback, StopToken, SweepResult
-from fcnet_cli.sweepboard import sweep_result, write_leaderboard
-from fcnet_cli.sweepspec import Sweep, load_sweep
-from fcnet_cli.sweepstore import Store, open_store
-from fcnet_cli.sweepworker import Worker
+from fcnet_cli.events import Callback, StopToken, SweepResult
+from fcnet_cli.sweep.leaderboard import sweep_result, write_leaderboard
+from fcnet_cli.sweep.spec import Sweep, load_sweep
+from fcnet_cli.sweep.store import Store, open_store
+from fcnet_cli.sweep.worker import Worker
 
 __all__ = ["load_sweep", "read_sweep", "run_sweep"]
 

@@ -1,0 +1,1 @@
+"""Reading finished runs back: compare tables, figures, parameter importances, statistics."""
