@@ -4,6 +4,7 @@ The public Python API; every command is a few lines over it::
 
     from fcnet_cli import load_experiment, train
     result = train(load_experiment("experiments/digits.yaml"))
+    model = load_model(result.run_dir)          # predict / predict_proba, scikit-learn style
 
 Names are imported on first use so that `import fcnet_cli` (and `fcnet --help`) stays free of
 torch.
@@ -23,6 +24,7 @@ except PackageNotFoundError:  # a source tree that was never installed
 __all__ = [
     "__version__",
     "load_experiment",
+    "load_model",
     "load_sweep",
     "run_sweep",
     "train",
@@ -31,6 +33,7 @@ __all__ = [
 _LAZY = {
     "load_experiment": "fcnet_cli.config",
     "train": "fcnet_cli.engine.train",
+    "load_model": "fcnet_cli.serve.model",
     "load_sweep": "fcnet_cli.sweep.spec",
     "run_sweep": "fcnet_cli.sweep.run",
 }

@@ -23,10 +23,12 @@ __all__ = [
     "DataConfig",
     "EarlyStoppingConfig",
     "Experiment",
+    "ExportFormat",
     "LossConfig",
     "ModelConfig",
     "OptimizerConfig",
     "OutputConfig",
+    "PredictFormat",
     "RegularizationConfig",
     "SchedulerConfig",
     "TrainingConfig",
@@ -54,6 +56,9 @@ OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
 Monitor = Literal["val_loss", "val_accuracy"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+# `fcnet predict --format` and `fcnet export --format` (fcnet_cli.serve)
+PredictFormat = Literal["csv", "parquet", "json"]
+ExportFormat = Literal["onnx", "torchscript"]
 
 FILE_DATASETS = ("csv", "npz")
 

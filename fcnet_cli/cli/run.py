@@ -152,20 +152,38 @@ def eval_(
     checkpoint: Annotated[Path, typer.Argument(
         help="Checkpoint directory, e.g. runs/NAME/RUN/checkpoints/best.", show_default=False)],
     split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = Split.test,
+    data: Annotated[Path | None, typer.Option(
+        metavar="FILE", show_default=False,
+        help="Evaluate on this labelled CSV/Parquet/NPZ file instead of a split.")] = None,
+    target: Annotated[str | None, typer.Option(
+        metavar="COL", show_default=False,
+        help="Label column of --data (default: the one the model was trained with).")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the metrics as JSON instead of tables.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Evaluate a saved checkpoint: loss, accuracy, per-class metrics, confusion matrix."""
-    _run(ctx, debug, lambda: _eval(checkpoint, split.value, as_json))
+    """Evaluate a saved checkpoint: loss, accuracy, per-class metrics, confusion matrix.
+
+    With --data, on a new labelled file: its labels are matched to the class names.
+    """
+    _run(ctx, debug, lambda: _eval(checkpoint, split.value, as_json, data, target))
 
 
-def _eval(checkpoint: Path, split: str, as_json: bool) -> int:
+def _eval(checkpoint: Path, split: str, as_json: bool, data: Path | None = None,
+          target: str | None = None) -> int:
     if not checkpoint.exists():
         raise CheckpointError(f"{checkpoint}: no such file or directory")
-    from fcnet_cli.engine.evaluate import evaluate_checkpoint
+    if data is not None:
+        from fcnet_cli.serve.evaluate import evaluate_file
+        from fcnet_cli.serve.model import load_model
 
-    result = evaluate_checkpoint(checkpoint, split)
+        result = evaluate_file(load_model(checkpoint), data, target)
+    else:
+        if target is not None:
+            raise UsageError("--target needs --data")
+        from fcnet_cli.engine.evaluate import evaluate_checkpoint
+
+        result = evaluate_checkpoint(checkpoint, split)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,7 @@ class DataSplits:
     y_test: torch.Tensor
     classes: list[str]  # index = label
     normalization: Normalization
+    feature_names: list[str] = field(default_factory=list)  # (F,) input column names, in order
 
     @property
     def n_features(self) -> int:
@@ -159,10 +160,11 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None) -> Da
     if cfg.dataset in _TORCHVISION:
         # official train/test split; val is carved from the training pool
         x_pool, y_pool, x_test, y_test, classes, source = _load_torchvision(cfg)
+        names = [f"pixel_{i}" for i in range(x_pool.shape[1])]
         n_val = _count(cfg.val_fraction, len(y_pool))
         train, val, _ = _split_indices(y_pool, classes, n_val, 0, cfg.split_seed, source)
     else:
-        x_pool, y_pool, classes, source = _load_table(cfg)
+        x_pool, y_pool, classes, source, names = _load_table(cfg)
         n = len(y_pool)
         n_val, n_test = _count(cfg.val_fraction, n), _count(cfg.test_fraction, n)
         train, val, test = _split_indices(y_pool, classes, n_val, n_test, cfg.split_seed, source)
@@ -178,7 +180,7 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None) -> Da
         normalization.apply_(x_train), _labels(y_pool[train]),
         normalization.apply_(x_val), _labels(y_pool[val]),
         normalization.apply_(x_test), _labels(y_test),
-        classes, normalization)
+        classes, normalization, names)
 
 
 # ----------------------------------------------------------------------------- splitting
@@ -247,23 +249,29 @@ def _labels(y: np.ndarray) -> torch.Tensor:
 # ----------------------------------------------------------------------------- loaders
 
 
-def _load_table(cfg: DataConfig) -> tuple[torch.Tensor, np.ndarray, list[str], str]:
-    """sklearn / CSV / NPZ → features (N, F) float32, labels (N,) int64, classes, source."""
+def _load_table(cfg: DataConfig) -> tuple[torch.Tensor, np.ndarray, list[str], str, list[str]]:
+    """sklearn / CSV / NPZ → features (N, F) float32, labels (N,) int64, classes, source,
+    feature names (F,)."""
     if cfg.dataset in _SKLEARN:
         import sklearn.datasets  # lazy: bundled files, no network
 
         bunch = getattr(sklearn.datasets, _SKLEARN[cfg.dataset])()
         x, y = np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)
         classes, source = [str(c) for c in bunch.target_names], str(cfg.dataset)
+        names = [str(n) for n in bunch.feature_names]
     else:
         path = _existing_file(cfg.path or "")
         source = str(path)
-        x, y, classes = _read_csv(path, cfg.target) if cfg.dataset == "csv" else _read_npz(path)
+        if cfg.dataset == "csv":
+            x, y, classes, names = _read_csv(path, cfg.target)
+        else:
+            x, y, classes = _read_npz(path)
+            names = [f"x{i}" for i in range(x.shape[1])]  # NPZ inputs are matched by width
     features = torch.as_tensor(x, dtype=torch.float32)  # (N, F); checked after the cast
     bad = int((~torch.isfinite(features)).any(dim=1).sum())
     if bad:
         raise DataError(f"{source}: {bad} of {len(y)} rows have NaN or inf features")
-    return features, y, classes, source
+    return features, y, classes, source, names
 
 
 def _existing_file(name: str) -> Path:
@@ -275,7 +283,7 @@ def _existing_file(name: str) -> Path:
     return path
 
 
-def _read_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Header row + numeric feature columns + the label column ``target``."""
     rows: list[list[str]] = []
     lines: list[int] = []  # file line number of each row, for error messages
@@ -322,7 +330,8 @@ def _read_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str
         integral = False
     # integer labels sort numerically (2 before 10), string labels lexicographically
     uniq, y = np.unique(as_num.astype(np.int64) if integral else labels, return_inverse=True)
-    return x, y.reshape(-1).astype(np.int64), [str(c) for c in uniq]
+    return (x, y.reshape(-1).astype(np.int64), [str(c) for c in uniq],
+            [names[j] for j in feature_cols])
 
 
 def _first_non_number(cells: np.ndarray) -> tuple[int, int]:

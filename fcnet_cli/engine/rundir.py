@@ -107,7 +107,8 @@ def _meta(m: Member, data: DataSplits, epoch: int | None) -> dict[str, Any]:
         "format": "fcnet-checkpoint", "version": 1, "versions": versions(),
         "config": m.exp.model_dump(mode="json"), "in_features": data.n_features,
         "n_classes": data.n_classes, "classes": list(data.classes),
-        "normalization": data.normalization.to_json(), "epoch": epoch,
+        "normalization": data.normalization.to_json(),
+        "feature_names": list(data.feature_names), "epoch": epoch,
         "metrics": None if row is None else {k: v for k, v in row.row().items()
                                              if not k.startswith(("l1_", "l2_", "sparsity"))},
     }

@@ -1,0 +1,105 @@
+"""`fcnet eval CHECKPOINT --data FILE`: the evaluation report on a new labelled file.
+
+Labels are matched to the model's classes by name (NPZ: ``y`` holds class indices); the
+features go through the same seam as `predict`. The file's features are held in memory as
+float32 (N, F) for the report, read in chunks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from fcnet_cli.engine.evaluate import evaluate
+from fcnet_cli.errors import DataError
+from fcnet_cli.events import EvalResult
+from fcnet_cli.serve.model import Model
+from fcnet_cli.serve.reader import Table, open_table
+
+__all__ = ["evaluate_file"]
+
+
+def _label_text(labels: pl.Series) -> pl.Series:
+    """Labels as the text the model's class names use (integral floats 3.0 → "3")."""
+    if labels.dtype.is_float():
+        finite = labels.drop_nulls()
+        if finite.is_finite().all() and (finite == finite.round(0)).all():
+            labels = labels.cast(pl.Int64)
+    return labels.cast(pl.String).str.strip_chars()
+
+
+def _label_indices(model: Model, labels: pl.Series, source: str, first_row: int
+                   ) -> np.ndarray:
+    """Class indices (B,) int64 of one chunk of labels; unknown or missing labels raise."""
+    text = _label_text(labels)
+    if text.null_count():
+        row = int(text.is_null().arg_max() or 0)
+        raise DataError(f"{source}: row {first_row + row + 1}: missing label")
+    index = {c: i for i, c in enumerate(model.classes_.tolist())}
+    known = text.is_in(list(index))
+    if not known.all():
+        row = int((~known).arg_max() or 0)
+        shown = ", ".join(model.classes_.tolist()[:20])
+        raise DataError(f"{source}: row {first_row + row + 1}: label {text[row]!r} is not a "
+                        f"class the model knows ({shown})")
+    return text.replace_strict(index, return_dtype=pl.Int64).to_numpy()
+
+
+def _read_npz(model: Model, table: Table) -> tuple[np.ndarray, np.ndarray]:
+    if "y" not in table.columns:
+        raise DataError(f"{table.source}: no array y of labels to evaluate against")
+    x = model.spec.encode_array(table.npz_array("x"), table.source)
+    y = table.npz_array("y")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{table.source}: y must have shape ({len(x)},) (got {y.shape})")
+    c = len(model.classes_)
+    ok = y.dtype.kind in "iu" and bool(((y >= 0) & (y < c)).all())
+    if not ok:
+        bad = next(i for i, v in enumerate(y) if not (float(v).is_integer() and 0 <= v < c))
+        raise DataError(f"{table.source}: row {bad + 1}: label {y[bad]!r} is not a class "
+                        f"index of the model (0..{c - 1})")
+    return x, y.astype(np.int64)
+
+
+def _read_table(model: Model, table: Table, target: str, batch_rows: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    if target not in table.columns:
+        raise DataError(f"{table.source}: no label column '{target}' (columns: "
+                        f"{', '.join(table.columns)}); name it with --target")
+    model.spec.match(table.columns, table.source)
+    names = model.spec.input_names
+    dtypes = {target: pl.String, **model.spec.read_dtypes()}
+    xs, ys = [], []
+    for start, frame in table.frames(list(dict.fromkeys(names + [target])), dtypes,
+                                     batch_rows):
+        ys.append(_label_indices(model, frame.get_column(target), table.source, start))
+        xs.append(model.spec.encode(frame, table.source, start))
+    if not xs:
+        return np.zeros((0, model.n_features_in_), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def evaluate_file(model: Model, data: Path, target: str | None = None,
+                  batch_size: int = 65536) -> EvalResult:
+    """Loss, accuracy, per-class P/R/F1 and confusion matrix of ``model`` on a labelled file.
+
+    Args:
+        model: from `load_model`.
+        data: CSV/Parquet with the feature columns and a label column, or NPZ ``x``, ``y``.
+        target: the label column; default: the one the model was trained with.
+        batch_size: rows per chunk read and per forward pass.
+
+    Raises:
+        DataError: missing columns, bad cells, unknown or missing labels (naming them).
+    """
+    table = open_table(Path(data))
+    if table.kind == "npz":
+        x, y = _read_npz(model, table)
+    else:
+        x, y = _read_table(model, table, target or model.spec.target, batch_size)
+    return evaluate(model.module, torch.from_numpy(x), torch.from_numpy(y),
+                    model.classes_.tolist(), split=table.source,
+                    label_smoothing=model.label_smoothing, batch_size=batch_size)

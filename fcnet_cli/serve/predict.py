@@ -1,0 +1,188 @@
+"""Streaming prediction: read a chunk of rows → encode → forward → write, until the file ends.
+
+Peak memory is one chunk of input, its features and its outputs (plus the model), whatever
+the file size; the output goes to a temporary file that is renamed into place only when every
+row is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import polars as pl
+import torch
+
+from fcnet_cli.engine.data import SPLITS, Normalization, load_data
+from fcnet_cli.engine.evaluate import _experiment
+from fcnet_cli.errors import DataError, UsageError
+from fcnet_cli.serve.model import Model
+from fcnet_cli.serve.reader import Table, open_table
+from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged_output
+
+__all__ = ["PredictReport", "predict_file", "predict_split", "output_columns"]
+
+PREDICTION = "prediction"
+Chunk = tuple[pl.DataFrame | None, np.ndarray]  # (kept columns or None, features (B, F))
+
+
+@dataclass
+class PredictReport:
+    """What a prediction run did: rows written, where, and the input columns it ignored."""
+
+    rows: int
+    output: Path | None
+    format: str
+    ignored: list[str] = field(default_factory=list)
+
+
+def output_columns(model: Model, proba: bool) -> list[str]:
+    """The columns `predict` adds: ``prediction`` and, with ``proba``, ``proba_<class>``."""
+    return [PREDICTION] + ([f"proba_{c}" for c in model.classes_] if proba else [])
+
+
+def _scores(model: Model, x: np.ndarray, proba: bool) -> pl.DataFrame:
+    """One chunk's prediction columns from encoded features ``x`` (B, F) float32."""
+    with torch.no_grad():
+        logits = model.module(torch.from_numpy(x))  # (B, C)
+    names = pl.Series(PREDICTION, model.classes_.tolist(), dtype=pl.String)
+    cols = [names.gather(pl.Series(logits.argmax(-1).numpy(), dtype=pl.UInt32))]
+    if proba:
+        p = torch.softmax(logits, dim=-1).numpy()  # (B, C)
+        cols += [pl.Series(f"proba_{c}", p[:, j]) for j, c in enumerate(model.classes_)]
+    return pl.DataFrame(cols)
+
+
+def _write_all(model: Model, chunks: Iterable[Chunk], out: Path | None, fmt: str | None,
+               proba: bool, keep: Sequence[str], stream: IO[str] | None) -> tuple[int, str]:
+    """Predict every chunk and write it; returns (rows, format)."""
+    fmt_ = format_for(out, fmt)
+    empty = pl.DataFrame({c: [] for c in keep}).with_columns(pl.all().cast(pl.String)).hstack(
+        _scores(model, np.zeros((0, model.n_features_in_), np.float32), proba))
+    if out is None:
+        writer = ChunkWriter(fmt_, None, stream)
+        for kept, x in chunks:
+            writer.write(_joined(kept, _scores(model, x, proba)))
+        writer.close(empty)
+        return writer.rows, fmt_
+    with staged_output(out) as tmp:
+        writer = ChunkWriter(fmt_, tmp)
+        try:
+            for kept, x in chunks:
+                writer.write(_joined(kept, _scores(model, x, proba)))
+            writer.close(empty)
+        except BaseException:
+            writer.abort()
+            raise
+    return writer.rows, fmt_
+
+
+def _joined(kept: pl.DataFrame | None, scores: pl.DataFrame) -> pl.DataFrame:
+    return scores if kept is None or not kept.width else kept.hstack(scores)
+
+
+def _check_keep(model: Model, keep: Sequence[str], columns: list[str], source: str,
+                proba: bool) -> list[str]:
+    keep = list(dict.fromkeys(keep))
+    missing = [c for c in keep if c not in columns]
+    if missing:
+        raise DataError(f"{source}: no column(s) {', '.join(missing)} to keep "
+                        f"(columns: {', '.join(columns)})")
+    clash = [c for c in keep if c in output_columns(model, proba)]
+    if clash:
+        raise UsageError(f"--keep {clash[0]}: the output already has a column of that name")
+    return keep
+
+
+def _table_chunks(model: Model, table: Table, keep: list[str], batch_rows: int
+                  ) -> Iterator[Chunk]:
+    if table.kind == "npz":
+        x_all = table.npz_array("x")
+        kept_all = {c: table.npz_array(c) for c in keep}
+        for start in range(0, len(x_all), batch_rows):
+            x = model.spec.encode_array(x_all[start:start + batch_rows], table.source, start)
+            kept = pl.DataFrame({c: a[start:start + batch_rows] for c, a in kept_all.items()})
+            yield kept, x
+        return
+    names = model.spec.input_names
+    dtypes = {**{c: pl.String for c in keep}, **model.spec.read_dtypes()}
+    columns = list(dict.fromkeys(names + keep))
+    for start, frame in table.frames(columns, dtypes, batch_rows):
+        yield frame.select(keep), model.spec.encode(frame, table.source, start)
+
+
+def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bool = False,
+                 keep: Sequence[str] = (), fmt: str | None = None, batch_size: int = 65536,
+                 overwrite: bool = False, stream: IO[str] | None = None) -> PredictReport:
+    """Predict every row of a CSV/Parquet/NPZ file, in input order, in chunks.
+
+    Args:
+        model: from `load_model`.
+        data: the feature rows; CSV/Parquet columns are matched by name, NPZ ``x`` by width.
+        out: output file (written via a temporary file); None writes to ``stream``.
+        proba: add one ``proba_<class>`` column per class.
+        keep: input columns (NPZ: 1-D arrays) copied into the output, e.g. ids.
+        fmt: ``csv``, ``parquet`` or ``json``; default from ``out``'s suffix, else CSV.
+        batch_size: rows per chunk; bounds the memory used.
+        overwrite: replace an existing ``out`` (never the input itself).
+        stream: where output goes without ``out`` (e.g. stdout).
+
+    Raises:
+        DataError / UsageError: bad input or output (nothing is written).
+    """
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    data = Path(data)
+    if out is not None:
+        check_output(Path(out), [data], overwrite)
+    table = open_table(data)
+    format_for(out, fmt)  # an unknown format fails before any reading
+    keep = _check_keep(model, keep, table.columns, table.source, proba)
+    if table.kind == "npz":
+        ignored: list[str] = []
+        model.spec.encode_array(table.npz_array("x")[:1], table.source)  # width, up front
+    else:
+        ignored = [c for c in model.spec.match(table.columns, table.source) if c not in keep]
+    rows, fmt_ = _write_all(model, _table_chunks(model, table, keep, batch_size),
+                            None if out is None else Path(out), fmt, proba, keep, stream)
+    return PredictReport(rows, None if out is None else Path(out), fmt_, ignored)
+
+
+def predict_split(model: Model, split: str, out: Path | None = None, *, proba: bool = False,
+                  fmt: str | None = None, batch_size: int = 65536, overwrite: bool = False,
+                  stream: IO[str] | None = None) -> PredictReport:
+    """Predict the checkpoint's own ``train``/``val``/``test`` split (rebuilt from its config).
+
+    Rows come in the split's order, the same rows `fcnet eval --split` scores.
+    """
+    if split not in SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    if out is not None:
+        check_output(Path(out), [], overwrite)
+    x = raw_split(model, split)
+
+    def chunks() -> Iterator[Chunk]:
+        for start in range(0, len(x), batch_size):
+            yield None, x[start:start + batch_size]
+
+    rows, fmt_ = _write_all(model, chunks(), None if out is None else Path(out), fmt, proba,
+                            [], stream)
+    return PredictReport(rows, None if out is None else Path(out), fmt_)
+
+
+def raw_split(model: Model, split: str) -> np.ndarray:
+    """The un-normalized features (N, F) float32 of the checkpoint's own split."""
+    exp = _experiment(model.checkpoint)
+    n = model.n_features_in_
+    identity = Normalization("none", torch.zeros(n), torch.ones(n))
+    splits = load_data(exp.data, normalization=identity)
+    if list(splits.classes) != list(model.classes_):
+        raise DataError(f"{exp.data.path or exp.data.dataset}: data set classes "
+                        f"{splits.classes} differ from the checkpoint's {list(model.classes_)}")
+    x, _ = splits.split(split)
+    return np.ascontiguousarray(x.numpy())
