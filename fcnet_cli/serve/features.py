@@ -107,7 +107,7 @@ class FeatureSpec:
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise DataError(f"{source}: row {first_row + int(i) + 1}, column "
-                            f"'{self.names[j]}': {x[i, j]!r} is not a finite number")
+                            f"'{self.names[j]}': {_finite_problem(float(x[i, j]))}")
         return np.ascontiguousarray(x32)
 
     def encode_array(self, x: np.ndarray, source: str, first_row: int = 0) -> np.ndarray:
@@ -125,8 +125,14 @@ class FeatureSpec:
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise DataError(f"{source}: row {first_row + int(i) + 1}, feature {int(j)}: "
-                            f"{x[i, j]!r} is not a finite number")
+                            f"{_finite_problem(float(x[i, j]))}")
         return np.ascontiguousarray(x32)
+
+
+def _finite_problem(v: float) -> str:
+    if np.isfinite(v):
+        return f"{v!r} is too large for float32"
+    return f"{v!r} is not a finite number"
 
 
 def _non_numeric(col: pl.Series, name: str, source: str, first_row: int) -> None:

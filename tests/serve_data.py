@@ -1,0 +1,43 @@
+"""A small trained classifier on a named-column CSV, shared by the serve/predict/export tests."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from sklearn.datasets import load_iris
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@dataclass
+class Trained:
+    run_dir: Path
+    csv: Path  # the training table: FEATURES + label (string class names)
+    frame: pl.DataFrame  # the same rows, plus an `id` column
+
+
+def iris_frame() -> pl.DataFrame:
+    bunch = load_iris()
+    x = np.asarray(bunch.data, np.float64)
+    cols = {name: x[:, j] for j, name in enumerate(FEATURES)}
+    labels = [str(bunch.target_names[i]) for i in bunch.target]
+    return pl.DataFrame({"id": [f"r{i:03d}" for i in range(len(x))], **cols, "label": labels})
+
+
+def train_iris(root: Path) -> Trained:
+    from fcnet_cli import load_experiment, train
+
+    frame = iris_frame()
+    csv = root / "iris.csv"
+    frame.drop("id").write_csv(csv)
+    exp_path = root / "iris.yaml"
+    exp_path.write_text(
+        f"data: {{dataset: csv, path: {csv.as_posix()}, normalize: standard}}\n"
+        "model: {hidden: [16]}\n"
+        "optimizer: {name: adam, lr: 0.02}\n"
+        "training: {epochs: 25, batch_size: 16, device: cpu}\n"
+        f"output: {{dir: {(root / 'runs').as_posix()}}}\n", encoding="utf-8")
+    result = train(load_experiment(exp_path))
+    assert result.run_dir is not None
+    return Trained(Path(result.run_dir), csv, frame)

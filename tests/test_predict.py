@@ -1,0 +1,245 @@
+"""`fcnet predict` and `fcnet eval --data`: formats, streaming, column matching, bad input."""
+
+import gzip
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from serve_data import FEATURES, Trained, train_iris
+from typer.testing import CliRunner, Result
+
+from fcnet_cli import load_model
+from fcnet_cli.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return train_iris(tmp_path_factory.mktemp("iris"))
+
+
+def _ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _usage_error(result: Result, *needles: str) -> str:
+    """Exit 2, one `error:` line on stderr naming every needle, nothing on stdout."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    err = result.stderr.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in err[0], (needle, err)
+    return err[0]
+
+
+def _shuffled(trained: Trained) -> pl.DataFrame:
+    """The rows with the columns in another order, an id and an extra column."""
+    return trained.frame.with_columns(extra=pl.lit(1)).select(
+        ["petal_width", "id", "extra", "sepal_length", "label", "petal_length", "sepal_width"])
+
+
+def test_csv_to_stdout_keeps_ids_and_matches_columns_by_name(trained: Trained,
+                                                             tmp_path: Path) -> None:
+    src = tmp_path / "rows.csv"
+    _shuffled(trained).write_csv(src)
+    result = _ok(runner.invoke(app, ["predict", str(trained.run_dir), str(src), "--keep", "id"]))
+    out = pl.read_csv(io.StringIO(result.stdout))
+    assert out.columns == ["id", "prediction"]
+    assert out["id"].to_list() == trained.frame["id"].to_list()  # input order
+    expected = load_model(trained.run_dir).predict(trained.frame.select(FEATURES).to_numpy())
+    assert out["prediction"].to_list() == expected.tolist()
+    assert set(expected) <= {"setosa", "versicolor", "virginica"} and len(set(expected)) == 3
+    assert "ignored 1 column(s) the model does not use: extra" in result.stderr
+
+
+def test_parquet_in_csv_out_with_proba_and_small_chunks(trained: Trained, tmp_path: Path) -> None:
+    src, a, b = tmp_path / "rows.parquet", tmp_path / "a.csv", tmp_path / "b.csv"
+    _shuffled(trained).write_parquet(src)
+    ckpt = str(trained.run_dir)
+    _ok(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(a), "--proba"]))
+    _ok(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(b), "--proba",
+                            "--batch-size", "7"]))
+    out, small = pl.read_csv(a), pl.read_csv(b)
+    # chunking changes nothing but the matmul's float blocking
+    assert out["prediction"].to_list() == small["prediction"].to_list()
+    np.testing.assert_allclose(out.drop("prediction").to_numpy(),
+                               small.drop("prediction").to_numpy(), atol=1e-6)
+    assert out.columns == ["prediction", "proba_setosa", "proba_versicolor", "proba_virginica"]
+    proba = out.select(out.columns[1:]).to_numpy()
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    model = load_model(trained.run_dir)
+    np.testing.assert_allclose(proba, model.predict_proba(trained.frame), atol=1e-7)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_npz_in_json_and_parquet_out(trained: Trained, tmp_path: Path) -> None:
+    x = trained.frame.select(FEATURES).to_numpy()
+    src = tmp_path / "rows.npz"
+    np.savez(src, x=x, row=np.arange(len(x)))
+    _ok(runner.invoke(app, ["predict", str(trained.run_dir), str(src), "-o",
+                            str(tmp_path / "p.json"), "--keep", "row", "--proba"]))
+    rows = json.loads((tmp_path / "p.json").read_text())
+    expected = load_model(trained.run_dir).predict(x).tolist()
+    assert [r["row"] for r in rows] == list(range(len(x)))
+    assert [r["prediction"] for r in rows] == expected
+    assert set(rows[0]) == {"row", "prediction", "proba_setosa", "proba_versicolor",
+                            "proba_virginica"}
+    _ok(runner.invoke(app, ["predict", str(trained.run_dir), str(src), "--format", "parquet",
+                            "-o", str(tmp_path / "p.out"), "--batch-size", "40"]))
+    assert pl.read_parquet(tmp_path / "p.out")["prediction"].to_list() == expected
+
+
+def test_gzipped_csv_and_empty_table(trained: Trained, tmp_path: Path) -> None:
+    src = tmp_path / "rows.csv.gz"
+    with gzip.open(src, "wb") as f:
+        trained.frame.write_csv(f)
+    out = _ok(runner.invoke(app, ["predict", str(trained.run_dir), str(src)])).stdout
+    assert len(out.splitlines()) == 151
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",".join(FEATURES) + "\n")
+    out = _ok(runner.invoke(app, ["predict", str(trained.run_dir), str(empty), "--proba"])).stdout
+    assert out.splitlines() == ["prediction,proba_setosa,proba_versicolor,proba_virginica"]
+
+
+def test_split_predicts_the_checkpoint_test_rows(trained: Trained) -> None:
+    result = _ok(runner.invoke(app, ["predict", str(trained.run_dir), "--split", "test"]))
+    predicted = pl.read_csv(io.StringIO(result.stdout))["prediction"].to_list()
+    report = json.loads(_ok(runner.invoke(
+        app, ["eval", str(trained.run_dir), "--split", "test", "--json"])).stdout)
+    from fcnet_cli.config import load_experiment
+    from fcnet_cli.engine.data import load_data
+
+    splits = load_data(load_experiment(trained.run_dir / "config.yaml").data)
+    truth = [splits.classes[i] for i in splits.y_test.tolist()]
+    assert len(predicted) == report["n"] == len(truth)
+    hits = sum(p == t for p, t in zip(predicted, truth, strict=True))
+    assert hits / len(truth) == pytest.approx(report["accuracy"])
+
+
+def test_eval_on_new_labelled_data(trained: Trained, tmp_path: Path) -> None:
+    src = tmp_path / "labelled.parquet"
+    _shuffled(trained).write_parquet(src)
+    report = json.loads(_ok(runner.invoke(
+        app, ["eval", str(trained.run_dir), "--data", str(src), "--json"])).stdout)
+    predicted = load_model(trained.run_dir).predict(trained.frame)
+    truth = trained.frame["label"].to_numpy()
+    assert report["n"] == 150
+    assert report["accuracy"] == pytest.approx(float((predicted == truth).mean()))
+    assert sum(map(sum, report["confusion"])) == 150
+    npz = tmp_path / "labelled.npz"
+    index = {"setosa": 0, "versicolor": 1, "virginica": 2}
+    np.savez(npz, x=trained.frame.select(FEATURES).to_numpy(),
+             y=np.array([index[t] for t in truth]))
+    again = json.loads(_ok(runner.invoke(
+        app, ["eval", str(trained.run_dir), "--data", str(npz), "--json"])).stdout)
+    assert again["accuracy"] == report["accuracy"]
+    assert again["confusion"] == report["confusion"]
+
+
+# ---------------------------------------------------------------- bad input: exit 2, one line
+
+
+def _bad_csv(trained: Trained, tmp_path: Path, row: int, column: str, value: str) -> Path:
+    frame = trained.frame.with_columns(pl.col(column).cast(pl.String))
+    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == row - 1).then(pl.lit(value))
+                               .otherwise(pl.col(column)).alias(column))
+    path = tmp_path / f"bad-{column}.csv"
+    frame.write_csv(path)
+    return path
+
+
+@pytest.mark.parametrize(("value", "needle"), [
+    ("abc", "row 97, column 'petal_length': 'abc' is not a number"),
+    ("", "row 97, column 'petal_length': missing value"),
+    ("nan", "row 97, column 'petal_length': nan is not a finite number"),
+    ("inf", "row 97, column 'petal_length': inf is not a finite number"),
+])
+def test_bad_cells_name_row_and_column_and_leave_no_output(trained: Trained, tmp_path: Path,
+                                                           value: str, needle: str) -> None:
+    src = _bad_csv(trained, tmp_path, 97, "petal_length", value)
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["predict", str(trained.run_dir), str(src), "-o", str(out),
+                                 "--batch-size", "20"])  # the bad row is in the 5th chunk
+    _usage_error(result, str(src), needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # nothing written
+
+
+def test_missing_columns_are_listed(trained: Trained, tmp_path: Path) -> None:
+    src = tmp_path / "few.csv"
+    trained.frame.drop("sepal_width", "petal_width").write_csv(src)
+    _usage_error(runner.invoke(app, ["predict", str(trained.run_dir), str(src)]),
+                 str(src), "missing feature column(s) sepal_width, petal_width")
+
+
+def test_npz_of_wrong_width(trained: Trained, tmp_path: Path) -> None:
+    src = tmp_path / "wide.npz"
+    np.savez(src, x=np.zeros((3, 5)))
+    _usage_error(runner.invoke(app, ["predict", str(trained.run_dir), str(src)]),
+                 str(src), "has 5 features per row, the model takes 4")
+
+
+def test_unknown_label_in_eval_data(trained: Trained, tmp_path: Path) -> None:
+    src = _bad_csv(trained, tmp_path, 12, "label", "daisy")
+    _usage_error(runner.invoke(app, ["eval", str(trained.run_dir), "--data", str(src)]),
+                 str(src), "row 12: label 'daisy' is not a class the model knows")
+    nolabel = tmp_path / "nolabel.csv"
+    trained.frame.drop("label").write_csv(nolabel)
+    _usage_error(runner.invoke(app, ["eval", str(trained.run_dir), "--data", str(nolabel)]),
+                 "no label column 'label'")
+
+
+def test_output_path_refusals(trained: Trained, tmp_path: Path) -> None:
+    src = tmp_path / "rows.csv"
+    trained.frame.write_csv(src)
+    before = src.read_bytes()
+    ckpt = str(trained.run_dir)
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(tmp_path / "no/x.csv")]),
+                 "directory", "does not exist")
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(src), "--overwrite"]),
+                 "is the input file")
+    out = tmp_path / "out.csv"
+    out.write_text("precious\n")
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(out)]),
+                 str(out), "already exists (use --overwrite")
+    assert out.read_text() == "precious\n" and src.read_bytes() == before
+    _ok(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(out), "--overwrite"]))
+    assert out.read_text().startswith("prediction\n")
+
+
+def test_bad_checkpoints(trained: Trained, tmp_path: Path) -> None:
+    src = tmp_path / "rows.csv"
+    trained.frame.write_csv(src)
+    _usage_error(runner.invoke(app, ["predict", str(tmp_path / "nope"), str(src)]),
+                 "no such file or directory")
+    (tmp_path / "empty").mkdir()
+    _usage_error(runner.invoke(app, ["predict", str(tmp_path / "empty"), str(src)]),
+                 "no checkpoint in this directory")
+    copy = tmp_path / "ckpt"
+    shutil.copytree(trained.run_dir / "checkpoints" / "best", copy)
+    (copy / "model.safetensors").write_bytes(b"\0" * 64)
+    _usage_error(runner.invoke(app, ["export", str(copy), "--format", "torchscript",
+                                     "-o", str(tmp_path / "m.pt")]), "model.safetensors")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_argument_conflicts(trained: Trained, tmp_path: Path) -> None:
+    ckpt = str(trained.run_dir)
+    _usage_error(runner.invoke(app, ["predict", ckpt]), "give a DATA file or --split")
+    _usage_error(runner.invoke(app, ["predict", ckpt, "--split", "val", "--keep", "id"]),
+                 "--keep needs a DATA file")
+    src = tmp_path / "rows.csv"
+    trained.frame.write_csv(src)
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--keep", "nope"]),
+                 "no column(s) nope to keep")
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--format", "parquet"]),
+                 "parquet output needs -o FILE")
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--batch-size", "0"]),
+                 "--batch-size must be at least 1")
