@@ -92,14 +92,17 @@ class FeatureSpec:
             DataError: a missing, non-numeric, NaN or infinite cell, naming its row and column.
         """
         self.match(frame.columns, source)
+        cols = []
         for name in self.names:
             col = frame.get_column(name)
             if not col.dtype.is_numeric():
-                _non_numeric(col, name, source, first_row)
+                col = _parse_numbers(col, name, source, first_row)
             if col.null_count():
                 row = int(col.is_null().arg_max() or 0)
                 raise DataError(f"{source}: row {first_row + row + 1}, column '{name}': "
                                 f"missing value")
+            cols.append(col)
+        frame = pl.DataFrame(cols)
         # float64 first, as training parsed the file, then float32 like the training tensors
         x = frame.select(self.names).to_numpy().astype(np.float64, copy=False)
         x32 = x.astype(np.float32)  # (N, F)
@@ -135,13 +138,15 @@ def _finite_problem(v: float) -> str:
     return f"{v!r} is not a finite number"
 
 
-def _non_numeric(col: pl.Series, name: str, source: str, first_row: int) -> None:
-    """Raise naming the first cell of ``col`` that does not parse as a number."""
-    text = col.cast(pl.String)
+def _parse_numbers(col: pl.Series, name: str, source: str, first_row: int) -> pl.Series:
+    """Numeric text (a frame's string column) as float64; raise at the first other cell."""
+    text = col.cast(pl.String, strict=False)
     parsed = text.str.strip_chars().cast(pl.Float64, strict=False)
-    bad = parsed.is_null() & text.is_not_null()
+    bad = parsed.is_null() & text.is_not_null() & (text.str.strip_chars() != "")
     if bad.any():
         row = int(bad.arg_max() or 0)
         raise DataError(f"{source}: row {first_row + row + 1}, column '{name}': "
                         f"{text[row]!r} is not a number")
-    raise DataError(f"{source}: column '{name}' has type {col.dtype}, expected numbers")
+    if text.is_null().all() and col.null_count() != len(col):
+        raise DataError(f"{source}: column '{name}' has type {col.dtype}, expected numbers")
+    return parsed
