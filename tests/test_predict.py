@@ -109,6 +109,21 @@ def test_gzipped_csv_and_empty_table(trained: Trained, tmp_path: Path) -> None:
     assert out.splitlines() == ["prediction,proba_setosa,proba_versicolor,proba_virginica"]
 
 
+def test_csv_blocks_cut_between_rows_never_inside_quotes(trained: Trained,
+                                                        tmp_path: Path) -> None:
+    frame = pl.concat([trained.frame] * 4)  # ~30 kB: many 4 kB blocks at --batch-size 1
+    notes = [f'say "hi",\nrow {i}' if i % 3 else f"r{i}" for i in range(frame.height)]
+    frame = frame.with_columns(note=pl.Series(notes))
+    src = tmp_path / "quoted.csv"
+    frame.write_csv(src)
+    for batch in ("1", "4", "1000"):
+        out = _ok(runner.invoke(app, ["predict", str(trained.run_dir), str(src), "--keep",
+                                      "note", "--batch-size", batch])).stdout
+        got = pl.read_csv(io.StringIO(out))
+        assert got["note"].to_list() == notes
+        assert got["prediction"].to_list() == load_model(trained.run_dir).predict(frame).tolist()
+
+
 def test_split_predicts_the_checkpoint_test_rows(trained: Trained) -> None:
     result = _ok(runner.invoke(app, ["predict", str(trained.run_dir), "--split", "test"]))
     predicted = pl.read_csv(io.StringIO(result.stdout))["prediction"].to_list()

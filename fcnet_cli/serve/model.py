@@ -30,6 +30,9 @@ __all__ = ["Model", "Standardize", "load_model"]
 class Standardize(nn.Module):
     """The fitted normalization as the graph's first step: ``(x - shift) / scale``."""
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, shift: torch.Tensor, scale: torch.Tensor):
         super().__init__()
         self.register_buffer("shift", shift.reshape(1, -1).clone())  # (1, F)

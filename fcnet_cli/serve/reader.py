@@ -1,15 +1,19 @@
 """Input tables read in row chunks: CSV (also .csv.gz) and Parquet with polars, NPZ whole.
 
-CSV and Parquet are streamed (`LazyFrame.collect_batches`), so peak memory follows the chunk
-size, not the file; an NPZ archive cannot be read in parts and is loaded whole.
+Peak memory follows the chunk size, not the file: a CSV is read in blocks of bytes cut at a
+row boundary and each block is parsed by polars (polars' own streaming reader reads ahead
+of a slow consumer, so its memory grows with the file); a Parquet file is read one row slice
+at a time. An NPZ archive cannot be read in parts and is loaded whole.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import polars as pl
@@ -46,22 +50,29 @@ class Table:
         self.source = str(path)
         self.kind = _kind(path)
         self._npz: dict[str, np.ndarray] | None = None
+        self._header = b""
         self.columns = self._read_columns()
 
-    def _lazy(self, dtypes: dict[str, Any]) -> pl.LazyFrame:
-        if self.kind == "parquet":
-            return pl.scan_parquet(self.path)
-        return pl.scan_csv(self.path, schema_overrides=dtypes, infer_schema_length=1000)
+    def _open(self) -> IO[bytes]:
+        if self.path.name.lower().endswith(".gz"):
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")
 
     def _read_columns(self) -> list[str]:
         if self.kind == "npz":
             self._npz = _load_npz(self.path)
             return list(self._npz)
         try:
-            return list(self._lazy({}).collect_schema().names())
-        except pl.exceptions.NoDataError:
-            raise DataError(f"{self.path}: file is empty (no header row)") from None
-        except (OSError, pl.exceptions.PolarsError) as e:
+            if self.kind == "parquet":
+                return list(pl.scan_parquet(self.path).collect_schema().names())
+            with self._open() as f:
+                self._header = f.readline()
+            if not self._header.strip():
+                raise DataError(f"{self.path}: file is empty (no header row)")
+            if self._header.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+                self._header = self._header[3:]
+            return pl.read_csv(io.BytesIO(self._header), n_rows=0).columns
+        except (OSError, EOFError, pl.exceptions.PolarsError) as e:
             raise DataError(f"{self.path}: cannot read {self.kind} ({_first_line(e)})") from None
 
     def npz_array(self, name: str) -> np.ndarray:
@@ -71,41 +82,80 @@ class Table:
 
     def frames(self, columns: list[str], dtypes: dict[str, Any], batch_rows: int
                ) -> Iterator[tuple[int, pl.DataFrame]]:
-        """Yield ``(first_row, chunk)`` with ``columns``, parsed with ``dtypes`` (CSV only).
+        """Yield ``(first_row, chunk)`` with ``columns``; CSV columns are parsed with
+        ``dtypes`` (others as text).
 
         Raises:
-            DataError: a cell that does not parse, naming its row and column.
+            DataError: a file that cannot be read, or a cell that does not parse (naming its
+                row and column).
         """
-        lazy = self._lazy(dtypes).select(columns)
+        if self.kind == "parquet":
+            yield from self._parquet_frames(columns, batch_rows)
+            return
+        schema = {c: dtypes.get(c, pl.String) for c in self.columns}
         start = 0
         try:
-            for chunk in lazy.collect_batches(chunk_size=batch_rows):
-                yield start, chunk
-                start += chunk.height
-        except (OSError, pl.exceptions.PolarsError) as e:
-            if self.kind == "csv":
-                self._locate_bad_cell(dtypes, batch_rows)
-            raise DataError(f"{self.path}: cannot read {self.kind} ({_first_line(e)})") from None
+            with self._open() as f:
+                f.readline()  # the header, parsed already
+                for block in _row_blocks(f, batch_rows):
+                    frame = self._parse(block, schema, columns, start)
+                    yield start, frame
+                    start += frame.height
+        except (OSError, EOFError) as e:
+            raise DataError(f"{self.path}: cannot read csv ({_first_line(e)})") from None
 
-    def _locate_bad_cell(self, dtypes: dict[str, Any], batch_rows: int) -> None:
-        """Error path: re-read the typed columns as text and raise at the first bad cell."""
-        names = list(dtypes)
-        text = pl.scan_csv(self.path, schema_overrides={c: pl.String for c in names},
-                           infer_schema=False).select(names)
-        start = 0
+    def _parse(self, block: bytes, schema: dict[str, Any], columns: list[str], start: int
+               ) -> pl.DataFrame:
+        data = io.BytesIO(self._header + block)
         try:
-            for chunk in text.collect_batches(chunk_size=batch_rows):
-                for name in names:
-                    col = chunk.get_column(name)
-                    bad = col.str.strip_chars().cast(pl.Float64, strict=False).is_null() \
-                        & col.is_not_null()
-                    if bad.any():
-                        row = int(bad.arg_max() or 0)
-                        raise DataError(f"{self.path}: row {start + row + 1}, column '{name}': "
-                                        f"{col[row]!r} is not a number")
-                start += chunk.height
-        except pl.exceptions.PolarsError:
-            return  # not a cell problem (ragged lines, encoding): the caller reports it
+            return pl.read_csv(data, schema=schema, columns=columns)
+        except pl.exceptions.PolarsError as e:
+            typed = [c for c in columns if schema[c] != pl.String]
+            text = pl.read_csv(io.BytesIO(self._header + block), infer_schema=False,
+                               columns=typed, truncate_ragged_lines=True)
+            for name in typed:
+                col = text.get_column(name)
+                bad = col.str.strip_chars().cast(pl.Float64, strict=False).is_null() \
+                    & col.is_not_null()
+                if bad.any():
+                    row = int(bad.arg_max() or 0)
+                    raise DataError(f"{self.path}: row {start + row + 1}, column '{name}': "
+                                    f"{col[row]!r} is not a number") from None
+            raise DataError(f"{self.path}: cannot read csv ({_first_line(e)})") from None
+
+    def _parquet_frames(self, columns: list[str], batch_rows: int
+                        ) -> Iterator[tuple[int, pl.DataFrame]]:
+        try:
+            lazy = pl.scan_parquet(self.path).select(columns)
+            n = pl.scan_parquet(self.path).select(pl.len()).collect().item()
+            for start in range(0, n, batch_rows):  # a slice reads only its row groups
+                yield start, lazy.slice(start, batch_rows).collect()
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise DataError(f"{self.path}: cannot read parquet ({_first_line(e)})") from None
+
+
+def _row_blocks(f: IO[bytes], batch_rows: int) -> Iterator[bytes]:
+    """Blocks of about ``batch_rows`` whole CSV rows (cut at a newline outside quotes)."""
+    probe = f.read(1 << 16)
+    per_row = max(1, len(probe) // max(1, probe.count(b"\n")))  # bytes per row, estimated
+    want = max(1 << 12, per_row * batch_rows)
+    rest = probe
+    while True:
+        more = f.read(max(1 << 12, want - len(rest)))  # never 0: b"" means end of file
+        buf, eof = rest + more, not more
+        if eof:
+            if buf.strip():
+                yield buf
+            return
+        cut = buf.rfind(b"\n") + 1
+        # a quoted field may hold newlines: cut where the quotes before are balanced
+        while cut > 0 and buf.count(b'"', 0, cut) % 2:
+            cut = buf.rfind(b"\n", 0, cut - 1) + 1
+        if cut <= 0:  # no row boundary yet: read a bigger block
+            rest, want = buf, 2 * len(buf)
+            continue
+        yield buf[:cut]
+        rest = buf[cut:]
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
