@@ -136,13 +136,14 @@ class Table:
 
 def _row_blocks(f: IO[bytes], batch_rows: int) -> Iterator[bytes]:
     """Blocks of about ``batch_rows`` whole CSV rows (cut at a newline outside quotes)."""
-    probe = f.read(1 << 16)
-    per_row = max(1, len(probe) // max(1, probe.count(b"\n")))  # bytes per row, estimated
+    buf = f.read(1 << 12)
+    per_row = max(1, len(buf) // max(1, buf.count(b"\n")))  # bytes per row, estimated
     want = max(1 << 12, per_row * batch_rows)
-    rest = probe
+    eof = not buf
     while True:
-        more = f.read(max(1 << 12, want - len(rest)))  # never 0: b"" means end of file
-        buf, eof = rest + more, not more
+        while len(buf) < want and not eof:
+            more = f.read(want - len(buf))
+            eof, buf = not more, buf + more
         if eof:
             if buf.strip():
                 yield buf
@@ -152,10 +153,10 @@ def _row_blocks(f: IO[bytes], batch_rows: int) -> Iterator[bytes]:
         while cut > 0 and buf.count(b'"', 0, cut) % 2:
             cut = buf.rfind(b"\n", 0, cut - 1) + 1
         if cut <= 0:  # no row boundary yet: read a bigger block
-            rest, want = buf, 2 * len(buf)
+            want = 2 * len(buf)
             continue
         yield buf[:cut]
-        rest = buf[cut:]
+        buf = buf[cut:]
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
