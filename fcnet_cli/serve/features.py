@@ -103,14 +103,14 @@ class FeatureSpec:
                                 f"missing value")
             cols.append(col)
         frame = pl.DataFrame(cols)
-        # float64 first, as training parsed the file, then float32 like the training tensors
-        x = frame.select(self.names).to_numpy().astype(np.float64, copy=False)
-        x32 = x.astype(np.float32)  # (N, F)
+        # parsed as float64 (like training), rounded to float32 like the training tensors
+        x32 = frame.select(pl.col(self.names).cast(pl.Float32)).to_numpy()  # (N, F)
         bad = ~np.isfinite(x32)
         if bad.any():
             i, j = np.argwhere(bad)[0]
+            value = float(frame.get_column(self.names[j])[int(i)])
             raise DataError(f"{source}: row {first_row + int(i) + 1}, column "
-                            f"'{self.names[j]}': {_finite_problem(float(x[i, j]))}")
+                            f"'{self.names[j]}': {_finite_problem(value)}")
         return np.ascontiguousarray(x32)
 
     def encode_array(self, x: np.ndarray, source: str, first_row: int = 0) -> np.ndarray:

@@ -26,6 +26,7 @@ from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged
 __all__ = ["PredictReport", "predict_file", "predict_split", "output_columns"]
 
 PREDICTION = "prediction"
+FORWARD_ROWS = 8192
 Chunk = tuple[pl.DataFrame | None, np.ndarray]  # (kept columns or None, features (B, F))
 
 
@@ -46,8 +47,8 @@ def output_columns(model: Model, proba: bool) -> list[str]:
 
 def _scores(model: Model, x: np.ndarray, proba: bool) -> pl.DataFrame:
     """One chunk's prediction columns from encoded features ``x`` (B, F) float32."""
-    with torch.no_grad():
-        logits = model.module(torch.from_numpy(x))  # (B, C)
+    # sub-batches keep the hidden activations small: (FORWARD_ROWS, width) each
+    logits = torch.from_numpy(model.logits(x, FORWARD_ROWS))  # (B, C)
     names = pl.Series(PREDICTION, model.classes_.tolist(), dtype=pl.String)
     cols = [names.gather(pl.Series(logits.argmax(-1).numpy(), dtype=pl.UInt32))]
     if proba:

@@ -13,7 +13,7 @@ import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 import numpy as np
 import polars as pl
@@ -55,7 +55,7 @@ class Table:
 
     def _open(self) -> IO[bytes]:
         if self.path.name.lower().endswith(".gz"):
-            return gzip.open(self.path, "rb")
+            return cast(IO[bytes], gzip.open(self.path, "rb"))  # decompressed while read
         return open(self.path, "rb")
 
     def _read_columns(self) -> list[str]:
@@ -106,13 +106,16 @@ class Table:
 
     def _parse(self, block: bytes, schema: dict[str, Any], columns: list[str], start: int
                ) -> pl.DataFrame:
-        data = io.BytesIO(self._header + block)
+        """One block of rows (no header line): ``columns`` parsed with ``schema``."""
+        where = [self.columns.index(c) for c in columns]
         try:
-            return pl.read_csv(data, schema=schema, columns=columns)
+            return pl.read_csv(block, has_header=False, schema=schema,
+                               columns=where).select(columns)
         except pl.exceptions.PolarsError as e:
             typed = [c for c in columns if schema[c] != pl.String]
-            text = pl.read_csv(io.BytesIO(self._header + block), infer_schema=False,
-                               columns=typed, truncate_ragged_lines=True)
+            text = pl.read_csv(block, has_header=False, new_columns=self.columns,
+                               infer_schema=False, columns=[self.columns.index(c) for c in typed],
+                               truncate_ragged_lines=True)
             for name in typed:
                 col = text.get_column(name)
                 bad = col.str.strip_chars().cast(pl.Float64, strict=False).is_null() \
