@@ -187,6 +187,20 @@ def test_bad_cells_name_row_and_column_and_leave_no_output(trained: Trained, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # nothing written
 
 
+def test_unreadable_tables(trained: Trained, tmp_path: Path) -> None:
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(",".join(FEATURES) + "\n1,2,3,4\n1,2,3,4,5,6\n")
+    empty, odd = tmp_path / "empty.csv", tmp_path / "rows.txt"
+    empty.write_text("")
+    odd.write_text("a\n")
+    ckpt = str(trained.run_dir)
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(ragged)]), str(ragged), "cannot read csv")
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(empty)]), "file is empty")
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(odd)]), "unknown table format")
+    _usage_error(runner.invoke(app, ["predict", ckpt, str(tmp_path / "none.csv")]),
+                 "file not found")
+
+
 def test_missing_columns_are_listed(trained: Trained, tmp_path: Path) -> None:
     src = tmp_path / "few.csv"
     trained.frame.drop("sepal_width", "petal_width").write_csv(src)

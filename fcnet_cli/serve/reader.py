@@ -112,19 +112,25 @@ class Table:
             return pl.read_csv(block, has_header=False, schema=schema,
                                columns=where).select(columns)
         except pl.exceptions.PolarsError as e:
-            typed = [c for c in columns if schema[c] != pl.String]
+            self._raise_bad_cell(block, [c for c in columns if schema[c] != pl.String], start)
+            raise DataError(f"{self.path}: cannot read csv ({_first_line(e)})") from None
+
+    def _raise_bad_cell(self, block: bytes, typed: list[str], start: int) -> None:
+        """Error path: re-read ``typed`` columns as text and raise at the first non-number."""
+        try:
             text = pl.read_csv(block, has_header=False, new_columns=self.columns,
                                infer_schema=False, columns=[self.columns.index(c) for c in typed],
                                truncate_ragged_lines=True)
-            for name in typed:
-                col = text.get_column(name)
-                bad = col.str.strip_chars().cast(pl.Float64, strict=False).is_null() \
-                    & col.is_not_null()
-                if bad.any():
-                    row = int(bad.arg_max() or 0)
-                    raise DataError(f"{self.path}: row {start + row + 1}, column '{name}': "
-                                    f"{col[row]!r} is not a number") from None
-            raise DataError(f"{self.path}: cannot read csv ({_first_line(e)})") from None
+        except pl.exceptions.PolarsError:
+            return  # not a cell problem (encoding, quoting): the caller reports polars' reason
+        for name in typed:
+            col = text.get_column(name)
+            bad = col.str.strip_chars().cast(pl.Float64, strict=False).is_null() \
+                & col.is_not_null()
+            if bad.any():
+                row = int(bad.arg_max() or 0)
+                raise DataError(f"{self.path}: row {start + row + 1}, column '{name}': "
+                                f"{col[row]!r} is not a number")
 
     def _parquet_frames(self, columns: list[str], batch_rows: int
                         ) -> Iterator[tuple[int, pl.DataFrame]]:
