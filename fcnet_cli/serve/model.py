@@ -30,9 +30,6 @@ __all__ = ["Model", "Standardize", "load_model"]
 class Standardize(nn.Module):
     """The fitted normalization as the graph's first step: ``(x - shift) / scale``."""
 
-    shift: torch.Tensor
-    scale: torch.Tensor
-
     def __init__(self, shift: torch.Tensor, scale: torch.Tensor):
         super().__init__()
         self.register_buffer("shift", shift.reshape(1, -1).clone())  # (1, F)
@@ -40,7 +37,8 @@ class Standardize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the same float32 ops as training's in-place normalization: bit-identical inputs
-        return (x - self.shift) / self.scale
+        # (no class-level annotations for the buffers: TorchScript cannot resolve them)
+        return (x - self.shift) / self.scale  # type: ignore[operator]
 
 
 class Model:
