@@ -25,7 +25,17 @@ def iris_frame() -> pl.DataFrame:
     return pl.DataFrame({"id": [f"r{i:03d}" for i in range(len(x))], **cols, "label": labels})
 
 
+_TRAINED: list[Trained] = []  # one training per test session, shared by the test modules
+
+
 def train_iris(root: Path) -> Trained:
+    """Train once per session (under the first caller's ``root``) and reuse that run."""
+    if not _TRAINED:
+        _TRAINED.append(_train(root))
+    return _TRAINED[0]
+
+
+def _train(root: Path) -> Trained:
     from fcnet_cli import load_experiment, train
 
     frame = iris_frame()
