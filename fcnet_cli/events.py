@@ -222,9 +222,6 @@ class Callback:
     def on_member_end(self, member: int, result: RunResult) -> None:
         pass
 
-    def on_log(self, message: str) -> None:
-        pass
-
     def on_sweep_update(self, update: SweepUpdate) -> None:
         """Sweeps only: called when trials are claimed and when they end."""
 

@@ -54,8 +54,33 @@ def _usage_error(result: Result, *needles: str, lines: int | None = None) -> lis
 def test_help_lists_the_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "eval", "validate", "schema", "--debug"):
+    for command in ("train", "eval", "validate", "schema", "--debug", "--version"):
         assert command in result.stdout
+
+
+def test_version_names_package_torch_and_device() -> None:
+    import torch
+
+    import fcnet_cli
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"fcnet {fcnet_cli.__version__}"
+    assert lines[1] == f"torch {torch.__version__}"
+    # what `training.device: auto` picks
+    assert lines[3].split()[:2] == ["device", "cuda" if torch.cuda.is_available() else "cpu"]
+
+
+def test_help_does_not_import_torch() -> None:
+    code = ("import sys\nfrom fcnet_cli.cli import main\nsys.argv = ['fcnet', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("no torch")
 
 
 @pytest.mark.parametrize("command", ["train", "eval", "validate", "schema"])

@@ -2,14 +2,11 @@
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from fcnet_cli.errors import UsageError
-
-if TYPE_CHECKING:
-    pass
 
 from fcnet_cli.cli.app import ConfigArg, DebugOpt, SetOpt, _run, app
 

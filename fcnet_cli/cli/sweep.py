@@ -3,12 +3,9 @@
 import json
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    pass
 
 from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, _run, app
 from fcnet_cli.cli.run import _signals_to

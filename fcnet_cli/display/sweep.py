@@ -183,7 +183,7 @@ class SweepDisplay(Callback):
         elif update.message:
             self._line(update.message)
 
-    def on_log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         self._line(message)
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import safetensors.torch
 import torch
+from packaging.version import Version
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
@@ -391,14 +392,10 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     return LoadedCheckpoint(dir=ckpt, state_dict=state_dict, meta=meta)
 
 
-def _torch_version() -> tuple[int, int]:
-    major, minor = (torch.__version__.split("+")[0].split(".") + ["0"])[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-
-
 def load_train_state(ckpt_dir: Path) -> dict:
     """The resume state of a `last` checkpoint, verified and loaded with `weights_only=True`."""
-    if _torch_version() < MIN_TORCH:
+    # release tuple, so a pre-release of 2.10 (2.10.0a0) counts as 2.10
+    if Version(torch.__version__).release[:2] < MIN_TORCH:
         raise CheckpointError(f"refusing to unpickle training state with torch {torch.__version__}"
                               f": its weights-only loader has known flaws; need torch >= 2.10")
     ckpt = _checkpoint_dir(Path(ckpt_dir))

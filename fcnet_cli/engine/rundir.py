@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from fcnet_cli import __version__
 from fcnet_cli.config import (
     ConfigError,
     Experiment,
@@ -44,11 +45,9 @@ __all__ = [
     "write_metrics",
 ]
 
-FCNET_VERSION = "0.1.0"
-
-
 def versions() -> dict[str, str]:
-    return {"fcnet": FCNET_VERSION, "torch": torch.__version__,
+    """The versions a run records (summary.json, checkpoint metadata) and `--version` shows."""
+    return {"fcnet": __version__, "torch": torch.__version__,
             "python": platform.python_version()}
 
 

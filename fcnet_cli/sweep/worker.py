@@ -189,7 +189,7 @@ class Worker:
     def _start(self, trial: optuna.Trial) -> Claimed | None:
         """Suggest the trial's values, record ownership, build one experiment per seed."""
         self.owned[trial.number] = trial
-        self.heart.add(trial._trial_id)
+        self.heart.add(self.store.trial_id(trial.number))
         trial.set_user_attr("worker", worker_id())
         point = suggest_point(trial, self.sweep.params, self.base, self.defaults, self.grid)
         trial.set_user_attr("key", point.key)
@@ -299,7 +299,7 @@ class Worker:
                 attrs: dict[str, Any]) -> None:
         owned = self.owned.pop(number)
         trial = owned.trial if isinstance(owned, Claimed) else owned
-        self.heart.discard(trial._trial_id)
+        self.heart.discard(self.store.trial_id(trial.number))
         try:
             for k, v in attrs.items():
                 trial.set_user_attr(k, v)
