@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from fcnet_cli.errors import UsageError
-
 from fcnet_cli.cli.app import ConfigArg, DebugOpt, SetOpt, _run, app
+from fcnet_cli.errors import UsageError
 
 # ---------------------------------------------------------------- validate / schema
 

@@ -55,10 +55,6 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     out = display.make_console()
     stop = StopToken()
     callbacks = _train_callbacks(out, quiet)
-    if exp.output.tensorboard:
-        from fcnet_cli.engine.tensorboard import TensorBoardLogger
-
-        callbacks.append(TensorBoardLogger())
     try:
         with _signals_to(stop):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)

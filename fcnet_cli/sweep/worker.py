@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from fcnet_cli.config import ConfigError, Experiment, layout_key
 from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.engine.train import train_population
 from fcnet_cli.events import Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
 from fcnet_cli.sweep.leaderboard import counts, sweep_result, write_leaderboard
@@ -112,7 +113,10 @@ class Worker:
     def run(self) -> None:
         """Claim, train and tell until the sweep is done or `stop` is requested."""
         try:
-            self._data(self.sweep.base_exp)  # load before claiming: claims are held briefly
+            # before claiming: claims are held briefly, and a logger package that is missing
+            # (output.* is never swept) is a usage error, not a failure of every trial
+            loggers_for([self.sweep.base_exp])
+            self._data(self.sweep.base_exp)
             while not self.stop.requested:
                 batch = self._next_batch()
                 if batch is None:
@@ -247,14 +251,9 @@ class Worker:
         owner = [i for i, c in enumerate(group) for _ in c.exps]
         pruning = Pruning(group, owner, self.spec.metric, exps[0].training.epochs) \
             if self.report else None
-        callbacks = list(self.callbacks)
-        if exps[0].output.tensorboard:
-            from fcnet_cli.engine.tensorboard import TensorBoardLogger
-
-            callbacks.append(TensorBoardLogger())
         try:
             results = train_population(
-                exps, callbacks=callbacks, stop=self.stop,
+                exps, callbacks=self.callbacks, stop=self.stop,
                 run_dirs=[d for c in group for d in c.dirs], eager_checkpoints=False,
                 pruner=pruning, data=self._data(exps[0]))
         except Exception as e:  # not KeyboardInterrupt: `run` fails the batch as interrupted
