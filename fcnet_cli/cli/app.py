@@ -1,7 +1,6 @@
 """The typer application, shared options, and errors turned into exit codes in one place."""
 
 from collections.abc import Callable, Sequence
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,12 +24,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: paragraphs rewrapped, no markup in docstrings
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class Split(str, Enum):
-    test = "test"
-    val = "val"
-    train = "train"
 
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]

@@ -27,7 +27,8 @@ import yaml
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, StopToken, SweepResult
 from fcnet_cli.sweep.leaderboard import sweep_result, write_leaderboard
-from fcnet_cli.sweep.spec import Sweep, load_sweep
+from fcnet_cli.sweep.load import load_sweep
+from fcnet_cli.sweep.spec import Sweep
 from fcnet_cli.sweep.store import Store, open_store
 from fcnet_cli.sweep.worker import Worker
 

@@ -159,7 +159,7 @@ class Worker:
 
     def _fixed(self, point: Point) -> dict[str, Any]:
         by_key = {p.key: p for p in self.sweep.params}
-        return {k: json.dumps(v) if by_key[k].encoded else v for k, v in point.params.items()}
+        return {k: by_key[k].encode(v) for k, v in point.params.items()}
 
     def _claim_grid(self) -> list[Claimed]:
         """Claim WAITING trials of one layout (the first waiting trial's), in number order."""
