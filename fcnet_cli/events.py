@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "FINAL_FAILS",
     "BatchProgress",
     "Callback",
     "EpochMetrics",
@@ -139,6 +140,11 @@ class RunResult:
     @property
     def last(self) -> EpochMetrics | None:
         return self.history[-1] if self.history else None
+
+
+# TrialResult.status of failed trials that are results (the configuration itself fails); any
+# other failure (interrupted, a worker that died) is re-run by the next sweep worker.
+FINAL_FAILS = ("diverged", "error", "invalid")
 
 
 @dataclass

@@ -35,9 +35,6 @@ JOURNAL = "optuna.journal"
 CONNECT_TIMEOUT_S = 5
 MAX_RETRY = 2  # a trial whose worker died is re-queued at most this many times
 UNCLAIMED_S = 120  # a RUNNING trial that no worker has recorded itself on after this is lost
-# FAIL trials with these statuses are results (the configuration itself fails); any other
-# FAIL (interrupted, a worker that died) is re-run by the next worker that prepares the study.
-FINAL_FAILS = ("diverged", "error", "invalid")
 
 
 def quiet_optuna() -> None:

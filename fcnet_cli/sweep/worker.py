@@ -29,11 +29,11 @@ from fcnet_cli.config import ConfigError, Experiment, layout_key
 from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.engine.train import train_population
-from fcnet_cli.events import Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
+from fcnet_cli.events import FINAL_FAILS, Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
 from fcnet_cli.sweep.leaderboard import counts, sweep_result, write_leaderboard
 from fcnet_cli.sweep.space import Point, suggest_point
 from fcnet_cli.sweep.spec import Sweep, schema_defaults
-from fcnet_cli.sweep.store import FINAL_FAILS, Heartbeat, Store, worker_id
+from fcnet_cli.sweep.store import Heartbeat, Store, worker_id
 
 __all__ = ["Worker"]
 
