@@ -277,7 +277,7 @@ def test_keyboard_interrupt_outside_training_exits_130(tmp_path: Path,
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("fcnet_cli.config.load_experiment", interrupted)
+    monkeypatch.setattr("fcnet_cli.config.load_source", interrupted)
     result = runner.invoke(app, ["validate", str(_write(tmp_path, "{}\n"))])
     assert result.exit_code == 130
     assert result.stderr == "error: interrupted\n"
@@ -288,7 +288,7 @@ def test_unexpected_errors_exit_1_with_one_line(tmp_path: Path,
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("fcnet_cli.config.load_experiment", broken)
+    monkeypatch.setattr("fcnet_cli.config.load_source", broken)
     result = runner.invoke(app, ["validate", str(_write(tmp_path, "{}\n"))])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: disk on fire")
