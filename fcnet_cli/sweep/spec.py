@@ -1,4 +1,5 @@
-"""The sweep file: schema, loading and up-front validation. No torch, no optuna.
+"""The sweep file's schema and the validated `Sweep` it becomes (`load.py` reads and checks
+the file). No torch, no optuna.
 
     name: reg-vs-momentum
     base: ../digits.yaml          # relative to this file, or an inline experiment mapping
@@ -11,8 +12,6 @@
 The base is read like an experiment file (`extends:` included). Every configuration is the
 validated base experiment with the point's values set (a dict of dotted keys, never text) and
 validated again; a fault names the sweep file's line of the parameter that caused it.
-`load_sweep` raises one `ConfigError` listing every problem of the file before any trial
-exists.
 """
 
 from __future__ import annotations
