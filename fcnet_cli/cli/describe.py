@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from fcnet_cli.cli.app import ConfigArg, DebugOpt, SetOpt, _run, app
-from fcnet_cli.config.schema import Metric
+from fcnet_cli.config.schema import Monitor
 from fcnet_cli.errors import UsageError
 
 # ---------------------------------------------------------------- validate / schema
@@ -67,7 +67,7 @@ RunsArg = Annotated[list[Path], typer.Argument(
     metavar="RUN_DIR_OR_SWEEP_DIR...", show_default=False,
     help="Run directories, or folders searched for them (any folder with summary.json and "
          "config.yaml), e.g. a sweep directory.")]
-MetricOpt = Annotated[Metric, typer.Option(
+MetricOpt = Annotated[Monitor, typer.Option(
     "--metric", help="Validation metric to rank and plot by (at each run's best epoch).")]
 
 

@@ -20,8 +20,8 @@ __all__ = [
     "EarlyStoppingConfig",
     "Experiment",
     "LossConfig",
-    "Metric",
     "ModelConfig",
+    "Monitor",
     "OptimizerConfig",
     "OutputConfig",
     "RegularizationConfig",
@@ -41,13 +41,13 @@ Normalize = Literal["standard", "minmax", "none"]
 RegType = Literal["none", "l1", "l2", "elastic_net"]
 OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
-Metric = Literal["val_loss", "val_accuracy"]  # validation metrics: monitored, swept, compared
+Monitor = Literal["val_loss", "val_accuracy"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Split = Literal["train", "val", "test"]
 
 FILE_DATASETS = ("csv", "npz")
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
-METRICS: tuple[str, ...] = get_args(Metric)
+METRICS: tuple[str, ...] = get_args(Monitor)
 SPLITS: tuple[str, ...] = get_args(Split)
 
 
@@ -177,7 +177,7 @@ class SchedulerConfig(_Strict):
     t_max: int | None = Field(None, gt=0, description="cosine: period in epochs "
                                                       "(default: epochs after warmup)")
     eta_min: float = Field(0.0, ge=0, description="cosine: lowest learning rate")
-    monitor: Metric = Field("val_loss", description="plateau: validation metric watched")
+    monitor: Monitor = Field("val_loss", description="plateau: validation metric watched")
     factor: float = Field(0.1, gt=0, lt=1, description="plateau: lr multiplier on a plateau")
     patience: int = Field(5, ge=0, description="plateau: epochs without improvement tolerated")
     threshold: float = Field(1e-4, ge=0, description="plateau: relative improvement "
@@ -209,7 +209,7 @@ class SchedulerConfig(_Strict):
 
 
 class EarlyStoppingConfig(_Strict):
-    monitor: Metric = Field("val_loss", description="validation metric watched")
+    monitor: Monitor = Field("val_loss", description="validation metric watched")
     patience: int | None = Field(None, gt=0, description="epochs without improvement before "
                                                         "stopping (null = off)")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")

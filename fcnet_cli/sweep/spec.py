@@ -28,7 +28,7 @@ from fcnet_cli.config import (
     ConfigError,
     Experiment,
     Loc,
-    Metric,
+    Monitor,
     Problem,
     Source,
     flatten,
@@ -55,7 +55,7 @@ class SweepSpec(BaseModel):
     method: Literal["grid", "random", "tpe"] = Field("grid", description="how points are chosen")
     trials: int | None = Field(None, gt=0, description="random/tpe: configurations to run")
     seeds: int = Field(1, gt=0, description="members per configuration (training.seed + i)")
-    metric: Metric = Field(
+    metric: Monitor = Field(
         "val_accuracy", description="mean over seeds of this metric at each run's best epoch")
     direction: Literal["maximize", "minimize"] | None = Field(
         None, description="default: maximize val_accuracy, minimize val_loss")
