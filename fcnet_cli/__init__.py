@@ -34,7 +34,7 @@ _LAZY = {
     "load_experiment": "fcnet_cli.config",
     "train": "fcnet_cli.engine.train",
     "load_model": "fcnet_cli.serve.model",
-    "load_sweep": "fcnet_cli.sweep.spec",
+    "load_sweep": "fcnet_cli.sweep.load",
     "run_sweep": "fcnet_cli.sweep.run",
 }
 

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fcnet_cli.cli.app import DebugOpt, Split, _run, app
-from fcnet_cli.config import ExportFormat, PredictFormat
+from fcnet_cli.cli.app import DebugOpt, _run, app
+from fcnet_cli.config.schema import ExportFormat, PredictFormat, Split
 from fcnet_cli.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def predict(
     output is written to a temporary file renamed into place at the end.
     """
     _run(ctx, debug, lambda: _predict(checkpoint, data, out, proba, keep or [], fmt,
-                                      split.value if split else None, batch_size, overwrite))
+                                      split, batch_size, overwrite))
 
 
 def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,

@@ -16,7 +16,8 @@ import numpy as np
 import polars as pl
 import torch
 
-from fcnet_cli.engine.data import SPLITS, Normalization, load_data
+from fcnet_cli.config import SPLITS
+from fcnet_cli.engine.data import Normalization, load_data
 from fcnet_cli.engine.evaluate import _experiment
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
