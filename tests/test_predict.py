@@ -40,6 +40,14 @@ def _usage_error(result: Result, *needles: str) -> str:
     return err[0]
 
 
+def test_help_lists_predict_and_export() -> None:
+    result = _ok(runner.invoke(app, ["--help"]))
+    assert "predict" in result.stdout and "export" in result.stdout
+    for command in ("predict", "export"):
+        assert f"fcnet {command}" in _ok(runner.invoke(app, [command, "--help"])).stdout
+    assert "--data" in _ok(runner.invoke(app, ["eval", "--help"])).stdout
+
+
 def _shuffled(trained: Trained) -> pl.DataFrame:
     """The rows with the columns in another order, an id and an extra column."""
     return trained.frame.with_columns(extra=pl.lit(1)).select(
