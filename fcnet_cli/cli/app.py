@@ -3,14 +3,12 @@
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from fcnet_cli.cli.group import FcnetGroup
 from fcnet_cli.errors import ConfigError, FcnetError
-
-if TYPE_CHECKING:
-    pass
 
 
 __all__ = ["EXIT_CODES", "EXIT_SIGNAL", "app"]
@@ -23,8 +21,9 @@ _DEBUG = "fcnet.debug"
 
 app = typer.Typer(
     name="fcnet",
+    cls=FcnetGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: paragraphs rewrapped, no markup in docstrings
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -25,13 +25,14 @@ def sweep(
         help="Override a sweep key (--set seeds=1) or a base experiment field "
              "(--set base.training.epochs=5); repeatable.")] = None,
     workers: Annotated[int, typer.Option(
-        min=1, help="Local worker processes sharing the sweep's study.")] = 1,
+        min=1, metavar="N", help="Local worker processes sharing the sweep's study.")] = 1,
     storage: Annotated[str | None, typer.Option(
         metavar="URL", show_default=False,
         help="Shared study database for workers on many machines, e.g. "
              "postgresql://user:password@host/db (default: a journal file in the sweep "
              "folder).")] = None,
-    top: Annotated[int, typer.Option(min=0, help="Leaderboard rows to show (0 = all).")] = 10,
+    top: Annotated[int, typer.Option(
+        min=0, metavar="N", help="Leaderboard rows to show (0 = all).")] = 10,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the leaderboard as JSON instead of tables.")] = False,
     quiet: Annotated[bool, typer.Option(
