@@ -36,7 +36,7 @@ class _Argument(TyperArgument):
     def display_type_rich(self, ctx: Any) -> str | None:
         return ""
 
-    def get_error_hint(self, ctx: Any) -> str:
+    def get_error_hint(self, ctx: Any = None) -> str:
         return f"'{self._rich_display_name()}'"
 
     def _rich_display_name(self) -> str:
