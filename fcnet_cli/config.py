@@ -349,8 +349,21 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
     if not isinstance(raw, dict):
         raise ConfigError([f"{p}:1: top level must be a mapping of sections "
                            f"(got {type(raw).__name__})"])
+    _not_a_sweep(raw, p)
     merged, touched = apply_overrides(raw, overrides)
     return validate_experiment(merged, lines, str(p), p.parent, p.stem, touched)
+
+
+SWEEP_MARKERS = ("base", "parameters")  # keys only a sweep file has
+
+
+def _not_a_sweep(raw: dict[str, Any], path: Path) -> None:
+    """One line for a sweep file given where an experiment is expected (not one per key)."""
+    sections = set(Experiment.model_fields)
+    if any(k in raw for k in SWEEP_MARKERS) and not any(k in raw for k in sections):
+        raise ConfigError([f"{path}: this is a sweep file (it has "
+                           f"{' and '.join(k for k in SWEEP_MARKERS if k in raw)}), not an "
+                           f"experiment: run `fcnet sweep {path}`"])
 
 
 def dump_experiment(exp: Experiment) -> str:

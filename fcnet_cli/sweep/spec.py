@@ -32,6 +32,7 @@ from fcnet_cli.config import (
     describe_schema,
     flatten,
     layout_key,
+    parse_override,
     read_config_file,
     validate_experiment,
 )
@@ -142,13 +143,60 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     if not isinstance(raw, dict):
         raise ConfigError([f"{p}:1: a sweep file is a mapping (name, base, method, "
                            f"parameters, ...)"])
-    own = [o for o in overrides if not o.startswith("base.")]
-    if any(o.startswith("parameters") for o in own):
-        raise ConfigError(["--set parameters...: parameters cannot be set from the command "
-                           "line; edit the sweep file"])
+    _not_an_experiment(raw, p)
+    raw, notes = _override_parameters(raw, overrides, lines, str(p))
+    own = [o for o in overrides if not o.startswith(("base.", "parameters."))]
     merged, touched = apply_overrides(raw, own)
     base_items = [o.removeprefix("base.") for o in overrides if o.startswith("base.")]
-    return sweep_from_mapping(merged, lines, str(p), p.parent, p.stem, touched, base_items)
+    sweep = sweep_from_mapping(merged, lines, str(p), p.parent, p.stem, touched, base_items)
+    sweep.notes[:0] = notes
+    return sweep
+
+
+def _override_parameters(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
+                         lines: dict[str, int], origin: str) -> tuple[dict[str, Any], list[str]]:
+    """Apply `--set parameters.KEY=VALUES` and settle `--set base.KEY=v` against parameters.
+
+    A base override of a pinned parameter (a one-value list) wins: the pin is dropped and a
+    note says so. A base override of a parameter with several values is an error, since every
+    configuration would replace it: the message shows the `--set parameters.KEY=...` form.
+    """
+    params = raw.get("parameters")
+    params = dict(params) if isinstance(params, dict) else {}
+    notes, problems = [], []
+    for item in overrides:
+        if item.startswith("parameters") and not item.startswith("parameters."):
+            problems.append(f"--set {item}: set one parameter at a time, e.g. --set "
+                            f"parameters.optimizer.lr=[0.01,0.1]")
+            continue
+        prefix = "parameters." if item.startswith("parameters.") else "base." if \
+            item.startswith("base.") else None
+        if prefix is None:
+            continue
+        key, value = parse_override(item.removeprefix(prefix))
+        if prefix == "parameters.":
+            params[key] = value
+        elif key in params and isinstance(params[key], list) and len(params[key]) == 1:
+            notes.append(f"--set {item} replaces the pinned parameter {key}: "
+                         f"{json.dumps(params.pop(key))} ({_where(lines, origin, 'parameters.' + key)})")
+        elif key in params:
+            problems.append(f"--set {item}: {key} is swept by the sweep file "
+                            f"({_where(lines, origin, 'parameters.' + key)}), so a base value "
+                            f"would never be used; to sweep other values: --set "
+                            f"parameters.{key}=[...]")
+    if problems:
+        raise ConfigError(problems)
+    return ({**raw, "parameters": params} if params or "parameters" in raw else raw), notes
+
+
+def _not_an_experiment(raw: dict[str, Any], path: Path) -> None:
+    """One line for an experiment file given to `fcnet sweep` (not `base: required` + one
+    `unknown key` per section)."""
+    sections = [k for k in raw if k in Experiment.model_fields and k not in SweepSpec.model_fields]
+    if "base" not in raw and sections:
+        raise ConfigError([f"{path}: this is an experiment file (sections, no `base:`), not a "
+                           f"sweep: run `fcnet train {path}`, or name it as `base:` in a "
+                           f"sweep file"])
 
 
 def sweep_from_mapping(raw: dict[str, Any], lines: dict[str, int] | None = None,
