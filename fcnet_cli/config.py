@@ -230,6 +230,10 @@ class TrainingConfig(_Strict):
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
                                                            "per step (null = off)")
+    threads: int | None = Field(None, gt=0, description="CPU threads of torch "
+                                                        "(torch.set_num_threads); null = the "
+                                                        "cores available to the process "
+                                                        "(CPU affinity and cgroup quota)")
 
 
 class OutputConfig(_Strict):

@@ -35,6 +35,7 @@ __all__ = [
     "is_run_dir",
     "load_run",
     "load_runs",
+    "resolve_latest",
     "markdown_table",
     "metric_value",
     "swept_params",
@@ -79,11 +80,35 @@ def is_run_dir(path: Path) -> bool:
     return (path / "summary.json").is_file() and (path / "config.yaml").is_file()
 
 
+LATEST = "latest"
+
+
+def _run_id_key(path: Path) -> tuple[str, int]:
+    """"20261202-085300-2" -> ("20261202-085300", 2): the second run started that second."""
+    parts = path.name.split("-")
+    n = parts[2] if len(parts) > 2 else "1"
+    return "-".join(parts[:2]), int(n) if n.isdigit() else 0
+
+
+def resolve_latest(path: str | Path) -> Path:
+    """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times);
+    any other path is returned as it is. Raises UsageError when NAME has no runs."""
+    path = Path(path)
+    if path.name != LATEST or path.exists():
+        return path
+    folder = path.parent
+    runs = [p for p in folder.iterdir() if (p / "config.yaml").is_file()] \
+        if folder.is_dir() else []
+    if not runs:
+        raise UsageError(f"{path}: no runs in {folder} (`latest` is the newest run there)")
+    return max(runs, key=_run_id_key)
+
+
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     """Run directories: each path that is one, and every one found below the others."""
     found: list[Path] = []
     for raw in paths:
-        path = Path(raw)
+        path = resolve_latest(raw)
         if not path.is_dir():
             raise UsageError(f"{path}: no such directory")
         if is_run_dir(path):

@@ -10,8 +10,7 @@ import typer
 from fcnet_cli.cli.group import FcnetGroup
 from fcnet_cli.errors import ConfigError, FcnetError
 
-
-__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "app"]
+__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "JsonOpt", "ThreadsOpt", "app"]
 
 # DESIGN.md: 0 success, 1 runtime failure, 2 usage/config error, 3 diverged,
 # 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -43,6 +42,12 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", metavar="KEY=VALUE", show_default=False,
                  help="Override one field, e.g. --set optimizer.lr=0.1 (repeatable)."),
 ]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, metavar="N", show_default=False,
+    help="CPU threads for torch (training.threads; default: the cores available to this "
+         "process).")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print the result as JSON on stdout (nothing else there).")]
 
 
 @app.callback()

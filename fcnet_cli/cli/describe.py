@@ -162,6 +162,7 @@ def _plot(path: Path, output: Path | None, metric: str) -> int:
     from fcnet_cli.analysis import plots
 
     _check_png(output)
+    path = report.resolve_latest(path)
     if report.is_run_dir(path):
         written = plots.plot_run(report.load_runs([path])[0], output or path / "curves.png")
     else:

@@ -124,8 +124,14 @@ class Sweep:
         s = self.spec
         # the base as written (not its resolved dump), so a new fcnet field with a default
         # does not block resuming a sweep started by an older fcnet
+        # training.threads is how fast this machine runs it, not what the trials compute
+        training = {k: v for k, v in (self.base_raw.get("training") or {}).items()
+                    if k != "threads"} if isinstance(self.base_raw.get("training"), dict) else \
+            self.base_raw.get("training")
+        base = {**self.base_raw, "training": training} if "training" in self.base_raw else \
+            self.base_raw
         return {"method": s.method, "seeds": s.seeds, "metric": s.metric,
-                "direction": self.direction, "parameters": s.parameters, "base": self.base_raw}
+                "direction": self.direction, "parameters": s.parameters, "base": base}
 
     def resolved(self) -> dict[str, Any]:
         """The content of sweep.yaml: the spec with the base experiment written out."""
@@ -176,12 +182,14 @@ def _override_parameters(raw: dict[str, Any], overrides: list[str] | tuple[str, 
         key, value = parse_override(item.removeprefix(prefix))
         if prefix == "parameters.":
             params[key] = value
-        elif key in params and isinstance(params[key], list) and len(params[key]) == 1:
+            continue
+        where = _where(lines, origin, f"parameters.{key}")
+        if key in params and isinstance(params[key], list) and len(params[key]) == 1:
             notes.append(f"--set {item} replaces the pinned parameter {key}: "
-                         f"{json.dumps(params.pop(key))} ({_where(lines, origin, 'parameters.' + key)})")
+                         f"{json.dumps(params.pop(key))} ({where})")
         elif key in params:
             problems.append(f"--set {item}: {key} is swept by the sweep file "
-                            f"({_where(lines, origin, 'parameters.' + key)}), so a base value "
+                            f"({where}), so a base value "
                             f"would never be used; to sweep other values: --set "
                             f"parameters.{key}=[...]")
     if problems:
