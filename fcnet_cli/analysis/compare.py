@@ -262,7 +262,7 @@ class Comparison:
     def priorities(self) -> list[int]:
         """For narrow terminals: 0 = always shown, higher = left out first."""
         params = [c for c in self.shown() if c in self.params]
-        return [min(2 + params.index(c), 4) if c in self.params else _PRIORITY.get(c, 3)
+        return [min(1 + params.index(c), 4) if c in self.params else _PRIORITY.get(c, 3)
                 for c in self.shown()]
 
     def cells(self) -> list[list[str]]:
@@ -303,8 +303,8 @@ _HEADERS = {"name": "run", "best_val_accuracy": "best val acc", "best_val_loss":
             "test_accuracy": "test acc", "test_loss": "test loss", "best_epoch": "best ep",
             "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
             "seconds": "s"}
-_PRIORITY = {"name": 0, "best_val_accuracy": 0, "best_val_loss": 0, "test_accuracy": 1,
-             "test_loss": 1, "status": 1, "best_epoch": 3, "gap_accuracy": 2, "epochs": 5,
+_PRIORITY = {"name": 0, "best_val_accuracy": 0, "best_val_loss": 0, "test_accuracy": 2,
+             "test_loss": 2, "status": 1, "best_epoch": 4, "gap_accuracy": 3, "epochs": 5,
              "gap_loss": 5, "sparsity": 4, "weight_norm": 4, "seconds": 6}
 _FORMATS = {"seconds": ".1f", "weight_norm": ".3f", "sparsity": ".3f"}
 

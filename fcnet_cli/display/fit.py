@@ -30,11 +30,23 @@ class Col:
     justify: Literal["left", "right", "center"] = "right"
     fold: bool = False  # text that may wrap onto several lines; numbers never do
 
+    def widest_cell(self) -> int:
+        return max((Text(c).cell_len if isinstance(c, str) else c.cell_len for c in self.cells),
+                   default=0)
+
+    def shown_header(self) -> str:
+        """A dotted header wider than every cell breaks after its first dot:
+        `regularization.` over `type` (the full name stays readable)."""
+        head, dot, tail = self.header.partition(".")
+        if dot and not self.fold and len(self.header) > self.widest_cell():
+            return f"{head}.\n{tail}"
+        return self.header
+
     def natural(self) -> int:
-        """Characters the column needs: its widest cell or header (a folding one: less)."""
-        widest = max([len(self.header), *(Text(c).cell_len if isinstance(c, str) else c.cell_len
-                                          for c in self.cells)])
-        return min(widest, max(FOLD_MIN, len(self.header))) if self.fold else widest
+        """Characters the column needs: its widest cell or header line (folding: less)."""
+        header = max(len(line) for line in self.shown_header().split("\n"))
+        widest = max(header, self.widest_cell())
+        return min(widest, max(FOLD_MIN, header)) if self.fold else widest
 
 
 def _needed(cols: Sequence[Col]) -> int:
@@ -68,10 +80,10 @@ def fit_table(cols: Sequence[Col], width: int, *, title: str | None = None,
                   caption_justify="left")
     for c in kept:
         if c.fold:
-            table.add_column(Text(c.header), justify=c.justify, overflow="fold",
+            table.add_column(Text(c.shown_header()), justify=c.justify, overflow="fold",
                              min_width=min(c.natural(), FOLD_MIN))
         else:
-            table.add_column(Text(c.header), justify=c.justify, no_wrap=True,
+            table.add_column(Text(c.shown_header()), justify=c.justify, no_wrap=True,
                              min_width=c.natural())
     rows = max((len(c.cells) for c in cols), default=0)
     for i in range(rows):
