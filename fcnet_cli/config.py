@@ -153,7 +153,8 @@ class OptimizerConfig(_Strict):
     @classmethod
     def _nesterov(cls, v: bool, info: ValidationInfo) -> bool:
         if v and "momentum" in info.data and not info.data["momentum"]:
-            raise ValueError("nesterov needs momentum > 0")
+            raise ValueError("nesterov needs momentum > 0; for plain SGD turn it off too "
+                             "(nesterov: false, or --set optimizer.nesterov=false)")
         if v and info.data.get("name") not in (None, "sgd"):
             raise ValueError("nesterov applies to sgd only")
         return v

@@ -143,7 +143,7 @@ def test_jitter_is_small_seeded_and_keeps_the_mean_line() -> None:
     xs = [1.0, 1.0, 1.0, 2.0, 2.0]
     moved = plots.jitter(xs, 0.1, log=False)
     assert moved == plots.jitter(xs, 0.1, log=False)
-    assert len(set(moved)) == 5 and all(abs(a - b) <= 0.1 for a, b in zip(moved, xs))
+    assert len(set(moved)) == 5 and all(abs(a - b) <= 0.1 for a, b in zip(moved, xs, strict=True))
     logged = plots.jitter([1e-3, 1e-3], 0.03, log=True)
     assert all(10 ** -0.03 <= v / 1e-3 <= 10 ** 0.03 for v in logged)
 
