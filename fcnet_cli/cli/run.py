@@ -24,11 +24,11 @@ from fcnet_cli.cli.app import (
     DebugOpt,
     JsonOpt,
     SetOpt,
-    Split,
     ThreadsOpt,
     _run,
     app,
 )
+from fcnet_cli.config.schema import Split
 
 # ---------------------------------------------------------------- train
 
@@ -74,10 +74,6 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     out = display.make_console()
     stop = StopToken()
     callbacks = _train_callbacks(out, quiet)
-    if exp.output.tensorboard:
-        from fcnet_cli.engine.tensorboard import TensorBoardLogger
-
-        callbacks.append(TensorBoardLogger())
     try:
         with _signals_to(stop):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
@@ -196,14 +192,14 @@ def eval_(
         metavar="CHECKPOINT", show_default=False,
         help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), or a run directory for "
              "its best checkpoint (runs/NAME/latest: the newest run of NAME).")],
-    split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = Split.test,
+    split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = "test",
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the metrics as JSON instead of tables (with the checkpoint "
                        "path, its epoch and macro averages).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a saved checkpoint: loss, accuracy, per-class metrics, confusion matrix."""
-    _run(ctx, debug, lambda: _eval(checkpoint, split.value, as_json))
+    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json))
 
 
 def checkpoint_dir(path: Path) -> Path:
