@@ -189,10 +189,12 @@ def _check_fits(text: str, width: int) -> None:
 @pytest.mark.parametrize("width", [80, 120])
 def test_leaderboard_and_comparison_fit(swept: tuple[Path, Path, dict[str, Any]],
                                         width: int) -> None:
-    from fcnet_cli.sweep.run import load_sweep, read_sweep
+    from fcnet_cli.sweep.run import collect, load_sweep
+    from fcnet_cli.sweep.store import open_store
 
     path, folder, _ = swept
-    result = read_sweep(load_sweep(path, ["base.training.epochs=2"]))
+    spec = load_sweep(path, ["base.training.epochs=2"])
+    result = collect(spec, open_store(spec))
     out, buf = _console(width)
     display.render_leaderboard(out, result, top=10)
     table = report.compare(report.load_runs([folder]))
