@@ -25,7 +25,7 @@ class Col:
     """One column: its header, its cells (one per row) and how readily it is dropped."""
 
     header: str
-    cells: list[str | Text] = field(default_factory=list)
+    cells: Sequence[str | Text] = field(default_factory=list)
     priority: int = 0  # 0 is never dropped; higher numbers are dropped first
     justify: Literal["left", "right", "center"] = "right"
     fold: bool = False  # text that may wrap onto several lines; numbers never do
