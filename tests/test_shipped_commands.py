@@ -128,3 +128,47 @@ def test_every_suggested_command_runs(tmp_path: Path, monkeypatch: pytest.Monkey
     # on a finished run it says so (exit 2) instead of training again.
     resume = runner.invoke(app, ["train", "--resume", "runs/digits/latest"])
     assert resume.exit_code == 2 and "already finished" in resume.stderr
+
+
+def _readme_experiment() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("### The experiment file"):]
+    block = block[block.index("```yaml\n") + 8:]
+    return block[:block.index("```")].splitlines()
+
+
+def test_readme_example_is_digits_and_marks_every_non_default() -> None:
+    """The README's full example is experiments/digits.yaml; a value that is not the schema
+    default says `default: X` with the true default, and no other value differs from it."""
+    from fcnet_cli.config import Experiment, flatten, load_experiment, validate_experiment
+
+    lines = _readme_experiment()
+    shown = validate_experiment(yaml.safe_load("\n".join(lines)))
+    digits = load_experiment(ROOT / "experiments" / "digits.yaml")
+    ignore = ("output.name", "data.root", "data.path")
+    a, b = flatten(shown.model_dump(mode="json")), flatten(digits.model_dump(mode="json"))
+    assert {k: v for k, v in a.items() if k not in ignore} == \
+        {k: v for k, v in b.items() if k not in ignore}
+    defaults = flatten(Experiment().model_dump(mode="json"))
+    section, checked = "", 0
+    for line in lines:
+        m = re.match(r"^(\s*)(\w+):\s*(.*?)\s*(#.*)?$", line)
+        assert m, line
+        indent, key, value, comment = m.groups()
+        if not value:
+            section = key
+            continue
+        path = f"{section}.{key}" if indent else key
+        written = yaml.safe_load(value)
+        if isinstance(written, dict):  # a flow mapping: each of its keys
+            pairs = {f"{path}.{k}": v for k, v in written.items()}
+        else:
+            pairs = {path: written}
+        note = re.search(r"default: (.+)$", comment or "")
+        for dotted, v in pairs.items():
+            if note:
+                assert yaml.safe_load(note.group(1)) == defaults[dotted] != v, line
+            else:
+                assert v == defaults[dotted], (line, defaults[dotted])
+            checked += 1
+    assert checked >= 25
