@@ -79,7 +79,7 @@ def test_latest_stands_for_the_newest_run(two_runs: tuple[Path, dict, dict]) -> 
 
 
 def test_the_run_id_order_of_latest(tmp_path: Path) -> None:
-    from fcnet_cli.analysis.compare import resolve_latest
+    from fcnet_cli.engine.files import resolve_latest
 
     for name in ("20260101-120000", "20260101-120000-2", "20260101-120000-10",
                  "20251231-235959"):

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from fcnet_cli.config import METRICS, flatten
+from fcnet_cli.engine.files import resolve_latest
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "is_run_dir",
     "load_run",
     "load_runs",
-    "resolve_latest",
     "markdown_table",
     "metric_value",
     "swept_params",
@@ -77,30 +77,6 @@ class RunRecord:
 
 def is_run_dir(path: Path) -> bool:
     return (path / "summary.json").is_file() and (path / "config.yaml").is_file()
-
-
-LATEST = "latest"
-
-
-def _run_id_key(path: Path) -> tuple[str, int]:
-    """"20261202-085300-2" -> ("20261202-085300", 2): the second run started that second."""
-    parts = path.name.split("-")
-    n = parts[2] if len(parts) > 2 else "1"
-    return "-".join(parts[:2]), int(n) if n.isdigit() else 0
-
-
-def resolve_latest(path: str | Path) -> Path:
-    """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times);
-    any other path is returned as it is. Raises UsageError when NAME has no runs."""
-    path = Path(path)
-    if path.name != LATEST or path.exists():
-        return path
-    folder = path.parent
-    runs = [p for p in folder.iterdir() if (p / "config.yaml").is_file()] \
-        if folder.is_dir() else []
-    if not runs:
-        raise UsageError(f"{path}: no runs in {folder} (`latest` is the newest run there)")
-    return max(runs, key=_run_id_key)
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:

@@ -109,6 +109,7 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
              metric: str, best: int = 10) -> int:
     from fcnet_cli import display
     from fcnet_cli.analysis import compare as report
+    from fcnet_cli.engine.files import resolve_latest
 
     _check_png(plot)
     runs = report.load_runs(paths)
@@ -116,7 +117,7 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
     out = display.make_console()
     display.render_comparison(out, table.headers(), table.cells(),
                               caption=table.caption(), priorities=table.priorities())
-    sweep = len(paths) == 1 and not report.is_run_dir(report.resolve_latest(paths[0]))
+    sweep = len(paths) == 1 and not report.is_run_dir(resolve_latest(paths[0]))
     swept = report.swept_params(paths[0], runs) if sweep else None
     if sweep and len(runs) > 2:
         from fcnet_cli.analysis.importances import param_importances
@@ -160,9 +161,10 @@ def plot(
 def _plot(path: Path, output: Path | None, metric: str) -> int:
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import plots
+    from fcnet_cli.engine.files import resolve_latest
 
     _check_png(output)
-    path = report.resolve_latest(path)
+    path = resolve_latest(path)
     if report.is_run_dir(path):
         written = plots.plot_run(report.load_runs([path])[0], output or path / "curves.png")
     else:

@@ -107,7 +107,7 @@ def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
 
 def _real(path: Path) -> Path:
     """runs/NAME/latest -> runs/NAME/<newest run id>."""
-    from fcnet_cli.analysis.compare import resolve_latest
+    from fcnet_cli.engine.files import resolve_latest
 
     return resolve_latest(path)
 
