@@ -19,8 +19,10 @@ def sweep(
     config: Annotated[Path, typer.Argument(help="Sweep YAML file.", show_default=False)],
     set_: Annotated[list[str] | None, typer.Option(
         "--set", "-s", metavar="KEY=VALUE", show_default=False,
-        help="Override a sweep key (--set seeds=1) or a base experiment field "
-             "(--set base.training.epochs=5); repeatable.")] = None,
+        help="Override a sweep key (--set seeds=1), a base experiment field (--set "
+             "base.training.epochs=5; it replaces a one-value parameter that pins the field, "
+             "and is an error for a field the sweep varies) or one parameter's values "
+             "(--set parameters.optimizer.lr=[0.01,0.1]); repeatable.")] = None,
     workers: Annotated[int, typer.Option(
         min=1, metavar="N", help="Local worker processes sharing the sweep's study.")] = 1,
     storage: Annotated[str | None, typer.Option(
