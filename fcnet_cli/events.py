@@ -192,13 +192,16 @@ class SweepResult:
         done = [t for t in self.trials if t.state == "complete" and t.value is not None]
         return done[0] if done else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, top: int = 0) -> dict[str, Any]:
+        """JSON-ready; `top` > 0 keeps the first `top` trials of the ranking (best first)."""
         best = self.best
+        trials = self.trials[:top] if top > 0 else self.trials
         return {"name": self.name, "sweep_dir": self.sweep_dir, "metric": self.metric,
                 "direction": self.direction, "swept": self.swept, "counts": self.counts,
                 "total": self.total, "interrupted": self.interrupted,
                 "best": None if best is None else best.to_dict(),
-                "trials": [t.to_dict() for t in self.trials]}
+                "trials": [t.to_dict() for t in trials],
+                "trials_omitted": len(self.trials) - len(trials)}
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from fcnet_cli.config import METRICS, flatten
+from fcnet_cli.engine.files import resolve_latest
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -82,7 +83,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     """Run directories: each path that is one, and every one found below the others."""
     found: list[Path] = []
     for raw in paths:
-        path = Path(raw)
+        path = resolve_latest(raw)
         if not path.is_dir():
             raise UsageError(f"{path}: no such directory")
         if is_run_dir(path):
@@ -162,8 +163,11 @@ def differing_params(runs: Sequence[RunRecord], exclude: Sequence[str] = ()) -> 
 
 
 def swept_params(folder: Path, runs: Sequence[RunRecord]) -> list[str]:
-    """A sweep's parameters: the keys of `parameters` in its sweep.yaml when it has one, else
-    the config keys that differ between its runs (seeds left out)."""
+    """A sweep's parameters that take more than one value among its runs: the keys of
+    `parameters` in its sweep.yaml in their order when it has one (a pinned one-value
+    parameter is not swept), else the config keys that differ between its runs (seeds left
+    out)."""
+    varying = differing_params(runs, exclude=("training.seed",))
     spec = folder / "sweep.yaml"
     if spec.is_file():
         try:
@@ -171,8 +175,8 @@ def swept_params(folder: Path, runs: Sequence[RunRecord]) -> list[str]:
         except (OSError, yaml.YAMLError, AttributeError):
             params = None
         if isinstance(params, dict) and params:
-            return [str(k) for k in params]
-    return differing_params(runs, exclude=("training.seed",))
+            return [str(k) for k in params if str(k) in varying]
+    return varying
 
 
 def metric_value(run: RunRecord, metric: str) -> float | None:
@@ -224,11 +228,17 @@ class Comparison:
         return text + (f"; {more} more differing parameters in the CSV" if more else "")
 
     def headers(self) -> list[str]:
-        """Short labels of `shown()` (a parameter by its last dotted part when unique)."""
-        last = [p.rpartition(".")[2] for p in self.params]
-        short = {p: (s if last.count(s) == 1 else p) for p, s in zip(self.params, last,
-                                                                   strict=True)}
-        return [short.get(c) or _HEADERS.get(c) or c.replace("_", " ") for c in self.shown()]
+        """Labels of `shown()`: parameters by their dotted names (`optimizer.name` and
+        `scheduler.name` are two different columns), the rest by short names."""
+        params = set(self.params)
+        return [c if c in params else _HEADERS.get(c) or c.replace("_", " ")
+                for c in self.shown()]
+
+    def priorities(self) -> list[int]:
+        """For narrow terminals: 0 = always shown, higher = left out first."""
+        params = [c for c in self.shown() if c in self.params]
+        return [min(1 + params.index(c), 4) if c in self.params else _PRIORITY.get(c, 3)
+                for c in self.shown()]
 
     def cells(self) -> list[list[str]]:
         """Rows as display strings, in `shown()` order."""
@@ -264,10 +274,13 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(out + [line(r) for r in rows]) + "\n"
 
 
-_HEADERS = {"best_val_accuracy": "best val acc", "best_val_loss": "best val loss",
+_HEADERS = {"name": "run", "best_val_accuracy": "best val acc", "best_val_loss": "best val loss",
             "test_accuracy": "test acc", "test_loss": "test loss", "best_epoch": "best ep",
             "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
             "seconds": "s"}
+_PRIORITY = {"name": 0, "best_val_accuracy": 0, "best_val_loss": 0, "test_accuracy": 2,
+             "test_loss": 2, "status": 1, "best_epoch": 4, "gap_accuracy": 3, "epochs": 5,
+             "gap_loss": 5, "sparsity": 4, "weight_norm": 4, "seconds": 6}
 _FORMATS = {"seconds": ".1f", "weight_norm": ".3f", "sparsity": ".3f"}
 
 

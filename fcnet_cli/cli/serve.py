@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fcnet_cli.cli.app import DebugOpt, _run, app
+from fcnet_cli.cli.run import checkpoint_dir
 from fcnet_cli.config.schema import ExportFormat, PredictFormat, Split
-from fcnet_cli.errors import CheckpointError, UsageError
+from fcnet_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from fcnet_cli.serve.model import Model
@@ -20,8 +21,7 @@ OverwriteOpt = Annotated[bool, typer.Option(
 
 
 def _model(checkpoint: Path) -> "Model":
-    if not checkpoint.exists():
-        raise CheckpointError(f"{checkpoint}: no such file or directory")
+    checkpoint = checkpoint_dir(checkpoint)  # as `eval` takes it (runs/NAME/latest too)
     from fcnet_cli.serve.model import load_model  # torch: only once the arguments are sane
 
     return load_model(checkpoint)

@@ -151,7 +151,8 @@ class OptimizerConfig(_Strict):
     @classmethod
     def _nesterov(cls, v: bool, info: ValidationInfo) -> bool:
         if v and "momentum" in info.data and not info.data["momentum"]:
-            raise ValueError("nesterov needs momentum > 0")
+            raise ValueError("nesterov needs momentum > 0; for plain SGD turn it off too "
+                             "(nesterov: false, or --set optimizer.nesterov=false)")
         if v and info.data.get("name") not in (None, "sgd"):
             raise ValueError("nesterov applies to sgd only")
         return v
@@ -228,6 +229,10 @@ class TrainingConfig(_Strict):
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
                                                            "per step (null = off)")
+    threads: int | None = Field(None, gt=0, description="CPU threads of torch "
+                                                        "(torch.set_num_threads); null = the "
+                                                        "cores available to the process "
+                                                        "(CPU affinity and cgroup quota)")
 
 
 class OutputConfig(_Strict):

@@ -316,8 +316,10 @@ def _read_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str
         x = cells[:, feature_cols].astype(np.float64)  # (N, F)
     except ValueError:
         i, j = _first_non_number(cells[:, feature_cols])
+        cell = str(cells[i, feature_cols[j]])  # as written, not numpy's np.str_('...') repr
+        what = "empty cell" if cell == "" else f"{cell!r} is not a number"
         raise DataError(f"{path}: line {lines[i]}, column '{names[feature_cols[j]]}': "
-                        f"{cells[i, feature_cols[j]]!r} is not a number") from None
+                        f"{what}") from None
     labels = cells[:, t]  # (N,) str
     if (labels == "").any():
         raise DataError(f"{path}: line {lines[int((labels == '').argmax())]}: empty label")

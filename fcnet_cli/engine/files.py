@@ -14,10 +14,10 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from fcnet_cli.errors import RunError
+from fcnet_cli.errors import RunError, UsageError
 
-__all__ = ["RunLock", "atomic_write_bytes", "atomic_write_text", "cause", "fsync_dir",
-           "new_run_dir", "write_new_file"]
+__all__ = ["LATEST", "RunLock", "atomic_write_bytes", "atomic_write_text", "cause", "fsync_dir",
+           "new_run_dir", "resolve_latest", "write_new_file"]
 
 
 def cause(e: BaseException) -> str:
@@ -119,3 +119,27 @@ class RunLock:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+LATEST = "latest"
+
+
+def _run_id_key(path: Path) -> tuple[str, int]:
+    """"20261202-085300-2" -> ("20261202-085300", 2): the second run started that second."""
+    parts = path.name.split("-")
+    n = parts[2] if len(parts) > 2 else "1"
+    return "-".join(parts[:2]), int(n) if n.isdigit() else 0
+
+
+def resolve_latest(path: str | Path) -> Path:
+    """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times);
+    any other path is returned as it is. Raises UsageError when NAME has no runs."""
+    path = Path(path)
+    if path.name != LATEST or path.exists():
+        return path
+    folder = path.parent
+    runs = [p for p in folder.iterdir() if (p / "config.yaml").is_file()] \
+        if folder.is_dir() else []
+    if not runs:
+        raise UsageError(f"{path}: no runs in {folder} (`latest` is the newest run there)")
+    return max(runs, key=_run_id_key)

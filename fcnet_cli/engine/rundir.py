@@ -75,6 +75,9 @@ def prepare_run_dirs(exps: Sequence[Experiment], run_dirs: Sequence[Path] | None
     return out
 
 
+MACHINE_KEYS = ("training.threads",)  # how fast it runs here, not what it computes
+
+
 def check_resume_config(run_dir: Path, exp: Experiment) -> None:
     """Refuse to resume a run with a config other than the one it started with."""
     if not (run_dir / "config.yaml").is_file():
@@ -83,7 +86,7 @@ def check_resume_config(run_dir: Path, exp: Experiment) -> None:
     saved = validate_experiment(raw, str(run_dir / "config.yaml"))  # as saved: paths resolved
     a, b = flatten(saved.model_dump(mode="json")), flatten(exp.model_dump(mode="json"))
     diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in MACHINE_KEYS]
     if diff:
         raise ConfigError([f"cannot resume {run_dir}: the config changed"] + diff)
 
@@ -161,7 +164,8 @@ def summary(r: RunResult) -> dict[str, Any]:
         "gap_at_last": None if last is None else {"accuracy": last.gap_accuracy,
                                                   "loss": last.gap_loss},
         "test": None if r.test is None else r.test.to_dict(),
-        "seconds": r.seconds, "run_dir": r.run_dir, "versions": versions(),
+        "seconds": r.seconds, "run_dir": r.run_dir, "threads": torch.get_num_threads(),
+        "versions": versions(),
     }
 
 

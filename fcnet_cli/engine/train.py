@@ -19,6 +19,7 @@ import torch
 from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.checkpoint import RunLock
+from fcnet_cli.engine.cpus import apply_threads
 from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.members import Member, new_member
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
@@ -49,12 +50,22 @@ def pick_device(name: str) -> torch.device:
 
 def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToken | None = None,
           resume: Path | None = None) -> RunResult:
-    """Train one experiment (a population of one). `resume` continues a run directory."""
+    """Train one experiment (a population of one). `resume` continues a run directory.
+
+    torch uses `training.threads` CPU threads (default: the cores available to the process)
+    while it trains; the previous setting is restored afterwards.
+    """
     if resume is not None:
         records.check_resume_config(resume, exp)
-        return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
-                                resume=True)[0]
-    return train_population([exp], callbacks=callbacks, stop=stop)[0]
+    before = torch.get_num_threads()
+    apply_threads(exp.training.threads)
+    try:
+        if resume is not None:
+            return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
+                                    resume=True)[0]
+        return train_population([exp], callbacks=callbacks, stop=stop)[0]
+    finally:
+        torch.set_num_threads(before)
 
 
 def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback] = (),

@@ -24,6 +24,7 @@ import optuna
 import torch
 import yaml
 
+from fcnet_cli.engine.cpus import available_cpus
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, StopToken, SweepResult
 from fcnet_cli.sweep.leaderboard import sweep_result, write_leaderboard
@@ -61,7 +62,8 @@ def run_sweep(sweep: Sweep, *, storage: str | None = None, workers: int = 1,
     store = open_store(sweep, storage)
     _write_spec(sweep)
     threads = torch.get_num_threads()
-    share = max(1, (os.cpu_count() or 1) // max(1, workers))
+    # each worker gets an equal share of the cores this process may use (affinity, cgroup)
+    share = max(1, (sweep.base_exp.training.threads or available_cpus()) // max(1, workers))
     queue: Any = mp.get_context("spawn").SimpleQueue() if workers > 1 else None
     children = [_spawn(sweep, storage, i, share, queue) for i in range(1, workers)]
     torch.set_num_threads(share)

@@ -139,8 +139,12 @@ class Sweep:
         s = self.spec
         # the base as written (not its resolved dump), so a new fcnet field with a default
         # does not block resuming a sweep started by an older fcnet
+        # training.threads is how fast this machine runs it, not what the trials compute
+        base = dict(self.base.raw)
+        if isinstance(base.get("training"), dict):
+            base["training"] = {k: v for k, v in base["training"].items() if k != "threads"}
         return {"method": s.method, "seeds": s.seeds, "metric": s.metric,
-                "direction": self.direction, "parameters": s.parameters, "base": self.base.raw}
+                "direction": self.direction, "parameters": s.parameters, "base": base}
 
     def resolved(self) -> dict[str, Any]:
         """The content of sweep.yaml: the spec with the base experiment written out."""
