@@ -38,7 +38,7 @@ def predict(
         help="CSV (.csv, .csv.gz), Parquet or NPZ file of feature rows.",
         show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
-        "--output", "-o", show_default=False,
+        "--output", "-o", metavar="FILE", show_default=False,
         help="Output file (default: CSV on stdout).")] = None,
     proba: Annotated[bool, typer.Option(
         "--proba", help="Add one proba_<class> column per class.")] = False,
@@ -51,7 +51,8 @@ def predict(
     split: Annotated[Split | None, typer.Option(
         show_default=False, help="Predict the checkpoint's own split instead of DATA.")] = None,
     batch_size: Annotated[int, typer.Option(
-        help="Rows read, predicted and written at a time (bounds the memory).")] = 65536,
+        metavar="ROWS", help="Rows read, predicted and written at a time (bounds the memory).")
+    ] = 65536,
     overwrite: OverwriteOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -101,7 +102,8 @@ def export(
     fmt: Annotated[ExportFormat, typer.Option(
         "--format", help="onnx (needs the export extra) or torchscript.")],
     out: Annotated[Path, typer.Option(
-        "--output", "-o", show_default=False, help="The model file to write.")],
+        "--output", "-o", metavar="FILE", show_default=False,
+        help="The model file to write.")],
     overwrite: OverwriteOpt = False,
     debug: DebugOpt = False,
 ) -> None:
