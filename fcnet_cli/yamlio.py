@@ -14,8 +14,42 @@ from fcnet_cli.errors import ConfigError
 __all__ = ["apply_overrides", "load_yaml", "parse_override", "read_config_file"]
 
 
+# Bounds on hostile input, checked while composing (before anything is built): an alias can
+# expand a 500-byte file into billions of nodes ("billion laughs"), deep nesting overflows
+# Python's recursion, and int() refuses over 4300 digits. Real experiment files need none.
+MAX_DEPTH = 50
+MAX_INT_DIGITS = 30
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+class _Refused(Exception):
+    """Input refused by a bound above; `line` is 1-based."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-3` as a float and rejects duplicate keys."""
+    """SafeLoader that reads `1e-3` as a float, refuses anchors/aliases and deep nesting."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise _Refused(event.start_mark.line + 1,
+                           f"YAML {kind}{event.anchor} is not allowed (anchors and aliases are "
+                           "refused in fcnet files; write the values out)")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(event.start_mark.line + 1,
+                               f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 _Loader.add_implicit_resolver(
@@ -56,6 +90,10 @@ def _build(node: yaml.Node, loader: _Loader, path: str, lines: dict[str, int],
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, loader, f"{path}.{i}", lines, problems, origin)
                 for i, v in enumerate(node.value)]
+    if node.tag == _INT_TAG and len(str(node.value)) > MAX_INT_DIGITS:
+        problems.append(f"{origin}:{node.start_mark.line + 1}: {path or '<top>'}: integer too "
+                        f"large ({len(str(node.value))} digits, at most {MAX_INT_DIGITS})")
+        return None
     return loader.construct_object(node, deep=True)
 
 
@@ -69,6 +107,8 @@ def load_yaml(text: str, origin: str = "<string>") -> tuple[Any, dict[str, int]]
         problems: list[str] = []
         lines: dict[str, int] = {}
         data = _build(node, loader, "", lines, problems, origin)
+    except _Refused as e:
+        raise ConfigError([f"{origin}:{e.line}: {e}"]) from None
     except yaml.constructor.ConstructorError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
         raise ConfigError([f"{origin}:{line}: unsupported YAML tag: {e.problem}"]) from None
