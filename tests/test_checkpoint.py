@@ -17,6 +17,7 @@ import torch
 from fcnet_cli.config import Experiment, ModelConfig
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine.checkpoint import (
+    RunBusyError,
     RunLock,
     atomic_write_text,
     clean_stale,
@@ -97,7 +98,7 @@ def test_atomic_write_failure_keeps_old_file(tmp_path: Path, monkeypatch, fail: 
 
 def test_run_lock_second_holder_fails(run_dir: Path):
     with RunLock(run_dir):
-        with pytest.raises(RunError, match=rf"in use by another fcnet process \(pid {os.getpid()}"):
+        with pytest.raises(RunBusyError, match=rf"run in use by fcnet process {os.getpid()}$"):
             with RunLock(run_dir):  # a second open file description: flock conflicts
                 pass
     with RunLock(run_dir):  # released on exit
@@ -114,7 +115,7 @@ def test_run_lock_held_by_another_process(run_dir: Path):
                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "locked"
-        with pytest.raises(RunError, match=rf"{run_dir}.*pid {proc.pid}\)"):
+        with pytest.raises(RunBusyError, match=rf"{run_dir}: run in use by fcnet process {proc.pid}$"):
             with RunLock(run_dir):
                 pass
     finally:

@@ -16,7 +16,7 @@ from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment
 from fcnet_cli.engine import optim
 from fcnet_cli.engine import train as train_mod
-from fcnet_cli.engine.checkpoint import RunLock, load_checkpoint
+from fcnet_cli.engine.checkpoint import RunBusyError, RunLock, load_checkpoint
 from fcnet_cli.engine.train import train, train_population
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, EpochMetrics
@@ -143,7 +143,7 @@ def test_second_process_on_the_same_run_dir_is_refused(tmp_path: Path) -> None:
     assert first.run_dir is not None
     run_dir = Path(first.run_dir)
     before = digest(run_dir)
-    with RunLock(run_dir), pytest.raises(RunError, match="in use by another fcnet process"):
+    with RunLock(run_dir), pytest.raises(RunBusyError, match="run in use by fcnet process"):
         train(exp.model_copy(update={"training": exp.training.model_copy(
             update={"epochs": 1})}), resume=run_dir)
     assert digest(run_dir) == before

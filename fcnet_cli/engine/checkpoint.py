@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,9 +37,9 @@ from safetensors import SafetensorError
 
 from fcnet_cli.config import ModelConfig
 from fcnet_cli.engine.model import build_mlp
-from fcnet_cli.errors import CheckpointError, RunError
+from fcnet_cli.errors import CheckpointError, RunError, UsageError
 
-__all__ = ["LoadedCheckpoint", "RunLock", "atomic_write_bytes", "atomic_write_text",
+__all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes", "atomic_write_text",
            "clean_stale", "load_checkpoint", "load_train_state", "new_run_dir", "save_checkpoint"]
 
 WEIGHTS, META, TRAIN_STATE, MANIFEST = (
@@ -117,6 +118,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+class RunBusyError(UsageError):
+    """Another live fcnet process holds the run directory's lock. Exit code 2."""
+
+
+def _holder(fd: int) -> str:
+    """The pid the lock holder wrote (it writes right after locking: wait briefly for it)."""
+    for _ in range(20):
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if pid.isdigit():
+            return pid
+        time.sleep(0.005)
+    return ""
+
+
 class RunLock:
     """Exclusive, non-blocking `flock` on `run_dir/.lock` for as long as the context lasts.
 
@@ -136,15 +151,17 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() if busy else ""
+            holder = _holder(fd) if busy else ""
             if fd >= 0:
                 os.close(fd)
-            if busy:
-                raise RunError(f"run directory {self.run_dir} is in use by another fcnet "
-                               f"process (pid {holder or 'unknown'})") from None
+            if busy:  # a usage error: nothing was read, written or removed
+                who = f"fcnet process {holder}" if holder else "another fcnet process"
+                raise RunBusyError(f"{self.run_dir}: run in use by {who}") from None
             raise RunError(f"cannot lock run directory {self.run_dir}: {_cause(e)}") from None
-        os.ftruncate(fd, 0)  # the holder's pid, for the message above
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # the holder's pid, for the message above: one fixed-width write, never a moment
+        # where a reader sees a truncated file with someone else's pid
+        os.pwrite(fd, f"{os.getpid():<19}\n".encode(), 0)
+        os.ftruncate(fd, 20)
         self._fd = fd
         return self
 

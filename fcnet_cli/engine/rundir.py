@@ -5,6 +5,7 @@ The training loop calls these; the layout and atomic writing live in `checkpoint
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -57,20 +58,27 @@ def layer_stats(rows: Sequence[tuple[str, float, float, float]]) -> list[LayerSt
 
 
 def prepare_run_dirs(exps: Sequence[Experiment], run_dirs: Sequence[Path] | None, resume: bool,
-                     data: DataSplits) -> list[Path]:
-    """Create (or, on resume, check) one run directory per member; write config.yaml."""
+                     locks: contextlib.ExitStack) -> list[Path]:
+    """Create (or, on resume, clean) one run directory per member, locked on `locks`.
+
+    Each directory is locked before anything in it is written or removed, so a second
+    process never touches a live run's in-progress files: it gets RunBusyError (exit 2).
+    A new run gets config.yaml; a resumed one loses its stale temporary files.
+    """
     out: list[Path] = []
     for i, exp in enumerate(exps):
         if resume:
             assert run_dirs is not None
             rd = Path(run_dirs[i])
-            ck.clean_stale(rd)
         elif run_dirs is None:
             rd = ck.new_run_dir(Path(exp.output.dir), exp.name)
         else:
             rd = Path(run_dirs[i])
             rd.mkdir(parents=True, exist_ok=True)
-        if not resume:
+        locks.enter_context(ck.RunLock(rd))
+        if resume:
+            ck.clean_stale(rd)
+        else:
             ck.atomic_write_text(rd / "config.yaml", dump_experiment(exp))
         out.append(rd)
     return out

@@ -18,9 +18,9 @@ import torch
 
 from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.engine import rundir as records
-from fcnet_cli.engine.checkpoint import RunLock
 from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.members import Member, new_member
+from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
 from fcnet_cli.errors import RunError, UsageError
@@ -73,8 +73,11 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         pruner: asked after every epoch whether to stop a member early.
         data: already-loaded splits (a sweep loads them once per layout).
     """
-    engine = _Engine(exps, callbacks, stop or StopToken(), pruner, eager_checkpoints, data)
-    return engine.run(run_dirs, resume)
+    with contextlib.ExitStack() as locks:
+        if resume:  # a busy run is refused before anything is loaded, read or removed
+            run_dirs = records.prepare_run_dirs(exps, run_dirs, True, locks)
+        engine = _Engine(exps, callbacks, stop or StopToken(), pruner, eager_checkpoints, data)
+        return engine.run(run_dirs, resume, locks)
 
 
 class _Engine:
@@ -97,8 +100,11 @@ class _Engine:
 
     # ------------------------------------------------------------------ set-up
 
-    def run(self, run_dirs: Sequence[Path] | None, resume: bool) -> list[RunResult]:
+    def run(self, run_dirs: Sequence[Path] | None, resume: bool,
+            locks: contextlib.ExitStack) -> list[RunResult]:
         d = self.data
+        check_memory(self.exps, d.n_features, d.n_classes, min(len(d.y_val), EVAL_BATCH),
+                     self.device)  # refuse what cannot fit before allocating it
         self.pop = Population(self.exps, d.n_features, d.n_classes, self.device)
         self.members = [new_member(i, e, self.device) for i, e in enumerate(self.exps)]
         self.hp = member_hparams(self.exps, self.device)
@@ -106,12 +112,11 @@ class _Engine:
         decay = self.pop.decay_mask(self.exps[0].regularization.include_bias)
         self.opt = PopulationOptimizer(self.exps[0].optimizer.name, self.pop.params, decay,
                                        self.hp)
-        dirs = records.prepare_run_dirs(self.exps, run_dirs, resume, d)
-        with contextlib.ExitStack() as locks:
-            for m, rd in zip(self.members, dirs, strict=True):
-                locks.enter_context(RunLock(rd))
-                m.run_dir = rd
-            return self._run(dirs, resume)
+        dirs = [Path(p) for p in run_dirs or ()] if resume else records.prepare_run_dirs(
+            self.exps, run_dirs, False, locks)
+        for m, rd in zip(self.members, dirs, strict=True):
+            m.run_dir = rd
+        return self._run(dirs, resume)
 
     def _run(self, dirs: list[Path], resume: bool) -> list[RunResult]:
         d = self.data
