@@ -33,7 +33,8 @@ from fcnet_cli.errors import CheckpointError, RunError
 def make_meta(hidden: list[int] | None = None, **extra) -> dict:
     raw = Experiment().model_dump(mode="json")
     raw["model"]["hidden"] = [8] if hidden is None else hidden
-    return {"config": raw, "in_features": 4, "n_classes": 3, "classes": ["a", "b", "c"],
+    return {"format": ck.FORMAT, "version": ck.VERSION, "config": raw, "in_features": 4,
+            "n_classes": 3, "classes": ["a", "b", "c"],
             "normalization": {"kind": "none", "shift": [0, 0, 0, 0], "scale": [1, 1, 1, 1]},
             **extra}
 
@@ -260,7 +261,13 @@ def test_corrupt_weights(run_dir: Path, model, content, message):
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not valid JSON"),
     ('["a list"]', "expected a JSON object"),
-    ('{"config": {}}', "missing key.*in_features"),
+    ('{"format": "fcnet-checkpoint", "version": 1, "config": {}}',
+     "missing key.*in_features"),
+    ('{"config": {}}', "unknown checkpoint format None"),
+    ('{"format": "other-tool", "version": 1}', "unknown checkpoint format 'other-tool'"),
+    ('{"format": "fcnet-checkpoint", "version": "1"}', "checkpoint version must be a positive integer"),
+    ('{"format": "fcnet-checkpoint", "version": 99}',
+     r"checkpoint version 99 is newer than this fcnet reads \(version 1\)"),
 ])
 def test_bad_meta(run_dir: Path, model, content, message):
     best = _best(run_dir, model)

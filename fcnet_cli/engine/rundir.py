@@ -112,7 +112,7 @@ def write_metrics(run_dir: Path, history: Sequence[EpochMetrics]) -> None:
 def _meta(m: Member, data: DataSplits, epoch: int | None) -> dict[str, Any]:
     row = next((r for r in m.history if r.epoch == epoch), None)
     return {
-        "format": "fcnet-checkpoint", "version": 1, "versions": versions(),
+        "format": ck.FORMAT, "version": ck.VERSION, "versions": versions(),
         "config": m.exp.model_dump(mode="json"), "in_features": data.n_features,
         "n_classes": data.n_classes, "classes": list(data.classes),
         "normalization": data.normalization.to_json(), "epoch": epoch,
