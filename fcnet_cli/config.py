@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from fcnet_cli.errors import ConfigError
-from fcnet_cli.yamlio import apply_overrides, load_yaml, parse_override, read_config_file
+from fcnet_cli.yamlio import apply_overrides, dump_yaml, load_yaml, parse_override, read_config_file
 
 __all__ = [
     "ConfigError",
@@ -86,7 +86,8 @@ class DataConfig(_Strict):
         description="fraction held out for test (sets without an official test split)")
     normalize: Normalize = Field(
         "standard", description="feature scaling, fitted on the training split only")
-    split_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the stratified train/val/test split")
+    split_seed: int = Field(0, ge=0, le=MAX_SEED,
+                            description="seed of the stratified train/val/test split")
 
     @field_validator("path")
     @classmethod
@@ -196,17 +197,20 @@ class SchedulerConfig(_Strict):
     eta_min: float = Field(0.0, ge=0, description="cosine: lowest learning rate")
     monitor: Monitor = Field("val_loss", description="plateau: validation metric watched")
     factor: float = Field(0.1, gt=0, lt=1, description="plateau: lr multiplier on a plateau")
-    patience: int = Field(5, ge=0, le=MAX_COUNT, description="plateau: epochs without improvement tolerated")
+    patience: int = Field(5, ge=0, le=MAX_COUNT,
+                          description="plateau: epochs without improvement tolerated")
     threshold: float = Field(1e-4, ge=0, description="plateau: relative improvement "
                                                      "that counts")
-    cooldown: int = Field(0, ge=0, le=MAX_COUNT, description="plateau: epochs to wait after a decay")
+    cooldown: int = Field(0, ge=0, le=MAX_COUNT,
+                          description="plateau: epochs to wait after a decay")
     min_lr: float = Field(0.0, ge=0, description="plateau: lower bound of the lr")
     max_lr: float | None = Field(None, gt=0, description="onecycle: peak lr "
                                                          "(default: optimizer.lr)")
     pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps "
                                                          "spent increasing the lr")
-    warmup_epochs: int = Field(0, ge=0, le=MAX_COUNT, description="linear warmup epochs before the schedule: "
-                                                    "lr·(e+1)/(warmup_epochs+1) at epoch e")
+    warmup_epochs: int = Field(0, ge=0, le=MAX_COUNT,
+                               description="linear warmup epochs before the schedule: "
+                                           "lr·(e+1)/(warmup_epochs+1) at epoch e")
 
     @field_validator("milestones")
     @classmethod
@@ -227,15 +231,17 @@ class SchedulerConfig(_Strict):
 
 class EarlyStoppingConfig(_Strict):
     monitor: Monitor = Field("val_loss", description="validation metric watched")
-    patience: int | None = Field(None, gt=0, le=MAX_COUNT, description="epochs without improvement before "
-                                                        "stopping (null = off)")
+    patience: int | None = Field(None, gt=0, le=MAX_COUNT,
+                                 description="epochs without improvement before "
+                                             "stopping (null = off)")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
 
 
 class TrainingConfig(_Strict):
     epochs: int = Field(20, gt=0, le=MAX_COUNT, description="passes over the training split")
     batch_size: int = Field(64, gt=0, le=MAX_BATCH, description="examples per gradient step")
-    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of initialization, batch order and dropout")
+    seed: int = Field(0, ge=0, le=MAX_SEED,
+                      description="seed of initialization, batch order and dropout")
     device: Device = Field("auto", description="auto = cuda if available, else cpu")
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
@@ -370,7 +376,7 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
 
 def dump_experiment(exp: Experiment) -> str:
     """The resolved config as YAML (what `config.yaml` in a run directory holds)."""
-    return yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
+    return dump_yaml(exp.model_dump(mode="json"))
 
 
 def layout_key(exp: Experiment) -> str:

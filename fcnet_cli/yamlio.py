@@ -11,7 +11,7 @@ import yaml
 
 from fcnet_cli.errors import ConfigError
 
-__all__ = ["apply_overrides", "load_yaml", "parse_override", "read_config_file"]
+__all__ = ["apply_overrides", "dump_yaml", "load_yaml", "parse_override", "read_config_file"]
 
 
 # Bounds on hostile input, checked while composing (before anything is built): an alias can
@@ -122,6 +122,19 @@ def load_yaml(text: str, origin: str = "<string>") -> tuple[Any, dict[str, int]]
     if problems:
         raise ConfigError(problems)
     return data, lines
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes a shared object out again instead of as an anchor and alias
+    (which `load_yaml` refuses)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any, sort_keys: bool = False) -> str:
+    """YAML text that `load_yaml` reads back (plain types, no anchors or aliases)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=sort_keys)
 
 
 def parse_override(item: str) -> tuple[str, Any]:

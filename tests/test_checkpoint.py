@@ -116,7 +116,8 @@ def test_run_lock_held_by_another_process(run_dir: Path):
                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "locked"
-        with pytest.raises(RunBusyError, match=rf"{run_dir}: run in use by fcnet process {proc.pid}$"):
+        busy = rf"{run_dir}: run in use by fcnet process {proc.pid}$"
+        with pytest.raises(RunBusyError, match=busy):
             with RunLock(run_dir):
                 pass
     finally:
@@ -265,7 +266,8 @@ def test_corrupt_weights(run_dir: Path, model, content, message):
      "missing key.*in_features"),
     ('{"config": {}}', "unknown checkpoint format None"),
     ('{"format": "other-tool", "version": 1}', "unknown checkpoint format 'other-tool'"),
-    ('{"format": "fcnet-checkpoint", "version": "1"}', "checkpoint version must be a positive integer"),
+    ('{"format": "fcnet-checkpoint", "version": "1"}',
+     "checkpoint version must be a positive integer"),
     ('{"format": "fcnet-checkpoint", "version": 99}',
      r"checkpoint version 99 is newer than this fcnet reads \(version 1\)"),
 ])

@@ -39,10 +39,12 @@ __all__ = [
     "finish_member",
     "layer_stats",
     "load_resume_state",
+    "load_resume_states",
     "prepare_run_dirs",
     "save_model",
     "versions",
     "write_metrics",
+    "write_progress",
 ]
 
 FCNET_VERSION = "0.1.0"
@@ -134,6 +136,19 @@ def save_model(run_dir: Path, which: str, m: Member, data: DataSplits,
         ck.save_checkpoint(run_dir, "last", state_dict, _meta(m, data, epoch), train_state)
 
 
+def write_progress(m: Member) -> None:
+    """metrics.csv, then summary.json saying how far the run got (status "running" until it
+    ends), so a run killed with SIGKILL leaves records that agree with each other instead of
+    the summary of an earlier interruption. `fcnet compare` shows such a run as incomplete.
+    """
+    assert m.run_dir is not None
+    write_metrics(m.run_dir, m.history)
+    result = RunResult(name=m.exp.name, run_dir=str(m.run_dir), status=m.status or "running",
+                       history=list(m.history), best_epoch=m.best_epoch, monitor=m.monitor,
+                       reason=m.reason, seconds=m.seconds)
+    ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
+
+
 def finish_member(m: Member, data: DataSplits) -> RunResult:
     """Test metrics of the best state, summary.json, and any best checkpoint still pending."""
     test = None
@@ -178,6 +193,23 @@ class ResumeState:
     weights: dict[str, torch.Tensor]
     train: dict[str, Any]
     best_weights: dict[str, torch.Tensor] | None
+
+
+def load_resume_states(run_dirs: Sequence[Path]) -> list[ResumeState] | None:
+    """Each run's resume state; None when no run got as far as its first `last` checkpoint.
+
+    A run killed during its first epoch has nothing to resume from: it starts again from
+    epoch 1 in the same directory (its partial metrics.csv and summary.json are removed;
+    the caller holds the run's lock). A population where only some members have a `last`
+    checkpoint cannot be resumed.
+    """
+    started = [(rd / "checkpoints" / "last").exists() for rd in run_dirs]
+    if not any(started):
+        for rd in run_dirs:
+            for name in ("metrics.csv", "summary.json"):
+                (rd / name).unlink(missing_ok=True)
+        return None
+    return [load_resume_state(rd) for rd in run_dirs]
 
 
 def load_resume_state(run_dir: Path | None) -> ResumeState:

@@ -137,19 +137,22 @@ class _Engine:
                 n_classes=d.n_classes))
         try:
             self._loop()
-        except BaseException:
+        except BaseException as err:
             # a failure (disk full, Ctrl-C without a stop token): record what is known, keep
             # the checkpoints as they are, and let the error through
+            why = " ".join(str(err).split()) or type(err).__name__
             for m in self.members:
                 if m.status is None:
-                    m.status, m.reason = "failed", "stopped by an error"
+                    m.status, m.reason = "failed", f"stopped by an error: {why}"
                     with contextlib.suppress(Exception):
                         self._finish(m)
             raise
         return [self.results[i] for i in range(len(self.exps))]
 
     def _restore(self) -> None:
-        states = [records.load_resume_state(m.run_dir) for m in self.members]
+        states = records.load_resume_states([m.run_dir for m in self.members if m.run_dir])
+        if states is None:  # killed before its first checkpoint: start again from epoch 1
+            return
         self.pop.load_state_dicts([s.weights for s in states])
         self.opt.params = self.pop.params
         self.opt.load_member_states([s.train["optimizer"] for s in states])
@@ -342,7 +345,7 @@ class _Engine:
         """Write `best` (when it changed) and `last` (with the exact training state)."""
         if m.run_dir is None:
             return
-        records.write_metrics(m.run_dir, m.history)
+        records.write_progress(m)
         if m.best_dirty and m.best_state is not None:
             records.save_model(m.run_dir, "best", m, self.data)
             m.best_dirty = False

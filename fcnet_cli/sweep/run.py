@@ -22,7 +22,6 @@ from typing import Any
 
 import optuna
 import torch
-import yaml
 
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, StopToken, SweepResult
@@ -30,6 +29,7 @@ from fcnet_cli.sweep.leaderboard import sweep_result, write_leaderboard
 from fcnet_cli.sweep.spec import Sweep, load_sweep
 from fcnet_cli.sweep.store import Store, open_store
 from fcnet_cli.sweep.worker import Worker
+from fcnet_cli.yamlio import dump_yaml
 
 __all__ = ["load_sweep", "read_sweep", "run_sweep"]
 
@@ -90,7 +90,7 @@ def collect(sweep: Sweep, store: Store, interrupted: bool = False) -> SweepResul
 def _write_spec(sweep: Sweep) -> None:
     path = sweep.sweep_dir / "sweep.yaml"
     tmp = path.with_name(f".tmp-sweep-{os.getpid()}.yaml")
-    tmp.write_text(yaml.safe_dump(sweep.resolved(), sort_keys=False), encoding="utf-8")
+    tmp.write_text(dump_yaml(sweep.resolved()), encoding="utf-8")
     os.replace(tmp, path)
 
 
