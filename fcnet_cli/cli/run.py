@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fcnet_cli.events import Callback, RunResult, StopToken
 
 from fcnet_cli.cli.app import EXIT_CODES, EXIT_SIGNAL, DebugOpt, SetOpt, Split, _run, app
+from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 
 # ---------------------------------------------------------------- train
 
@@ -86,17 +87,18 @@ def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
     if quiet:
         return []
     if display.is_terminal(out):
-        return [display.LiveTrainDisplay(out)]
-    return [display.PlainTrainDisplay(out)]
+        return [StdoutGuard(display.LiveTrainDisplay(out))]
+    return [StdoutGuard(display.PlainTrainDisplay(out))]
 
 
 def _report_run(out: "Console", result: "RunResult", stop: "StopToken", quiet: bool) -> int:
     from fcnet_cli import display
 
-    if quiet:
-        typer.echo(result.run_dir or "")
-    else:
-        display.render_run_summary(out, result)
+    with stdout_may_close():  # `fcnet train … | head -1`: the run is saved all the same
+        if quiet:
+            typer.echo(result.run_dir or "")
+        else:
+            display.render_run_summary(out, result)
     if result.status == "interrupted":
         reason = stop.reason or "SIGINT"
         if result.run_dir:
