@@ -1,0 +1,173 @@
+"""Real processes against a live run: concurrent resumes, kill -9, a closed stdout.
+
+Each test starts `python -m fcnet_cli.cli train` as a subprocess; the resume attempts are
+forked from one helper that imports torch once, so 24 real concurrent processes cost about
+one interpreter start.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from fcnet_cli.cli import app
+from fcnet_cli.config import load_experiment
+from fcnet_cli.engine.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+ATTEMPTS = 24
+
+# Imports the CLI and torch once, waits for the live run to hold its lock, then forks
+# ATTEMPTS children 10 ms apart, each running `fcnet train --resume RUN_DIR` for real.
+# Prints {attempt: [exit code, first stderr line, live pid still alive after it]} as JSON.
+ATTACKER = r"""
+import glob, json, os, sys, time
+import fcnet_cli.cli.run, fcnet_cli.display, fcnet_cli.engine.train
+from fcnet_cli.cli import app
+runs, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def alive(pid):  # a zombie (exited, not yet reaped by pytest) counts as gone
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+print("ready", flush=True)
+live_pid = int(sys.stdin.readline())
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    locks = glob.glob(f"{runs}/*/*/.lock")
+    if locks and open(locks[0]).read().strip() == str(live_pid):
+        break
+    time.sleep(0.01)
+run_dir = os.path.dirname(locks[0])
+kids = {}
+for i in range(n):
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(f"{out}/attempt-{i}.err", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.dup2(fd, 1); os.dup2(fd, 2)
+        try:
+            app(["train", "--resume", run_dir], prog_name="fcnet")
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(code)
+    kids[pid] = i
+    time.sleep(0.01)
+result = {}
+for _ in range(n):
+    pid, status = os.wait()
+    i = kids[pid]
+    first = (open(f"{out}/attempt-{i}.err").read().splitlines() or [""])[0]
+    result[i] = [os.waitstatus_to_exitcode(status), first, alive(live_pid)]
+print(json.dumps({"run_dir": run_dir, "attempts": result}), flush=True)
+"""
+
+
+def write_config(tmp_path: Path, name: str, epochs: int, out: str = "runs") -> Path:
+    cfg = tmp_path / f"{name}-{out}.yaml"
+    cfg.write_text(f"data: {{dataset: iris}}\nmodel: {{hidden: [32]}}\n"
+                   f"optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}\n"
+                   f"training: {{epochs: {epochs}, batch_size: 8, device: cpu, seed: 3}}\n"
+                   f"output: {{dir: {tmp_path / out}, name: {name}}}\n")
+    return cfg
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    """metrics.csv without its wall-clock column."""
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+
+
+def test_concurrent_resumes_never_harm_a_live_run(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "live", epochs=40)
+    attacker = subprocess.Popen(
+        [sys.executable, "-c", ATTACKER, str(tmp_path / "runs"), str(ATTEMPTS), str(tmp_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    assert attacker.stdout is not None and attacker.stdin is not None
+    assert attacker.stdout.readline().strip() == "ready"
+    live = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "train", str(cfg), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            cwd=tmp_path)
+    attacker.stdin.write(f"{live.pid}\n")
+    attacker.stdin.flush()
+    # the undisturbed run, in this process while the other two work
+    reference = train(load_experiment(write_config(tmp_path, "live", 40, out="reference")))
+    report = json.loads(attacker.communicate(timeout=120)[0].splitlines()[-1])
+    out, err = live.communicate(timeout=120)
+
+    assert live.returncode == 0, err
+    attempts = report["attempts"]
+    assert len(attempts) == ATTEMPTS
+    busy = f"error: {report['run_dir']}: run in use by fcnet process {live.pid}"
+    for i, (code, first, alive) in attempts.items():
+        assert alive, f"attempt {i} outlived the live run: the test did not overlap it"
+        assert (code, first) == (2, busy), f"attempt {i}"
+    run_dir = Path(out.strip())
+    assert run_dir == Path(report["run_dir"])
+    assert rows(run_dir) == rows(Path(reference.run_dir or ""))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["last_epoch"] == 12
+    assert not list(run_dir.rglob(".tmp-*"))
+
+
+def test_kill_9_leaves_consistent_records_and_compare_lists_it_incomplete(
+        tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "killed", epochs=12)
+    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "train", str(cfg), "-q"],
+                            stdout=subprocess.PIPE, env=ENV, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    summary: dict = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list((tmp_path / "runs").glob("killed/*/summary.json"))
+        summary = json.loads(found[0].read_text()) if found else {}  # replaced atomically
+        if (summary.get("last_epoch") or 0) >= 3:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    run_dir = found[0].parent
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "running"
+    # summary.json is written right after metrics.csv: the kill may fall between the two
+    assert len(rows(run_dir)) in (summary["last_epoch"], summary["last_epoch"] + 1)
+
+    out = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--csv",
+                                   str(tmp_path / "c.csv")])
+    assert out.exit_code == 0, out.output
+    with (tmp_path / "c.csv").open(newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "incomplete" and int(row["epochs"]) == len(rows(run_dir))
+
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(run_dir), "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["last_epoch"] == 12
+    assert len(rows(run_dir)) == 12
+
+
+def test_a_closed_stdout_does_not_fail_training(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "piped", epochs=5)
+    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "train", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+                            cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"training piped")  # like `| head -1`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
+    (summary_path,) = (tmp_path / "runs").glob("piped/*/summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["status"] == "completed" and summary["last_epoch"] == 5
