@@ -1,8 +1,10 @@
 """Real processes against a live run: concurrent resumes, kill -9, a closed stdout.
 
-Each test starts `python -m fcnet_cli.cli train` as a subprocess; the resume attempts are
-forked from one helper that imports torch once, so 24 real concurrent processes cost about
-one interpreter start.
+Each test starts `python -m fcnet_cli.cli train` as a subprocess; the 24 resume attempts
+(three waves of 8 concurrent processes) are forked from one helper that imports torch once,
+so they cost about one interpreter start. Negative control: with the stale-file cleaning
+moved back before the lock, the frozen waves delete the live run's temporary checkpoint and
+the live run dies with "cannot save checkpoint …: No such file or directory".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
@@ -23,17 +26,22 @@ from fcnet_cli.config import load_experiment
 from fcnet_cli.engine.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-ATTEMPTS = 24
+# one thread: these networks are far too small to gain from more, and on a shared machine
+# a second thread mostly waits for a core
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+EPOCHS = 25
+WAVE = 8  # three waves of concurrent attempts: 24 in all
 
-# Imports the CLI and torch once, waits for the live run to hold its lock, then forks
-# ATTEMPTS children 10 ms apart, each running `fcnet train --resume RUN_DIR` for real.
-# Prints {attempt: [exit code, first stderr line, live pid still alive after it]} as JSON.
+# Imports the CLI and torch once and waits for the live run to hold its lock. Then three
+# waves of WAVE attempts, each a forked child running `fcnet train --resume RUN_DIR` for
+# real: the first while the run trains; the other two while the run is frozen (SIGSTOP) in
+# the middle of writing a checkpoint, its temporary checkpoint folder on disk: the moment
+# a resume that cleaned before locking would delete it. Prints a JSON report.
 ATTACKER = r"""
-import glob, json, os, sys, time
+import glob, json, os, signal, sys, time
 import fcnet_cli.cli.run, fcnet_cli.display, fcnet_cli.engine.train
 from fcnet_cli.cli import app
-runs, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+runs, wave_size, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 def alive(pid):  # a zombie (exited, not yet reaped by pytest) counts as gone
     try:
@@ -41,45 +49,70 @@ def alive(pid):  # a zombie (exited, not yet reaped by pytest) counts as gone
     except OSError:
         return False
 
+def attempt(i):
+    fd = os.open(f"{out}/attempt-{i}.err", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.dup2(fd, 1); os.dup2(fd, 2)
+    try:
+        app(["train", "--resume", run_dir], prog_name="fcnet")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(code)
+
+def wave(first):
+    kids = {}
+    for i in range(first, first + wave_size):
+        pid = os.fork()
+        if pid == 0:
+            attempt(i)
+        kids[pid] = i
+    for _ in kids:
+        pid, status = os.wait()
+        i = kids[pid]
+        line = (open(f"{out}/attempt-{i}.err").read().splitlines() or [""])[0]
+        result[i] = [os.waitstatus_to_exitcode(status), line, alive(live_pid)]
+
 print("ready", flush=True)
 live_pid = int(sys.stdin.readline())
-deadline = time.monotonic() + 60
+deadline = time.monotonic() + 120
 while time.monotonic() < deadline:
     locks = glob.glob(f"{runs}/*/*/.lock")
     if locks and open(locks[0]).read().strip() == str(live_pid):
         break
     time.sleep(0.01)
 run_dir = os.path.dirname(locks[0])
-kids = {}
-for i in range(n):
-    pid = os.fork()
-    if pid == 0:
-        fd = os.open(f"{out}/attempt-{i}.err", os.O_WRONLY | os.O_CREAT, 0o644)
-        os.dup2(fd, 1); os.dup2(fd, 2)
-        try:
-            app(["train", "--resume", run_dir], prog_name="fcnet")
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        sys.stdout.flush(); sys.stderr.flush()
-        os._exit(code)
-    kids[pid] = i
-    time.sleep(0.01)
-result = {}
-for _ in range(n):
-    pid, status = os.wait()
-    i = kids[pid]
-    first = (open(f"{out}/attempt-{i}.err").read().splitlines() or [""])[0]
-    result[i] = [os.waitstatus_to_exitcode(status), first, alive(live_pid)]
-print(json.dumps({"run_dir": run_dir, "attempts": result}), flush=True)
+result, frozen_with_tmp = {}, []
+wave(0)
+for w in (1, 2):
+    while alive(live_pid):  # catch the run mid-checkpoint
+        if glob.glob(f"{run_dir}/checkpoints/.tmp-*"):
+            os.kill(live_pid, signal.SIGSTOP)
+            tmp = glob.glob(f"{run_dir}/checkpoints/.tmp-*")
+            if tmp:
+                break
+            os.kill(live_pid, signal.SIGCONT)  # it finished that write meanwhile: again
+        time.sleep(0.0005)
+    else:
+        break
+    wave(w * wave_size)
+    frozen_with_tmp.append([p for p in tmp if os.path.exists(p)])
+    os.kill(live_pid, signal.SIGCONT)
+print(json.dumps({"run_dir": run_dir, "attempts": result, "frozen": frozen_with_tmp}),
+      flush=True)
 """
 
 
 def write_config(tmp_path: Path, name: str, epochs: int, out: str = "runs") -> Path:
+    """A small CSV problem (no scikit-learn import) whose epochs are mostly checkpoint writes:
+    the window in which a run has temporary checkpoint folders is what the attempts hit."""
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,c,label\n" + "".join(
+        f"{i % 7},{i % 5},{(i * 3) % 11},{'xyz'[i % 3]}\n" for i in range(120)))
     cfg = tmp_path / f"{name}-{out}.yaml"
-    cfg.write_text(f"data: {{dataset: iris}}\nmodel: {{hidden: [32]}}\n"
+    cfg.write_text(f"data: {{dataset: csv, path: {data}}}\nmodel: {{hidden: [32]}}\n"
                    f"optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}\n"
-                   f"training: {{epochs: {epochs}, batch_size: 8, device: cpu, seed: 3}}\n"
+                   f"training: {{epochs: {epochs}, batch_size: 32, device: cpu, seed: 3}}\n"
                    f"output: {{dir: {tmp_path / out}, name: {name}}}\n")
     return cfg
 
@@ -91,9 +124,9 @@ def rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 def test_concurrent_resumes_never_harm_a_live_run(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, "live", epochs=40)
+    cfg = write_config(tmp_path, "live", epochs=EPOCHS)
     attacker = subprocess.Popen(
-        [sys.executable, "-c", ATTACKER, str(tmp_path / "runs"), str(ATTEMPTS), str(tmp_path)],
+        [sys.executable, "-c", ATTACKER, str(tmp_path / "runs"), str(WAVE), str(tmp_path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
     assert attacker.stdout is not None and attacker.stdin is not None
     assert attacker.stdout.readline().strip() == "ready"
@@ -103,22 +136,29 @@ def test_concurrent_resumes_never_harm_a_live_run(tmp_path: Path) -> None:
     attacker.stdin.write(f"{live.pid}\n")
     attacker.stdin.flush()
     # the undisturbed run, in this process while the other two work
-    reference = train(load_experiment(write_config(tmp_path, "live", 40, out="reference")))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = train(load_experiment(write_config(tmp_path, "live", EPOCHS, "reference")))
+    finally:
+        torch.set_num_threads(threads)
     report = json.loads(attacker.communicate(timeout=120)[0].splitlines()[-1])
     out, err = live.communicate(timeout=120)
 
     assert live.returncode == 0, err
     attempts = report["attempts"]
-    assert len(attempts) == ATTEMPTS
+    assert len(attempts) == 3 * WAVE
     busy = f"error: {report['run_dir']}: run in use by fcnet process {live.pid}"
     for i, (code, first, alive) in attempts.items():
         assert alive, f"attempt {i} outlived the live run: the test did not overlap it"
         assert (code, first) == (2, busy), f"attempt {i}"
+    # both frozen waves found a checkpoint being written, and left its folder alone
+    assert len(report["frozen"]) == 2 and all(report["frozen"]), report["frozen"]
     run_dir = Path(out.strip())
     assert run_dir == Path(report["run_dir"])
     assert rows(run_dir) == rows(Path(reference.run_dir or ""))
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["last_epoch"] == 40
+    assert summary["status"] == "completed" and summary["last_epoch"] == EPOCHS
     assert not list(run_dir.rglob(".tmp-*"))
 
 
