@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment
 from fcnet_cli.engine.train import train
+from fcnet_cli.events import Callback, EpochMetrics, StopToken
 
 ROOT = Path(__file__).resolve().parents[1]
 # one thread: these networks are far too small to gain from more, and on a shared machine
@@ -162,24 +163,33 @@ def test_concurrent_resumes_never_harm_a_live_run(tmp_path: Path) -> None:
     assert not list(run_dir.rglob(".tmp-*"))
 
 
-def test_kill_9_leaves_consistent_records_and_compare_lists_it_incomplete(
-        tmp_path: Path) -> None:
+def test_kill_9_of_a_resumed_run_leaves_consistent_records(tmp_path: Path) -> None:
+    # the reported case: a run interrupted at epoch 2, resumed, then killed with SIGKILL
+    stop = StopToken()
+
+    class StopAfter2(Callback):
+        def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
+            if metrics[0].epoch == 2:
+                stop.request("SIGINT")
+
     cfg = write_config(tmp_path, "killed", epochs=12)
-    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "train", str(cfg), "-q"],
-                            stdout=subprocess.PIPE, env=ENV, cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    summary: dict = {}
+    first = train(load_experiment(cfg), callbacks=[StopAfter2()], stop=stop)
+    run_dir = Path(first.run_dir or "")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["last_epoch"]) == ("interrupted", 2)
+
+    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "train", "--resume",
+                             str(run_dir), "-q"], stdout=subprocess.PIPE, env=ENV, cwd=tmp_path)
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        found = list((tmp_path / "runs").glob("killed/*/summary.json"))
-        summary = json.loads(found[0].read_text()) if found else {}  # replaced atomically
-        if (summary.get("last_epoch") or 0) >= 3:
+        summary = json.loads((run_dir / "summary.json").read_text())  # replaced atomically
+        if (summary.get("last_epoch") or 0) >= 4:
             break
-        time.sleep(0.01)
+        time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    run_dir = found[0].parent
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "running"
+    assert summary["status"] == "running" and summary["last_epoch"] >= 4
     # summary.json is written right after metrics.csv: the kill may fall between the two
     assert len(rows(run_dir)) in (summary["last_epoch"], summary["last_epoch"] + 1)
 
