@@ -91,8 +91,9 @@ def _build(node: yaml.Node, loader: _Loader, path: str, lines: dict[str, int],
         return [_build(v, loader, f"{path}.{i}", lines, problems, origin)
                 for i, v in enumerate(node.value)]
     if node.tag == _INT_TAG and len(str(node.value)) > MAX_INT_DIGITS:
-        problems.append(f"{origin}:{node.start_mark.line + 1}: {path or '<top>'}: integer too "
-                        f"large ({len(str(node.value))} digits, at most {MAX_INT_DIGITS})")
+        where = f"{origin}:{node.start_mark.line + 1}: " + (f"{path}: " if path else "")
+        problems.append(f"{where}integer too large ({len(str(node.value))} digits, "
+                        f"at most {MAX_INT_DIGITS})")
         return None
     return loader.construct_object(node, deep=True)
 
