@@ -15,13 +15,13 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fcnet_cli.config import flatten, read_config_file
+from fcnet_cli.engine.runlock import LOCK_FILE, holder_alive
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -78,26 +78,7 @@ class RunRecord:
 def is_run_dir(path: Path) -> bool:
     """config.yaml plus summary.json, or plus the .lock of a run killed in its first epoch."""
     return (path / "config.yaml").is_file() and (
-        (path / "summary.json").is_file() or (path / ".lock").is_file())
-
-
-def _holder_alive(path: Path) -> bool:
-    """Whether the pid in the run's .lock is a live process (the lock holder writes it and
-    clears it on exit; SIGKILL leaves it). Read only: taking the lock to test it could make
-    a concurrent `--resume` fail as busy."""
-    try:
-        pid = int((path / ".lock").read_text(encoding="ascii").strip() or 0)
-    except (OSError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
+        (path / "summary.json").is_file() or (path / LOCK_FILE).is_file())
 
 
 def run_status(path: Path, summary: dict[str, Any]) -> str:
@@ -105,7 +86,7 @@ def run_status(path: Path, summary: dict[str, Any]) -> str:
     lives and `incomplete` once it is gone (killed; `fcnet train --resume` continues it)."""
     status = summary.get("status")
     if status in (None, "running"):
-        return "running" if _holder_alive(path) else "incomplete"
+        return "running" if holder_alive(path) else "incomplete"
     return str(status)
 
 
@@ -119,7 +100,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         if is_run_dir(path):
             found.append(path)
             continue
-        below = sorted({p.parent for name in ("summary.json", ".lock")
+        below = sorted({p.parent for name in ("summary.json", LOCK_FILE)
                         for p in path.rglob(name)
                         if "checkpoints" not in p.parts and is_run_dir(p.parent)})
         if not below:

@@ -14,8 +14,6 @@ Loading never unpickles anything but `weights_only=True` data, and checks sizes 
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import io
 import json
@@ -24,7 +22,6 @@ import re
 import secrets
 import shutil
 import stat
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +34,8 @@ from safetensors import SafetensorError
 
 from fcnet_cli.config import ModelConfig
 from fcnet_cli.engine.model import build_mlp
-from fcnet_cli.errors import CheckpointError, RunError, UsageError
+from fcnet_cli.engine.runlock import RunBusyError, RunLock
+from fcnet_cli.errors import CheckpointError, RunError
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes", "atomic_write_text",
            "clean_stale", "load_checkpoint", "load_train_state", "new_run_dir", "save_checkpoint"]
@@ -117,61 +115,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """`atomic_write_bytes` of UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-class RunBusyError(UsageError):
-    """Another live fcnet process holds the run directory's lock. Exit code 2."""
-
-
-def _holder(fd: int) -> str:
-    """The pid the lock holder wrote (it writes right after locking: wait briefly for it)."""
-    for _ in range(20):
-        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        if pid.isdigit():
-            return pid
-        time.sleep(0.005)
-    return ""
-
-
-class RunLock:
-    """Exclusive, non-blocking `flock` on `run_dir/.lock` for as long as the context lasts.
-
-    The kernel drops the lock when the process dies, so a crash never leaves a stale lock.
-    """
-
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / ".lock"
-        self._fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        assert self._fd is None, "RunLock is not re-entrant"
-        fd = -1
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-            holder = _holder(fd) if busy else ""
-            if fd >= 0:
-                os.close(fd)
-            if busy:  # a usage error: nothing was read, written or removed
-                who = f"fcnet process {holder}" if holder else "another fcnet process"
-                raise RunBusyError(f"{self.run_dir}: run in use by {who}") from None
-            raise RunError(f"cannot lock run directory {self.run_dir}: {_cause(e)}") from None
-        # the holder's pid, for the message above: one fixed-width write, never a moment
-        # where a reader sees a truncated file with someone else's pid
-        os.pwrite(fd, f"{os.getpid():<19}\n".encode(), 0)
-        os.ftruncate(fd, 20)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 # ---------------------------------------------------------------------------- saving
