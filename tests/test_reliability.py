@@ -266,8 +266,9 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(
     assert listed.exit_code == 0, listed.output
     assert "incomplete" in (tmp_path / "c.csv").read_text()
 
-    out = CliRunner().invoke(app, ["train", "--resume", str(run_dir), "-q"])
+    out = CliRunner().invoke(app, ["train", "--resume", str(run_dir)])
     assert out.exit_code == 0, out.output
+    assert "starting again from epoch 1" in out.output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["last_epoch"] == 2
     rows = (run_dir / "metrics.csv").read_text().splitlines()

@@ -152,6 +152,9 @@ class _Engine:
     def _restore(self) -> None:
         states = records.load_resume_states([m.run_dir for m in self.members if m.run_dir])
         if states is None:  # killed before its first checkpoint: start again from epoch 1
+            for cb in self.callbacks:
+                cb.on_log("no checkpoint to resume from (the run stopped during its first "
+                          "epoch): starting again from epoch 1")
             return
         self.pop.load_state_dicts([s.weights for s in states])
         self.opt.params = self.pop.params
