@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fcnet_cli.config import flatten, read_config_file
-from fcnet_cli.engine.runlock import LOCK_FILE, holder_alive
+from fcnet_cli.config import METRICS, flatten, read_config_file
+from fcnet_cli.engine.files import LOCK_FILE, holder_alive
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "weight_totals",
 ]
 
-METRICS = ("val_accuracy", "val_loss")
 IGNORED_PREFIXES = ("output.",)  # names and folders differ between runs by construction
 MAX_SHOWN_PARAMS = 6  # differing hyperparameters shown in tables; the CSV has them all
 

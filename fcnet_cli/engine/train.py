@@ -23,6 +23,7 @@ from fcnet_cli.engine.members import Member, new_member
 from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
+from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
 
@@ -76,7 +77,11 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
     with contextlib.ExitStack() as locks:
         if resume:  # a busy run is refused before anything is loaded, read or removed
             run_dirs = records.prepare_run_dirs(exps, run_dirs, True, locks)
-        engine = _Engine(exps, callbacks, stop or StopToken(), pruner, eager_checkpoints, data)
+        loggers = loggers_for(exps)  # output.tensorboard: honoured here, whoever calls
+        for logger in loggers:
+            locks.callback(logger.close)
+        engine = _Engine(exps, [*callbacks, *loggers], stop or StopToken(), pruner,
+                         eager_checkpoints, data)
         return engine.run(run_dirs, resume, locks)
 
 
@@ -152,9 +157,6 @@ class _Engine:
     def _restore(self) -> None:
         states = records.load_resume_states([m.run_dir for m in self.members if m.run_dir])
         if states is None:  # killed before its first checkpoint: start again from epoch 1
-            for cb in self.callbacks:
-                cb.on_log("no checkpoint to resume from (the run stopped during its first "
-                          "epoch): starting again from epoch 1")
             return
         self.pop.load_state_dicts([s.weights for s in states])
         self.opt.params = self.pop.params
