@@ -15,7 +15,6 @@ import yaml
 from pydantic import ValidationError
 
 from fcnet_cli.config.problems import Loc, Problem, problems_from
-from fcnet_cli.yamlio import dump_yaml
 from fcnet_cli.config.schema import Experiment
 from fcnet_cli.config.source import (
     FILE_RELATIVE,
@@ -25,6 +24,7 @@ from fcnet_cli.config.source import (
     with_overrides,
 )
 from fcnet_cli.errors import ConfigError
+from fcnet_cli.yamlio import dump_yaml
 
 __all__ = [
     "check",

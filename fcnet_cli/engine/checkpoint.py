@@ -48,7 +48,8 @@ from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, RunError
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
-           "atomic_write_text", "clean_stale", "load_checkpoint", "load_train_state", "new_run_dir", "save_checkpoint"]
+           "atomic_write_text", "clean_stale", "load_checkpoint", "load_train_state",
+           "new_run_dir", "save_checkpoint"]
 
 WEIGHTS, META, TRAIN_STATE, MANIFEST = (
     "model.safetensors", "meta.json", "train_state.pt", "manifest.json")
