@@ -104,6 +104,15 @@ print(json.dumps({"run_dir": run_dir, "attempts": result, "frozen": frozen_with_
 """
 
 
+def end(procs: list[subprocess.Popen]) -> None:
+    """Leave nothing behind when a test fails midway (a frozen live run included)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def write_config(tmp_path: Path, name: str, epochs: int, out: str = "runs") -> Path:
     """A small CSV problem (no scikit-learn import) whose epochs are mostly checkpoint writes:
     the window in which a run has temporary checkpoint folders is what the attempts hit."""
@@ -134,17 +143,18 @@ def test_concurrent_resumes_never_harm_a_live_run(tmp_path: Path) -> None:
     live = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "train", str(cfg), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
                             cwd=tmp_path)
-    attacker.stdin.write(f"{live.pid}\n")
-    attacker.stdin.flush()
-    # the undisturbed run, in this process while the other two work
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
+        attacker.stdin.write(f"{live.pid}\n")
+        attacker.stdin.flush()
+        # the undisturbed run, in this process while the other two work
+        torch.set_num_threads(1)
         reference = train(load_experiment(write_config(tmp_path, "live", EPOCHS, "reference")))
+        report = json.loads(attacker.communicate(timeout=120)[0].splitlines()[-1])
+        out, err = live.communicate(timeout=120)
     finally:
         torch.set_num_threads(threads)
-    report = json.loads(attacker.communicate(timeout=120)[0].splitlines()[-1])
-    out, err = live.communicate(timeout=120)
+        end([attacker, live])
 
     assert live.returncode == 0, err
     attempts = report["attempts"]
@@ -180,14 +190,17 @@ def test_kill_9_of_a_resumed_run_leaves_consistent_records(tmp_path: Path) -> No
 
     proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "train", "--resume",
                              str(run_dir), "-q"], stdout=subprocess.PIPE, env=ENV, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        summary = json.loads((run_dir / "summary.json").read_text())  # replaced atomically
-        if (summary.get("last_epoch") or 0) >= 4:
-            break
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            summary = json.loads((run_dir / "summary.json").read_text())  # replaced atomically
+            if (summary.get("last_epoch") or 0) >= 4:
+                break
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        end([proc])
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "running" and summary["last_epoch"] >= 4
     # summary.json is written right after metrics.csv: the kill may fall between the two
@@ -215,8 +228,11 @@ def test_a_closed_stdout_does_not_fail_training(tmp_path: Path) -> None:
     assert proc.stdout is not None and proc.stderr is not None
     assert proc.stdout.readline().startswith(b"training piped")  # like `| head -1`
     proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=120) == 0, err
+    try:
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, err
+    finally:
+        end([proc])
     assert err == ""
     (summary_path,) = (tmp_path / "runs").glob("piped/*/summary.json")
     summary = json.loads(summary_path.read_text())
