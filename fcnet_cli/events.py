@@ -124,6 +124,7 @@ class RunResult:
     name: str
     run_dir: str | None
     status: str  # completed | early_stopped | diverged | interrupted | pruned | failed
+    # (summary.json also says "running" while a run trains; compare: "incomplete" if killed)
     history: list[EpochMetrics]
     best_epoch: int | None  # 1-based epoch of the best validation metric
     monitor: str

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fcnet_cli.config import METRICS, flatten
-from fcnet_cli.engine.files import resolve_latest
+from fcnet_cli.config import METRICS, flatten, read_config_file
+from fcnet_cli.engine.files import LOCK_FILE, holder_alive, resolve_latest
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -38,6 +36,7 @@ __all__ = [
     "load_runs",
     "markdown_table",
     "metric_value",
+    "run_status",
     "swept_params",
     "weight_totals",
 ]
@@ -76,7 +75,18 @@ class RunRecord:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / "summary.json").is_file() and (path / "config.yaml").is_file()
+    """config.yaml plus summary.json, or plus the .lock of a run killed in its first epoch."""
+    return (path / "config.yaml").is_file() and (
+        (path / "summary.json").is_file() or (path / LOCK_FILE).is_file())
+
+
+def run_status(path: Path, summary: dict[str, Any]) -> str:
+    """summary.json's status; a run without a final one is `running` while its process
+    lives and `incomplete` once it is gone (killed; `fcnet train --resume` continues it)."""
+    status = summary.get("status")
+    if status in (None, "running"):
+        return "running" if holder_alive(path) else "incomplete"
+    return str(status)
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -89,8 +99,9 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         if is_run_dir(path):
             found.append(path)
             continue
-        below = sorted(p.parent for p in path.rglob("summary.json")
-                       if "checkpoints" not in p.parts and is_run_dir(p.parent))
+        below = sorted({p.parent for name in ("summary.json", LOCK_FILE)
+                        for p in path.rglob(name)
+                        if "checkpoints" not in p.parts and is_run_dir(p.parent)})
         if not below:
             raise UsageError(f"{path}: no run directories in it (folders with summary.json and "
                              "config.yaml)")
@@ -116,11 +127,18 @@ def _float(v: str | None) -> float:
 def load_run(path: Path) -> RunRecord:
     """Read one run directory. Raises UsageError when its files cannot be read."""
     try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-        config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, ValueError, yaml.YAMLError) as e:
+        summary_path = path / "summary.json"
+        summary = (json.loads(summary_path.read_text(encoding="utf-8"))
+                   if summary_path.is_file() else {})
+        config, _ = read_config_file(path / "config.yaml")  # no aliases, bounded depth
+    except (OSError, ValueError) as e:
         raise UsageError(f"{path}: unreadable run directory: {e}") from None
-    record = RunRecord(path, summary, flatten(config), _read_metrics(path / "metrics.csv"))
+    if not isinstance(summary, dict) or not isinstance(config, dict | None):
+        raise UsageError(f"{path}: unreadable run directory: summary.json or config.yaml "
+                         "is not a mapping")
+    summary = {**summary, "status": run_status(path, summary)}
+    record = RunRecord(path, summary, flatten(config or {}),
+                       _read_metrics(path / "metrics.csv"))
     for which in ("best", "last"):
         meta = path / "checkpoints" / which / "meta.json"
         if meta.is_file():
@@ -171,8 +189,8 @@ def swept_params(folder: Path, runs: Sequence[RunRecord]) -> list[str]:
     spec = folder / "sweep.yaml"
     if spec.is_file():
         try:
-            params = (yaml.safe_load(spec.read_text(encoding="utf-8")) or {}).get("parameters")
-        except (OSError, yaml.YAMLError, AttributeError):
+            params = (read_config_file(spec)[0] or {}).get("parameters")
+        except (UsageError, AttributeError):
             params = None
         if isinstance(params, dict) and params:
             return [str(k) for k in params if str(k) in varying]
@@ -331,7 +349,10 @@ def _row(r: RunRecord, params: list[str], metric: str, test_key: str) -> dict[st
     return {
         "run_dir": str(r.path), "name": r.name, **{p: r.config.get(p) for p in params},
         f"best_{metric}": metric_value(r, metric), test_key: test.get(test_key[5:]),
-        "best_epoch": s.get("best_epoch"), "epochs": s.get("last_epoch"),
+        "best_epoch": s.get("best_epoch"),
+        # a killed run's metrics.csv may be one epoch ahead of its summary.json
+        "epochs": len(r.metrics) if s.get("status") in ("running", "incomplete") else
+        s.get("last_epoch"),
         "gap_accuracy": gap.get("accuracy"), "gap_loss": gap.get("loss"),
         "sparsity": sparsity, "weight_norm": norm, "seconds": s.get("seconds"),
         "status": s.get("status"),

@@ -28,6 +28,7 @@ from fcnet_cli.cli.app import (
     _run,
     app,
 )
+from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 from fcnet_cli.config.schema import Split
 
 # ---------------------------------------------------------------- train
@@ -101,8 +102,8 @@ def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
     if quiet:
         return []
     if display.is_terminal(out):
-        return [display.LiveTrainDisplay(out)]
-    return [display.PlainTrainDisplay(out)]
+        return [StdoutGuard(display.LiveTrainDisplay(out))]
+    return [StdoutGuard(display.PlainTrainDisplay(out))]
 
 
 def _real(path: Path) -> Path:
@@ -130,12 +131,13 @@ def _report_run(out: "Console", result: "RunResult", stop: "StopToken", quiet: b
                 as_json: bool = False) -> int:
     from fcnet_cli import display
 
-    if as_json:
-        typer.echo(json.dumps(run_summary(result), indent=2))
-    elif quiet:
-        typer.echo(result.run_dir or "")
-    else:
-        display.render_run_summary(out, result)
+    with stdout_may_close():  # `fcnet train … | head -1`: the run is saved all the same
+        if as_json:
+            typer.echo(json.dumps(run_summary(result), indent=2))
+        elif quiet:
+            typer.echo(result.run_dir or "")
+        else:
+            display.render_run_summary(out, result)
     if result.status == "interrupted":
         reason = stop.reason or "SIGINT"
         if result.run_dir:

@@ -24,7 +24,7 @@ from fcnet_cli.config.source import (
     with_overrides,
 )
 from fcnet_cli.errors import ConfigError
-from fcnet_cli.yamlio import read_config_file
+from fcnet_cli.yamlio import dump_yaml, read_config_file
 
 __all__ = [
     "check",
@@ -128,7 +128,7 @@ def with_values(exp: Experiment, values: Mapping[str, Any], where: Mapping[str, 
 
 def dump_experiment(exp: Experiment) -> str:
     """The resolved config as YAML (what `config.yaml` in a run directory holds)."""
-    return yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
+    return dump_yaml(exp.model_dump(mode="json"))  # no anchors: load_yaml refuses them
 
 
 def explain(exp: Experiment, source: Source) -> dict[str, str]:

@@ -195,6 +195,9 @@ def _split_indices(y: np.ndarray, classes: list[str], n_val: int, n_test: int, s
     if len(y) == 0:
         raise DataError(f"{source}: data set is empty (0 rows)")
     present, counts = np.unique(y, return_counts=True)  # (C_present,)
+    if len(present) < 2:  # cross-entropy over one class is 0 from the start: nothing to learn
+        raise DataError(f"{source}: every row has the label '{classes[int(present[0])]}'; "
+                        "classification needs at least 2 classes")
     n_train = len(y) - n_val - n_test
     advice = {"train": "lower data.val_fraction / data.test_fraction",
               "val": "raise data.val_fraction or use more data",

@@ -22,7 +22,6 @@ from typing import Any
 
 import optuna
 import torch
-import yaml
 
 from fcnet_cli.engine.cpus import available_cpus
 from fcnet_cli.errors import RunError
@@ -32,6 +31,7 @@ from fcnet_cli.sweep.load import load_sweep
 from fcnet_cli.sweep.spec import Sweep
 from fcnet_cli.sweep.store import Store, open_store
 from fcnet_cli.sweep.worker import Worker
+from fcnet_cli.yamlio import dump_yaml
 
 __all__ = ["load_sweep", "run_sweep"]
 
@@ -88,7 +88,7 @@ def collect(sweep: Sweep, store: Store, interrupted: bool = False) -> SweepResul
 def _write_spec(sweep: Sweep) -> None:
     path = sweep.sweep_dir / "sweep.yaml"
     tmp = path.with_name(f".tmp-sweep-{os.getpid()}.yaml")
-    tmp.write_text(yaml.safe_dump(sweep.resolved(), sort_keys=False), encoding="utf-8")
+    tmp.write_text(dump_yaml(sweep.resolved()), encoding="utf-8")
     os.replace(tmp, path)
 
 
