@@ -3,7 +3,10 @@
 import gzip
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +133,21 @@ def test_csv_blocks_cut_between_rows_never_inside_quotes(trained: Trained,
         got = pl.read_csv(io.StringIO(out))
         assert got["note"].to_list() == notes
         assert got["prediction"].to_list() == load_model(trained.run_dir).predict(frame).tolist()
+
+
+def test_closed_stdout_ends_predict_quietly(trained: Trained, tmp_path: Path) -> None:
+    src = tmp_path / "many.csv"
+    pl.concat([trained.frame] * 200).write_csv(src)  # 30,000 rows: more than a pipe holds
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "predict",
+                             str(trained.run_dir), str(src), "--batch-size", "1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"prediction\n"
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "error" not in err and "Traceback" not in err
 
 
 def test_split_predicts_the_checkpoint_test_rows(trained: Trained) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fcnet_cli.cli.app import DebugOpt, _run, app
+from fcnet_cli.cli.pipes import silence_stdout
 from fcnet_cli.cli.run import checkpoint_dir
 from fcnet_cli.config.schema import ExportFormat, PredictFormat, Split
 from fcnet_cli.errors import UsageError
@@ -77,13 +78,17 @@ def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
     model = _model(checkpoint)
     from fcnet_cli.serve.predict import predict_file, predict_split
 
-    if data is not None:
-        report = predict_file(model, data, out, proba=proba, keep=keep, fmt=fmt,
-                              batch_size=batch_size, overwrite=overwrite, stream=sys.stdout)
-    else:
-        assert split is not None
-        report = predict_split(model, split, out, proba=proba, fmt=fmt,
-                               batch_size=batch_size, overwrite=overwrite, stream=sys.stdout)
+    try:
+        if data is not None:
+            report = predict_file(model, data, out, proba=proba, keep=keep, fmt=fmt,
+                                  batch_size=batch_size, overwrite=overwrite, stream=sys.stdout)
+        else:
+            assert split is not None
+            report = predict_split(model, split, out, proba=proba, fmt=fmt,
+                                   batch_size=batch_size, overwrite=overwrite, stream=sys.stdout)
+    except BrokenPipeError:  # `fcnet predict … | head`: the reader has what it wanted
+        silence_stdout()
+        return 0
     if report.ignored:
         typer.echo(f"note: ignored {len(report.ignored)} column(s) the model does not use: "
                    f"{', '.join(report.ignored)}", err=True)
