@@ -13,18 +13,13 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.tables import Column, Preprocessing, Target, describe_cell
+from fcnet_cli.engine.tables import Column, Target, describe_cell, is_missing, row_text
 from fcnet_cli.errors import DataError
 
-__all__ = ["encode_frame", "encode_target", "fit_columns", "fit_target", "select_columns"]
+__all__ = ["encode_target", "fit_columns", "fit_target", "select_columns"]
 
 MAX_AUTO_CLASSES = 50  # a numeric target with more distinct values asks for task: regression
 NUMERIC_SHARE = 0.9  # a text column whose cells are ≥ 90 % numbers is a numeric column with typos
-
-
-def _row(i: int, first_row: int, lines: bool) -> str:
-    n = first_row + i
-    return f"row {n} (line {n + 1})" if lines else f"row {n}"
 
 
 def _exists(names: Sequence[str], frame: pl.DataFrame, key: str, source: str) -> None:
@@ -69,7 +64,7 @@ def _numeric_text(s: pl.Series, source: str, lines: bool, categorical_hint: bool
     if n_cells and (n_cells - n_bad) / n_cells >= NUMERIC_SHARE:
         i = int(bad.arg_max() or 0)
         tail = "; fix the cell, or list the column in data.categorical" if categorical_hint else ""
-        raise DataError(f"{source}: {_row(i, 1, lines)}, column '{s.name}': "
+        raise DataError(f"{source}: {row_text(i, 1, lines)}, column '{s.name}': "
                         f"{describe_cell(s[i])} is not a number{tail}")
     return False
 
@@ -91,42 +86,37 @@ def _as_text(s: pl.Series) -> pl.Series:
         else s.cast(pl.String).str.to_lowercase()
 
 
-def _missing_error(frame: pl.DataFrame, features: list[str], source: str, lines: bool) -> None:
+def _missing_error(frame: pl.DataFrame, features: list[str], source: str) -> None:
     """missing: error — one line with the count per column and the first rows."""
     parts = []
     for name in features:
-        miss = _is_missing(frame[name])
+        miss = is_missing(frame[name])
         n = int(miss.sum())
         if n:
             rows = (np.flatnonzero(miss.to_numpy())[:3] + 1).tolist()
             where = ", ".join(map(str, rows)) + (", …" if n > 3 else "")
             parts.append(f"'{name}' {n} (row{'s' if n > 1 else ''} {where})")
     if parts:
-        lines_note = " (row 1 is the line after the header)" if lines else ""
         raise DataError(f"{source}: missing values in {len(parts)} column(s): "
-                        f"{'; '.join(parts)}{lines_note}; set data.missing to mean, median or "
+                        f"{'; '.join(parts)}; set data.missing to mean, median or "
                         f"most_frequent, or fix the file")
-
-
-def _is_missing(s: pl.Series) -> pl.Series:
-    return s.is_null() | s.is_nan() if s.dtype.is_float() else s.is_null()
 
 
 def fit_columns(frame: pl.DataFrame, train: np.ndarray, features: list[str], cfg: DataConfig,
                 source: str, lines: bool) -> list[Column]:
     """Kinds, categories, imputation values and indicators, fitted on rows `train` (bool (N,))."""
     for name in features:
-        if int(_is_missing(frame[name]).sum()) == frame.height:
+        if int(is_missing(frame[name]).sum()) == frame.height:
             raise DataError(f"{source}: column '{name}' is empty in all {frame.height} rows; "
                             f"add it to data.drop")
     kinds = {name: _kind(frame[name], cfg, source, lines) for name in features}
     if cfg.missing == "error":
-        _missing_error(frame, features, source, lines)
+        _missing_error(frame, features, source)
     mask = pl.Series(train)
     cols = []
     for name in features:
         s = frame[name].filter(mask)  # training rows only
-        miss = _is_missing(s)
+        miss = is_missing(s)
         present = s.filter(~miss)
         if present.len() == 0:
             raise DataError(f"{source}: column '{name}' has no values in the training split; "
@@ -172,10 +162,10 @@ def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source
                lines: bool) -> tuple[Target, np.ndarray]:
     """The target and its values for splitting: class indices (N,) or floats (N, T)."""
     for name in targets:
-        miss = _is_missing(frame[name])
+        miss = is_missing(frame[name])
         if bool(miss.any()):
             i = int(miss.arg_max() or 0)
-            raise DataError(f"{source}: {_row(i, 1, lines)}: the target '{name}' is empty")
+            raise DataError(f"{source}: {row_text(i, 1, lines)}: the target '{name}' is empty")
     if task == "regression":
         target = Target("regression", list(targets))
         return target, encode_target(target, frame, source, lines=lines, standardize=False)
@@ -204,8 +194,8 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
                                     default=None, return_dtype=pl.Int64)
         if bool(index.is_null().any()):
             i = int(index.is_null().arg_max() or 0)
-            raise DataError(f"{source}: {_row(i, first_row, lines)}: class {describe_cell(s[i])}"
-                            f" of '{s.name}' is not one the model knows "
+            raise DataError(f"{source}: {row_text(i, first_row, lines)}: class "
+                            f"{describe_cell(s[i])} of '{s.name}' is not one the model knows "
                             f"({', '.join(target.classes[:10])})")
         return index.to_numpy().astype(np.int64)
     out = []
@@ -216,7 +206,7 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
             if bool((parsed.is_null() & s.is_not_null()).any()):
                 i = int((parsed.is_null() & s.is_not_null()).arg_max() or 0)
                 raise DataError(f"{source}: task: regression needs a numeric target; column "
-                                f"'{name}', {_row(i, first_row, lines)} holds "
+                                f"'{name}', {row_text(i, first_row, lines)} holds "
                                 f"{describe_cell(s[i])}")
             s = parsed
         out.append(s.cast(pl.Float64).to_numpy())
@@ -224,80 +214,3 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
     if standardize:
         y = (y - np.asarray(target.mean)) / np.asarray(target.std)
     return y.astype(np.float32)
-
-
-# ----------------------------------------------------------------------------- encoding
-
-
-def _numeric_expr(col: Column, dtype: pl.DataType) -> pl.Expr:
-    e = pl.col(col.name)
-    if dtype == pl.String:
-        e = e.str.strip_chars()
-    e = e.cast(pl.Float64, strict=False).fill_nan(None)
-    return e if col.fill is None else e.fill_null(float(col.fill))
-
-
-def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input",
-                 first_row: int = 1, lines: bool = False) -> tuple[np.ndarray, dict[str, int]]:
-    """Unnormalized model inputs (n, in_features) float32 and unseen-category counts."""
-    prep.check_columns(frame, source)
-    exprs: list[pl.Expr] = []
-    unseen_exprs: list[pl.Expr] = []
-    for col in prep.columns:
-        dtype = frame.schema[col.name]
-        if col.kind == "numeric":
-            _check_numeric(frame[col.name], col, source, first_row, lines)
-            exprs.append(_numeric_expr(col, dtype).truediv(prep.input_divisor).cast(pl.Float32)
-                         .alias(col.name))
-        else:
-            text = pl.col(col.name).cast(pl.String).str.strip_chars()
-            if dtype == pl.Boolean:
-                text = text.str.to_lowercase()
-            if col.fill is None:
-                _check_present(frame[col.name], col, source, first_row, lines)
-            else:
-                text = text.fill_null(str(col.fill))
-            exprs += [(text == c).fill_null(False).cast(pl.Float32).alias(f"{col.name}={c}")
-                      for c in col.categories]
-            unseen_exprs.append((text.is_not_null() & ~text.is_in(col.categories)).sum()
-                                .alias(col.name))
-        if col.indicator:
-            exprs.append(_missing_expr(col.name, dtype).cast(pl.Float32)
-                         .alias(f"{col.name}_missing"))
-    x = frame.select(exprs).to_numpy(order="c", writable=True)  # (n, in_features) float32
-    if not np.isfinite(x).all():
-        i, j = np.argwhere(~np.isfinite(x))[0]
-        name = prep.input_names[j].split("=")[0]
-        raise DataError(f"{source}: {_row(int(i), first_row, lines)}, column '{name}': "
-                        f"{describe_cell(frame[name][int(i)])} is not a finite number")
-    counts = frame.select(unseen_exprs).row(0) if unseen_exprs else ()
-    unseen = {e: int(n) for e, n in zip([c.name for c in prep.columns if c.kind != "numeric"],
-                                        counts, strict=True) if n}
-    return x.astype(np.float32, copy=False), unseen
-
-
-def _missing_expr(name: str, dtype: pl.DataType) -> pl.Expr:
-    e = pl.col(name)
-    return (e.is_null() | e.is_nan()) if dtype.is_float() else e.is_null()
-
-
-def _check_present(s: pl.Series, col: Column, source: str, first_row: int, lines: bool) -> None:
-    miss = _is_missing(s)
-    if bool(miss.any()):
-        i = int(miss.arg_max() or 0)
-        raise DataError(f"{source}: {_row(i, first_row, lines)}, column '{col.name}': empty "
-                        f"cell (the model was trained with data.missing: error)")
-
-
-def _check_numeric(s: pl.Series, col: Column, source: str, first_row: int, lines: bool) -> None:
-    if s.dtype == pl.String:
-        parsed = s.str.strip_chars().cast(pl.Float64, strict=False)
-        bad = parsed.is_null() & s.is_not_null()
-        if bool(bad.any()):
-            i = int(bad.arg_max() or 0)
-            raise DataError(f"{source}: {_row(i, first_row, lines)}, column '{col.name}': "
-                            f"{describe_cell(s[i])} is not a number")
-    elif not (s.dtype.is_numeric() or s.dtype == pl.Null):
-        raise DataError(f"{source}: column '{col.name}' has type {s.dtype}, expected numbers")
-    if col.fill is None:
-        _check_present(s, col, source, first_row, lines)

@@ -17,10 +17,16 @@ import numpy as np
 import torch
 
 from fcnet_cli.config import REGRESSION_DATASETS, TABLE_DATASETS, DataConfig
-from fcnet_cli.engine.columns import encode_frame, encode_target, fit_columns, fit_target, \
-    select_columns
-from fcnet_cli.engine.tables import Column, Normalization, Preprocessing, Target, \
-    existing_file, read_table
+from fcnet_cli.engine.columns import encode_target, fit_columns, fit_target, select_columns
+from fcnet_cli.engine.tables import (
+    Column,
+    Normalization,
+    Preprocessing,
+    Target,
+    encode_frame,
+    existing_file,
+    read_table,
+)
 from fcnet_cli.errors import DataError
 
 __all__ = ["DataSplits", "Normalization", "Preprocessing", "load_data"]

@@ -29,12 +29,12 @@ import numpy as np
 import polars as pl
 import torch
 
+from fcnet_cli.engine.normalization import Normalization
 from fcnet_cli.errors import DataError
 
 __all__ = ["NULL_VALUES", "Column", "Normalization", "Preprocessing", "Target", "describe_cell",
-           "existing_file", "iter_table", "read_table"]
+           "encode_frame", "existing_file", "is_missing", "iter_table", "read_table", "row_text"]
 
-NORMALIZATIONS = ("standard", "minmax", "none")
 # cells read as missing in CSV files (an empty cell is the usual one)
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL"]
 TableKind = Literal["csv", "parquet"]
@@ -115,79 +115,6 @@ def describe_cell(value: Any) -> str:
     return str(value.item() if isinstance(value, np.generic) else value)
 
 
-# ----------------------------------------------------------------------------- normalization
-
-
-@dataclass
-class Normalization:
-    """Per-feature affine scaling, ``x_normalized = (x - shift) / scale``."""
-
-    kind: str
-    shift: torch.Tensor  # (F,) float32
-    scale: torch.Tensor  # (F,) float32, never 0
-
-    def _check(self, x: torch.Tensor) -> None:
-        if x.shape[-1] != self.shift.numel():
-            raise DataError(f"normalization expects {self.shift.numel()} features, "
-                            f"data has {x.shape[-1]}")
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalize ``x`` of shape (N, F); returns a new float32 tensor on ``x``'s device."""
-        self._check(x)
-        return (x - self.shift.to(x.device)) / self.scale.to(x.device)
-
-    def apply_(self, x: torch.Tensor) -> torch.Tensor:
-        """In-place `apply` for a float32 tensor the caller owns (no extra copy)."""
-        self._check(x)
-        return x.sub_(self.shift.to(x.device)).div_(self.scale.to(x.device))
-
-    def to_json(self) -> dict:
-        """Plain-JSON form: ``{"kind": ..., "shift": [floats], "scale": [floats]}``."""
-        return {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Normalization:
-        """Rebuild from `to_json` output; DataError if ``d`` is not well formed."""
-        if not isinstance(d, dict) or set(d) != {"kind", "shift", "scale"}:
-            raise DataError(f"normalization must be a dict with keys kind, shift, scale "
-                            f"(got {d!r:.80})")
-        if d["kind"] not in NORMALIZATIONS:
-            raise DataError(f"normalization kind must be one of {NORMALIZATIONS} "
-                            f"(got {d['kind']!r})")
-        shift, scale = (_floats(d[key], f"normalization {key}") for key in ("shift", "scale"))
-        if shift.numel() != scale.numel():
-            raise DataError(f"normalization shift has {shift.numel()} values, "
-                            f"scale has {scale.numel()}")
-        if not (torch.isfinite(shift).all() and torch.isfinite(scale).all()) or (scale == 0).any():
-            raise DataError("normalization shift/scale must be finite and scale non-zero")
-        return cls(d["kind"], shift, scale)
-
-    @classmethod
-    def fit(cls, kind: str, x_train: torch.Tensor) -> Normalization:
-        """Fit on the training split (N, F) only: ``standard`` (mean / population std),
-        ``minmax`` (min / max − min) or ``none``; constant features get scale 1."""
-        x = x_train.detach().to("cpu", torch.float32)  # (N, F); pairwise sums keep it stable
-        lo, hi = x.amin(0), x.amax(0)  # (F,)
-        if kind == "standard":
-            scale, shift = torch.std_mean(x, 0, correction=0)
-        elif kind == "minmax":
-            shift, scale = lo, hi - lo
-        elif kind == "none":
-            shift, scale = torch.zeros(x.shape[1]), torch.ones(x.shape[1])
-        else:
-            raise DataError(f"normalization kind must be one of {NORMALIZATIONS} (got {kind!r})")
-        # exact test for constant columns: a float std of identical values may be ~1e-17, not 0
-        scale = torch.where((hi == lo) | (scale == 0), torch.ones_like(scale), scale)
-        return cls(kind, shift.float(), scale.float())
-
-
-def _floats(v: Any, what: str) -> torch.Tensor:
-    if not isinstance(v, list) or not all(
-            isinstance(a, (int, float)) and not isinstance(a, bool) for a in v):
-        raise DataError(f"{what} must be a list of numbers")
-    return torch.tensor(v, dtype=torch.float32).reshape(-1)  # (F,)
-
-
 # ----------------------------------------------------------------------------- preprocessing
 
 
@@ -254,8 +181,6 @@ class Preprocessing:
     def encode(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
                ) -> tuple[np.ndarray, dict[str, int]]:
         """Unnormalized model inputs (n, in_features) float32 and unseen-category counts."""
-        from fcnet_cli.engine.columns import encode_frame  # the polars expressions live there
-
         return encode_frame(self, frame, source, first_row)
 
     def transform_counted(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
@@ -321,3 +246,91 @@ def _short_list(names: list[str], n: int = 8) -> str:
     shown = ", ".join(names[:n])
     return shown + (f", … ({len(names) - n} more)" if len(names) > n else "")
 
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def row_text(i: int, first_row: int, lines: bool) -> str:
+    """Row `i` (0-based in the frame) as the user counts it; CSV rows also give the line."""
+    n = first_row + i
+    return f"row {n} (line {n + 1})" if lines else f"row {n}"
+
+
+def is_missing(s: pl.Series) -> pl.Series:
+    """Empty cells: null, and NaN in float columns."""
+    return s.is_null() | s.is_nan() if s.dtype.is_float() else s.is_null()
+
+
+
+def _numeric_expr(col: Column, dtype: pl.DataType) -> pl.Expr:
+    e = pl.col(col.name)
+    if dtype == pl.String:
+        e = e.str.strip_chars()
+    e = e.cast(pl.Float64, strict=False).fill_nan(None)
+    return e if col.fill is None else e.fill_null(float(col.fill))
+
+
+def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input",
+                 first_row: int = 1, lines: bool = False) -> tuple[np.ndarray, dict[str, int]]:
+    """Unnormalized model inputs (n, in_features) float32 and unseen-category counts."""
+    prep.check_columns(frame, source)
+    exprs: list[pl.Expr] = []
+    unseen_exprs: list[pl.Expr] = []
+    for col in prep.columns:
+        dtype = frame.schema[col.name]
+        if col.kind == "numeric":
+            _check_numeric(frame[col.name], col, source, first_row, lines)
+            exprs.append(_numeric_expr(col, dtype).truediv(prep.input_divisor).cast(pl.Float32)
+                         .alias(col.name))
+        else:
+            text = pl.col(col.name).cast(pl.String).str.strip_chars()
+            if dtype == pl.Boolean:
+                text = text.str.to_lowercase()
+            if col.fill is None:
+                _check_present(frame[col.name], col, source, first_row, lines)
+            else:
+                text = text.fill_null(str(col.fill))
+            exprs += [(text == c).fill_null(False).cast(pl.Float32).alias(f"{col.name}={c}")
+                      for c in col.categories]
+            unseen_exprs.append((text.is_not_null() & ~text.is_in(col.categories)).sum()
+                                .alias(col.name))
+        if col.indicator:
+            exprs.append(_missing_expr(col.name, dtype).cast(pl.Float32)
+                         .alias(f"{col.name}_missing"))
+    x = frame.select(exprs).to_numpy(order="c", writable=True)  # (n, in_features) float32
+    if not np.isfinite(x).all():
+        i, j = np.argwhere(~np.isfinite(x))[0]
+        name = prep.input_names[j].split("=")[0]
+        raise DataError(f"{source}: {row_text(int(i), first_row, lines)}, column '{name}': "
+                        f"{describe_cell(frame[name][int(i)])} is not a finite number")
+    counts = frame.select(unseen_exprs).row(0) if unseen_exprs else ()
+    unseen = {e: int(n) for e, n in zip([c.name for c in prep.columns if c.kind != "numeric"],
+                                        counts, strict=True) if n}
+    return x.astype(np.float32, copy=False), unseen
+
+
+def _missing_expr(name: str, dtype: pl.DataType) -> pl.Expr:
+    e = pl.col(name)
+    return (e.is_null() | e.is_nan()) if dtype.is_float() else e.is_null()
+
+
+def _check_present(s: pl.Series, col: Column, source: str, first_row: int, lines: bool) -> None:
+    miss = is_missing(s)
+    if bool(miss.any()):
+        i = int(miss.arg_max() or 0)
+        raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{col.name}': empty "
+                        f"cell (the model was trained with data.missing: error)")
+
+
+def _check_numeric(s: pl.Series, col: Column, source: str, first_row: int, lines: bool) -> None:
+    if s.dtype == pl.String:
+        parsed = s.str.strip_chars().cast(pl.Float64, strict=False)
+        bad = parsed.is_null() & s.is_not_null()
+        if bool(bad.any()):
+            i = int(bad.arg_max() or 0)
+            raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{col.name}': "
+                            f"{describe_cell(s[i])} is not a number")
+    elif not (s.dtype.is_numeric() or s.dtype == pl.Null):
+        raise DataError(f"{source}: column '{col.name}' has type {s.dtype}, expected numbers")
+    if col.fill is None:
+        _check_present(s, col, source, first_row, lines)
