@@ -27,12 +27,16 @@ from fcnet_cli.errors import ConfigError
 from fcnet_cli.yamlio import apply_overrides, load_yaml, parse_override, read_config_file
 
 __all__ = [
+    "CLASSIFICATION_METRICS",
+    "MAXIMIZED",
+    "REGRESSION_METRICS",
     "ConfigError",
     "DataConfig",
     "EarlyStoppingConfig",
     "Experiment",
     "LossConfig",
     "ModelConfig",
+    "Monitor",
     "OptimizerConfig",
     "OutputConfig",
     "RegularizationConfig",

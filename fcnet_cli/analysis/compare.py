@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from fcnet_cli.config import flatten
+from fcnet_cli.config import flatten, metric_mode
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -41,7 +41,8 @@ __all__ = [
     "weight_totals",
 ]
 
-METRICS = ("val_accuracy", "val_loss")
+METRICS = ("val_accuracy", "val_loss", "val_balanced_accuracy", "val_macro_f1", "val_rmse",
+           "val_mae", "val_r2")  # config.Monitor
 IGNORED_PREFIXES = ("output.",)  # names and folders differ between runs by construction
 MAX_SHOWN_PARAMS = 6  # differing hyperparameters shown in tables; the CSV has them all
 
@@ -267,6 +268,11 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 _HEADERS = {"best_val_accuracy": "best val acc", "best_val_loss": "best val loss",
             "test_accuracy": "test acc", "test_loss": "test loss", "best_epoch": "best ep",
+            "best_val_balanced_accuracy": "best val bal acc", "test_balanced_accuracy":
+            "test bal acc", "best_val_macro_f1": "best val F1", "test_macro_f1": "test F1",
+            "best_val_rmse": "best val rmse", "test_rmse": "test rmse", "best_val_mae":
+            "best val mae", "test_mae": "test mae", "best_val_r2": "best val r2",
+            "test_r2": "test r2",
             "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
             "seconds": "s"}
 _FORMATS = {"seconds": ".1f", "weight_norm": ".3f", "sparsity": ".3f"}
@@ -304,10 +310,15 @@ def compare(runs: Sequence[RunRecord], metric: str = "val_accuracy") -> Comparis
     columns = ["name", *params, f"best_{metric}", test_key, "best_epoch", "epochs",
                "gap_accuracy", "gap_loss", "sparsity", "weight_norm", "seconds", "status"]
     rows = [_row(r, params, metric, test_key) for r in runs]
-    sign = -1.0 if metric == "val_accuracy" else 1.0
+    sign = -1.0 if metric_mode(metric) == "max" else 1.0
     rows.sort(key=lambda row: (row[f"best_{metric}"] is None,
                                sign * (row[f"best_{metric}"] or 0.0)))
     return Comparison(metric, params, columns, rows)
+
+
+def _test_value(test: dict[str, Any], key: str) -> Any:
+    """summary.json test metrics: loss/accuracy at the top, the others under "metrics"."""
+    return test[key] if key in test else (test.get("metrics") or {}).get(key)
 
 
 def _row(r: RunRecord, params: list[str], metric: str, test_key: str) -> dict[str, Any]:
@@ -318,7 +329,7 @@ def _row(r: RunRecord, params: list[str], metric: str, test_key: str) -> dict[st
     sparsity, norm = weight_totals(best, r) if best else (None, None)
     return {
         "run_dir": str(r.path), "name": r.name, **{p: r.config.get(p) for p in params},
-        f"best_{metric}": metric_value(r, metric), test_key: test.get(test_key[5:]),
+        f"best_{metric}": metric_value(r, metric), test_key: _test_value(test, test_key[5:]),
         "best_epoch": s.get("best_epoch"), "epochs": s.get("last_epoch"),
         "gap_accuracy": gap.get("accuracy"), "gap_loss": gap.get("loss"),
         "sparsity": sparsity, "weight_norm": norm, "seconds": s.get("seconds"),

@@ -69,7 +69,9 @@ def plot_run(run: RunRecord, out: str | Path) -> Path:
     """Loss and accuracy (train dashed, val solid), learning rate and gap of one run."""
     fig, (loss, acc, lr, gap) = new_figure(2, 2, 10, 6.5)
     x = _epochs(run)
-    for ax, what in ((loss, "loss"), (acc, "accuracy")):
+    # regression runs have no accuracy: their second panel is the RMSE (validation only)
+    second = "rmse" if any(math.isfinite(v) for v in run.column("val_rmse")) else "accuracy"
+    for ax, what in ((loss, "loss"), (acc, second)):
         ax.plot(x, run.column(f"train_{what}"), "--", color="C0", label=f"train {what}")
         ax.plot(x, run.column(f"val_{what}"), "-", color="C1", label=f"val {what}")
         ax.set_title(what)
@@ -96,8 +98,10 @@ def plot_run(run: RunRecord, out: str | Path) -> Path:
 def plot_overlay(runs: Sequence[RunRecord], out: str | Path,
                  metric: str = "val_accuracy") -> Path:
     """All runs' validation curves (solid) and training curves (dashed), loss and accuracy."""
-    first = "accuracy" if metric == "val_accuracy" else "loss"
-    second = "loss" if first == "accuracy" else "accuracy"
+    regression = any(math.isfinite(v) for r in runs for v in r.column("val_rmse"))
+    other = "rmse" if regression else "accuracy"
+    first = metric.removeprefix("val_") if metric != "val_loss" else other
+    second = "loss" if first != "loss" else other
     fig, axes = new_figure(1, 2, 12, 5)
     palette = colors(len(runs))
     for ax, what in zip(axes, (first, second), strict=True):

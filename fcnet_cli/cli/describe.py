@@ -64,9 +64,14 @@ def _schema() -> int:
 # ---------------------------------------------------------------- compare / plot
 
 
-class ReportMetric(str, Enum):
+class ReportMetric(str, Enum):  # config.Monitor
     val_accuracy = "val_accuracy"
     val_loss = "val_loss"
+    val_balanced_accuracy = "val_balanced_accuracy"
+    val_macro_f1 = "val_macro_f1"
+    val_rmse = "val_rmse"
+    val_mae = "val_mae"
+    val_r2 = "val_r2"
 
 
 RunsArg = Annotated[list[Path], typer.Argument(

@@ -25,7 +25,16 @@ from fcnet_cli.events import (
 )
 
 
+_HEADS = ("train loss", "train acc", "val loss", "val acc", "gap", "lr", "time")
+# regression: R² and RMSE (target units) take the accuracy columns, the loss gap the gap's
+_REGRESSION_HEADS = ("train loss", "val r2", "val loss", "val rmse", "loss gap", "lr", "time")
+
+
 def _epoch_cells(m: EpochMetrics, epochs: int) -> list[str]:
+    if "val_rmse" in m.metrics:
+        return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.metrics["val_r2"]),
+                _num(m.val_loss), _num(m.metrics["val_rmse"], ".4g"), _num(m.gap_loss, "+.4f"),
+                _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
     return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.train_accuracy),
             _num(m.val_loss), _num(m.val_accuracy), _num(m.gap_accuracy, "+.4f"),
             _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
@@ -36,9 +45,16 @@ def _start_line(start: RunStart) -> Text:
     where = start.run_dirs[0] if len(start.run_dirs) == 1 and start.run_dirs[0] else None
     resumed = f", resuming after epoch {start.start_epoch}" if start.start_epoch else ""
     line = (f"training {who} on {start.device}: {start.n_train} train / {start.n_val} val / "
-            f"{start.n_test} test, {start.n_features} features, {start.n_classes} classes, "
+            f"{start.n_test} test, {start.n_features} features, {_outputs(start)}, "
             f"{start.epochs} epochs{resumed}")
-    return Text(line + (f"\nrun directory: {where}" if where else ""))
+    notes = "".join(f"\n{n}" for n in start.notices)
+    return Text(line + (f"\nrun directory: {where}" if where else "") + notes)
+
+
+def _outputs(start: RunStart) -> str:
+    if start.task == "regression":
+        return f"{start.n_classes} target{'s' if start.n_classes > 1 else ''} (regression)"
+    return f"{start.n_classes} classes"
 
 
 class LiveTrainDisplay(Callback):
@@ -73,6 +89,7 @@ class LiveTrainDisplay(Callback):
         self.close()
         self._rows, self._ended, self._final = [], set(), False
         self._names, self._epochs = list(start.names), start.epochs
+        self._heads = _REGRESSION_HEADS if start.task == "regression" else _HEADS
         self.console.print(_start_line(start))
         self._progress.reset(self._task, total=start.batches_per_epoch, completed=0,
                              description=f"epoch {start.start_epoch + 1}/{start.epochs}",
@@ -132,7 +149,7 @@ class LiveTrainDisplay(Callback):
         table.add_column("epoch", justify="right", no_wrap=True)
         if many:
             table.add_column("member", max_width=24, no_wrap=True, overflow="ellipsis")
-        for head in ("train loss", "train acc", "val loss", "val acc", "gap", "lr", "time"):
+        for head in getattr(self, "_heads", _HEADS):
             table.add_column(head, justify="right", no_wrap=True)
         first = True
         for name, cells, last in rows:
@@ -163,6 +180,10 @@ class PlainTrainDisplay(Callback):
         for m in metrics:
             c = _epoch_cells(m, self._epochs)
             who = f"{self._names[m.member]}  " if len(self._names) > 1 else ""
+            if "val_rmse" in m.metrics:
+                self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  val_loss {c[3]}  "
+                           f"val_rmse {c[4]}  val_r2 {c[2]}  gap {c[5]}  lr {c[6]}  {c[7]}")
+                continue
             self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  train_acc {c[2]}  "
                        f"val_loss {c[3]}  val_acc {c[4]}  gap {c[5]}  lr {c[6]}  {c[7]}")
 
@@ -180,20 +201,45 @@ def render_run_summary(console: Console, result: RunResult) -> None:
     status = result.status + (f" ({result.reason})" if result.reason else "")
     pairs = [("run", result.name), ("status", status)]
     best = result.best
-    if best is not None:
+    if best is not None and "val_rmse" in best.metrics:
+        b = best.metrics
         pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
-                  ("val", f"loss {best.val_loss:.4f}  accuracy {best.val_accuracy:.4f}"),
+                  ("val", f"loss {best.val_loss:.4f}  rmse {b['val_rmse']:.4g}  "
+                          f"mae {b['val_mae']:.4g}  r2 {b['val_r2']:.4f}"),
+                  ("train", f"loss {best.train_loss:.4f}  gap {best.gap_loss:+.4f}")]
+    elif best is not None:
+        pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
+                  ("val", f"loss {best.val_loss:.4f}  accuracy {best.val_accuracy:.4f}"
+                          f"{_balanced(best.metrics, 'val_')}"),
                   ("train", f"loss {best.train_loss:.4f}  accuracy {best.train_accuracy:.4f}"
                             f"  gap {best.gap_accuracy:+.4f}")]
     else:
         pairs.append(("best epoch", "none (no epoch completed)"))
     if result.test is not None:
-        t = result.test
-        pairs.append(("test", f"loss {t.loss:.4f}  accuracy {t.accuracy:.4f}  (n = {t.n})"))
+        pairs.append(("test", _eval_line(result.test)))
     pairs.append(("time", f"{result.seconds:.1f}s"))
     if result.run_dir:
         pairs.append(("run directory", result.run_dir))
     console.print(_kv_grid(pairs))
+    for note in result.notices:
+        console.print(Text(note, style="yellow"), soft_wrap=True)
+
+
+def _balanced(metrics: dict[str, float], prefix: str = "") -> str:
+    if f"{prefix}balanced_accuracy" not in metrics:
+        return ""
+    return (f"  balanced acc {metrics[f'{prefix}balanced_accuracy']:.4f}  "
+            f"macro F1 {metrics[f'{prefix}macro_f1']:.4f}")
+
+
+def _eval_line(t: EvalResult) -> str:
+    """Loss and the headline metrics of one split."""
+    if t.task == "regression":
+        m = t.metrics
+        return (f"loss {t.loss:.4f}  rmse {m.get('rmse', float('nan')):.4g}  "
+                f"mae {m.get('mae', float('nan')):.4g}  r2 {m.get('r2', float('nan')):.4f}  "
+                f"(n = {t.n})")
+    return f"loss {t.loss:.4f}  accuracy {t.accuracy:.4f}{_balanced(t.metrics)}  (n = {t.n})"
 
 
 def _class_label(i: int, name: str) -> str:
@@ -201,9 +247,14 @@ def _class_label(i: int, name: str) -> str:
 
 
 def render_eval(console: Console, result: EvalResult) -> None:
-    """Loss and accuracy, a per-class precision/recall/F1/support table, the confusion matrix."""
-    console.print(Text(f"split {result.split}: {result.n} examples  loss {result.loss:.4f}  "
-                       f"accuracy {result.accuracy:.4f}"))
+    """Loss and accuracy, a per-class precision/recall/F1/support table, the confusion matrix;
+    for regression the metrics per target and a residual summary."""
+    for note in result.notices:
+        console.print(Text(note, style="yellow"), soft_wrap=True)
+    console.print(Text(f"split {result.split}: {result.n} examples  {_eval_line(result)}"))
+    if result.task == "regression":
+        _render_regression(console, result)
+        return
     per_class = Table(title="per class", header_style="bold")
     per_class.add_column("class", overflow="fold")
     for head in ("precision", "recall", "f1", "support"):
@@ -233,3 +284,21 @@ def _confusion_table(result: EvalResult) -> Table:
         cells = [Text(str(v), style="bold" if j == i else "") for j, v in enumerate(row)]
         table.add_row(Text(_class_label(i, name)), *cells)
     return table
+
+
+def _render_regression(console: Console, result: EvalResult) -> None:
+    m = result.metrics
+    per_target = Table(title="per target (target units)", header_style="bold")
+    per_target.add_column("target", overflow="fold")
+    for head in ("rmse", "mae", "r2"):
+        per_target.add_column(head, justify="right", no_wrap=True)
+    many = len(result.targets) > 1
+    for name in result.targets:
+        keys = [f"{k}_{name}" if many else k for k in ("rmse", "mae", "r2")]
+        per_target.add_row(Text(name), *(f"{m.get(k, float('nan')):.4g}" for k in keys))
+    console.print(per_target)
+    qs = [k for k in sorted(m) if k.startswith("residual_q")]
+    if qs:
+        cells = "  ".join(f"{k.removeprefix('residual_')} {m[k]:+.4g}" for k in qs)
+        console.print(Text(f"residuals (truth − prediction): mean {m['residual_mean']:+.4g}  "
+                           f"{cells}"))

@@ -26,12 +26,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fcnet_cli.config import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
     ConfigError,
     Experiment,
+    Monitor,
     apply_overrides,
     describe_schema,
     flatten,
     layout_key,
+    metric_mode,
     read_config_file,
     validate_experiment,
 )
@@ -55,10 +59,12 @@ class SweepSpec(BaseModel):
     method: Literal["grid", "random", "tpe"] = Field("grid", description="how points are chosen")
     trials: int | None = Field(None, gt=0, description="random/tpe: configurations to run")
     seeds: int = Field(1, gt=0, description="members per configuration (training.seed + i)")
-    metric: Literal["val_accuracy", "val_loss"] = Field(
-        "val_accuracy", description="mean over seeds of this metric at each run's best epoch")
+    metric: Monitor = Field(
+        "val_accuracy", description="mean over seeds of this metric at each run's best epoch "
+                                    "(val_rmse/val_mae/val_r2 for task: regression)")
     direction: Literal["maximize", "minimize"] | None = Field(
-        None, description="default: maximize val_accuracy, minimize val_loss")
+        None, description="default: minimize val_loss, val_rmse and val_mae, maximize the "
+                          "others")
     pruner: Literal["none", "median", "hyperband"] = Field(
         "none", description="stop poor trials early from per-epoch validation values")
     max_population: int = Field(256, gt=0, description="most members trained together")
@@ -91,7 +97,7 @@ class Sweep:
 
     @property
     def direction(self) -> str:
-        return self.spec.direction or ("minimize" if self.spec.metric == "val_loss"
+        return self.spec.direction or ("minimize" if metric_mode(self.spec.metric) == "min"
                                        else "maximize")
 
     @property
@@ -250,10 +256,15 @@ def _check_semantics(sweep: Sweep, lines: dict[str, int]) -> None:
     if s.method != "grid" and not sweep.params:
         problems.append(f"{_where(lines, origin, 'parameters')}: parameters: method {s.method} "
                         f"needs at least one parameter to sample")
-    if s.direction is not None and (s.metric == "val_loss") != (s.direction == "minimize"):
+    minimized = metric_mode(s.metric) == "min"
+    if s.direction is not None and minimized != (s.direction == "minimize"):
         problems.append(f"{_where(lines, origin, 'direction')}: direction: {s.metric} should "
-                        f"be {'minimized' if s.metric == 'val_loss' else 'maximized'} "
+                        f"be {'minimized' if minimized else 'maximized'} "
                         f"(got {s.direction})")
+    task = sweep.base_exp.resolved_task
+    if s.metric in (REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS):
+        problems.append(f"{_where(lines, origin, 'metric')}: metric: {s.metric} does not apply "
+                        f"to the base experiment's task ({task})")
     if s.seeds > s.max_population:
         problems.append(f"{_where(lines, origin, 'max_population')}: max_population: must be "
                         f">= seeds ({s.seeds}) (got {s.max_population})")
