@@ -24,7 +24,6 @@ from fcnet_cli.events import (
     RunStart,
 )
 
-
 _HEADS = ("train loss", "train acc", "val loss", "val acc", "gap", "lr", "time")
 # regression: R² and RMSE (target units) take the accuracy columns, the loss gap the gap's
 _REGRESSION_HEADS = ("train loss", "val r2", "val loss", "val rmse", "loss gap", "lr", "time")
