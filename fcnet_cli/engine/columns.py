@@ -13,7 +13,14 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.tables import Column, Target, describe_cell, is_missing, row_text
+from fcnet_cli.engine.tables import (
+    Column,
+    Target,
+    describe_cell,
+    is_missing,
+    missing_counts,
+    row_text,
+)
 from fcnet_cli.errors import DataError
 
 __all__ = ["encode_target", "fit_columns", "fit_target", "select_columns"]
@@ -105,24 +112,28 @@ def _missing_error(frame: pl.DataFrame, features: list[str], source: str) -> Non
 def fit_columns(frame: pl.DataFrame, train: np.ndarray, features: list[str], cfg: DataConfig,
                 source: str, lines: bool) -> list[Column]:
     """Kinds, categories, imputation values and indicators, fitted on rows `train` (bool (N,))."""
+    holes = missing_counts(frame, features)  # one pass over the table
     for name in features:
-        if int(is_missing(frame[name]).sum()) == frame.height:
+        if holes[name] == frame.height:
             raise DataError(f"{source}: column '{name}' is empty in all {frame.height} rows; "
                             f"add it to data.drop")
     kinds = {name: _kind(frame[name], cfg, source, lines) for name in features}
     if cfg.missing == "error":
-        _missing_error(frame, features, source)
+        _missing_error(frame, [n for n in features if holes[n]], source)
     mask = pl.Series(train)
     cols = []
     for name in features:
+        if kinds[name] == "numeric" and cfg.missing == "error":
+            cols.append(Column(name, "numeric"))  # nothing to fit: no per-row work
+            continue
         s = frame[name].filter(mask)  # training rows only
         miss = is_missing(s)
         present = s.filter(~miss)
         if present.len() == 0:
             raise DataError(f"{source}: column '{name}' has no values in the training split; "
                             f"add it to data.drop")
-        col = Column(name, kinds[name]) if kinds[name] == "numeric" \
-            else _fit_categories(name, _as_text(present), cfg, source)  # type: ignore[arg-type]
+        col = Column(name, "numeric") if kinds[name] == "numeric" \
+            else _fit_categories(name, _as_text(present), cfg, source)
         if cfg.missing != "error":
             col.fill = _fill_value(col, present, cfg.missing)
             col.indicator = cfg.missing_indicator and bool(miss.any())
@@ -152,7 +163,8 @@ def _fill_value(col: Column, present: pl.Series, how: str) -> float | str:
     if how == "median":
         return float(x.median())  # type: ignore[arg-type]
     counts = x.value_counts(sort=True)
-    return float(counts.filter(pl.col("count") == counts["count"].max())[x.name].min())
+    top = counts.filter(pl.col("count") == counts["count"].max())[x.name]
+    return float(top.cast(pl.Float64).min())  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- target

@@ -165,8 +165,8 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
         columns = fit_columns(frame, mask, features, cfg, source, lines)
         if target.task == "regression":
             target.mean, target.std = _target_scaling(y_pool[train])
-        prep = Preprocessing(columns, Normalization.fit("none", torch.zeros(1, 0)), target,
-                             missing=cfg.missing)
+        empty = Normalization("none", torch.zeros(0), torch.ones(0))  # fitted below
+        prep = Preprocessing(columns, empty, target, missing=cfg.missing)
     x_np, _ = encode_frame(prep, frame, source, 1, lines)  # (N, F) float32, unnormalized
     del frame
     notices = _unseen_notices(prep, x_np, train, source)

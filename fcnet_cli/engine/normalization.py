@@ -63,7 +63,7 @@ class Normalization:
         """Fit on the training split (N, F) only: ``standard`` (mean / population std),
         ``minmax`` (min / max − min) or ``none``; constant features get scale 1."""
         x = x_train.detach().to("cpu", torch.float32)  # (N, F); pairwise sums keep it stable
-        lo, hi = x.amin(0), x.amax(0)  # (F,)
+        lo, hi = torch.aminmax(x, dim=0) if len(x) else (x.sum(0), x.sum(0))  # (F,)
         if kind == "standard":
             scale, shift = torch.std_mean(x, 0, correction=0)
         elif kind == "minmax":
