@@ -201,6 +201,12 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
     _exists(target.columns, frame, "data.target", source)
     if target.task == "classification":
         s = frame[target.columns[0]]
+        if s.dtype.is_integer() and not s.has_nulls():  # the common case, without text
+            known = np.array([int(c) for c in target.classes if c.lstrip("-").isdigit()])
+            v = s.to_numpy()
+            pos = np.searchsorted(known, v).clip(0, max(len(known) - 1, 0))
+            if len(known) == len(target.classes) and (known[pos] == v).all():
+                return pos.astype(np.int64)
         text = (s.cast(pl.Int64).cast(pl.String) if s.dtype.is_numeric() else _as_text(s))
         index = text.replace_strict(target.classes, list(range(len(target.classes))),
                                     default=None, return_dtype=pl.Int64)
