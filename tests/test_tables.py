@@ -203,3 +203,11 @@ def test_read_table_refuses_duplicates_and_junk(tmp_path: Path) -> None:
     q.write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match=r"d\.parquet: not a Parquet file"):
         read_table(q, "parquet")
+
+
+def test_explicit_classification_of_fractional_labels(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"x": np.arange(60.0), "label": [0.5, 1.0, 2.5] * 20})
+    s = load_data(cfg(write(frame, tmp_path / "d.csv"), drop=[]), task="classification")
+    assert s.classes == ["0.5", "1", "2.5"]
+    x, y = torch.cat([s.x_train, s.x_val]), torch.cat([s.y_train, s.y_val])
+    assert s.n_classes == 3 and len(set(y.tolist())) == 3 and len(x) == len(y)

@@ -182,17 +182,22 @@ def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source
         target = Target("regression", list(targets))
         return target, encode_target(target, frame, source, lines=lines, standardize=False)
     s = frame[targets[0]]
-    if s.dtype.is_float() and bool((s != s.round()).any()) or (
-            s.dtype.is_numeric() and task is None and s.n_unique() > MAX_AUTO_CLASSES):
+    fractional = s.dtype.is_float() and bool((s != s.round()).any())
+    if task is None and s.dtype.is_numeric() and (fractional or s.n_unique() > MAX_AUTO_CLASSES):
         raise DataError(f"{source}: the target '{s.name}' holds {s.n_unique()} distinct "
                         f"numbers; set task: regression to predict them (or task: "
                         f"classification to treat each value as a class)")
-    if s.dtype.is_numeric():  # integer labels sort numerically (2 before 10)
-        classes = [str(v) for v in sorted(s.cast(pl.Int64).unique().to_list())]
+    if s.dtype.is_numeric():  # numeric labels sort numerically (2 before 10)
+        classes = [_label(v) for v in sorted(s.unique().to_list())]
     else:
         classes = sorted(_as_text(s).unique().to_list())
     target = Target("classification", [s.name], classes=classes)
     return target, encode_target(target, frame, source, lines=lines)
+
+
+def _label(v: float) -> str:
+    """A numeric class label as text: 3.0 -> '3', 0.5 -> '0.5'."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: int = 1,
@@ -201,13 +206,15 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
     _exists(target.columns, frame, "data.target", source)
     if target.task == "classification":
         s = frame[target.columns[0]]
-        if s.dtype.is_integer() and not s.has_nulls():  # the common case, without text
+        whole = s.dtype.is_integer() or (s.dtype.is_float() and bool((s == s.round()).all()))
+        if whole and not s.has_nulls():  # integer labels (also 0.0/1.0): no text needed
             known = np.array([int(c) for c in target.classes if c.lstrip("-").isdigit()])
-            v = s.to_numpy()
+            v = s.cast(pl.Int64).to_numpy()
             pos = np.searchsorted(known, v).clip(0, max(len(known) - 1, 0))
             if len(known) == len(target.classes) and (known[pos] == v).all():
                 return pos.astype(np.int64)
-        text = (s.cast(pl.Int64).cast(pl.String) if s.dtype.is_numeric() else _as_text(s))
+        text = s.map_elements(_label, return_dtype=pl.String) if s.dtype.is_numeric() \
+            else _as_text(s)
         index = text.replace_strict(target.classes, list(range(len(target.classes))),
                                     default=None, return_dtype=pl.Int64)
         if bool(index.is_null().any()):
