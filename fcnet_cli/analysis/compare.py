@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from fcnet_cli.config import flatten, metric_mode
+from fcnet_cli.config import METRICS, flatten, metric_mode
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -41,8 +41,6 @@ __all__ = [
     "weight_totals",
 ]
 
-METRICS = ("val_accuracy", "val_loss", "val_balanced_accuracy", "val_macro_f1", "val_rmse",
-           "val_mae", "val_r2")  # config.Monitor
 IGNORED_PREFIXES = ("output.",)  # names and folders differ between runs by construction
 MAX_SHOWN_PARAMS = 6  # differing hyperparameters shown in tables; the CSV has them all
 

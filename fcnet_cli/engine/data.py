@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fcnet_cli.config import REGRESSION_DATASETS, TABLE_DATASETS, DataConfig
+from fcnet_cli.config import REGRESSION_DATASETS, SPLITS, TABLE_DATASETS, DataConfig
 from fcnet_cli.engine.columns import encode_target, fit_columns, fit_target, select_columns
 from fcnet_cli.engine.tables import (
     Column,
@@ -31,7 +31,6 @@ from fcnet_cli.errors import DataError
 
 __all__ = ["DataSplits", "Normalization", "Preprocessing", "load_data"]
 
-SPLITS = ("train", "val", "test")
 _SKLEARN = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
             "breast_cancer": "load_breast_cancer", "diabetes": "load_diabetes"}
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from torch import nn
 from torch.nn import functional as F
 
-from fcnet_cli.config import Experiment
+from fcnet_cli.config import SPLITS, Experiment
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.data import DataSplits, Normalization, Preprocessing, load_data
 from fcnet_cli.engine.losses import MemberLoss, class_weight_table, classification_metrics
@@ -21,8 +21,6 @@ from fcnet_cli.events import EvalResult
 
 __all__ = ["evaluate", "evaluate_checkpoint", "evaluate_regression", "evaluate_split",
            "majority_notice"]
-
-SPLITS = ("train", "val", "test")
 
 
 def _model_device(model: nn.Module) -> torch.device | None:

@@ -7,11 +7,10 @@ from typing import Any
 
 import torch
 
+from fcnet_cli.config import NORMALIZATIONS
 from fcnet_cli.errors import DataError
 
-__all__ = ["NORMALIZATIONS", "Normalization"]
-
-NORMALIZATIONS = ("standard", "minmax", "none")
+__all__ = ["Normalization"]
 
 
 @dataclass
