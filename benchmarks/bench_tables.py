@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -86,9 +87,13 @@ def child_fcnet(path: str, out_dir: str) -> dict[str, float]:
     return {**found, "epoch_seconds": result.history[0].seconds, "run_rss_mb": _rss_mb()}
 
 
+TORCH_THREADS: str | None = None  # --torch-threads: OMP_NUM_THREADS of the children
+
+
 def run_child(*args: str) -> dict[str, float]:
+    env = dict(os.environ, **({"OMP_NUM_THREADS": TORCH_THREADS} if TORCH_THREADS else {}))
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
-                         capture_output=True, text=True, cwd=ROOT)
+                         capture_output=True, text=True, cwd=ROOT, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -144,15 +149,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scaling", default="", help="comma-separated row counts, e.g. "
                                                   "10000,100000,1000000 (skips the loading table)")
+    ap.add_argument("--torch-threads", default=None,
+                    help="OMP_NUM_THREADS for the children (1 avoids spin-waiting threads on "
+                         "a machine whose cores are busy with other work)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global TORCH_THREADS
+    TORCH_THREADS = args.torch_threads
     if args.child:
         kind, *rest = args.child
         fn = {"polars": child_polars, "imports": child_imports, "fcnet": child_fcnet}[kind]
         print(json.dumps(fn(*rest)))
         return
     out_dir = DATA / "runs"
-    print(f"python {sys.version.split()[0]}, shared 2-core machine; see the module docstring")
+    print(f"python {sys.version.split()[0]}, shared 2-core machine, torch threads "
+          f"{args.torch_threads or 'default'}; see the module docstring")
     if args.scaling:
         scaling([int(s) for s in args.scaling.split(",")], args.repeats, out_dir)
     else:
