@@ -211,3 +211,17 @@ def test_explicit_classification_of_fractional_labels(tmp_path: Path) -> None:
     assert s.classes == ["0.5", "1", "2.5"]
     x, y = torch.cat([s.x_train, s.x_val]), torch.cat([s.y_train, s.y_val])
     assert s.n_classes == 3 and len(set(y.tolist())) == 3 and len(x) == len(y)
+
+
+def test_bundled_sets_get_a_preprocessing_too() -> None:
+    import sklearn.datasets
+
+    s = load_data(DataConfig(dataset="iris"))
+    prep = Preprocessing.from_meta({"preprocessing": s.preprocessing.to_json()})
+    bunch = sklearn.datasets.load_iris()
+    assert prep.feature_names == list(bunch.feature_names) and prep.target.classes == \
+        list(bunch.target_names)
+    frame = pl.DataFrame(bunch.data, schema=list(bunch.feature_names), orient="row")
+    x = torch.from_numpy(prep.transform(frame))
+    xs = sorted(all_x(s).tolist())
+    assert torch.allclose(torch.tensor(sorted(x.tolist())), torch.tensor(xs), atol=1e-5)
