@@ -185,6 +185,8 @@ class TrialResult:
     checkpoint: str | None = None  # `best` checkpoint of the trial's best seed
     status: str | None = None  # fcnet's finer state: diverged, error, interrupted, invalid, ...
     reason: str | None = None  # why it failed or was pruned
+    # mean over seeds at the best epochs of the other validation metrics (EpochMetrics.metrics)
+    also: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

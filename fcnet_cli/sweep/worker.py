@@ -330,6 +330,9 @@ def _summary(runs: list[RunResult], metric: str) -> dict[str, Any]:
         "seconds": max((r.seconds for r in runs), default=0.0),
         "epochs": [len(r.history) for r in runs],
         "run_dirs": [r.run_dir for r in runs],
+        # the other headline metrics at the same best epochs, mean over seeds
+        "also": {k: statistics.fmean(b.metrics[k] for _, b in best)
+                 for k in sorted(best[0][1].metrics) if k != metric} if best else {},
     }
     if best:
         pick = max if metric_mode(metric) == "max" else min
