@@ -20,10 +20,15 @@ from fcnet_cli.config.load import (
 )
 from fcnet_cli.config.problems import Loc, Problem, did_you_mean, locate, problems_from
 from fcnet_cli.config.schema import (
+    CLASSIFICATION_METRICS,
     FILE_DATASETS,
+    MAXIMIZED,
     METRICS,
     NORMALIZATIONS,
+    REGRESSION_DATASETS,
+    REGRESSION_METRICS,
     SPLITS,
+    TABLE_DATASETS,
     DataConfig,
     EarlyStoppingConfig,
     Experiment,
@@ -37,16 +42,22 @@ from fcnet_cli.config.schema import (
     Split,
     TrainingConfig,
     describe_schema,
+    metric_mode,
 )
 from fcnet_cli.config.source import Source, read_source, source_from_mapping, with_overrides
 from fcnet_cli.errors import ConfigError
 from fcnet_cli.yamlio import apply_overrides, load_yaml, parse_override, read_config_file
 
 __all__ = [
+    "CLASSIFICATION_METRICS",
     "FILE_DATASETS",
+    "MAXIMIZED",
     "METRICS",
     "NORMALIZATIONS",
+    "REGRESSION_DATASETS",
+    "REGRESSION_METRICS",
     "SPLITS",
+    "TABLE_DATASETS",
     "ConfigError",
     "DataConfig",
     "EarlyStoppingConfig",
@@ -73,6 +84,7 @@ __all__ = [
     "layout_key",
     "load_experiment",
     "locate",
+    "metric_mode",
     "load_source",
     "load_yaml",
     "parse_override",

@@ -20,6 +20,12 @@ from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.cpus import apply_threads
 from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.losses import (
+    MemberLoss,
+    class_weight_table,
+    classification_metrics,
+    regression_metrics,
+)
 from fcnet_cli.engine.members import Member, new_member
 from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
@@ -106,7 +112,8 @@ class _Engine:
         if len({layout_key(e) for e in exps}) > 1:
             raise ValueError("members of one population must share a layout (config.layout_key)")
         self.device = pick_device(first.training.device)
-        self.data = (data or load_data(first.data)).to(self.device)
+        self.data = (data or load_data(first.data, task=first.task)).to(self.device)
+        self.regression = self.data.task == "regression"
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
         self.n_train = len(self.data.y_train)
         self.n_batches = math.ceil(self.n_train / self.batch_size)
@@ -119,11 +126,12 @@ class _Engine:
     def run(self, run_dirs: Sequence[Path] | None, resume: bool,
             locks: contextlib.ExitStack) -> list[RunResult]:
         d = self.data
-        check_memory(self.exps, d.n_features, d.n_classes, min(len(d.y_val), EVAL_BATCH),
+        check_memory(self.exps, d.n_features, d.n_outputs, min(len(d.y_val), EVAL_BATCH),
                      self.device)  # refuse what cannot fit before allocating it
-        self.pop = Population(self.exps, d.n_features, d.n_classes, self.device)
+        self.pop = Population(self.exps, d.n_features, d.n_outputs, self.device)
         self.members = [new_member(i, e, self.device) for i, e in enumerate(self.exps)]
         self.hp = member_hparams(self.exps, self.device)
+        self.loss = self._member_loss()
         # include_bias is part of the layout: weight decay on biases is one flag per population
         decay = self.pop.decay_mask(self.exps[0].regularization.include_bias)
         self.opt = PopulationOptimizer(self.exps[0].optimizer.name, self.pop.params, decay,
@@ -150,7 +158,7 @@ class _Engine:
                 epochs=self.epochs, batches_per_epoch=self.n_batches,
                 start_epoch=self.start_epoch, device=str(self.device), n_train=self.n_train,
                 n_val=len(d.y_val), n_test=len(d.y_test), n_features=d.n_features,
-                n_classes=d.n_classes))
+                n_classes=d.n_outputs, task=d.task, notices=list(d.notices)))
         try:
             self._loop()
         except BaseException as err:
@@ -187,8 +195,6 @@ class _Engine:
     def _loop(self) -> None:
         d, B = self.data, self.batch_size
         dropout = self.hp["dropout"].tolist() if bool((self.hp["dropout"] > 0).any()) else None
-        smoothing = self.hp["label_smoothing"] if bool(
-            (self.hp["label_smoothing"] > 0).any()) else None
         penalize = bool(((self.hp["l1"] > 0) | (self.hp["l2"] > 0)).any())
         clip = bool(torch.isfinite(self.hp["grad_clip"]).any())
         for epoch in range(self.start_epoch, self.epochs):
@@ -211,10 +217,11 @@ class _Engine:
                 idx = self.perms[:, b * B:(b + 1) * B]  # (K, batch)
                 flat = idx.reshape(-1)  # index_select: a plain gather, faster than x[idx]
                 xb = d.x_train.index_select(0, flat).view(*idx.shape, -1)  # (K, batch, F)
-                yb = d.y_train.index_select(0, flat).view(idx.shape)  # (K, batch)
+                # (K, batch) class indices, or (K, batch, T) regression targets
+                yb = d.y_train.index_select(0, flat).view(*idx.shape, *d.y_train.shape[1:])
                 # forward → loss (+ explicit penalty) → zero_grad → backward → clip → step
                 logits = self.pop.forward(xb, True, dropout, [m.drop_gen for m in self.members])
-                loss = self.pop.member_loss(logits, yb, smoothing)  # (K,)
+                loss = self.loss(logits, yb)  # (K,)
                 objective = loss + self.pop.penalty(self.hp["l1"], self.hp["l2"],
                                                     self.hp["bias_penalty"]) if penalize else loss
                 for p in self.pop.params:
@@ -231,14 +238,14 @@ class _Engine:
                         return
                     lr, logits, loss, yb = lr[keep], logits[keep], loss[keep], yb[keep]
                     dropout = None if dropout is None else self.hp["dropout"].tolist()
-                    smoothing = None if smoothing is None else self.hp["label_smoothing"]
                 if clip:
                     self.pop.clip_grads(self.hp["grad_clip"])
                 self.opt.step(lr)
                 with torch.no_grad():
                     ls, corr, cnt = self.acc
-                    self.acc = (ls + loss.detach() * yb.shape[1],
-                                corr + (logits.argmax(-1) == yb).sum(1), cnt + yb.shape[1])
+                    if not self.regression:
+                        corr = corr + (logits.argmax(-1) == yb).sum(1)
+                    self.acc = (ls + loss.detach() * yb.shape[1], corr, cnt + yb.shape[1])
                 for cb in self.callbacks:
                     cb.on_batch_end(BatchProgress(epoch + 1, b + 1, self.n_batches))
             self._end_epoch(epoch, lr, time.perf_counter() - t0)
@@ -269,33 +276,63 @@ class _Engine:
 
     # ------------------------------------------------------------------ epoch end
 
+    def _member_loss(self) -> MemberLoss:
+        """The population's loss, its hyperparameters per member ((K,) or (K, C) tensors)."""
+        first, hp = self.exps[0], self.hp
+        smoothing = hp["label_smoothing"] if bool((hp["label_smoothing"] > 0).any()) else None
+        weights = None if self.regression else class_weight_table(
+            self.exps, self.data.y_train, self.data.n_classes, self.device)
+        delta = torch.tensor([e.loss.huber_delta for e in self.exps], dtype=torch.float32,
+                             device=self.device)
+        return MemberLoss(first.loss_name, smoothing, weights, delta)
+
     @torch.no_grad()
-    def _evaluate_val(self) -> tuple[list[float], list[float]]:
+    def _evaluate_val(self) -> tuple[list[float], dict[str, list[float]]]:
+        """Validation loss per member and the metrics (`config.Monitor`) per member."""
         x, y = self.data.x_val, self.data.y_val
-        K = self.pop.K
-        smoothing = self.hp["label_smoothing"]
+        K, C = self.pop.K, self.pop.n_classes
         loss_sum = torch.zeros(K, device=self.device)
-        correct = torch.zeros(K, device=self.device)
+        # classification: confusion (K, C, C); regression: Σ squared / absolute errors (K, T)
+        conf = torch.zeros(K * C * C, dtype=torch.long, device=self.device)
+        sse = torch.zeros(K, C, dtype=torch.float64, device=self.device)
+        sae = torch.zeros_like(sse)
+        member = torch.arange(K, device=self.device).unsqueeze(1)  # (K, 1)
         for s in range(0, len(y), EVAL_BATCH):
             xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
-            logits = self.pop.forward(xb.expand(K, -1, -1), False)
-            yk = yb.expand(K, -1)
-            loss_sum += self.pop.member_loss(logits, yk, smoothing) * len(yb)
-            correct += (logits.argmax(-1) == yk).sum(1)
+            out = self.pop.forward(xb.expand(K, -1, -1), False)
+            yk = yb.expand(K, *yb.shape)
+            loss_sum += self.loss(out, yk) * len(yb)
+            if self.regression:
+                diff = (out - yk).double()
+                sse += (diff * diff).sum(1)
+                sae += diff.abs().sum(1)
+            else:
+                conf += torch.bincount(((member * C + yk) * C + out.argmax(-1)).flatten(),
+                                       minlength=K * C * C)
         n = max(len(y), 1)
-        return (loss_sum / n).tolist(), (correct / n).tolist()
+        if self.regression:
+            yd = y.double()
+            sst = ((yd - yd.mean(0)) ** 2).sum(0)  # (T,)
+            metrics = regression_metrics(sse, sae, sst, len(y), self.data.preprocessing.target.std)
+        else:
+            metrics = classification_metrics(conf.view(K, C, C))
+        return (loss_sum / n).tolist(), {k: v.tolist() for k, v in metrics.items()}
 
     def _end_epoch(self, epoch: int, lr: torch.Tensor, seconds: float) -> None:
         ls, corr, cnt = self.acc
         train_loss, train_acc = (ls / cnt).tolist(), (corr / cnt).tolist()
-        val_loss, val_acc = self._evaluate_val()
+        val_loss, val = self._evaluate_val()
+        val_acc = val.pop("val_accuracy", [math.nan] * len(val_loss))
+        if self.regression:
+            train_acc = [math.nan] * len(train_loss)
         stats = self.pop.layer_stats()
         lrs = lr.tolist()
         rows = []
         for k, m in enumerate(self.members):
             row = EpochMetrics(m.index, epoch + 1, train_loss[k], train_acc[k], val_loss[k],
                                val_acc[k], lrs[k], seconds,
-                               records.layer_stats(stats[k]))
+                               records.layer_stats(stats[k]),
+                               {name: v[k] for name, v in val.items()})
             m.history.append(row)
             rows.append(row)
         observe = getattr(self.pruner, "observe", None)
@@ -341,6 +378,7 @@ class _Engine:
         self.members = [self.members[k] for k in keep]
         self.pop.compact(keep_t)
         self.hp = {n: t[keep_t] for n, t in self.hp.items()}
+        self.loss = self.loss.compact(keep_t)
         self.opt.compact(keep_t, self.pop.params, self.hp)
         if self.perms is not None:
             self.perms = self.perms[keep_t]
