@@ -21,6 +21,7 @@ from fcnet_cli.yamlio import apply_overrides, load_yaml, parse_override, read_co
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "EngineName",
     "EarlyStoppingConfig",
     "Experiment",
     "LossConfig",
@@ -54,6 +55,7 @@ OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
 Monitor = Literal["val_loss", "val_accuracy"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+EngineName = Literal["auto", "autograd"]
 
 FILE_DATASETS = ("csv", "npz")
 
@@ -230,6 +232,10 @@ class TrainingConfig(_Strict):
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
                                                            "per step (null = off)")
+    engine: EngineName = Field(
+        "auto", description="auto = the hand-written forward/backward where the layout allows "
+                            "it (summary.json says which ran and why); autograd = always "
+                            "torch.autograd (the reference, for debugging)")
 
 
 class OutputConfig(_Strict):
@@ -364,6 +370,7 @@ def layout_key(exp: Experiment) -> str:
     key = {"data": exp.data.model_dump(mode="json"), "hidden": m.hidden,
            "activation": m.activation, "batch_norm": m.batch_norm,
            "batch_size": t.batch_size, "epochs": t.epochs, "device": t.device,
+           "engine": t.engine,
            "optimizer": exp.optimizer.name,
            "include_bias": exp.regularization.include_bias}
     return yaml.safe_dump(key, sort_keys=True)

@@ -129,6 +129,8 @@ class RunResult:
     test: EvalResult | None = None
     reason: str | None = None  # for diverged / failed: what happened
     seconds: float = 0.0
+    engine: str = "autograd"  # "explicit" (hand-written backward) or "autograd"
+    engine_reason: str | None = None  # why autograd ran (None for the explicit engine)
 
     @property
     def best(self) -> EpochMetrics | None:

@@ -141,7 +141,7 @@ def finish_member(m: Member, data: DataSplits) -> RunResult:
     result = RunResult(name=m.exp.name, run_dir=None if m.run_dir is None else str(m.run_dir),
                        status=m.status or "interrupted", history=list(m.history),
                        best_epoch=m.best_epoch, monitor=m.monitor, test=test, reason=m.reason,
-                       seconds=m.seconds)
+                       seconds=m.seconds, engine=m.engine, engine_reason=m.engine_reason)
     if m.run_dir is not None:
         write_metrics(m.run_dir, m.history)
         ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
@@ -162,6 +162,7 @@ def summary(r: RunResult) -> dict[str, Any]:
                                                   "loss": last.gap_loss},
         "test": None if r.test is None else r.test.to_dict(),
         "seconds": r.seconds, "run_dir": r.run_dir, "versions": versions(),
+        "engine": r.engine, "engine_reason": r.engine_reason,
     }
 
 

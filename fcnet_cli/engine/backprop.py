@@ -1,0 +1,273 @@
+"""One training step's forward and backward pass: written out by hand, or by autograd.
+
+`fast_path_reason` is the one place that decides which runs. The explicit step computes the
+same gradients autograd would (tests/test_backprop.py holds each parameter's gradient against
+autograd's) with matrix products into buffers allocated once per batch size:
+
+    forward   z_l = h_{l-1} W_l + b_l      h_l = dropout(act(z_l))      logits = z_L
+    loss      CE_k = mean_b [ -(1-ε) log p[y] - ε mean_c log p ]          p = softmax(logits)
+    backward  dz_L = (p - (1-ε) onehot(y) - ε/C) / B
+              dW_l = h_{l-1}ᵀ dz_l     db_l = Σ_b dz_l     dz_{l-1} = act'(z_{l-1}) ⊙ mask ⊙ (dz_l W_lᵀ)
+    penalty   + λ1 sign(w) + 2 λ2 w   on the weights (and biases when include_bias)
+
+K = 1 uses `addmm`/`mm` on 2-D views; K > 1 uses `baddbmm`/`bmm` over the member axis.
+Gradients land in the population's (K, P) gradient buffer, where the optimizer reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from fcnet_cli.config import Experiment
+from fcnet_cli.engine.population import Population
+
+__all__ = ["ACTIVATION_GRADS", "ActivationGrad", "AutogradStep", "ExplicitStep", "Step",
+           "fast_path_reason"]
+
+# (logits (K, B, C), loss (K,), objective = loss + penalty (K,), targets (K, B))
+StepOut = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+aten = torch.ops.aten
+
+
+def fast_path_reason(exps: Sequence[Experiment]) -> str | None:
+    """Why a population must train with autograd; None when the explicit backward covers it.
+
+    The single decision point: a feature the explicit backward does not implement adds its
+    reason here, and its runs fall back to autograd (summary.json records which ran and why).
+    """
+    if any(e.training.engine == "autograd" for e in exps):
+        return "training.engine is autograd"
+    if exps[0].model.batch_norm:
+        # batch norm couples the examples of a batch through its mean and variance, and its
+        # running statistics must follow nn.BatchNorm1d bit for bit; autograd keeps that exact
+        # and its overhead is small next to batch norm's own reductions
+        return "batch norm is trained with autograd"
+    return None
+
+
+@dataclass(frozen=True)
+class ActivationGrad:
+    """An activation in place (or into `out`) and its derivative, each written once."""
+
+    forward: Callable[[torch.Tensor, torch.Tensor], object]  # (z, out): out ← act(z)
+    # (g, z, a): g ← act'(z) ⊙ g in place, from the input z or the output a = act(z)
+    backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
+    in_place: bool  # act'(z) is a function of a alone, so a may overwrite z
+
+
+ACTIVATION_GRADS: dict[str, ActivationGrad] = {
+    # relu: a = max(z, 0); act' = 1[a > 0]
+    "relu": ActivationGrad(lambda z, out: torch.relu_(z),
+                           lambda g, z, a: aten.threshold_backward.grad_input(
+                               g, a, 0.0, grad_input=g), True),
+    # leaky_relu: a = z (z > 0) or 0.01·z; act' = 1 (a > 0) or 0.01
+    "leaky_relu": ActivationGrad(lambda z, out: torch.nn.functional.leaky_relu_(z),
+                                 lambda g, z, a: aten.leaky_relu_backward.grad_input(
+                                     g, a, 0.01, True, grad_input=g), True),
+    # sigmoid: a = 1 / (1 + e^-z); act' = a (1 - a)
+    "sigmoid": ActivationGrad(lambda z, out: torch.sigmoid_(z),
+                              lambda g, z, a: aten.sigmoid_backward.grad_input(
+                                  g, a, grad_input=g), True),
+    # tanh: act' = 1 - a²
+    "tanh": ActivationGrad(lambda z, out: torch.tanh_(z),
+                           lambda g, z, a: aten.tanh_backward.grad_input(g, a, grad_input=g),
+                           True),
+    # gelu (erf form): a = z Φ(z); act' = Φ(z) + z φ(z)
+    "gelu": ActivationGrad(lambda z, out: aten.gelu.out(z, out=out),
+                           lambda g, z, a: aten.gelu_backward.grad_input(
+                               g, z, grad_input=g), False),
+    # silu: a = z σ(z); act' = σ(z) (1 + z (1 - σ(z)))
+    "silu": ActivationGrad(lambda z, out: aten.silu.out(z, out=out),
+                           lambda g, z, a: aten.silu_backward.grad_input(g, z, grad_input=g),
+                           False),
+}
+
+
+class Step:
+    """Shared by both engines: the member table's per-step settings and the batch gather."""
+
+    name = "autograd"
+
+    def __init__(self, pop: Population, hp: dict[str, torch.Tensor], x: torch.Tensor,
+                 y: torch.Tensor):
+        self.pop, self.x, self.y = pop, x, y
+        self.refresh(hp)
+
+    def refresh(self, hp: dict[str, torch.Tensor]) -> None:
+        """Read the member table (again after the population was compacted)."""
+        self.hp = hp
+        on = {n: bool((hp[n] > 0).any()) for n in ("dropout", "label_smoothing", "l1", "l2")}
+        self.dropout = hp["dropout"].tolist() if on["dropout"] else None  # floats for bernoulli_
+        self.smoothing = hp["label_smoothing"] if on["label_smoothing"] else None
+        self.use_l1, self.use_l2 = on["l1"], on["l2"]
+
+
+class AutogradStep(Step):
+    """The reference: the population's differentiable forward and torch.autograd."""
+
+    def __call__(self, idx: torch.Tensor, gens: Sequence[torch.Generator]) -> StepOut:
+        pop, flat = self.pop, idx.reshape(-1)  # index_select: a plain gather, faster than x[idx]
+        xb = self.x.index_select(0, flat).view(*idx.shape, -1)  # (K, B, F)
+        yb = self.y.index_select(0, flat).view(idx.shape)  # (K, B)
+        # forward → loss (+ explicit penalty) → backward, gradients into pop.grad
+        logits = pop.forward(xb, True, self.dropout, gens)
+        loss = pop.member_loss(logits, yb, self.smoothing)  # (K,)
+        objective = loss
+        if self.use_l1 or self.use_l2:
+            objective = loss + pop.penalty(self.hp["l1"], self.hp["l2"])
+        grads = torch.autograd.grad(objective.sum(), pop.params)
+        torch._foreach_copy_(pop.grads, grads)
+        return logits.detach(), loss.detach(), objective.detach(), yb
+
+
+@dataclass
+class _Buffers:
+    """Everything one step of batch size B writes, allocated once per (K, B)."""
+
+    x: torch.Tensor  # (K, B, F) gathered inputs
+    y: torch.Tensor  # (K, B) gathered targets
+    z: list[torch.Tensor]  # per Linear (K, B, width): pre-activation (the activation in place)
+    a: list[torch.Tensor]  # per hidden layer: act(z), the same tensor as z when in place
+    mask: list[torch.Tensor]  # per hidden layer, with dropout: the scaled keep mask
+    h: list[torch.Tensor]  # per hidden layer, with dropout: a ⊙ mask
+    dz: list[torch.Tensor]  # per Linear (K, B, width): gradient of the loss w.r.t. z
+    logp: torch.Tensor  # (K, B, C) log-softmax of the logits
+    conf: torch.Tensor  # (K, B, 1) −(1 − ε): the target's share of the loss gradient
+
+
+class ExplicitStep(Step):
+    """The hand-written forward and backward pass (no autograd, no allocation per step)."""
+
+    name = "explicit"
+
+    def refresh(self, hp: dict[str, torch.Tensor]) -> None:
+        super().refresh(hp)
+        self.act = ACTIVATION_GRADS[self.pop.activation]
+        self.bufs: dict[int, _Buffers] = {}
+        mask = self.pop.decay_mask()  # (1, P): where penalties apply
+        self.mask = mask[0]
+        self.l1e = hp["l1"].view(-1, 1) * mask  # (K, P) λ1 per element
+        self.l2e2 = 2 * hp["l2"].view(-1, 1) * mask  # (K, P) 2·λ2 per element
+        self.scratch = torch.empty_like(self.pop.flat) if self.use_l1 or self.use_l2 else None
+
+    def _buffers(self, B: int) -> _Buffers:
+        if B not in self.bufs:
+            K, pop = self.pop.K, self.pop
+            widths = [*pop.hidden, pop.n_classes]
+            new = lambda w: torch.empty(K, B, w, device=pop.device)  # noqa: E731
+            z = [new(w) for w in widths]
+            drop = self.dropout is not None
+            eps = torch.zeros(K) if self.smoothing is None else self.smoothing
+            self.bufs[B] = _Buffers(
+                x=new(pop.in_features), y=torch.empty(K, B, dtype=torch.long, device=pop.device),
+                z=z, a=[zi if self.act.in_place else torch.empty_like(zi) for zi in z[:-1]],
+                mask=[torch.ones_like(zi) for zi in z[:-1]] if drop else [],
+                h=[torch.empty_like(zi) for zi in z[:-1]] if drop else [],
+                dz=[torch.empty_like(zi) for zi in z], logp=torch.empty_like(z[-1]),
+                conf=(eps - 1).to(pop.device).view(K, 1, 1).expand(K, B, 1).contiguous())
+        return self.bufs[B]
+
+    def __call__(self, idx: torch.Tensor, gens: Sequence[torch.Generator]) -> StepOut:
+        bf = self._buffers(idx.shape[1])
+        flat = idx.reshape(-1)
+        torch.index_select(self.x, 0, flat, out=bf.x.view(len(flat), -1))
+        torch.index_select(self.y, 0, flat, out=bf.y.view(-1))
+        # forward → loss → backward → explicit penalty, gradients into pop.grad
+        inputs = self._forward(bf, gens)
+        loss = self._loss_grad(bf)
+        self._backward(bf, inputs)
+        objective = loss + self._penalty() if self.use_l1 or self.use_l2 else loss
+        return bf.z[-1], loss, objective, bf.y
+
+    def _forward(self, bf: _Buffers, gens: Sequence[torch.Generator]) -> list[torch.Tensor]:
+        """Fills the buffers; returns each Linear's input (x, then every hidden output)."""
+        inputs = [bf.x]
+        for j, (w, b) in enumerate(self.pop.linears()):
+            _affine(inputs[-1], w, b, bf.z[j])
+            if j == len(self.pop.hidden):
+                break
+            self.act.forward(bf.z[j], bf.a[j])
+            h = bf.a[j]
+            if self.dropout is not None:  # member k's mask from its own generator, as before
+                for k, pk in enumerate(self.dropout):
+                    if pk > 0:  # F.dropout: empty_like(x).bernoulli_(1 - p).div_(1 - p)
+                        bf.mask[j][k].bernoulli_(1 - pk, generator=gens[k]).div_(1 - pk)
+                h = torch.mul(h, bf.mask[j], out=bf.h[j])
+            inputs.append(h)
+        return inputs
+
+    def _loss_grad(self, bf: _Buffers) -> torch.Tensor:
+        """Cross-entropy per member (K,) and its gradient w.r.t. the logits into dz[-1]."""
+        logits, dl, logp = bf.z[-1], bf.dz[-1], bf.logp
+        aten._log_softmax.out(logits, -1, False, out=logp)
+        target = bf.y.unsqueeze(-1)  # (K, B, 1)
+        logp_y = logp.gather(-1, target).squeeze(-1)  # (K, B)
+        torch.exp(logp, out=dl)  # softmax
+        dl.scatter_add_(-1, target, bf.conf)  # − (1 − ε) at the target
+        if self.smoothing is None:
+            loss = -logp_y.mean(1)
+        else:
+            eps = self.smoothing.unsqueeze(1)  # (K, 1)
+            loss = ((eps - 1) * logp_y - eps * logp.mean(-1)).mean(1)
+            dl.sub_(eps.unsqueeze(-1) / logits.shape[-1])  # − ε / C everywhere
+        dl.mul_(1.0 / logits.shape[1])  # the batch mean
+        return loss
+
+    def _backward(self, bf: _Buffers, inputs: list[torch.Tensor]) -> None:
+        linears, grads = self.pop.linears(), self.pop.linear_grads()
+        for j in range(len(linears) - 1, -1, -1):
+            dz = bf.dz[j]
+            _weight_grads(inputs[j], dz, *grads[j])
+            if j == 0:
+                break  # no gradient w.r.t. the data
+            dh = bf.dz[j - 1]
+            _input_grad(dz, linears[j][0], dh)
+            if self.dropout is not None:
+                dh.mul_(bf.mask[j - 1])
+            self.act.backward(dh, bf.z[j - 1], bf.a[j - 1])
+
+    def _penalty(self) -> torch.Tensor:
+        """λ1·Σ|w| + λ2·Σw² per member (K,); adds λ1·sign(w) + 2λ2·w to the gradients."""
+        p, g, s = self.pop.flat, self.pop.grad, self.scratch
+        assert s is not None
+        total = torch.zeros(self.pop.K, device=p.device)
+        if self.use_l1:
+            total += self.hp["l1"] * torch.mv(torch.abs(p, out=s), self.mask)
+            g.addcmul_(torch.sign(p, out=s), self.l1e)
+        if self.use_l2:
+            total += self.hp["l2"] * torch.mv(torch.mul(p, p, out=s), self.mask)
+            g.addcmul_(p, self.l2e2)
+        return total
+
+
+# K = 1 runs nn.Linear's own kernels on 2-D views; K > 1 the batched ones over the member axis
+
+
+def _affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    """out ← h W + b: h (K, B, in), w (K, in, out), b (K, out)."""
+    if out.shape[0] == 1:
+        torch.addmm(b[0], h[0], w[0], out=out[0])
+    else:
+        torch.baddbmm(b.unsqueeze(1), h, w, out=out)
+
+
+def _weight_grads(h: torch.Tensor, dz: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor
+                  ) -> None:
+    """gw ← hᵀ dz (K, in, out), gb ← Σ_batch dz (K, out)."""
+    if dz.shape[0] == 1:
+        torch.mm(h[0].t(), dz[0], out=gw[0])
+        torch.sum(dz[0], 0, out=gb[0])
+    else:
+        torch.bmm(h.transpose(1, 2), dz, out=gw)
+        torch.sum(dz, 1, out=gb)
+
+
+def _input_grad(dz: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> None:
+    """out ← dz Wᵀ: the gradient w.r.t. the layer's input (K, B, in)."""
+    if dz.shape[0] == 1:
+        torch.mm(dz[0], w[0].t(), out=out[0])
+    else:
+        torch.bmm(dz, w.transpose(1, 2), out=out)
