@@ -7,7 +7,8 @@ autograd's) with matrix products into buffers allocated once per batch size:
     forward   z_l = h_{l-1} W_l + b_l      h_l = dropout(act(z_l))      logits = z_L
     loss      CE_k = mean_b [ -(1-ε) log p[y] - ε mean_c log p ]          p = softmax(logits)
     backward  dz_L = (p - (1-ε) onehot(y) - ε/C) / B
-              dW_l = h_{l-1}ᵀ dz_l     db_l = Σ_b dz_l     dz_{l-1} = act'(z_{l-1}) ⊙ mask ⊙ (dz_l W_lᵀ)
+              dW_l = h_{l-1}ᵀ dz_l     db_l = Σ_b dz_l
+              dz_{l-1} = act'(z_{l-1}) ⊙ mask_{l-1} ⊙ (dz_l W_lᵀ)
     penalty   + λ1 sign(w) + 2 λ2 w   on the weights (and biases when include_bias)
 
 K = 1 uses `addmm`/`mm` on 2-D views; K > 1 uses `baddbmm`/`bmm` over the member axis.

@@ -1,8 +1,9 @@
 """Per-member optimizer math and learning-rate schedules (torch.optim semantics).
 
 Every hyperparameter is a (K,) column of the member table, viewed as (K, 1) against the
-population's (K, P) parameter buffer. Plain PyTorch (`torch.optim`, `torch.optim.lr_scheduler`) is the
-oracle for every formula here; the tests hold each against it.
+population's (K, P) parameter buffer. Plain PyTorch (`torch.optim`,
+`torch.optim.lr_scheduler`) is the oracle for every formula here; the tests hold each
+against it.
 """
 
 from __future__ import annotations
