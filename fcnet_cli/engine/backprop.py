@@ -125,16 +125,33 @@ class AutogradStep(Step):
 
 
 @dataclass
-class _Buffers:
-    """Everything one step of batch size B writes, allocated once per (K, B)."""
+class _Layer:
+    """One Linear's operands for one batch size: 2-D views when K = 1 (nn.Linear's kernels,
+    addmm/mm), (K, ...) tensors otherwise (baddbmm/bmm over the member axis). Made once."""
+
+    inp: torch.Tensor  # (B, in) or (K, B, in): the layer's input
+    inp_t: torch.Tensor  # its transpose (a view)
+    w: torch.Tensor  # (in, out) or (K, in, out): a view into pop.flat
+    w_t: torch.Tensor
+    b: torch.Tensor  # (out,) or (K, 1, out)
+    z: torch.Tensor  # pre-activation; the activation in place when it allows
+    a: torch.Tensor  # act(z) (z itself when in place); unused for the last layer
+    dz: torch.Tensor  # gradient w.r.t. z
+    gw: torch.Tensor  # gradient views into pop.grad
+    gb: torch.Tensor
+    mask: torch.Tensor | None  # dropout's scaled keep mask, (K, B, out)
+    h: torch.Tensor | None  # a ⊙ mask
+
+
+@dataclass
+class _Plan:
+    """Everything one step of batch size B reads and writes, allocated once per (K, B)."""
 
     x: torch.Tensor  # (K, B, F) gathered inputs
     y: torch.Tensor  # (K, B) gathered targets
-    z: list[torch.Tensor]  # per Linear (K, B, width): pre-activation (the activation in place)
-    a: list[torch.Tensor]  # per hidden layer: act(z), the same tensor as z when in place
-    mask: list[torch.Tensor]  # per hidden layer, with dropout: the scaled keep mask
-    h: list[torch.Tensor]  # per hidden layer, with dropout: a ⊙ mask
-    dz: list[torch.Tensor]  # per Linear (K, B, width): gradient of the loss w.r.t. z
+    layers: list[_Layer]
+    logits: torch.Tensor  # (K, B, C)
+    dl: torch.Tensor  # (K, B, C): gradient w.r.t. the logits (the last layer's dz)
     logp: torch.Tensor  # (K, B, C) log-softmax of the logits
     conf: torch.Tensor  # (K, B, 1) −(1 − ε): the target's share of the loss gradient
 
@@ -147,67 +164,80 @@ class ExplicitStep(Step):
     def refresh(self, hp: dict[str, torch.Tensor]) -> None:
         super().refresh(hp)
         self.act = ACTIVATION_GRADS[self.pop.activation]
-        self.bufs: dict[int, _Buffers] = {}
+        self.plans: dict[int, _Plan] = {}
         mask = self.pop.decay_mask()  # (1, P): where penalties apply
         self.mask = mask[0]
         self.l1e = hp["l1"].view(-1, 1) * mask  # (K, P) λ1 per element
         self.l2e2 = 2 * hp["l2"].view(-1, 1) * mask  # (K, P) 2·λ2 per element
         self.scratch = torch.empty_like(self.pop.flat) if self.use_l1 or self.use_l2 else None
+        one = self.pop.K == 1
+        self.affine, self.matmul = (torch.addmm, torch.mm) if one else (torch.baddbmm, torch.bmm)
+        self.batch_dim = 0 if one else 1
 
-    def _buffers(self, B: int) -> _Buffers:
-        if B not in self.bufs:
-            K, pop = self.pop.K, self.pop
-            widths = [*pop.hidden, pop.n_classes]
-            new = lambda w: torch.empty(K, B, w, device=pop.device)  # noqa: E731
-            z = [new(w) for w in widths]
-            drop = self.dropout is not None
-            eps = torch.zeros(K) if self.smoothing is None else self.smoothing
-            self.bufs[B] = _Buffers(
-                x=new(pop.in_features), y=torch.empty(K, B, dtype=torch.long, device=pop.device),
-                z=z, a=[zi if self.act.in_place else torch.empty_like(zi) for zi in z[:-1]],
-                mask=[torch.ones_like(zi) for zi in z[:-1]] if drop else [],
-                h=[torch.empty_like(zi) for zi in z[:-1]] if drop else [],
-                dz=[torch.empty_like(zi) for zi in z], logp=torch.empty_like(z[-1]),
-                conf=(eps - 1).to(pop.device).view(K, 1, 1).expand(K, B, 1).contiguous())
-        return self.bufs[B]
+    def _plan(self, B: int) -> _Plan:
+        if B in self.plans:
+            return self.plans[B]
+        pop, K = self.pop, self.pop.K
+        two_d = (lambda t: t[0]) if K == 1 else (lambda t: t)  # noqa: E731
+        new = lambda w: torch.empty(K, B, w, device=pop.device)  # noqa: E731
+        x = new(pop.in_features)
+        inp, layers = x, []
+        for j, ((w, b), (gw, gb)) in enumerate(zip(pop.linears(), pop.linear_grads(),
+                                                   strict=True)):
+            z = new(w.shape[-1])
+            hidden = j < len(pop.hidden)
+            a = z if self.act.in_place or not hidden else torch.empty_like(z)
+            mask = torch.ones_like(z) if hidden and self.dropout is not None else None
+            h = None if mask is None else torch.empty_like(z)
+            i2 = two_d(inp)
+            layers.append(_Layer(
+                inp=i2, inp_t=i2.transpose(-1, -2), w=two_d(w), w_t=two_d(w).transpose(-1, -2),
+                b=b[0] if K == 1 else b.unsqueeze(1), z=two_d(z), a=two_d(a),
+                dz=two_d(torch.empty_like(z)), gw=two_d(gw), gb=two_d(gb),
+                mask=mask, h=None if h is None else two_d(h)))
+            inp = a if h is None else h
+        eps = torch.zeros(K) if self.smoothing is None else self.smoothing.cpu()
+        last = layers[-1]
+        self.plans[B] = _Plan(
+            x=x, y=torch.empty(K, B, dtype=torch.long, device=pop.device), layers=layers,
+            logits=last.z.view(K, B, -1), dl=last.dz.view(K, B, -1),
+            logp=torch.empty(K, B, pop.n_classes, device=pop.device),
+            conf=(eps - 1).view(K, 1, 1).expand(K, B, 1).contiguous().to(pop.device))
+        return self.plans[B]
 
     def __call__(self, idx: torch.Tensor, gens: Sequence[torch.Generator]) -> StepOut:
-        bf = self._buffers(idx.shape[1])
+        plan = self._plan(idx.shape[1])
         flat = idx.reshape(-1)
-        torch.index_select(self.x, 0, flat, out=bf.x.view(len(flat), -1))
-        torch.index_select(self.y, 0, flat, out=bf.y.view(-1))
+        torch.index_select(self.x, 0, flat, out=plan.x.view(len(flat), -1))
+        torch.index_select(self.y, 0, flat, out=plan.y.view(-1))
         # forward → loss → backward → explicit penalty, gradients into pop.grad
-        inputs = self._forward(bf, gens)
-        loss = self._loss_grad(bf)
-        self._backward(bf, inputs)
+        self._forward(plan, gens)
+        loss = self._loss_grad(plan)
+        self._backward(plan)
         objective = loss + self._penalty() if self.use_l1 or self.use_l2 else loss
-        return bf.z[-1], loss, objective, bf.y
+        return plan.logits, loss, objective, plan.y
 
-    def _forward(self, bf: _Buffers, gens: Sequence[torch.Generator]) -> list[torch.Tensor]:
-        """Fills the buffers; returns each Linear's input (x, then every hidden output)."""
-        inputs = [bf.x]
-        for j, (w, b) in enumerate(self.pop.linears()):
-            _affine(inputs[-1], w, b, bf.z[j])
-            if j == len(self.pop.hidden):
+    def _forward(self, plan: _Plan, gens: Sequence[torch.Generator]) -> None:
+        for L in plan.layers:
+            self.affine(L.b, L.inp, L.w, out=L.z)
+            if L is plan.layers[-1]:
                 break
-            self.act.forward(bf.z[j], bf.a[j])
-            h = bf.a[j]
-            if self.dropout is not None:  # member k's mask from its own generator, as before
+            self.act.forward(L.z, L.a)
+            if L.mask is not None and L.h is not None and self.dropout is not None:
+                # member k's mask from its own generator, exactly as the autograd forward
                 for k, pk in enumerate(self.dropout):
                     if pk > 0:  # F.dropout: empty_like(x).bernoulli_(1 - p).div_(1 - p)
-                        bf.mask[j][k].bernoulli_(1 - pk, generator=gens[k]).div_(1 - pk)
-                h = torch.mul(h, bf.mask[j], out=bf.h[j])
-            inputs.append(h)
-        return inputs
+                        L.mask[k].bernoulli_(1 - pk, generator=gens[k]).div_(1 - pk)
+                torch.mul(L.a, L.mask.view_as(L.a), out=L.h)
 
-    def _loss_grad(self, bf: _Buffers) -> torch.Tensor:
-        """Cross-entropy per member (K,) and its gradient w.r.t. the logits into dz[-1]."""
-        logits, dl, logp = bf.z[-1], bf.dz[-1], bf.logp
+    def _loss_grad(self, plan: _Plan) -> torch.Tensor:
+        """Cross-entropy per member (K,) and its gradient w.r.t. the logits into plan.dl."""
+        logits, dl, logp = plan.logits, plan.dl, plan.logp
         aten._log_softmax.out(logits, -1, False, out=logp)
-        target = bf.y.unsqueeze(-1)  # (K, B, 1)
+        target = plan.y.unsqueeze(-1)  # (K, B, 1)
         logp_y = logp.gather(-1, target).squeeze(-1)  # (K, B)
         torch.exp(logp, out=dl)  # softmax
-        dl.scatter_add_(-1, target, bf.conf)  # − (1 − ε) at the target
+        dl.scatter_add_(-1, target, plan.conf)  # − (1 − ε) at the target
         if self.smoothing is None:
             loss = -logp_y.mean(1)
         else:
@@ -217,18 +247,19 @@ class ExplicitStep(Step):
         dl.mul_(1.0 / logits.shape[1])  # the batch mean
         return loss
 
-    def _backward(self, bf: _Buffers, inputs: list[torch.Tensor]) -> None:
-        linears, grads = self.pop.linears(), self.pop.linear_grads()
-        for j in range(len(linears) - 1, -1, -1):
-            dz = bf.dz[j]
-            _weight_grads(inputs[j], dz, *grads[j])
+    def _backward(self, plan: _Plan) -> None:
+        layers = plan.layers
+        for j in range(len(layers) - 1, -1, -1):
+            L = layers[j]
+            self.matmul(L.inp_t, L.dz, out=L.gw)  # dW = hᵀ dz
+            torch.sum(L.dz, self.batch_dim, out=L.gb)  # db = Σ_batch dz
             if j == 0:
                 break  # no gradient w.r.t. the data
-            dh = bf.dz[j - 1]
-            _input_grad(dz, linears[j][0], dh)
-            if self.dropout is not None:
-                dh.mul_(bf.mask[j - 1])
-            self.act.backward(dh, bf.z[j - 1], bf.a[j - 1])
+            below = layers[j - 1]
+            self.matmul(L.dz, L.w_t, out=below.dz)  # dh = dz Wᵀ
+            if below.mask is not None:
+                below.dz.mul_(below.mask.view_as(below.dz))
+            self.act.backward(below.dz, below.z, below.a)
 
     def _penalty(self) -> torch.Tensor:
         """λ1·Σ|w| + λ2·Σw² per member (K,); adds λ1·sign(w) + 2λ2·w to the gradients."""
@@ -242,33 +273,3 @@ class ExplicitStep(Step):
             total += self.hp["l2"] * torch.mv(torch.mul(p, p, out=s), self.mask)
             g.addcmul_(p, self.l2e2)
         return total
-
-
-# K = 1 runs nn.Linear's own kernels on 2-D views; K > 1 the batched ones over the member axis
-
-
-def _affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
-    """out ← h W + b: h (K, B, in), w (K, in, out), b (K, out)."""
-    if out.shape[0] == 1:
-        torch.addmm(b[0], h[0], w[0], out=out[0])
-    else:
-        torch.baddbmm(b.unsqueeze(1), h, w, out=out)
-
-
-def _weight_grads(h: torch.Tensor, dz: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor
-                  ) -> None:
-    """gw ← hᵀ dz (K, in, out), gb ← Σ_batch dz (K, out)."""
-    if dz.shape[0] == 1:
-        torch.mm(h[0].t(), dz[0], out=gw[0])
-        torch.sum(dz[0], 0, out=gb[0])
-    else:
-        torch.bmm(h.transpose(1, 2), dz, out=gw)
-        torch.sum(dz, 1, out=gb)
-
-
-def _input_grad(dz: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> None:
-    """out ← dz Wᵀ: the gradient w.r.t. the layer's input (K, B, in)."""
-    if dz.shape[0] == 1:
-        torch.mm(dz[0], w[0].t(), out=out[0])
-    else:
-        torch.bmm(dz, w.transpose(1, 2), out=out)

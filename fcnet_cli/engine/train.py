@@ -188,7 +188,7 @@ class _Engine:
                 idx = self.perms[:, b * B:(b + 1) * B]  # (K, batch)
                 # forward → loss (+ explicit penalty) → backward (gradients into pop.grad)
                 logits, loss, objective, yb = self.step(idx, [m.drop_gen for m in self.members])
-                if not bool(torch.isfinite(objective.sum())):  # one check per step
+                if not math.isfinite(float(objective.sum())):  # one check (sync) per step
                     keep = self._diverge(torch.isfinite(objective), epoch, b)
                     if keep is None:
                         return
