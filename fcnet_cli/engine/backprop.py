@@ -171,7 +171,8 @@ class ExplicitStep(Step):
         self.l2e2 = 2 * hp["l2"].view(-1, 1) * mask  # (K, P) 2·λ2 per element
         self.scratch = torch.empty_like(self.pop.flat) if self.use_l1 or self.use_l2 else None
         one = self.pop.K == 1
-        self.affine, self.matmul = (torch.addmm, torch.mm) if one else (torch.baddbmm, torch.bmm)
+        self.affine: Callable[..., torch.Tensor] = torch.addmm if one else torch.baddbmm
+        self.matmul: Callable[..., torch.Tensor] = torch.mm if one else torch.bmm
         self.batch_dim = 0 if one else 1
 
     def _plan(self, B: int) -> _Plan:
