@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "FINAL_FAILS",
     "BatchProgress",
     "Callback",
     "EpochMetrics",
@@ -143,6 +144,11 @@ class RunResult:
         return self.history[-1] if self.history else None
 
 
+# TrialResult.status of failed trials that are results (the configuration itself fails); any
+# other failure (interrupted, a worker that died) is re-run by the next sweep worker.
+FINAL_FAILS = ("diverged", "error", "invalid")
+
+
 @dataclass
 class TrialResult:
     """One sweep trial: one configuration, trained with `seeds` seeds (one member each)."""
@@ -222,9 +228,6 @@ class Callback:
         """Called once per epoch with one entry per member still training."""
 
     def on_member_end(self, member: int, result: RunResult) -> None:
-        pass
-
-    def on_log(self, message: str) -> None:
         pass
 
     def on_sweep_update(self, update: SweepUpdate) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -96,7 +97,7 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 def apply_overrides(raw: dict[str, Any], items: Iterable[str]) -> tuple[dict[str, Any], set[str]]:
     """Apply `--set` items to a raw mapping (a copy); returns it and the overridden paths."""
-    out = _deepcopy(raw)
+    out = copy.deepcopy(raw)
     touched: set[str] = set()
     for item in items:
         key, value = parse_override(item)
@@ -112,14 +113,6 @@ def apply_overrides(raw: dict[str, Any], items: Iterable[str]) -> tuple[dict[str
         node[parts[-1]] = value
         touched.add(key)
     return out, touched
-
-
-def _deepcopy(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _deepcopy(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_deepcopy(v) for v in x]
-    return x
 
 
 def read_config_file(p: Path) -> tuple[Any, dict[str, int]]:

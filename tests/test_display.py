@@ -54,7 +54,7 @@ def _drive(display: LiveTrainDisplay | PlainTrainDisplay, names: list[str]) -> N
         for batch in (1, 2, 3):
             display.on_batch_end(BatchProgress(epoch, batch, 3))
         display.on_epoch_end([_metrics(k, epoch) for k in range(len(names))])
-    display.on_log("a [bold]log[/bold] line")
+    display.log("a [bold]log[/bold] line")
     for k, name in enumerate(names):
         display.on_member_end(k, RunResult(name, None, "completed", [], 2, "val_loss"))
 

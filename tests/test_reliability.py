@@ -222,3 +222,19 @@ def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["train", str(cfg), "--quiet"])
     assert out.exit_code == 2, out.output
     assert "tensorboard" in out.output and "Traceback" not in out.output
+
+
+def test_sweep_with_tensorboard_but_without_the_extra_stops_before_any_trial(
+        tmp_path: Path) -> None:
+    from fcnet_cli.engine.tensorboard import available
+
+    if available():
+        pytest.skip("the tensorboard extra is installed here")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"base:\n  data: {{dataset: iris}}\n  training: {{epochs: 1, device: cpu}}\n"
+                     f"  output: {{dir: {tmp_path}/runs, tensorboard: true}}\n"
+                     f"parameters:\n  optimizer.lr: [0.1, 0.2]\n")
+    out = CliRunner().invoke(app, ["sweep", str(sweep), "--quiet"])
+    assert out.exit_code == 2, out.output
+    assert "tensorboard" in out.output and "Traceback" not in out.output
+    assert not list(tmp_path.glob("runs/sweep/trials/*"))

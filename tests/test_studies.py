@@ -8,7 +8,7 @@ import pytest
 
 from fcnet_cli.studies import pages as study_pages
 from fcnet_cli.studies import run as studies
-from fcnet_cli.sweep.spec import load_sweep
+from fcnet_cli.sweep.load import load_sweep
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "experiments" / "studies"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from fcnet_cli.config import flatten
+from fcnet_cli.config import METRICS, flatten
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "weight_totals",
 ]
 
-METRICS = ("val_accuracy", "val_loss")
 IGNORED_PREFIXES = ("output.",)  # names and folders differ between runs by construction
 MAX_SHOWN_PARAMS = 6  # differing hyperparameters shown in tables; the CSV has them all
 

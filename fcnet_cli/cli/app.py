@@ -1,17 +1,12 @@
 """The typer application, shared options, and errors turned into exit codes in one place."""
 
 from collections.abc import Callable, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from fcnet_cli.errors import ConfigError, FcnetError
-
-if TYPE_CHECKING:
-    pass
-
 
 __all__ = ["EXIT_CODES", "EXIT_SIGNAL", "app"]
 
@@ -31,12 +26,6 @@ app = typer.Typer(
 )
 
 
-class Split(str, Enum):
-    test = "test"
-    val = "val"
-    train = "train"
-
-
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment YAML file.", show_default=False)]
 SetOpt = Annotated[
@@ -46,8 +35,31 @@ SetOpt = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    """`fcnet --version`: the package, torch and the device `training.device: auto` picks."""
+    if not value:
+        return
+    import torch  # only here: `--help` must not pay for it
+
+    from fcnet_cli.engine.rundir import versions
+    from fcnet_cli.engine.train import pick_device
+
+    v = versions()
+    device = pick_device("auto")
+    name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    typer.echo(f"fcnet {v['fcnet']}\ntorch {v['torch']}\npython {v['python']}\n"
+               f"device {device.type}{name}")
+    raise typer.Exit(0)
+
+
 @app.callback()
-def _root(ctx: typer.Context, debug: DebugOpt = False) -> None:
+def _root(
+    ctx: typer.Context,
+    debug: DebugOpt = False,
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Show the versions of fcnet, torch and Python and the training device.")] = False,
+) -> None:
     """Train, evaluate and inspect fully connected networks described by YAML experiments.
 
     Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error,

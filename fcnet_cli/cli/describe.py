@@ -1,17 +1,13 @@
 """`fcnet validate`, `fcnet schema`, `fcnet compare` and `fcnet plot`."""
 
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from fcnet_cli.errors import UsageError
-
-if TYPE_CHECKING:
-    pass
-
 from fcnet_cli.cli.app import ConfigArg, DebugOpt, SetOpt, _run, app
+from fcnet_cli.config.schema import Monitor
+from fcnet_cli.errors import UsageError
 
 # ---------------------------------------------------------------- validate / schema
 
@@ -22,28 +18,31 @@ def validate(
     config: ConfigArg,
     set_: SetOpt = None,
     explain: Annotated[bool, typer.Option(
-        "--explain", help="Show every field with its value, default and meaning.")] = False,
+        "--explain", help="Show every field with its value, where the value came from (file "
+                          "and line, --set, or default), its default and meaning.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Check an experiment file and print the resolved config that train would run.
 
-    Each problem is reported on its own line as FILE:LINE: FIELD: PROBLEM (exit code 2).
+    The files it extends are merged in first. Each problem is reported on its own line as
+    FILE:LINE: FIELD: PROBLEM (exit code 2).
     """
     _run(ctx, debug, lambda: _validate(config, set_ or [], explain))
 
 
 def _validate(config: Path, overrides: list[str], explain: bool) -> int:
+    from fcnet_cli import config as cfg
     from fcnet_cli import display
-    from fcnet_cli.config import describe_schema, dump_experiment, flatten, load_experiment
 
-    exp = load_experiment(config, overrides)
+    source = cfg.load_source(config, overrides)
+    exp = cfg.validate(source)
     out = display.make_console()
     if explain:
         values = {k: "null" if v is None else repr(v)
-                  for k, v in flatten(exp.model_dump()).items()}
-        display.render_schema(out, describe_schema(), values)
+                  for k, v in cfg.flatten(exp.model_dump()).items()}
+        display.render_schema(out, cfg.describe_schema(), values, cfg.explain(exp, source))
     else:
-        display.render_config(out, dump_experiment(exp))
+        display.render_config(out, cfg.dump_experiment(exp))
     return 0
 
 
@@ -64,16 +63,11 @@ def _schema() -> int:
 # ---------------------------------------------------------------- compare / plot
 
 
-class ReportMetric(str, Enum):
-    val_accuracy = "val_accuracy"
-    val_loss = "val_loss"
-
-
 RunsArg = Annotated[list[Path], typer.Argument(
     metavar="RUN_DIR_OR_SWEEP_DIR...", show_default=False,
     help="Run directories, or folders searched for them (any folder with summary.json and "
          "config.yaml), e.g. a sweep directory.")]
-MetricOpt = Annotated[ReportMetric, typer.Option(
+MetricOpt = Annotated[Monitor, typer.Option(
     "--metric", help="Validation metric to rank and plot by (at each run's best epoch).")]
 
 
@@ -89,7 +83,7 @@ def compare(
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE.png", show_default=False,
         help="Overlay the validation curves (training dashed) of all runs.")] = None,
-    metric: MetricOpt = ReportMetric.val_accuracy,
+    metric: MetricOpt = "val_accuracy",
     debug: DebugOpt = False,
 ) -> None:
     """Compare runs in one table, best first.
@@ -99,7 +93,7 @@ def compare(
     at the best epoch, the fraction of weights with |w| < 1e-3, the total weight L2 norm and
     the seconds it took. Given one sweep directory, also prints Optuna's parameter importances.
     """
-    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric.value))
+    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric))
 
 
 def _check_png(path: Path | None) -> None:
@@ -145,7 +139,7 @@ def plot(
         "--output", "-o", metavar="FILE.png", show_default=False,
         help="Where to write the figure (default: curves.png in a run directory, "
              "sweep.png in a sweep directory).")] = None,
-    metric: MetricOpt = ReportMetric.val_accuracy,
+    metric: MetricOpt = "val_accuracy",
     debug: DebugOpt = False,
 ) -> None:
     """Draw a run's learning curves in one PNG figure.
@@ -154,7 +148,7 @@ def plot(
     generalization gap, per epoch. For a sweep directory: the best validation metric of
     every run against each swept parameter.
     """
-    _run(ctx, debug, lambda: _plot(path, output, metric.value))
+    _run(ctx, debug, lambda: _plot(path, output, metric))
 
 
 def _plot(path: Path, output: Path | None, metric: str) -> int:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from fcnet_cli.display import Console
     from fcnet_cli.events import Callback, RunResult, StopToken
 
-from fcnet_cli.cli.app import EXIT_CODES, EXIT_SIGNAL, DebugOpt, SetOpt, Split, _run, app
+from fcnet_cli.cli.app import EXIT_CODES, EXIT_SIGNAL, DebugOpt, SetOpt, _run, app
+from fcnet_cli.config.schema import Split
 
 # ---------------------------------------------------------------- train
 
@@ -55,10 +56,6 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     out = display.make_console()
     stop = StopToken()
     callbacks = _train_callbacks(out, quiet)
-    if exp.output.tensorboard:
-        from fcnet_cli.engine.tensorboard import TensorBoardLogger
-
-        callbacks.append(TensorBoardLogger())
     try:
         with _signals_to(stop):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
@@ -151,13 +148,13 @@ def eval_(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(
         help="Checkpoint directory, e.g. runs/NAME/RUN/checkpoints/best.", show_default=False)],
-    split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = Split.test,
+    split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = "test",
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the metrics as JSON instead of tables.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a saved checkpoint: loss, accuracy, per-class metrics, confusion matrix."""
-    _run(ctx, debug, lambda: _eval(checkpoint, split.value, as_json))
+    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json))
 
 
 def _eval(checkpoint: Path, split: str, as_json: bool) -> int:

@@ -3,12 +3,9 @@
 import json
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    pass
 
 from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, _run, app
 from fcnet_cli.cli.run import _signals_to
@@ -53,7 +50,7 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
            as_json: bool, quiet: bool) -> int:
     from fcnet_cli import display
     from fcnet_cli.events import StopToken
-    from fcnet_cli.sweep.spec import load_sweep
+    from fcnet_cli.sweep.load import load_sweep
 
     spec = load_sweep(config, overrides)  # exit 2 here, before torch is imported
     from fcnet_cli.sweep.store import open_store

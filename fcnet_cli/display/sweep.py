@@ -18,6 +18,7 @@ from fcnet_cli.display.base import (
     is_terminal,
 )
 from fcnet_cli.events import (
+    FINAL_FAILS,
     BatchProgress,
     Callback,
     EpochMetrics,
@@ -94,8 +95,7 @@ def render_leaderboard(console: Console, result: SweepResult, top: int = 10) -> 
                                   title=f"leaderboard ({result.direction} {result.metric})")
         table.caption = caption
         console.print(table)
-    failed = [t for t in result.trials if t.state == "fail" and t.status in
-              ("diverged", "error", "invalid")]
+    failed = [t for t in result.trials if t.state == "fail" and t.status in FINAL_FAILS]
     for t in failed[:5]:
         console.print(Text(f"trial {t.number} {t.status}: {t.reason or ''}"), soft_wrap=True)
     if len(failed) > 5:
@@ -183,7 +183,7 @@ class SweepDisplay(Callback):
         elif update.message:
             self._line(update.message)
 
-    def on_log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         self._line(message)
 
     def close(self) -> None:

@@ -103,11 +103,11 @@ class LiveTrainDisplay(Callback):
         self._ended.add(member)
         if len(self._names) > 1 and result.status != "completed":
             why = f": {result.reason}" if result.reason else ""
-            self.on_log(f"{result.name}: {result.status}{why}")
+            self.log(f"{result.name}: {result.status}{why}")
         if self._names and len(self._ended) >= len(self._names):
             self.close()
 
-    def on_log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         self.console.print(Text(message))
 
     def close(self) -> None:
@@ -171,7 +171,7 @@ class PlainTrainDisplay(Callback):
             why = f" ({result.reason})" if result.reason else ""
             self._line(f"{result.name}: {result.status}{why}")
 
-    def on_log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         self._line(message)
 
 

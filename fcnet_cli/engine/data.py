@@ -17,13 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fcnet_cli.config import DataConfig
+from fcnet_cli.config import NORMALIZATIONS, SPLITS, DataConfig
 from fcnet_cli.errors import DataError
 
 __all__ = ["DataSplits", "Normalization", "load_data"]
 
-NORMALIZATIONS = ("standard", "minmax", "none")
-SPLITS = ("train", "val", "test")
 _SKLEARN = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
             "breast_cancer": "load_breast_cancer"}
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",

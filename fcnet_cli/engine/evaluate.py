@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from torch import nn
 from torch.nn import functional as F
 
-from fcnet_cli.config import Experiment
+from fcnet_cli.config import SPLITS, Experiment
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.data import DataSplits, Normalization, load_data
 from fcnet_cli.engine.model import build_mlp
@@ -18,8 +18,6 @@ from fcnet_cli.errors import CheckpointError, DataError
 from fcnet_cli.events import EvalResult
 
 __all__ = ["evaluate", "evaluate_checkpoint"]
-
-SPLITS = ("train", "val", "test")
 
 
 def _model_device(model: nn.Module) -> torch.device | None:

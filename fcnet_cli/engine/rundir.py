@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from fcnet_cli import __version__
 from fcnet_cli.config import (
     ConfigError,
     Experiment,
@@ -44,11 +45,9 @@ __all__ = [
     "write_metrics",
 ]
 
-FCNET_VERSION = "0.1.0"
-
-
 def versions() -> dict[str, str]:
-    return {"fcnet": FCNET_VERSION, "torch": torch.__version__,
+    """The versions a run records (summary.json, checkpoint metadata) and `--version` shows."""
+    return {"fcnet": __version__, "torch": torch.__version__,
             "python": platform.python_version()}
 
 
@@ -80,8 +79,8 @@ def check_resume_config(run_dir: Path, exp: Experiment) -> None:
     """Refuse to resume a run with a config other than the one it started with."""
     if not (run_dir / "config.yaml").is_file():
         raise UsageError(f"{run_dir}: not a run directory (no config.yaml)")
-    raw, lines = read_config_file(run_dir / "config.yaml")
-    saved = validate_experiment(raw, lines, str(run_dir / "config.yaml"))
+    raw, _ = read_config_file(run_dir / "config.yaml")
+    saved = validate_experiment(raw, str(run_dir / "config.yaml"))  # as saved: paths resolved
     a, b = flatten(saved.model_dump(mode="json")), flatten(exp.model_dump(mode="json"))
     diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]

@@ -24,6 +24,7 @@ from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.members import Member, new_member
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
+from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
 
@@ -74,8 +75,14 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         pruner: asked after every epoch whether to stop a member early.
         data: already-loaded splits (a sweep loads them once per layout).
     """
-    engine = _Engine(exps, callbacks, stop or StopToken(), pruner, eager_checkpoints, data)
-    return engine.run(run_dirs, resume)
+    loggers = loggers_for(exps)  # output.tensorboard: honoured here, whoever calls
+    try:
+        engine = _Engine(exps, [*callbacks, *loggers], stop or StopToken(), pruner,
+                         eager_checkpoints, data)
+        return engine.run(run_dirs, resume)
+    finally:
+        for logger in loggers:
+            logger.close()
 
 
 class _Engine:

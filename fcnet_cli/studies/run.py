@@ -26,13 +26,13 @@ from pathlib import Path
 from fcnet_cli.analysis.compare import RunRecord, load_runs
 from fcnet_cli.events import Callback, EpochMetrics, RunStart
 from fcnet_cli.studies import pages as study_pages
+from fcnet_cli.sweep.load import load_sweep
 from fcnet_cli.sweep.run import run_sweep
-from fcnet_cli.sweep.spec import load_sweep
 
 __all__ = ["STUDIES", "Study", "StudyRun", "main", "run_study", "write_page"]
 
-# The studies are part of the source tree, not of the installed package: paths are relative to
-# the working directory, which `make studies` sets to the checkout.
+# The studies are part of the source tree, not of the installed package: the default folder is
+# relative to the working directory (`make studies` runs in the checkout); `--studies` names it.
 STUDY_DIR = Path("experiments") / "studies"
 REPRODUCE = "python -m fcnet_cli.studies"  # what `make studies` runs
 
@@ -176,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=[s.name for s in STUDIES],
                         help="run these studies only (the page then has only them)")
+    parser.add_argument("--studies", type=Path, default=STUDY_DIR,
+                        help="folder of the study sweep files and their .md explanations "
+                             "(experiments/studies of a checkout)")
     parser.add_argument("--runs", type=Path, default=Path("runs/studies"),
                         help="folder for the run directories (a new stamped folder inside)")
     parser.add_argument("--docs", type=Path, default=Path("docs"),
@@ -185,11 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "base.training.epochs=3 or seeds=1 (a quick check; the page says so)")
     args = parser.parse_args(argv)
     chosen = [s for s in STUDIES if not args.only or s.name in args.only]
+    missing = [s.name for s in chosen if not (args.studies / f"{s.name}.yaml").is_file()]
+    if missing:
+        parser.error(f"{args.studies}: no study files for {', '.join(missing)} (run from a "
+                     f"checkout of fcnet, or give --studies DIR)")
     out_root = args.runs / datetime.now().strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
     done = []
     for study in chosen:
-        done.append(run_study(study, out_root, overrides=args.overrides))
+        done.append(run_study(study, out_root, args.studies, args.overrides))
         _say(f"{study.name}: {len(done[-1].runs)} runs in {done[-1].seconds:.0f} s")
     page = write_page(done, args.docs, args.docs / "figures", time.perf_counter() - started,
                       args.overrides)

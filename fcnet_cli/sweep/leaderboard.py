@@ -15,10 +15,9 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from fcnet_cli.events import SweepResult, TrialResult
+from fcnet_cli.events import FINAL_FAILS, SweepResult, TrialResult
 from fcnet_cli.sweep.space import decode
 from fcnet_cli.sweep.spec import Sweep
-from fcnet_cli.sweep.store import FINAL_FAILS
 
 __all__ = ["counts", "sweep_result", "trial_result", "write_leaderboard"]
 

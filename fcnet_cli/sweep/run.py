@@ -27,11 +27,12 @@ import yaml
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, StopToken, SweepResult
 from fcnet_cli.sweep.leaderboard import sweep_result, write_leaderboard
-from fcnet_cli.sweep.spec import Sweep, load_sweep
+from fcnet_cli.sweep.load import load_sweep
+from fcnet_cli.sweep.spec import Sweep
 from fcnet_cli.sweep.store import Store, open_store
 from fcnet_cli.sweep.worker import Worker
 
-__all__ = ["load_sweep", "read_sweep", "run_sweep"]
+__all__ = ["load_sweep", "run_sweep"]
 
 
 def run_sweep(sweep: Sweep, *, storage: str | None = None, workers: int = 1,
@@ -74,11 +75,6 @@ def run_sweep(sweep: Sweep, *, storage: str | None = None, workers: int = 1,
     if errors:
         raise RunError("\n".join(errors))
     return result
-
-
-def read_sweep(sweep: Sweep, storage: str | None = None) -> SweepResult:
-    """The leaderboard of an existing sweep, without training anything."""
-    return collect(sweep, open_store(sweep, storage))
 
 
 def collect(sweep: Sweep, store: Store, interrupted: bool = False) -> SweepResult:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fcnet_cli.config import Loc, Problem, locate
+
 __all__ = [
     "RULES",
     "Condition",
@@ -109,9 +111,13 @@ class Param:
         values = self.grid_values() if self.step is not None else [self.low, self.high]
         return [values[0], values[-1]]
 
+    def encode(self, value: Any) -> Any:
+        """The value as Optuna stores it (JSON text for a list or mapping); see `decode`."""
+        return json.dumps(value) if self.encoded else value
+
     def choices_for_optuna(self, grid: bool) -> list[Any]:
         values = self.grid_values() if grid else list(self.choices)
-        return [json.dumps(v) for v in values] if self.encoded else values
+        return [self.encode(v) for v in values]
 
 
 def _tidy(x: float) -> float:
@@ -126,25 +132,24 @@ def decode(param: Param, value: Any) -> Any:
 # ---------------------------------------------------------------- parsing
 
 
-def parse_params(raw: Any, method: str, lines: Mapping[str, int], origin: str,
-                 known: Sequence[str]) -> tuple[list[Param], list[str]]:
-    """`parameters:` mapping -> Params, and one problem line per fault."""
+def parse_params(raw: Any, method: str, where: Mapping[str, Loc], default: Loc,
+                 known: Sequence[str]) -> tuple[list[Param], list[Problem]]:
+    """`parameters:` mapping -> Params, and one problem per fault (at the key's line)."""
     if raw is None:
         return [], []
     if not isinstance(raw, dict):
-        return [], [f"{origin}:{lines.get('parameters', 1)}: parameters: must be a mapping of "
-                    f"dotted.key: values"]
+        return [], [Problem(locate(where, "parameters", default), "parameters",
+                            "must be a mapping of dotted.key: values")]
     params, problems = [], []
     for key, spec in raw.items():
-        where = f"{origin}:{lines.get(f'parameters.{key}', lines.get('parameters', 1))}: " \
-                f"parameters.{key}"
         fault = _key_fault(str(key), known)
         if fault is None:
             param, fault = _parse_form(str(key), spec, method)
             if param is not None:
                 params.append(param)
         if fault is not None:
-            problems.append(f"{where}: {fault}")
+            path = f"parameters.{key}"
+            problems.append(Problem(locate(where, path, default), path, fault))
     return params, problems
 
 
@@ -248,9 +253,9 @@ class Point:
         """Identity of the configuration (canonical JSON of `params`)."""
         return json.dumps(self.params, sort_keys=True)
 
-    def overrides(self) -> list[str]:
-        """`dotted.key=value` items for `config.apply_overrides` (JSON is a YAML flow value)."""
-        return [f"{k}={json.dumps(v)}" for k, v in {**self.resets, **self.params}.items()]
+    def values(self) -> dict[str, Any]:
+        """Every dotted key this configuration sets on the base: resets, then swept values."""
+        return {**self.resets, **self.params}
 
 
 def resolve_point(chosen: Mapping[str, Any], params: Sequence[Param],

@@ -1,46 +1,35 @@
-"""The experiment schema, strict YAML loading and dotted ``--set`` overrides.
+"""The experiment schema: every field documented once, with its unit, named like the PyTorch
+argument it feeds; and the names of the choices, shared by the config, the engine and the CLI.
 
 No torch import here: ``fcnet validate`` and ``fcnet --help`` must stay fast.
-Every field is documented once, with its unit, and named like the PyTorch argument it feeds.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-
-from fcnet_cli.errors import ConfigError
-from fcnet_cli.yamlio import apply_overrides, load_yaml, parse_override, read_config_file
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 __all__ = [
-    "ConfigError",
+    "FILE_DATASETS",
+    "METRICS",
+    "NORMALIZATIONS",
+    "SPLITS",
     "DataConfig",
-    "EngineName",
     "EarlyStoppingConfig",
+    "EngineName",
     "Experiment",
     "LossConfig",
     "ModelConfig",
+    "Monitor",
     "OptimizerConfig",
     "OutputConfig",
     "RegularizationConfig",
     "SchedulerConfig",
+    "Split",
     "TrainingConfig",
-    "apply_overrides",
     "describe_schema",
-    "dump_experiment",
-    "flatten",
-    "layout_key",
-    "load_experiment",
-    "load_yaml",
-    "parse_override",
-    "read_config_file",
-    "validate_experiment",
 ]
 
 Dataset = Literal[
@@ -56,8 +45,12 @@ SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plate
 Monitor = Literal["val_loss", "val_accuracy"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 EngineName = Literal["auto", "autograd"]
+Split = Literal["train", "val", "test"]
 
 FILE_DATASETS = ("csv", "npz")
+NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
+METRICS: tuple[str, ...] = get_args(Monitor)
+SPLITS: tuple[str, ...] = get_args(Split)
 
 
 class _Strict(BaseModel):
@@ -267,124 +260,6 @@ class Experiment(_Strict):
     @property
     def name(self) -> str:
         return self.output.name or "experiment"
-
-
-def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Experiment
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        ann = field.annotation if field else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        model = ann
-    return model
-
-
-def _describe_error(err: Any, where: str, path: str) -> str:
-    kind, loc = err["type"], err["loc"]
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        known = list(parent.model_fields) if parent else []
-        hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        tail = f"; did you mean '{hint[0]}'?" if hint else (
-            f"; known keys: {', '.join(known)}" if known else "")
-        if where.startswith("--set"):
-            return f"{where}: unknown key{tail}"
-        return f"{where}: {path}: unknown key{tail}"
-    msg = err["msg"].removeprefix("Value error, ")
-    value = err.get("input")
-    shown = "" if kind in ("missing",) or isinstance(value, dict) else f" (got {value!r})"
-    if kind == "finite_number":
-        msg = "must be a finite number"
-    if shown and shown[1:-1] in msg:
-        shown = ""
-    if where.startswith("--set"):
-        return f"{where}: {msg}{shown}"
-    return f"{where}: {path}: {msg}{shown}"
-
-
-def validate_experiment(raw: Any, lines: dict[str, int] | None = None, origin: str = "<config>",
-                        base_dir: Path | None = None, default_name: str | None = None,
-                        overridden: set[str] | None = None) -> Experiment:
-    """Validate a raw mapping; raise ConfigError listing every problem (one line each)."""
-    lines = lines or {}
-    overridden = overridden or set()
-    if raw is None:
-        raise ConfigError([f"{origin}: empty file (expected a mapping of sections)"])
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{origin}:1: top level must be a mapping of sections "
-                           f"(got {type(raw).__name__})"])
-    try:
-        exp = Experiment.model_validate(raw)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            path = ".".join(str(p) for p in err["loc"])
-            if path in overridden:
-                where = f"--set {path}"
-            else:
-                probe = path
-                while probe and probe not in lines:
-                    probe = probe.rpartition(".")[0]
-                where = f"{origin}:{lines.get(probe, 1)}"
-            problems.append(_describe_error(err, where, path))
-        raise ConfigError(problems) from None
-    return _resolve(exp, base_dir, default_name)
-
-
-def _resolve(exp: Experiment, base_dir: Path | None, default_name: str | None) -> Experiment:
-    data = exp.data
-    updates: dict[str, Any] = {}
-    if base_dir is not None:
-        if data.path:
-            updates["path"] = str((base_dir / data.path).resolve())
-        updates["root"] = str((base_dir / data.root).resolve())
-    new = exp.model_copy(update={"data": data.model_copy(update=updates)}) if updates else exp
-    if new.output.name is None and default_name:
-        out = new.output.model_copy(update={"name": default_name})
-        new = new.model_copy(update={"output": out})
-    return new
-
-
-def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experiment:
-    """Read, override and validate an experiment file. Raises ConfigError."""
-    p = Path(path)
-    raw, lines = read_config_file(p)
-    if raw is None:
-        raise ConfigError([f"{p}: empty file (expected a mapping of sections)"])
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{p}:1: top level must be a mapping of sections "
-                           f"(got {type(raw).__name__})"])
-    merged, touched = apply_overrides(raw, overrides)
-    return validate_experiment(merged, lines, str(p), p.parent, p.stem, touched)
-
-
-def dump_experiment(exp: Experiment) -> str:
-    """The resolved config as YAML (what `config.yaml` in a run directory holds)."""
-    return yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
-
-
-def layout_key(exp: Experiment) -> str:
-    """Everything members of one population must share (DESIGN.md: the layout)."""
-    m, t = exp.model, exp.training
-    key = {"data": exp.data.model_dump(mode="json"), "hidden": m.hidden,
-           "activation": m.activation, "batch_norm": m.batch_norm,
-           "batch_size": t.batch_size, "epochs": t.epochs, "device": t.device,
-           "engine": t.engine,
-           "optimizer": exp.optimizer.name,
-           "include_bias": exp.regularization.include_bias}
-    return yaml.safe_dump(key, sort_keys=True)
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:
