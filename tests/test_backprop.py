@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import torch
 
-from fcnet_cli.config import ConfigError, Experiment, load_experiment
+from fcnet_cli.config import ConfigError, Experiment, layout_key, load_experiment
 from fcnet_cli.engine.backprop import (
     ACTIVATION_GRADS,
     AutogradStep,
@@ -87,6 +87,9 @@ def test_explicit_step_reuses_its_buffers() -> None:
 
 def test_one_function_chooses_the_engine() -> None:
     assert fast_path_reason([Experiment()]) is None
+    # one engine per population: members that ask for different ones never share one
+    assert layout_key(Experiment()) != layout_key(Experiment.model_validate(
+        {"training": {"engine": "autograd"}}))
     assert fast_path_reason([Experiment.model_validate(
         {"training": {"engine": "autograd"}})]) == "training.engine is autograd"
     reason = fast_path_reason([Experiment.model_validate({"model": {"batch_norm": True}})])
