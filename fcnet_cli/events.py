@@ -124,6 +124,7 @@ class RunResult:
     name: str
     run_dir: str | None
     status: str  # completed | early_stopped | diverged | interrupted | pruned | failed
+    # (summary.json also says "running" while a run trains; compare: "incomplete" if killed)
     history: list[EpochMetrics]
     best_epoch: int | None  # 1-based epoch of the best validation metric
     monitor: str
@@ -194,13 +195,16 @@ class SweepResult:
         done = [t for t in self.trials if t.state == "complete" and t.value is not None]
         return done[0] if done else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, top: int = 0) -> dict[str, Any]:
+        """JSON-ready; `top` > 0 keeps the first `top` trials of the ranking (best first)."""
         best = self.best
+        trials = self.trials[:top] if top > 0 else self.trials
         return {"name": self.name, "sweep_dir": self.sweep_dir, "metric": self.metric,
                 "direction": self.direction, "swept": self.swept, "counts": self.counts,
                 "total": self.total, "interrupted": self.interrupted,
                 "best": None if best is None else best.to_dict(),
-                "trials": [t.to_dict() for t in self.trials]}
+                "trials": [t.to_dict() for t in trials],
+                "trials_omitted": len(self.trials) - len(trials)}
 
 
 @dataclass

@@ -96,7 +96,7 @@ def test_compare_command_writes_csv_markdown_and_png(sweep_dir: Path, tmp_path: 
     assert {r["regularization.type"] for r in rows} == {"none", "l1", "l2"}
     assert all(0 <= float(r["sparsity"]) <= 1 and float(r["weight_norm"]) > 0 for r in rows)
     md = out_md.read_text().splitlines()
-    assert len(md) == 5 and md[0].startswith("| name |")
+    assert len(md) == 5 and md[0].startswith("| run | regularization.strength |")
     assert _is_png(out_png)
 
 
@@ -228,7 +228,9 @@ def test_importances_from_runs_and_from_a_journal(sweep_dir: Path, tmp_path: Pat
                     n_trials=8)
     loaded = load_study(tmp_path)
     assert loaded is not None and loaded.study_name == "demo"
-    found = param_importances(tmp_path, runs, "val_loss")
+    found = param_importances(tmp_path, runs, "val_loss")  # the runs come first
+    assert found is not None and "3 run directories" in found.source
+    found = param_importances(tmp_path, [], "val_loss")  # no runs: the stored study
     assert found is not None and "Optuna study 'demo'" in found.source
     assert {name for name, _ in found.rows} == {"x", "n"}
 

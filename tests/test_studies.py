@@ -82,3 +82,10 @@ def test_studies_end_to_end_on_a_tiny_budget(tmp_path: Path) -> None:
     for name, runs in (("overfitting", 14), ("l1_vs_l2", 5), ("momentum", 7), ("lr_decay", 7)):
         found = list((tmp_path / "runs").glob(f"*/{name}/trials/*/summary.json"))
         assert len(found) == runs, name
+
+
+def test_each_studies_run_gets_its_own_folder(tmp_path: Path) -> None:
+    # both within the same second
+    first, second = studies._new_folder(tmp_path), studies._new_folder(tmp_path)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert not any(second.iterdir())

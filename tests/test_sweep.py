@@ -238,3 +238,65 @@ def test_points_are_values_set_on_the_validated_base(tmp_path: Path) -> None:
     assert (exp.training.seed, exp.output.name) == (2, "s-0000-seed2")
     assert exp.optimizer.lr == 0.1 and exp.data.dataset == "iris"  # the rest is the base's
     assert sweep.base_exp.model.hidden == [8]  # the base is not changed
+
+
+# ---------------------------------------------------------------- --set against parameters
+
+
+def test_a_base_override_of_a_pinned_parameter_wins_with_a_note(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9], "training.epochs": [5]})
+    sweep = load_sweep(path, ["base.training.epochs=1"])
+    assert [p.key for p in sweep.params] == ["optimizer.momentum"]
+    assert {sweep.experiment(p).training.epochs for p in sweep.points} == {1}
+    assert len(sweep.notes) == 1
+    assert "--set base.training.epochs=1 replaces the pinned parameter training.epochs: [5]" \
+        in sweep.notes[0]
+    # without the override the pin holds
+    assert {load_sweep(path).experiment(p).training.epochs
+            for p in load_sweep(path).points} == {5}
+
+
+def test_a_base_override_of_a_swept_parameter_is_an_error(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9]})
+    lines = usage_error(["sweep", str(path), "--set", "base.optimizer.momentum=0.5"],
+                        "optimizer.momentum is swept by the sweep file",
+                        "--set parameters.optimizer.momentum=[...]")
+    assert len(lines) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_parameters_can_be_set_one_at_a_time(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9], "training.epochs": [5]})
+    sweep = load_sweep(path, ["parameters.training.epochs=[1]",
+                              "parameters.optimizer.lr=[0.01, 0.1]"])
+    got = {(e.training.epochs, e.optimizer.lr) for e in map(sweep.experiment, sweep.points)}
+    assert got == {(1, 0.01), (1, 0.1)}
+    assert len(sweep.points) == 4
+    usage_error(["sweep", str(path), "--set", "parameters={}"], "one parameter at a time")
+
+
+@pytest.mark.parametrize("second", [["base.training.epochs=3"],
+                                    ["parameters.training.epochs=[3]"], []])
+def test_a_changed_epoch_count_refuses_to_resume(tmp_path: Path, second: list[str]) -> None:
+    from fcnet_cli.sweep.store import open_store
+
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9], "training.epochs": [5]})
+    open_store(load_sweep(path, ["base.training.epochs=2"]))
+    open_store(load_sweep(path, ["base.training.epochs=2"]))  # the same: resumes
+    with pytest.raises(ConfigError) as err:
+        open_store(load_sweep(path, second))
+    assert "configurations changed" in err.value.problems[0]
+    assert any("training.epochs" in p for p in err.value.problems[1:])
+
+
+def test_wrong_kind_of_file_is_named_in_one_line(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9]})
+    for command in ("train", "validate"):
+        lines = usage_error([command, str(sweep)], "this is a sweep file",
+                            f"run `fcnet sweep {sweep}`")
+        assert len(lines) == 1
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(yaml.safe_dump(BASE))
+    lines = usage_error(["sweep", str(experiment)], "this is an experiment file",
+                        f"run `fcnet train {experiment}`")
+    assert len(lines) == 1

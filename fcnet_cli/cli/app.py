@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
+from fcnet_cli.cli.group import FcnetGroup
 from fcnet_cli.errors import ConfigError, FcnetError
 
-__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "app"]
+__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "JsonOpt", "ThreadsOpt", "app"]
 
 # DESIGN.md: 0 success, 1 runtime failure, 2 usage/config error, 3 diverged,
 # 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -18,8 +19,9 @@ _DEBUG = "fcnet.debug"
 
 app = typer.Typer(
     name="fcnet",
+    cls=FcnetGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: paragraphs rewrapped, no markup in docstrings
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -33,6 +35,12 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", metavar="KEY=VALUE", show_default=False,
                  help="Override one field, e.g. --set optimizer.lr=0.1 (repeatable)."),
 ]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, metavar="N", show_default=False,
+    help="CPU threads for torch (training.threads; default: the cores available to this "
+         "process).")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print the result as JSON on stdout (nothing else there).")]
 
 
 def _print_version(value: bool) -> None:

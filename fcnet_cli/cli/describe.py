@@ -84,6 +84,10 @@ def compare(
         "--plot", metavar="FILE.png", show_default=False,
         help="Overlay the validation curves (training dashed) of all runs.")] = None,
     metric: MetricOpt = "val_accuracy",
+    best: Annotated[int, typer.Option(
+        "--best", min=0, metavar="N",
+        help="With --plot: draw the best N runs, labelled by their parameter values "
+             "(0 = all).")] = 10,
     debug: DebugOpt = False,
 ) -> None:
     """Compare runs in one table, best first.
@@ -93,7 +97,7 @@ def compare(
     at the best epoch, the fraction of weights with |w| < 1e-3, the total weight L2 norm and
     the seconds it took. Given one sweep directory, also prints Optuna's parameter importances.
     """
-    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric))
+    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric, best))
 
 
 def _check_png(path: Path | None) -> None:
@@ -102,20 +106,23 @@ def _check_png(path: Path | None) -> None:
 
 
 def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: Path | None,
-             metric: str) -> int:
+             metric: str, best: int = 10) -> int:
     from fcnet_cli import display
     from fcnet_cli.analysis import compare as report
+    from fcnet_cli.engine.files import resolve_latest
 
     _check_png(plot)
     runs = report.load_runs(paths)
     table = report.compare(runs, metric)
     out = display.make_console()
     display.render_comparison(out, table.headers(), table.cells(),
-                              caption=table.caption())
-    if len(paths) == 1 and not report.is_run_dir(paths[0]) and len(runs) > 2:
+                              caption=table.caption(), priorities=table.priorities())
+    sweep = len(paths) == 1 and not report.is_run_dir(resolve_latest(paths[0]))
+    swept = report.swept_params(paths[0], runs) if sweep else None
+    if sweep and len(runs) > 2:
         from fcnet_cli.analysis.importances import param_importances
 
-        found = param_importances(paths[0], runs, metric)
+        found = param_importances(paths[0], runs, metric, swept)
         if found is not None:
             display.render_importances(out, found.rows, found.source)
     for path, write in ((csv, table.write_csv), (markdown, table.write_markdown)):
@@ -125,7 +132,7 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
     if plot is not None:
         from fcnet_cli.analysis.plots import plot_overlay
 
-        typer.echo(f"wrote {plot_overlay(runs, plot, metric)}", err=True)
+        typer.echo(f"wrote {plot_overlay(runs, plot, metric, best, swept)}", err=True)
     return 0
 
 
@@ -154,8 +161,10 @@ def plot(
 def _plot(path: Path, output: Path | None, metric: str) -> int:
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import plots
+    from fcnet_cli.engine.files import resolve_latest
 
     _check_png(output)
+    path = resolve_latest(path)
     if report.is_run_dir(path):
         written = plots.plot_run(report.load_runs([path])[0], output or path / "curves.png")
     else:

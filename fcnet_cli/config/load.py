@@ -24,6 +24,7 @@ from fcnet_cli.config.source import (
     with_overrides,
 )
 from fcnet_cli.errors import ConfigError
+from fcnet_cli.yamlio import dump_yaml, read_config_file
 
 __all__ = [
     "check",
@@ -82,7 +83,26 @@ def validate_experiment(raw: Any, origin: str = "<config>", base_dir: Path | Non
 
 def load_source(path: str | Path, overrides: Iterable[str] = ()) -> Source:
     """An experiment file with the files it extends and `--set` items, not yet validated."""
+    _not_a_sweep(Path(path))
     return with_overrides(read_source(Path(path)), overrides)
+
+
+SWEEP_MARKERS = ("base", "parameters")  # keys only a sweep file has
+
+
+def _not_a_sweep(path: Path) -> None:
+    """One line for a sweep file given where an experiment is expected (not one per key)."""
+    try:
+        raw, _ = read_config_file(path)
+    except ConfigError:
+        return  # read_source reports it
+    if not isinstance(raw, dict):
+        return
+    sections = set(Experiment.model_fields) | {"extends"}
+    if any(k in raw for k in SWEEP_MARKERS) and not any(k in raw for k in sections):
+        raise ConfigError([f"{path}: this is a sweep file (it has "
+                           f"{' and '.join(k for k in SWEEP_MARKERS if k in raw)}), not an "
+                           f"experiment: run `fcnet sweep {path}`"])
 
 
 def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experiment:
@@ -108,7 +128,7 @@ def with_values(exp: Experiment, values: Mapping[str, Any], where: Mapping[str, 
 
 def dump_experiment(exp: Experiment) -> str:
     """The resolved config as YAML (what `config.yaml` in a run directory holds)."""
-    return yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
+    return dump_yaml(exp.model_dump(mode="json"))  # no anchors: load_yaml refuses them
 
 
 def explain(exp: Experiment, source: Source) -> dict[str, str]:

@@ -51,6 +51,13 @@ FILE_DATASETS = ("csv", "npz")
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
 METRICS: tuple[str, ...] = get_args(Monitor)
 SPLITS: tuple[str, ...] = get_args(Split)
+# Upper bounds on counts: far beyond any real run, low enough that a typo (10^24 epochs) or a
+# hostile file is refused at validation instead of overflowing torch or running forever.
+MAX_COUNT = 1_000_000  # epochs, patience, step sizes, milestones
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit value
+MAX_WIDTH = 2**31 - 1  # larger widths are refused by the memory estimate long before this
+MAX_LAYERS = 100
+MAX_BATCH = 1 << 24
 
 
 class _Strict(BaseModel):
@@ -74,7 +81,8 @@ class DataConfig(_Strict):
         description="fraction held out for test (sets without an official test split)")
     normalize: Normalize = Field(
         "standard", description="feature scaling, fitted on the training split only")
-    split_seed: int = Field(0, ge=0, description="seed of the stratified train/val/test split")
+    split_seed: int = Field(0, ge=0, le=MAX_SEED,
+                            description="seed of the stratified train/val/test split")
 
     @field_validator("path")
     @classmethod
@@ -96,6 +104,7 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     hidden: list[int] = Field(
         default_factory=lambda: [128, 64],
+        max_length=MAX_LAYERS,
         description="widths of the hidden layers, input side first ([] = softmax regression)")
     activation: Activation = Field("relu", description="non-linearity after each hidden layer")
     dropout: float = Field(0.0, ge=0, lt=1,
@@ -109,6 +118,8 @@ class ModelConfig(_Strict):
         bad = [w for w in v if w <= 0]
         if bad:
             raise ValueError(f"layer widths must be > 0 (got {v})")
+        if any(w > MAX_WIDTH for w in v):
+            raise ValueError(f"layer widths must be <= {MAX_WIDTH} (got {v})")
         return v
 
 
@@ -148,7 +159,8 @@ class OptimizerConfig(_Strict):
     @classmethod
     def _nesterov(cls, v: bool, info: ValidationInfo) -> bool:
         if v and "momentum" in info.data and not info.data["momentum"]:
-            raise ValueError("nesterov needs momentum > 0")
+            raise ValueError("nesterov needs momentum > 0; for plain SGD turn it off too "
+                             "(nesterov: false, or --set optimizer.nesterov=false)")
         if v and info.data.get("name") not in (None, "sgd"):
             raise ValueError("nesterov applies to sgd only")
         return v
@@ -171,33 +183,37 @@ class OptimizerConfig(_Strict):
 class SchedulerConfig(_Strict):
     name: SchedName = Field(
         "none", description="learning-rate decay; onecycle steps per batch, the rest per epoch")
-    step_size: int = Field(10, gt=0, description="step: epochs between decays")
+    step_size: int = Field(10, gt=0, le=MAX_COUNT, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, le=1, description="step/multistep/exponential: decay factor")
     milestones: list[int] = Field(default_factory=list,
                                   description="multistep: epochs at which lr is multiplied "
                                               "by gamma (increasing)")
-    t_max: int | None = Field(None, gt=0, description="cosine: period in epochs "
-                                                      "(default: epochs after warmup)")
+    t_max: int | None = Field(None, gt=0, le=MAX_COUNT,
+                              description="cosine: period in epochs (default: epochs after "
+                                          "warmup)")
     eta_min: float = Field(0.0, ge=0, description="cosine: lowest learning rate")
     monitor: Monitor = Field("val_loss", description="plateau: validation metric watched")
     factor: float = Field(0.1, gt=0, lt=1, description="plateau: lr multiplier on a plateau")
-    patience: int = Field(5, ge=0, description="plateau: epochs without improvement tolerated")
+    patience: int = Field(5, ge=0, le=MAX_COUNT,
+                          description="plateau: epochs without improvement tolerated")
     threshold: float = Field(1e-4, ge=0, description="plateau: relative improvement "
                                                      "that counts")
-    cooldown: int = Field(0, ge=0, description="plateau: epochs to wait after a decay")
+    cooldown: int = Field(0, ge=0, le=MAX_COUNT,
+                          description="plateau: epochs to wait after a decay")
     min_lr: float = Field(0.0, ge=0, description="plateau: lower bound of the lr")
     max_lr: float | None = Field(None, gt=0, description="onecycle: peak lr "
                                                          "(default: optimizer.lr)")
     pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps "
                                                          "spent increasing the lr")
-    warmup_epochs: int = Field(0, ge=0, description="linear warmup epochs before the schedule: "
-                                                    "lr·(e+1)/(warmup_epochs+1) at epoch e")
+    warmup_epochs: int = Field(0, ge=0, le=MAX_COUNT,
+                               description="linear warmup epochs before the schedule: "
+                                           "lr·(e+1)/(warmup_epochs+1) at epoch e")
 
     @field_validator("milestones")
     @classmethod
     def _milestones(cls, v: list[int]) -> list[int]:
-        if any(m <= 0 for m in v):
-            raise ValueError(f"milestones must be > 0 (got {v})")
+        if any(m <= 0 or m > MAX_COUNT for m in v):
+            raise ValueError(f"milestones must be in 1..{MAX_COUNT} (got {v})")
         if any(b <= a for a, b in zip(v, v[1:], strict=False)):
             raise ValueError(f"milestones must be increasing (got {v})")
         return v
@@ -212,15 +228,17 @@ class SchedulerConfig(_Strict):
 
 class EarlyStoppingConfig(_Strict):
     monitor: Monitor = Field("val_loss", description="validation metric watched")
-    patience: int | None = Field(None, gt=0, description="epochs without improvement before "
-                                                        "stopping (null = off)")
+    patience: int | None = Field(None, gt=0, le=MAX_COUNT,
+                                 description="epochs without improvement before "
+                                             "stopping (null = off)")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(20, gt=0, description="passes over the training split")
-    batch_size: int = Field(64, gt=0, description="examples per gradient step")
-    seed: int = Field(0, ge=0, description="seed of initialization, batch order and dropout")
+    epochs: int = Field(20, gt=0, le=MAX_COUNT, description="passes over the training split")
+    batch_size: int = Field(64, gt=0, le=MAX_BATCH, description="examples per gradient step")
+    seed: int = Field(0, ge=0, le=MAX_SEED,
+                      description="seed of initialization, batch order and dropout")
     device: Device = Field("auto", description="auto = cuda if available, else cpu")
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
@@ -229,6 +247,14 @@ class TrainingConfig(_Strict):
         "auto", description="auto = the hand-written forward/backward where the layout allows "
                             "it (summary.json says which ran and why); autograd = always "
                             "torch.autograd (the reference, for debugging)")
+    threads: int | None = Field(None, gt=0, description="CPU threads of torch "
+                                                        "(torch.set_num_threads); null = the "
+                                                        "cores available to the process "
+                                                        "(CPU affinity and cgroup quota)")
+    max_memory: float | None = Field(
+        None, gt=0, description="GiB the estimated training memory (parameters, gradients, "
+                                "optimizer state, activations, × members) may reach; "
+                                "null = the device's free memory")
 
 
 class OutputConfig(_Strict):

@@ -15,6 +15,7 @@ from fcnet_cli.display.base import (
     _kv_grid,
     _num,
 )
+from fcnet_cli.display.fit import Col, fit_table
 from fcnet_cli.events import (
     BatchProgress,
     Callback,
@@ -126,21 +127,31 @@ class LiveTrainDisplay(Callback):
     def _table(self, max_rows: int) -> Table:
         rows = self._rows[-max_rows:] if max_rows else []
         hidden = len(self._rows) - len(rows)
-        caption = f"{hidden} earlier rows not shown (all are in metrics.csv)" if hidden else None
+        notes = ["gap = train acc − val acc"]
+        if hidden:
+            notes.append(f"{hidden} earlier rows not shown (all are in metrics.csv)")
         many = len(self._names) > 1
-        table = Table(caption=caption, header_style="bold")
-        table.add_column("epoch", justify="right", no_wrap=True)
+        cols = epoch_columns([cells for _, cells, _ in rows])
         if many:
-            table.add_column("member", max_width=24, no_wrap=True, overflow="ellipsis")
-        for head in ("train loss", "train acc", "val loss", "val acc", "gap", "lr", "time"):
-            table.add_column(head, justify="right", no_wrap=True)
-        first = True
-        for name, cells, last in rows:
-            # Populations: the epoch number on the first member's row only, a rule after the last.
-            shown = [cells[0] if first else "", Text(name), *cells[1:]] if many else cells
-            table.add_row(*shown, end_section=many and last)
-            first = last
-        return table
+            # Populations: the epoch number on the first member's row only.
+            firsts = [i == 0 or rows[i - 1][2] for i in range(len(rows))]
+            cols[0].cells = [c if first else "" for c, first in zip(cols[0].cells, firsts,
+                                                                   strict=True)]
+            cols.insert(1, Col("member", [Text(name) for name, _, _ in rows], priority=2,
+                               justify="left", fold=True))
+        return fit_table(cols, self.console.width, caption="; ".join(notes),
+                         end_section=[many and last for _, _, last in rows])
+
+
+# Short headers for 80 columns, and which to leave out first when even those do not fit.
+_EPOCH_HEADERS = (("ep", 0), ("loss", 1), ("acc", 3), ("val loss", 0), ("val acc", 0),
+                  ("gap", 2), ("lr", 4), ("time", 5))
+
+
+def epoch_columns(rows: list[list[str]]) -> list[Col]:
+    """The epoch table's columns from `_epoch_cells` rows."""
+    return [Col(head, [r[i] for r in rows], priority=p)
+            for i, (head, p) in enumerate(_EPOCH_HEADERS)]
 
 
 class PlainTrainDisplay(Callback):

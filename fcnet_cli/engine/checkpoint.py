@@ -35,6 +35,7 @@ from safetensors import SafetensorError
 
 from fcnet_cli.config import ModelConfig
 from fcnet_cli.engine.files import (
+    RunBusyError,
     RunLock,
     atomic_write_bytes,
     atomic_write_text,
@@ -46,11 +47,13 @@ from fcnet_cli.engine.files import (
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, RunError
 
-__all__ = ["LoadedCheckpoint", "RunLock", "atomic_write_bytes", "atomic_write_text",
-           "clean_stale", "load_checkpoint", "load_train_state", "new_run_dir", "save_checkpoint"]
+__all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
+           "atomic_write_text", "clean_stale", "load_checkpoint", "load_train_state",
+           "new_run_dir", "save_checkpoint"]
 
 WEIGHTS, META, TRAIN_STATE, MANIFEST = (
     "model.safetensors", "meta.json", "train_state.pt", "manifest.json")
+FORMAT, VERSION = "fcnet-checkpoint", 1  # meta.json "format"/"version" this fcnet writes
 META_KEYS = ("config", "in_features", "n_classes", "classes", "normalization")
 MAX_WEIGHTS_BYTES = 4 << 30  # 4 GiB: far beyond any MLP this tool trains
 MAX_TRAIN_STATE_BYTES = 8 << 30  # optimizer state (Adam) is ~2× the weights
@@ -82,7 +85,8 @@ def _checkpoint_files(state_dict: dict[str, torch.Tensor], meta: dict,
         torch.save(train_state, buf)
         files[TRAIN_STATE] = buf.getvalue()
     hashes = {name: _sha256(data) for name, data in files.items()}
-    files[META] = json.dumps({**meta, "sha256": hashes}, indent=2).encode("utf-8")
+    stamped = {**meta, "format": FORMAT, "version": VERSION, "sha256": hashes}
+    files[META] = json.dumps(stamped, indent=2).encode("utf-8")
     return files
 
 
@@ -218,10 +222,24 @@ def _read_meta(real: Path, ckpt: Path) -> dict:
         raise CheckpointError(f"{path}: not valid JSON ({cause(e)})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
+    _check_format(path, meta)
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise CheckpointError(f"{path}: missing key(s) {', '.join(missing)}")
     return meta
+
+
+def _check_format(path: Path, meta: dict) -> None:
+    """Refuse what is not an fcnet checkpoint, or one written by a newer fcnet."""
+    fmt, version = meta.get("format"), meta.get("version")
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r} (expected {FORMAT!r})")
+    if type(version) is not int or version < 1:
+        raise CheckpointError(f"{path}: checkpoint version must be a positive integer "
+                              f"(got {version!r})")
+    if version > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {version} is newer than this fcnet "
+                              f"reads (version {VERSION}); upgrade fcnet to load it")
 
 
 def _verify_hash(path: Path, data: bytes, meta: dict, real_dir: Path) -> None:

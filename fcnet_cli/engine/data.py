@@ -193,6 +193,9 @@ def _split_indices(y: np.ndarray, classes: list[str], n_val: int, n_test: int, s
     if len(y) == 0:
         raise DataError(f"{source}: data set is empty (0 rows)")
     present, counts = np.unique(y, return_counts=True)  # (C_present,)
+    if len(present) < 2:  # cross-entropy over one class is 0 from the start: nothing to learn
+        raise DataError(f"{source}: every row has the label '{classes[int(present[0])]}'; "
+                        "classification needs at least 2 classes")
     n_train = len(y) - n_val - n_test
     advice = {"train": "lower data.val_fraction / data.test_fraction",
               "val": "raise data.val_fraction or use more data",
@@ -308,8 +311,10 @@ def _read_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str
         x = cells[:, feature_cols].astype(np.float64)  # (N, F)
     except ValueError:
         i, j = _first_non_number(cells[:, feature_cols])
+        cell = str(cells[i, feature_cols[j]])  # as written, not numpy's np.str_('...') repr
+        what = "empty cell" if cell == "" else f"{cell!r} is not a number"
         raise DataError(f"{path}: line {lines[i]}, column '{names[feature_cols[j]]}': "
-                        f"{cells[i, feature_cols[j]]!r} is not a number") from None
+                        f"{what}") from None
     labels = cells[:, t]  # (N,) str
     if (labels == "").any():
         raise DataError(f"{path}: line {lines[int((labels == '').argmax())]}: empty label")

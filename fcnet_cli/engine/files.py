@@ -2,7 +2,8 @@
 
 Every file fcnet writes goes through `atomic_write_*` (temporary file, fsync, rename), so a
 crash leaves the old complete file or the new one; `RunLock` keeps two processes out of one
-run directory.
+run directory, and `holder_alive` tells (without torch, for `fcnet compare`) whether the
+process that last held it still lives.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import errno
 import fcntl
 import os
 import secrets
+import time
 from datetime import datetime
 from pathlib import Path
 
-from fcnet_cli.errors import RunError
+from fcnet_cli.errors import RunError, UsageError
 
-__all__ = ["RunLock", "atomic_write_bytes", "atomic_write_text", "cause", "fsync_dir",
-           "new_run_dir", "write_new_file"]
+__all__ = ["LATEST", "LOCK_FILE", "RunBusyError", "RunLock", "atomic_write_bytes",
+           "atomic_write_text", "cause", "fsync_dir", "holder_alive", "new_run_dir",
+           "resolve_latest", "write_new_file"]
+
+LOCK_FILE = ".lock"
 
 
 def cause(e: BaseException) -> str:
@@ -82,6 +87,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+class RunBusyError(UsageError):
+    """Another live fcnet process holds the run directory's lock. Exit code 2."""
+
+
+def _holder(fd: int) -> str:
+    """The pid the lock holder wrote (it writes right after locking: wait briefly for it)."""
+    for _ in range(20):
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if pid.isdigit():
+            return pid
+        time.sleep(0.005)
+    return ""
+
+
 class RunLock:
     """Exclusive, non-blocking `flock` on `run_dir/.lock` for as long as the context lasts.
 
@@ -90,7 +109,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / ".lock"
+        self.path = self.run_dir / LOCK_FILE
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -101,15 +120,17 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() if busy else ""
+            holder = _holder(fd) if busy else ""
             if fd >= 0:
                 os.close(fd)
-            if busy:
-                raise RunError(f"run directory {self.run_dir} is in use by another fcnet "
-                               f"process (pid {holder or 'unknown'})") from None
+            if busy:  # a usage error: nothing was read, written or removed
+                who = f"fcnet process {holder}" if holder else "another fcnet process"
+                raise RunBusyError(f"{self.run_dir}: run in use by {who}") from None
             raise RunError(f"cannot lock run directory {self.run_dir}: {cause(e)}") from None
-        os.ftruncate(fd, 0)  # the holder's pid, for the message above
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # the holder's pid, for the message above: one fixed-width write, never a moment
+        # where a reader sees a truncated file with someone else's pid
+        os.pwrite(fd, f"{os.getpid():<19}\n".encode(), 0)
+        os.ftruncate(fd, 20)
         self._fd = fd
         return self
 
@@ -119,3 +140,46 @@ class RunLock:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+LATEST = "latest"
+
+
+def _run_id_key(path: Path) -> tuple[str, int]:
+    """"20261202-085300-2" -> ("20261202-085300", 2): the second run started that second."""
+    parts = path.name.split("-")
+    n = parts[2] if len(parts) > 2 else "1"
+    return "-".join(parts[:2]), int(n) if n.isdigit() else 0
+
+
+def resolve_latest(path: str | Path) -> Path:
+    """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times);
+    any other path is returned as it is. Raises UsageError when NAME has no runs."""
+    path = Path(path)
+    if path.name != LATEST or path.exists():
+        return path
+    folder = path.parent
+    runs = [p for p in folder.iterdir() if (p / "config.yaml").is_file()] \
+        if folder.is_dir() else []
+    if not runs:
+        raise UsageError(f"{path}: no runs in {folder} (`latest` is the newest run there)")
+    return max(runs, key=_run_id_key)
+
+
+def holder_alive(run_dir: Path) -> bool:
+    """Whether the pid in the run's .lock is a live process: the holder writes it and
+    clears it on exit, SIGKILL leaves it. Read only: taking the lock to test it could make
+    a concurrent `--resume` fail as busy. (A reused pid reads as alive.)"""
+    try:
+        pid = int((Path(run_dir) / LOCK_FILE).read_text(encoding="ascii").strip() or 0)
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True

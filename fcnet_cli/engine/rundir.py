@@ -5,6 +5,7 @@ The training loop calls these; the layout and atomic writing live in `checkpoint
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -39,10 +40,12 @@ __all__ = [
     "finish_member",
     "layer_stats",
     "load_resume_state",
+    "load_resume_states",
     "prepare_run_dirs",
     "save_model",
     "versions",
     "write_metrics",
+    "write_progress",
 ]
 
 def versions() -> dict[str, str]:
@@ -56,23 +59,33 @@ def layer_stats(rows: Sequence[tuple[str, float, float, float]]) -> list[LayerSt
 
 
 def prepare_run_dirs(exps: Sequence[Experiment], run_dirs: Sequence[Path] | None, resume: bool,
-                     data: DataSplits) -> list[Path]:
-    """Create (or, on resume, check) one run directory per member; write config.yaml."""
+                     locks: contextlib.ExitStack) -> list[Path]:
+    """Create (or, on resume, clean) one run directory per member, locked on `locks`.
+
+    Each directory is locked before anything in it is written or removed, so a second
+    process never touches a live run's in-progress files: it gets RunBusyError (exit 2).
+    A new run gets config.yaml; a resumed one loses its stale temporary files.
+    """
     out: list[Path] = []
     for i, exp in enumerate(exps):
         if resume:
             assert run_dirs is not None
             rd = Path(run_dirs[i])
-            ck.clean_stale(rd)
         elif run_dirs is None:
             rd = ck.new_run_dir(Path(exp.output.dir), exp.name)
         else:
             rd = Path(run_dirs[i])
             rd.mkdir(parents=True, exist_ok=True)
-        if not resume:
+        locks.enter_context(ck.RunLock(rd))
+        if resume:
+            ck.clean_stale(rd)
+        else:
             ck.atomic_write_text(rd / "config.yaml", dump_experiment(exp))
         out.append(rd)
     return out
+
+
+MACHINE_KEYS = ("training.threads",)  # how fast it runs here, not what it computes
 
 
 def check_resume_config(run_dir: Path, exp: Experiment) -> None:
@@ -83,7 +96,7 @@ def check_resume_config(run_dir: Path, exp: Experiment) -> None:
     saved = validate_experiment(raw, str(run_dir / "config.yaml"))  # as saved: paths resolved
     a, b = flatten(saved.model_dump(mode="json")), flatten(exp.model_dump(mode="json"))
     diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in MACHINE_KEYS]
     if diff:
         raise ConfigError([f"cannot resume {run_dir}: the config changed"] + diff)
 
@@ -103,7 +116,7 @@ def write_metrics(run_dir: Path, history: Sequence[EpochMetrics]) -> None:
 def _meta(m: Member, data: DataSplits, epoch: int | None) -> dict[str, Any]:
     row = next((r for r in m.history if r.epoch == epoch), None)
     return {
-        "format": "fcnet-checkpoint", "version": 1, "versions": versions(),
+        "format": ck.FORMAT, "version": ck.VERSION, "versions": versions(),
         "config": m.exp.model_dump(mode="json"), "in_features": data.n_features,
         "n_classes": data.n_classes, "classes": list(data.classes),
         "normalization": data.normalization.to_json(), "epoch": epoch,
@@ -123,6 +136,19 @@ def save_model(run_dir: Path, which: str, m: Member, data: DataSplits,
         assert state_dict is not None
         epoch = m.history[-1].epoch if m.history else None
         ck.save_checkpoint(run_dir, "last", state_dict, _meta(m, data, epoch), train_state)
+
+
+def write_progress(m: Member) -> None:
+    """metrics.csv, then summary.json saying how far the run got (status "running" until it
+    ends), so a run killed with SIGKILL leaves records that agree with each other instead of
+    the summary of an earlier interruption. `fcnet compare` shows such a run as incomplete.
+    """
+    assert m.run_dir is not None
+    write_metrics(m.run_dir, m.history)
+    result = RunResult(name=m.exp.name, run_dir=str(m.run_dir), status=m.status or "running",
+                       history=list(m.history), best_epoch=m.best_epoch, monitor=m.monitor,
+                       reason=m.reason, seconds=m.seconds)
+    ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
 
 
 def finish_member(m: Member, data: DataSplits) -> RunResult:
@@ -160,8 +186,8 @@ def summary(r: RunResult) -> dict[str, Any]:
         "gap_at_last": None if last is None else {"accuracy": last.gap_accuracy,
                                                   "loss": last.gap_loss},
         "test": None if r.test is None else r.test.to_dict(),
-        "seconds": r.seconds, "run_dir": r.run_dir, "versions": versions(),
-        "engine": r.engine, "engine_reason": r.engine_reason,
+        "seconds": r.seconds, "run_dir": r.run_dir, "threads": torch.get_num_threads(),
+        "versions": versions(), "engine": r.engine, "engine_reason": r.engine_reason,
     }
 
 
@@ -170,6 +196,23 @@ class ResumeState:
     weights: dict[str, torch.Tensor]
     train: dict[str, Any]
     best_weights: dict[str, torch.Tensor] | None
+
+
+def load_resume_states(run_dirs: Sequence[Path]) -> list[ResumeState] | None:
+    """Each run's resume state; None when no run got as far as its first `last` checkpoint.
+
+    A run killed during its first epoch has nothing to resume from: it starts again from
+    epoch 1 in the same directory (its partial metrics.csv and summary.json are removed;
+    the caller holds the run's lock). A population where only some members have a `last`
+    checkpoint cannot be resumed.
+    """
+    started = [(rd / "checkpoints" / "last").exists() for rd in run_dirs]
+    if not any(started):
+        for rd in run_dirs:
+            for name in ("metrics.csv", "summary.json"):
+                (rd / name).unlink(missing_ok=True)
+        return None
+    return [load_resume_state(rd) for rd in run_dirs]
 
 
 def load_resume_state(run_dir: Path | None) -> ResumeState:

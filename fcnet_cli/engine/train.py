@@ -19,9 +19,10 @@ import torch
 from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.backprop import AutogradStep, ExplicitStep, fast_path_reason
-from fcnet_cli.engine.checkpoint import RunLock
+from fcnet_cli.engine.cpus import apply_threads
 from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.members import Member, new_member
+from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
 from fcnet_cli.engine.tensorboard import loggers_for
@@ -50,12 +51,22 @@ def pick_device(name: str) -> torch.device:
 
 def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToken | None = None,
           resume: Path | None = None) -> RunResult:
-    """Train one experiment (a population of one). `resume` continues a run directory."""
+    """Train one experiment (a population of one). `resume` continues a run directory.
+
+    torch uses `training.threads` CPU threads (default: the cores available to the process)
+    while it trains; the previous setting is restored afterwards.
+    """
     if resume is not None:
         records.check_resume_config(resume, exp)
-        return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
-                                resume=True)[0]
-    return train_population([exp], callbacks=callbacks, stop=stop)[0]
+    before = torch.get_num_threads()
+    apply_threads(exp.training.threads)
+    try:
+        if resume is not None:
+            return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
+                                    resume=True)[0]
+        return train_population([exp], callbacks=callbacks, stop=stop)[0]
+    finally:
+        torch.set_num_threads(before)
 
 
 def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback] = (),
@@ -75,14 +86,15 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         pruner: asked after every epoch whether to stop a member early.
         data: already-loaded splits (a sweep loads them once per layout).
     """
-    loggers = loggers_for(exps)  # output.tensorboard: honoured here, whoever calls
-    try:
+    with contextlib.ExitStack() as locks:
+        if resume:  # a busy run is refused before anything is loaded, read or removed
+            run_dirs = records.prepare_run_dirs(exps, run_dirs, True, locks)
+        loggers = loggers_for(exps)  # output.tensorboard: honoured here, whoever calls
+        for logger in loggers:
+            locks.callback(logger.close)
         engine = _Engine(exps, [*callbacks, *loggers], stop or StopToken(), pruner,
                          eager_checkpoints, data)
-        return engine.run(run_dirs, resume)
-    finally:
-        for logger in loggers:
-            logger.close()
+        return engine.run(run_dirs, resume, locks)
 
 
 class _Engine:
@@ -105,8 +117,11 @@ class _Engine:
 
     # ------------------------------------------------------------------ set-up
 
-    def run(self, run_dirs: Sequence[Path] | None, resume: bool) -> list[RunResult]:
+    def run(self, run_dirs: Sequence[Path] | None, resume: bool,
+            locks: contextlib.ExitStack) -> list[RunResult]:
         d = self.data
+        check_memory(self.exps, d.n_features, d.n_classes, min(len(d.y_val), EVAL_BATCH),
+                     self.device)  # refuse what cannot fit before allocating it
         # the engine: the hand-written backward unless the layout needs autograd (one decision)
         reason = fast_path_reason(self.exps)
         self.pop = Population(self.exps, d.n_features, d.n_classes, self.device,
@@ -118,12 +133,11 @@ class _Engine:
         self.step = step(self.pop, self.hp, d.x_train, d.y_train)
         for m in self.members:
             m.engine, m.engine_reason = self.step.name, reason
-        dirs = records.prepare_run_dirs(self.exps, run_dirs, resume, d)
-        with contextlib.ExitStack() as locks:
-            for m, rd in zip(self.members, dirs, strict=True):
-                locks.enter_context(RunLock(rd))
-                m.run_dir = rd
-            return self._run(dirs, resume)
+        dirs = [Path(p) for p in run_dirs or ()] if resume else records.prepare_run_dirs(
+            self.exps, run_dirs, False, locks)
+        for m, rd in zip(self.members, dirs, strict=True):
+            m.run_dir = rd
+        return self._run(dirs, resume)
 
     def _run(self, dirs: list[Path], resume: bool) -> list[RunResult]:
         d = self.data
@@ -144,19 +158,22 @@ class _Engine:
                 n_classes=d.n_classes))
         try:
             self._loop()
-        except BaseException:
+        except BaseException as err:
             # a failure (disk full, Ctrl-C without a stop token): record what is known, keep
             # the checkpoints as they are, and let the error through
+            why = " ".join(str(err).split()) or type(err).__name__
             for m in self.members:
                 if m.status is None:
-                    m.status, m.reason = "failed", "stopped by an error"
+                    m.status, m.reason = "failed", f"stopped by an error: {why}"
                     with contextlib.suppress(Exception):
                         self._finish(m)
             raise
         return [self.results[i] for i in range(len(self.exps))]
 
     def _restore(self) -> None:
-        states = [records.load_resume_state(m.run_dir) for m in self.members]
+        states = records.load_resume_states([m.run_dir for m in self.members if m.run_dir])
+        if states is None:  # killed before its first checkpoint: start again from epoch 1
+            return
         self.pop.load_state_dicts([s.weights for s in states])
         self.step.refresh(self.hp)
         self.opt.load_member_states([s.train["optimizer"] for s in states])
@@ -333,7 +350,7 @@ class _Engine:
         """Write `best` (when it changed) and `last` (with the exact training state)."""
         if m.run_dir is None:
             return
-        records.write_metrics(m.run_dir, m.history)
+        records.write_progress(m)
         if m.best_dirty and m.best_state is not None:
             records.save_model(m.run_dir, "best", m, self.data)
             m.best_dirty = False

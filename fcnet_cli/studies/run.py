@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fcnet_cli.analysis.compare import RunRecord, load_runs
+from fcnet_cli.engine.files import atomic_write_text
 from fcnet_cli.events import Callback, EpochMetrics, RunStart
 from fcnet_cli.studies import pages as study_pages
 from fcnet_cli.sweep.load import load_sweep
@@ -167,8 +168,24 @@ def write_page(done: Sequence[StudyRun], docs: Path, figures: Path, total: float
     body = [_section(i, d, docs, figures, command) for i, d in enumerate(done, 1)]
     page = docs / "studies.md"
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text("\n".join(header) + "\n" + "\n".join(body), encoding="utf-8")
+    # atomic: a concurrent run or a reader never sees half a page
+    atomic_write_text(page, "\n".join(header) + "\n" + "\n".join(body))
     return page
+
+
+def _new_folder(root: Path) -> Path:
+    """A fresh stamped folder under `root`: two studies runs never share (and so resume)
+    each other's sweeps, even when started in the same second."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        folder = root / (stamp if i == 1 else f"{stamp}-{i}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{root}: no free folder name for {stamp}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -192,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         parser.error(f"{args.studies}: no study files for {', '.join(missing)} (run from a "
                      f"checkout of fcnet, or give --studies DIR)")
-    out_root = args.runs / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_root = _new_folder(args.runs)
     started = time.perf_counter()
     done = []
     for study in chosen:

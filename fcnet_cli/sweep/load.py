@@ -33,6 +33,7 @@ from fcnet_cli.config import (
     with_overrides,
 )
 from fcnet_cli.sweep import space
+from fcnet_cli.sweep.overrides import not_an_experiment, split_overrides
 from fcnet_cli.sweep.spec import Sweep, SweepSpec, known_keys, point_text, schema_defaults
 
 __all__ = ["load_sweep", "sweep_from_mapping"]
@@ -48,15 +49,15 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     if not isinstance(raw, dict):
         raise ConfigError([f"{p}:1: a sweep file is a mapping (name, base, method, "
                            f"parameters, ...)"])
-    own = [o for o in overrides if not o.startswith("base.")]
-    if any(o.startswith("parameters") for o in own):
-        raise ConfigError(["--set parameters...: parameters cannot be set from the command "
-                           "line; edit the sweep file"])
-    merged, touched = apply_overrides(raw, own)
+    not_an_experiment(raw, p)
+    split = split_overrides(raw, overrides, lines, str(p))
+    merged, touched = apply_overrides(split.raw, split.own)
     where = {k: Loc(str(p), v) for k, v in lines.items()}
     where.update({k: Loc(f"--set {k}") for k in touched})
-    base_items = [o.removeprefix("base.") for o in overrides if o.startswith("base.")]
-    return sweep_from_mapping(merged, where, str(p), p.parent, p.stem, base_items)
+    where.update({f"parameters.{k}": Loc(f"--set parameters.{k}") for k in split.params})
+    sweep = sweep_from_mapping(merged, where, str(p), p.parent, p.stem, split.base)
+    sweep.notes[:0] = split.notes
+    return sweep
 
 
 def sweep_from_mapping(raw: dict[str, Any], where: Mapping[str, Loc] | None = None,

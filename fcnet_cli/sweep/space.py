@@ -104,12 +104,25 @@ class Param:
         n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         return [_tidy(self.low + i * self.step) for i in range(n)]
 
+    def grid_count(self) -> int:
+        """len(grid_values()) without building the list (a hostile `num` is refused first)."""
+        if self.kind == "choice":
+            return len(self.choices)
+        if self.kind == "int":
+            return len(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.num is not None:
+            return self.num
+        assert self.step is not None
+        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+
     def probe_values(self) -> list[Any]:
         """The values whose configs are validated before a random/tpe sweep starts."""
         if self.kind == "choice":
             return list(self.choices)
-        values = self.grid_values() if self.step is not None else [self.low, self.high]
-        return [values[0], values[-1]]
+        if self.step is None:
+            return [self.low, self.high]
+        last = self.low + (self.grid_count() - 1) * self.step  # without listing the range
+        return [self.low, int(last) if self.kind == "int" else _tidy(last)]
 
     def encode(self, value: Any) -> Any:
         """The value as Optuna stores it (JSON text for a list or mapping); see `decode`."""
@@ -282,7 +295,7 @@ def resolve_point(chosen: Mapping[str, Any], params: Sequence[Param],
 def grid_points(params: Sequence[Param], base: Mapping[str, Any],
                 defaults: Mapping[str, Any]) -> list[Point]:
     """Every distinct configuration of the product, in product order (first key slowest)."""
-    size = math.prod(len(p.grid_values()) for p in params)
+    size = math.prod(p.grid_count() for p in params)
     if size > MAX_GRID:
         raise ValueError(f"the grid has {size} points (more than {MAX_GRID})")
     seen: dict[str, Point] = {}

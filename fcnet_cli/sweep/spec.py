@@ -39,6 +39,8 @@ from fcnet_cli.sweep import space
 __all__ = ["Sweep", "SweepSpec", "known_keys", "point_text", "schema_defaults"]
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+MAX_TRIALS = space.MAX_GRID  # the same bound as a grid's size
+MAX_SEEDS = 1000  # members per configuration; every one is an Experiment before training
 SET_BY_SWEEP = ("training.seed", "output.name")  # per member, never swept
 
 
@@ -53,8 +55,10 @@ class SweepSpec(BaseModel):
     base: str | dict[str, Any] = Field(description="base experiment: a path relative to the "
                                                    "sweep file, or an inline mapping")
     method: Literal["grid", "random", "tpe"] = Field("grid", description="how points are chosen")
-    trials: int | None = Field(None, gt=0, description="random/tpe: configurations to run")
-    seeds: int = Field(1, gt=0, description="members per configuration (training.seed + i)")
+    trials: int | None = Field(None, gt=0, le=MAX_TRIALS,
+                               description="random/tpe: configurations to run")
+    seeds: int = Field(1, gt=0, le=MAX_SEEDS,
+                       description="members per configuration (training.seed + i)")
     metric: Monitor = Field(
         "val_accuracy", description="mean over seeds of this metric at each run's best epoch")
     direction: Literal["maximize", "minimize"] | None = Field(
@@ -139,8 +143,12 @@ class Sweep:
         s = self.spec
         # the base as written (not its resolved dump), so a new fcnet field with a default
         # does not block resuming a sweep started by an older fcnet
+        # training.threads is how fast this machine runs it, not what the trials compute
+        base = dict(self.base.raw)
+        if isinstance(base.get("training"), dict):
+            base["training"] = {k: v for k, v in base["training"].items() if k != "threads"}
         return {"method": s.method, "seeds": s.seeds, "metric": s.metric,
-                "direction": self.direction, "parameters": s.parameters, "base": self.base.raw}
+                "direction": self.direction, "parameters": s.parameters, "base": base}
 
     def resolved(self) -> dict[str, Any]:
         """The content of sweep.yaml: the spec with the base experiment written out."""

@@ -197,11 +197,12 @@ def _alive(pid: int) -> bool:
 def open_store(sweep: Sweep, url: str | None = None) -> Store:
     """Open (or create) the sweep's study; refuse to resume it with a different spec."""
     quiet_optuna()
-    sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
     if url is None:
+        sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
         storage: BaseStorage = JournalStorage(JournalFileBackend(str(sweep.sweep_dir / JOURNAL)))
     else:
         storage = _open_rdb(url, sweep)
+        sweep.sweep_dir.mkdir(parents=True, exist_ok=True)  # only once the database answers
     try:
         direction = StudyDirection.MAXIMIZE if sweep.direction == "maximize" else \
             StudyDirection.MINIMIZE
