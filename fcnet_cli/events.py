@@ -150,6 +150,8 @@ class RunResult:
     reason: str | None = None  # for diverged / failed: what happened
     seconds: float = 0.0
     notices: list[str] = field(default_factory=list)  # e.g. the majority-class warning
+    engine: str = "autograd"  # "explicit" (hand-written backward) or "autograd"
+    engine_reason: str | None = None  # why autograd ran (None for the explicit engine)
 
     @property
     def best(self) -> EpochMetrics | None:

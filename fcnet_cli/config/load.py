@@ -144,7 +144,7 @@ def layout_key(exp: Experiment) -> str:
            "loss": exp.loss_name, "hidden": m.hidden,
            "activation": m.activation, "batch_norm": m.batch_norm,
            "batch_size": t.batch_size, "epochs": t.epochs, "device": t.device,
-           "optimizer": exp.optimizer.name,
+           "engine": t.engine, "optimizer": exp.optimizer.name,
            "include_bias": exp.regularization.include_bias}
     return yaml.safe_dump(key, sort_keys=True)
 

@@ -23,6 +23,7 @@ __all__ = [
     "TABLE_DATASETS",
     "DataConfig",
     "EarlyStoppingConfig",
+    "EngineName",
     "Experiment",
     "LossConfig",
     "ModelConfig",
@@ -57,6 +58,7 @@ CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1
 REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2")
 MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
+EngineName = Literal["auto", "autograd"]
 Split = Literal["train", "val", "test"]
 
 FILE_DATASETS = ("csv", "parquet", "npz")
@@ -294,6 +296,10 @@ class TrainingConfig(_Strict):
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
                                                            "per step (null = off)")
+    engine: EngineName = Field(
+        "auto", description="auto = the hand-written forward/backward where the layout allows "
+                            "it (summary.json says which ran and why); autograd = always "
+                            "torch.autograd (the reference, for debugging)")
     threads: int | None = Field(None, gt=0, description="CPU threads of torch "
                                                         "(torch.set_num_threads); null = the "
                                                         "cores available to the process "

@@ -41,6 +41,8 @@ class Member:
     run_dir: Path | None = None
     started: float = field(default_factory=time.perf_counter)
     seconds_before: float = 0.0  # time spent before a resume
+    engine: str = "autograd"  # which backward ran: "explicit" or "autograd" (summary.json)
+    engine_reason: str | None = None  # why autograd (None for the explicit engine)
 
     @property
     def monitor(self) -> str:

@@ -171,7 +171,8 @@ def finish_member(m: Member, data: DataSplits) -> RunResult:
     result = RunResult(name=m.exp.name, run_dir=None if m.run_dir is None else str(m.run_dir),
                        status=m.status or "interrupted", history=list(m.history),
                        best_epoch=m.best_epoch, monitor=m.monitor, test=test, reason=m.reason,
-                       seconds=m.seconds, notices=notices)
+                       seconds=m.seconds, notices=notices, engine=m.engine,
+                       engine_reason=m.engine_reason)
     if m.run_dir is not None:
         write_metrics(m.run_dir, m.history)
         ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
@@ -193,7 +194,7 @@ def summary(r: RunResult) -> dict[str, Any]:
         "test": None if r.test is None else r.test.to_dict(),
         "notices": list(r.notices),
         "seconds": r.seconds, "run_dir": r.run_dir, "threads": torch.get_num_threads(),
-        "versions": versions(),
+        "versions": versions(), "engine": r.engine, "engine_reason": r.engine_reason,
     }
 
 
