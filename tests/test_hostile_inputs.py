@@ -158,10 +158,10 @@ DATA_CASES: dict[str, tuple[Callable[[Path], str], str]] = {
     "NaN features": (
         lambda r: write(r, "d.csv", "a,b,label\n" + "".join(
             f"{i},{'nan' if i == 3 else i},{'xy'[i % 2]}\n" for i in range(40))) and
-        "{dataset: csv, path: d.csv}", "d.csv: 1 of 40 rows have NaN or inf features"),
+        "{dataset: csv, path: d.csv}", "d.csv: missing values in 1 column(s): 'b' 1 (row 4)"),
     "no target column": (
         lambda r: write(r, "d.csv", "a,b,label\n1,2,x\n3,4,y\n") and
-        "{dataset: csv, path: d.csv, target: species}", "d.csv: no label column 'species'"),
+        "{dataset: csv, path: d.csv, target: species}", "d.csv: data.target: no column 'species'"),
     "single class": (
         lambda r: write(r, "d.csv", "a,b,label\n" + "".join(
             f"{i},{i * 2},only\n" for i in range(30))) and "{dataset: csv, path: d.csv}",
@@ -280,7 +280,7 @@ def test_eval_wrong_feature_count(run: Path, tmp_path: Path) -> None:
         f"{i % 7},{i % 3},{'xy'[i % 2]}\n" for i in range(60)))
     _edit_meta(best(run), config__data__path=str(two))
     replay(tmp_path, ["eval", str(best(run))], 2,
-           f"{two}: data set has 2 features, checkpoint expects 3")
+           f"{two}: no column 'c' (the model expects 3 columns: a, b, c)")
 
 
 @pytest.mark.parametrize(("changes", "start"), [

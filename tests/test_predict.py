@@ -199,8 +199,8 @@ def _bad_csv(trained: Trained, tmp_path: Path, row: int, column: str, value: str
 
 @pytest.mark.parametrize(("value", "needle"), [
     ("abc", "row 97, column 'petal_length': 'abc' is not a number"),
-    ("", "row 97, column 'petal_length': missing value"),
-    ("nan", "row 97, column 'petal_length': nan is not a finite number"),
+    ("", "row 97, column 'petal_length': empty cell"),
+    ("nan", "row 97, column 'petal_length': empty cell"),  # NaN counts as missing
     ("inf", "row 97, column 'petal_length': inf is not a finite number"),
 ])
 def test_bad_cells_name_row_and_column_and_leave_no_output(trained: Trained, tmp_path: Path,

@@ -172,7 +172,7 @@ def test_resume_cleans_temporary_leftovers(tmp_path: Path) -> None:
     ("missing", "file not found"),
     ("empty", "empty"),
     ("no_target", "species"),
-    ("nan", "NaN"),
+    ("nan", "missing values in 1 column(s): 'b' 1 (row 4)"),
     ("few_rows", "rows"),
 ])
 def test_bad_data_exits_2_with_one_line(tmp_path: Path, setup: str, needle: str) -> None:
@@ -208,7 +208,8 @@ def test_eval_with_wrong_feature_count_exits_2(tmp_path: Path) -> None:
                                             for i in range(60)))
     out = CliRunner().invoke(app, ["eval", f"{r.run_dir}/checkpoints/best"])
     assert out.exit_code == 2, out.output
-    assert "features" in out.output and "Traceback" not in out.output
+    assert "no column 'c' (the model expects 3 columns: a, b, c)" in out.output
+    assert "Traceback" not in out.output and len(out.output.splitlines()) == 1
 
 
 def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:

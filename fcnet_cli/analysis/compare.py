@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fcnet_cli.config import METRICS, flatten, read_config_file
+from fcnet_cli.config import METRICS, flatten, metric_mode, read_config_file
 from fcnet_cli.engine.files import LOCK_FILE, holder_alive, resolve_latest
 from fcnet_cli.errors import UsageError
 
@@ -294,6 +294,11 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 _HEADERS = {"name": "run", "best_val_accuracy": "best val acc", "best_val_loss": "best val loss",
             "test_accuracy": "test acc", "test_loss": "test loss", "best_epoch": "best ep",
+            "best_val_balanced_accuracy": "best val bal acc", "test_balanced_accuracy":
+            "test bal acc", "best_val_macro_f1": "best val F1", "test_macro_f1": "test F1",
+            "best_val_rmse": "best val rmse", "test_rmse": "test rmse", "best_val_mae":
+            "best val mae", "test_mae": "test mae", "best_val_r2": "best val r2",
+            "test_r2": "test r2",
             "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
             "seconds": "s"}
 _PRIORITY = {"name": 0, "best_val_accuracy": 0, "best_val_loss": 0, "test_accuracy": 2,
@@ -334,10 +339,15 @@ def compare(runs: Sequence[RunRecord], metric: str = "val_accuracy") -> Comparis
     columns = ["name", *params, f"best_{metric}", test_key, "best_epoch", "epochs",
                "gap_accuracy", "gap_loss", "sparsity", "weight_norm", "seconds", "status"]
     rows = [_row(r, params, metric, test_key) for r in runs]
-    sign = -1.0 if metric == "val_accuracy" else 1.0
+    sign = -1.0 if metric_mode(metric) == "max" else 1.0
     rows.sort(key=lambda row: (row[f"best_{metric}"] is None,
                                sign * (row[f"best_{metric}"] or 0.0)))
     return Comparison(metric, params, columns, rows)
+
+
+def _test_value(test: dict[str, Any], key: str) -> Any:
+    """summary.json test metrics: loss/accuracy at the top, the others under "metrics"."""
+    return test[key] if key in test else (test.get("metrics") or {}).get(key)
 
 
 def _row(r: RunRecord, params: list[str], metric: str, test_key: str) -> dict[str, Any]:
@@ -348,7 +358,7 @@ def _row(r: RunRecord, params: list[str], metric: str, test_key: str) -> dict[st
     sparsity, norm = weight_totals(best, r) if best else (None, None)
     return {
         "run_dir": str(r.path), "name": r.name, **{p: r.config.get(p) for p in params},
-        f"best_{metric}": metric_value(r, metric), test_key: test.get(test_key[5:]),
+        f"best_{metric}": metric_value(r, metric), test_key: _test_value(test, test_key[5:]),
         "best_epoch": s.get("best_epoch"),
         # a killed run's metrics.csv may be one epoch ahead of its summary.json
         "epochs": len(r.metrics) if s.get("status") in ("running", "incomplete") else

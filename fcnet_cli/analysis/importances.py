@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.compare import RunRecord, differing_params, metric_value
+from fcnet_cli.config import metric_mode
 
 __all__ = ["Importances", "load_study", "param_importances", "study_from_runs"]
 
@@ -87,7 +88,7 @@ def study_from_runs(runs: Sequence[RunRecord], metric: str,
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
-        direction="maximize" if metric == "val_accuracy" else "minimize")
+        direction="maximize" if metric_mode(metric) == "max" else "minimize")
     done = [r for r in runs if metric_value(r, metric) is not None]
     varying = differing_params(done, exclude=_NOT_SWEPT)
     keys = [p for p in params if p in varying] if params is not None else varying

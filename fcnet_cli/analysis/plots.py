@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fcnet_cli.analysis.compare import RunRecord, metric_value
+from fcnet_cli.config import metric_mode
 
 __all__ = ["best_runs", "colors", "gap_limits", "jitter", "new_figure", "plot_overlay",
            "plot_run", "plot_sweep", "run_label", "save_figure"]
@@ -80,7 +81,9 @@ def plot_run(run: RunRecord, out: str | Path) -> Path:
     fig, axes = new_figure(3 if weights else 2, 2, 10, 9.5 if weights else 6.5)
     loss, acc, lr, gap = axes[:4]
     x = _epochs(run)
-    for ax, what in ((loss, "loss"), (acc, "accuracy")):
+    # regression runs have no accuracy: their second panel is the RMSE (validation only)
+    second = "rmse" if any(math.isfinite(v) for v in run.column("val_rmse")) else "accuracy"
+    for ax, what in ((loss, "loss"), (acc, second)):
         ax.plot(x, run.column(f"train_{what}"), "--", color="C0", label=f"train {what}")
         ax.plot(x, run.column(f"val_{what}"), "-", color="C1", label=f"val {what}")
         ax.set_title(what)
@@ -165,7 +168,7 @@ def run_label(run: RunRecord, params: Sequence[str]) -> str:
 
 def best_runs(runs: Sequence[RunRecord], metric: str, best: int) -> list[RunRecord]:
     """The `best` runs by their best `metric` (all when best <= 0), best first."""
-    sign = -1.0 if metric == "val_accuracy" else 1.0
+    sign = -1.0 if metric_mode(metric) == "max" else 1.0
     scored = sorted((r for r in runs if metric_value(r, metric) is not None),
                     key=lambda r: sign * (metric_value(r, metric) or 0.0))
     return scored[:best] if best > 0 else scored
@@ -180,8 +183,10 @@ def plot_overlay(runs: Sequence[RunRecord], out: str | Path, metric: str = "val_
     shown = best_runs(runs, metric, best)
     keys = list(params) if params is not None else differing_params(
         shown, exclude=("training.seed",))
-    first = "accuracy" if metric == "val_accuracy" else "loss"
-    second = "loss" if first == "accuracy" else "accuracy"
+    regression = any(math.isfinite(v) for r in runs for v in r.column("val_rmse"))
+    other = "rmse" if regression else "accuracy"
+    first = metric.removeprefix("val_") if metric != "val_loss" else other
+    second = "loss" if first != "loss" else other
     fig, axes = new_figure(1, 2, 12, 5)
     palette = colors(len(shown))
     for ax, what in zip(axes, (first, second), strict=True):

@@ -60,6 +60,45 @@ def _schema() -> int:
     return 0
 
 
+@app.command()
+def datasets(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Option(metavar="DIR",
+        help="Folder searched for torchvision data sets (data.root).")] = Path("data"),
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the list as JSON instead of a table.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List the built-in data sets: source, rows, features, classes (or regression) and
+    whether each is readable offline right now. Your own tables use data.dataset: csv,
+    parquet or npz with data.path."""
+    _run(ctx, debug, lambda: _datasets(root, as_json))
+
+
+def _datasets(root: Path, as_json: bool) -> int:
+    import json
+
+    from fcnet_cli.engine.catalog import builtin_datasets
+
+    found = builtin_datasets(root)
+    if as_json:
+        typer.echo(json.dumps([d.to_dict() for d in found], indent=2))
+        return 0
+    from fcnet_cli import display
+
+    rows = [[d.name, d.source, str(d.rows), str(d.features),
+             "regression" if d.classes is None else str(d.classes),
+             "yes" if d.available else "no"] for d in found]
+    missing = [d for d in found if not d.available]
+    # the location of a missing set is a long path: one caption line instead of a wide column
+    caption = (f"no: files not under {root}; set data.root (--root here), or "
+               "data.download: true to fetch them") if missing else None
+    display.render_comparison(display.make_console(),
+                              ["data set", "source", "rows", "features", "classes",
+                               "offline"], rows, caption=caption, priorities=[0, 1, 0, 0, 0, 0])
+    return 0
+
+
 # ---------------------------------------------------------------- compare / plot
 
 

@@ -20,12 +20,18 @@ from fcnet_cli.config.load import (
 )
 from fcnet_cli.config.problems import Loc, Problem, did_you_mean, locate, problems_from
 from fcnet_cli.config.schema import (
+    CLASSIFICATION_METRICS,
     FILE_DATASETS,
+    MAXIMIZED,
     METRICS,
     NORMALIZATIONS,
+    REGRESSION_DATASETS,
+    REGRESSION_METRICS,
     SPLITS,
+    TABLE_DATASETS,
     DataConfig,
     EarlyStoppingConfig,
+    EngineName,
     Experiment,
     ExportFormat,
     LossConfig,
@@ -39,19 +45,26 @@ from fcnet_cli.config.schema import (
     Split,
     TrainingConfig,
     describe_schema,
+    metric_mode,
 )
 from fcnet_cli.config.source import Source, read_source, source_from_mapping, with_overrides
 from fcnet_cli.errors import ConfigError
 from fcnet_cli.yamlio import apply_overrides, load_yaml, parse_override, read_config_file
 
 __all__ = [
+    "CLASSIFICATION_METRICS",
     "FILE_DATASETS",
+    "MAXIMIZED",
     "METRICS",
     "NORMALIZATIONS",
+    "REGRESSION_DATASETS",
+    "REGRESSION_METRICS",
     "SPLITS",
+    "TABLE_DATASETS",
     "ConfigError",
     "DataConfig",
     "EarlyStoppingConfig",
+    "EngineName",
     "Experiment",
     "ExportFormat",
     "Loc",
@@ -77,6 +90,7 @@ __all__ = [
     "layout_key",
     "load_experiment",
     "locate",
+    "metric_mode",
     "load_source",
     "load_yaml",
     "parse_override",

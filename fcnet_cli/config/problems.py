@@ -90,6 +90,12 @@ def problems_from(error: ValidationError, root: type[BaseModel], where: Mapping[
     out: list[Problem] = []
     whole = set(collapse)
     for err in error.errors():
+        if not err["loc"] and err["type"] == "value_error":
+            # a whole-model check reports "dotted.path: problem" lines: place each one
+            for line in err["msg"].removeprefix("Value error, ").splitlines():
+                path, _, msg = line.partition(": ")
+                out.append(Problem(locate(where, path, default), path, msg))
+            continue
         loc = [str(p) for p in err["loc"]]
         if loc and loc[0] in whole and err["type"] != "missing":
             loc = loc[:1]

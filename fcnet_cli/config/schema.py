@@ -7,17 +7,23 @@ No torch import here: ``fcnet validate`` and ``fcnet --help`` must stay fast.
 from __future__ import annotations
 
 import re
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = [
+    "CLASSIFICATION_METRICS",
     "FILE_DATASETS",
+    "MAXIMIZED",
     "METRICS",
     "NORMALIZATIONS",
+    "REGRESSION_DATASETS",
+    "REGRESSION_METRICS",
     "SPLITS",
+    "TABLE_DATASETS",
     "DataConfig",
     "EarlyStoppingConfig",
+    "EngineName",
     "Experiment",
     "ExportFormat",
     "LossConfig",
@@ -31,26 +37,38 @@ __all__ = [
     "Split",
     "TrainingConfig",
     "describe_schema",
+    "metric_mode",
 ]
 
 Dataset = Literal[
-    "digits", "iris", "wine", "breast_cancer",
+    "digits", "iris", "wine", "breast_cancer", "diabetes",
     "mnist", "fashion_mnist", "kmnist", "cifar10",
-    "csv", "npz",
+    "csv", "parquet", "npz",
 ]
 Activation = Literal["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu"]
 Normalize = Literal["standard", "minmax", "none"]
 RegType = Literal["none", "l1", "l2", "elastic_net"]
 OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
-Monitor = Literal["val_loss", "val_accuracy"]
+Task = Literal["classification", "regression"]
+Missing = Literal["error", "mean", "median", "most_frequent"]
+LossName = Literal["cross_entropy", "mse", "huber", "l1"]
+# validation metrics an epoch reports; classification ones and regression ones (original units)
+Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1",
+                  "val_rmse", "val_mae", "val_r2"]
+CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1")
+REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2")
+MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
+EngineName = Literal["auto", "autograd"]
 Split = Literal["train", "val", "test"]
 # `fcnet predict --format` and `fcnet export --format` (fcnet_cli.serve)
 PredictFormat = Literal["csv", "parquet", "json"]
 ExportFormat = Literal["onnx", "torchscript"]
 
-FILE_DATASETS = ("csv", "npz")
+FILE_DATASETS = ("csv", "parquet", "npz")
+TABLE_DATASETS = ("csv", "parquet")
+REGRESSION_DATASETS = ("diabetes",)
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
 METRICS: tuple[str, ...] = get_args(Monitor)
 SPLITS: tuple[str, ...] = get_args(Split)
@@ -63,17 +81,39 @@ MAX_LAYERS = 100
 MAX_BATCH = 1 << 24
 
 
+def metric_mode(metric: str) -> Literal["min", "max"]:
+    """Whether a larger value of a validation metric is better ("max") or a smaller one."""
+    return "max" if metric in MAXIMIZED else "min"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False,
                               validate_default=False)
 
 
 class DataConfig(_Strict):
-    dataset: Dataset = Field("digits", description="data set name; csv/npz read `path`")
+    dataset: Dataset = Field("digits", description="data set name; csv/parquet/npz read `path`")
     path: str | None = Field(
         None, validate_default=True,
-        description="CSV or NPZ file (relative paths are relative to the experiment file)")
-    target: str = Field("label", description="name of the CSV label column")
+        description="CSV (.csv, .csv.gz), Parquet or NPZ file (relative paths are relative "
+                    "to the experiment file)")
+    target: str | list[str] = Field(
+        "label", description="table column(s) to predict; a list only for task: regression")
+    features: list[str] | None = Field(
+        None, description="table columns used as inputs (default: all but target and drop)")
+    drop: list[str] = Field(default_factory=list,
+                            description="table columns to ignore, e.g. ids")
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="table columns one-hot encoded even if numeric (string and boolean "
+                    "columns always are)")
+    max_categories: int = Field(100, gt=0, description="most categories a categorical column "
+                                                       "may have (fitted on the training split)")
+    missing: Missing = Field(
+        "error", description="empty cells in feature columns: error, or fill with the "
+                             "training split's mean / median / most frequent value")
+    missing_indicator: bool = Field(False, description="add a 0/1 column per feature with "
+                                                       "imputed cells")
     root: str = Field(
         "data", description="folder of torchvision data sets (relative to the experiment file)")
     download: bool = Field(False, description="allow torchvision to download the data set")
@@ -127,8 +167,23 @@ class ModelConfig(_Strict):
 
 
 class LossConfig(_Strict):
+    name: LossName | None = Field(
+        None, description="cross_entropy (classification) or mse / huber / l1 on the "
+                          "standardized target (regression); default: per task")
     label_smoothing: float = Field(0.0, ge=0, lt=1,
                                    description="nn.CrossEntropyLoss label smoothing")
+    class_weights: Literal["none", "balanced"] | list[float] = Field(
+        "none", description="nn.CrossEntropyLoss weight: none, balanced (n / (C·count_c) on "
+                            "the training split) or one weight > 0 per class")
+    huber_delta: float = Field(1.0, gt=0, description="huber: nn.HuberLoss delta, in standard "
+                                                      "deviations of the target")
+
+    @field_validator("class_weights")
+    @classmethod
+    def _weights(cls, v: Any) -> Any:
+        if isinstance(v, list) and (not v or any(w <= 0 for w in v)):
+            raise ValueError(f"class_weights must be one number > 0 per class (got {v})")
+        return v
 
 
 class RegularizationConfig(_Strict):
@@ -246,6 +301,10 @@ class TrainingConfig(_Strict):
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
                                                            "per step (null = off)")
+    engine: EngineName = Field(
+        "auto", description="auto = the hand-written forward/backward where the layout allows "
+                            "it (summary.json says which ran and why); autograd = always "
+                            "torch.autograd (the reference, for debugging)")
     threads: int | None = Field(None, gt=0, description="CPU threads of torch "
                                                         "(torch.set_num_threads); null = the "
                                                         "cores available to the process "
@@ -273,6 +332,9 @@ class OutputConfig(_Strict):
 
 
 class Experiment(_Strict):
+    task: Task | None = Field(
+        None, description="classification or regression (default: classification; a "
+                          "non-integer target then asks for task: regression)")
     data: DataConfig = Field(default_factory=lambda: DataConfig())
     model: ModelConfig = Field(default_factory=lambda: ModelConfig())
     loss: LossConfig = Field(default_factory=lambda: LossConfig())
@@ -285,6 +347,45 @@ class Experiment(_Strict):
     @property
     def name(self) -> str:
         return self.output.name or "experiment"
+
+    @property
+    def resolved_task(self) -> Task:
+        """The task: as set, else regression for a bundled regression set, else classification."""
+        if self.task is not None:
+            return self.task
+        return "regression" if self.data.dataset in REGRESSION_DATASETS else "classification"
+
+    @property
+    def loss_name(self) -> LossName:
+        """The loss: as set, else cross_entropy (classification) or mse (regression)."""
+        if self.loss.name is not None:
+            return self.loss.name
+        return "mse" if self.resolved_task == "regression" else "cross_entropy"
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> Experiment:
+        task, problems = self.resolved_task, []
+        if task == "regression":
+            if self.loss.name == "cross_entropy":
+                problems.append("loss.name: cross_entropy is for classification; use mse, "
+                                "huber or l1 with task: regression")
+            if self.loss.class_weights != "none":
+                problems.append("loss.class_weights: applies to classification only")
+            wrong = CLASSIFICATION_METRICS
+        else:
+            if self.loss.name not in (None, "cross_entropy"):
+                problems.append(f"loss.name: {self.loss.name} is a regression loss; set "
+                                f"task: regression")
+            if isinstance(self.data.target, list):
+                problems.append("data.target: a list of targets needs task: regression")
+            wrong = REGRESSION_METRICS
+        for where, m in (("training.early_stopping.monitor", self.training.early_stopping.monitor),
+                         ("scheduler.monitor", self.scheduler.monitor)):
+            if m in wrong:
+                problems.append(f"{where}: {m} does not apply to task: {task}")
+        if problems:  # one line each; validate_experiment places each at its key's line
+            raise ValueError("\n".join(problems))
+        return self
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:

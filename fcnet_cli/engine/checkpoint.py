@@ -280,7 +280,9 @@ def _check_layout(path: Path, meta: dict, state_dict: dict[str, torch.Tensor]) -
     in_f, n_cls = meta["in_features"], meta["n_classes"]
     if not all(type(v) is int and v > 0 for v in (in_f, n_cls)):
         raise CheckpointError(f"{where}: in_features and n_classes must be positive integers")
-    if not isinstance(meta["classes"], list) or len(meta["classes"]) != n_cls:
+    regression = meta.get("task") == "regression"  # n_classes then counts the targets
+    if not isinstance(meta["classes"], list) or (len(meta["classes"]) != n_cls
+                                                  and not regression):
         raise CheckpointError(f"{where}: classes must list n_classes = {n_cls} names")
     with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
         expected = {k: tuple(v.shape) for k, v in build_mlp(cfg, in_f, n_cls).state_dict().items()}

@@ -28,7 +28,7 @@ from fcnet_cli.config import (
 )
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine.data import DataSplits
-from fcnet_cli.engine.evaluate import evaluate
+from fcnet_cli.engine.evaluate import evaluate_split, majority_notice
 from fcnet_cli.engine.members import Member
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, UsageError
@@ -118,9 +118,10 @@ def _meta(m: Member, data: DataSplits, epoch: int | None) -> dict[str, Any]:
     return {
         "format": ck.FORMAT, "version": ck.VERSION, "versions": versions(),
         "config": m.exp.model_dump(mode="json"), "in_features": data.n_features,
-        "n_classes": data.n_classes, "classes": list(data.classes),
+        # n_classes is the width of the last layer: the classes, or the regression targets
+        "n_classes": data.n_outputs, "classes": list(data.classes), "task": data.task,
         "normalization": data.normalization.to_json(),
-        "feature_names": list(data.feature_names), "epoch": epoch,
+        "preprocessing": data.preprocessing.to_json(), "epoch": epoch,
         "metrics": None if row is None else {k: v for k, v in row.row().items()
                                              if not k.startswith(("l1_", "l2_", "sparsity"))},
     }
@@ -154,20 +155,24 @@ def write_progress(m: Member) -> None:
 
 def finish_member(m: Member, data: DataSplits) -> RunResult:
     """Test metrics of the best state, summary.json, and any best checkpoint still pending."""
-    test = None
+    test, notices = None, list(data.notices)
     if m.best_state is not None:
-        model = build_mlp(m.exp.model, data.n_features, data.n_classes).to(data.x_test.device)
+        model = build_mlp(m.exp.model, data.n_features, data.n_outputs).to(data.x_test.device)
         model.load_state_dict(m.best_state)
         if len(data.y_test):
-            test = evaluate(model, data.x_test, data.y_test, list(data.classes), "test",
-                            label_smoothing=m.exp.loss.label_smoothing)
+            test = evaluate_split(model, m.exp, data, "test")
+            notices += test.notices
+        elif data.task == "classification" and m.history and m.best_epoch is not None:
+            acc = next(r.val_accuracy for r in m.history if r.epoch == m.best_epoch)
+            notices += majority_notice(acc, data.y_val, data.classes, "val")[1]
         if m.run_dir is not None and m.best_dirty:
             save_model(m.run_dir, "best", m, data)
             m.best_dirty = False
     result = RunResult(name=m.exp.name, run_dir=None if m.run_dir is None else str(m.run_dir),
                        status=m.status or "interrupted", history=list(m.history),
                        best_epoch=m.best_epoch, monitor=m.monitor, test=test, reason=m.reason,
-                       seconds=m.seconds)
+                       seconds=m.seconds, notices=notices, engine=m.engine,
+                       engine_reason=m.engine_reason)
     if m.run_dir is not None:
         write_metrics(m.run_dir, m.history)
         ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
@@ -187,8 +192,9 @@ def summary(r: RunResult) -> dict[str, Any]:
         "gap_at_last": None if last is None else {"accuracy": last.gap_accuracy,
                                                   "loss": last.gap_loss},
         "test": None if r.test is None else r.test.to_dict(),
+        "notices": list(r.notices),
         "seconds": r.seconds, "run_dir": r.run_dir, "threads": torch.get_num_threads(),
-        "versions": versions(),
+        "versions": versions(), "engine": r.engine, "engine_reason": r.engine_reason,
     }
 
 

@@ -78,7 +78,7 @@ def _read_table(model: Model, table: Table, target: str, batch_rows: int
         ys.append(_label_indices(model, frame.get_column(target), table.source, start))
         xs.append(model.spec.encode(frame, table.source, start))
     if not xs:
-        return np.zeros((0, model.n_features_in_), np.float32), np.zeros(0, np.int64)
+        return np.zeros((0, model.n_inputs), np.float32), np.zeros(0, np.int64)
     return np.concatenate(xs), np.concatenate(ys)
 
 

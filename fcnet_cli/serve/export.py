@@ -88,10 +88,10 @@ def _sidecar(model: Model, fmt: ExportFormat) -> dict:
     return {
         "format": "fcnet-export", "version": 1, "fcnet_version": __version__,
         "runtime": fmt,
-        "input": {"name": "features", "shape": ["batch", model.n_features_in_],
+        "input": {"name": "features", "shape": ["batch", model.n_inputs],
                   "dtype": "float32"},
         "outputs": ["probabilities", "logits"] if fmt == "onnx" else ["probabilities"],
-        "feature_names": model.feature_names_in_.tolist(),
+        "feature_names": model.spec.input_names,
         "classes": model.classes_.tolist(),
         "preprocessing": "normalization applied inside the graph: give raw feature values",
         "source_checkpoint": {"path": str(model.checkpoint.dir), "sha256": model.sha256,
@@ -101,7 +101,7 @@ def _sidecar(model: Model, fmt: ExportFormat) -> dict:
 
 def _example(model: Model) -> torch.Tensor:
     # two rows: a batch of one could let the exporter specialize the batch axis to 1
-    return torch.zeros(2, model.n_features_in_)
+    return torch.zeros(2, model.n_inputs)
 
 
 def _write_onnx(model: Model, path: Path) -> None:

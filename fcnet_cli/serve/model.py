@@ -48,6 +48,7 @@ class Model:
         classes_: class names, index = model output (numpy array of str).
         feature_names_in_: the input columns in model order (numpy array of str).
         n_features_in_: number of input columns.
+        n_inputs: number of model inputs after encoding (categories one-hot).
         module: ``nn.Sequential(Standardize, MLP)`` in eval mode; maps raw (N, F) float32
             features to logits (N, C). What export traces.
         checkpoint: the verified checkpoint (directory, weights, meta.json).
@@ -60,8 +61,9 @@ class Model:
         self.spec = FeatureSpec.from_meta(meta, str(ckpt.dir / "meta.json"))
         self.label_smoothing = exp.loss.label_smoothing
         self.classes_ = np.array([str(c) for c in meta["classes"]])
-        self.feature_names_in_ = np.array(self.spec.input_names)
+        self.feature_names_in_ = np.array(self.spec.names)
         self.n_features_in_ = self.spec.n_features
+        self.n_inputs = self.spec.prep.in_features  # model inputs (categories one-hot)
         with torch.device("meta"):  # no init work: every tensor comes from the checkpoint
             mlp = build_mlp(exp.model, meta["in_features"], meta["n_classes"])
         mlp.load_state_dict(ckpt.state_dict, assign=True)
@@ -86,7 +88,7 @@ class Model:
 
     @torch.no_grad()
     def logits(self, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-        """Logits (N, C) float32 of encoded features ``x`` (N, F) float32, in row batches."""
+        """Logits (N, C) float32 of encoded features ``x`` (N, n_inputs), in row batches."""
         out = [self.module(torch.from_numpy(x[i:i + batch_size])).numpy()
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)

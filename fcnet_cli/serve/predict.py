@@ -8,7 +8,7 @@ row is written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -63,7 +63,7 @@ def _write_all(model: Model, chunks: Iterable[Chunk], out: Path | None, fmt: str
     """Predict every chunk and write it; returns (rows, format)."""
     fmt_ = format_for(out, fmt)
     empty = pl.DataFrame({c: [] for c in keep}).with_columns(pl.all().cast(pl.String)).hstack(
-        _scores(model, np.zeros((0, model.n_features_in_), np.float32), proba))
+        _scores(model, np.zeros((0, model.n_inputs), np.float32), proba))
     if out is None:
         writer = ChunkWriter(fmt_, None, stream)
         for kept, x in chunks:
@@ -178,11 +178,13 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
 
 
 def raw_split(model: Model, split: str) -> np.ndarray:
-    """The un-normalized features (N, F) float32 of the checkpoint's own split."""
+    """The encoded, un-normalized features (N, n_inputs) float32 of the checkpoint's own
+    split (what `Model.module` and an exported graph take)."""
     exp = _experiment(model.checkpoint)
-    n = model.n_features_in_
+    n = model.n_inputs
     identity = Normalization("none", torch.zeros(n), torch.ones(n))
-    splits = load_data(exp.data, normalization=identity)
+    prep = replace(model.spec.prep, normalization=identity)
+    splits = load_data(exp.data, task=exp.task, preprocessing=prep)
     if list(splits.classes) != list(model.classes_):
         raise DataError(f"{exp.data.path or exp.data.dataset}: data set classes "
                         f"{splits.classes} differ from the checkpoint's {list(model.classes_)}")

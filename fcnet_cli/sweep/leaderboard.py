@@ -39,7 +39,7 @@ def trial_result(t: FrozenTrial, sweep: Sweep) -> TrialResult:
         best_epochs=list(a.get("best_epochs", [])), gap=a.get("gap"),
         seconds=float(a.get("seconds", 0.0)), run_dirs=list(a.get("run_dirs", [])),
         checkpoint=a.get("checkpoint"), status=a.get("status", state),
-        reason=a.get("reason"))
+        reason=a.get("reason"), also=dict(a.get("also", {})))
 
 
 def counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
@@ -91,9 +91,10 @@ def _cell(v: Any) -> Any:
 
 def write_leaderboard(result: SweepResult) -> str:
     """leaderboard.csv in the sweep folder: one row per trial, completed ones ranked."""
+    also = sorted({k for t in result.trials for k in t.also})  # e.g. val_macro_f1
     fields = ["rank", "trial", "state", "status", f"{result.metric}_mean", f"{result.metric}_std",
-              "values", *result.swept, "best_epochs", "gap_accuracy", "seconds", "checkpoint",
-              "run_dirs", "reason"]
+              *(f"{k}_mean" for k in also), "values", *result.swept, "best_epochs",
+              "gap_accuracy", "seconds", "checkpoint", "run_dirs", "reason"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -108,6 +109,7 @@ def write_leaderboard(result: SweepResult) -> str:
                "seconds": round(t.seconds, 3), "checkpoint": t.checkpoint,
                "run_dirs": _cell(t.run_dirs), "reason": t.reason}
         row.update({k: _cell(t.params.get(k, "")) for k in result.swept})
+        row.update({f"{k}_mean": t.also.get(k) for k in also})
         writer.writerow(row)
     path = Path(result.sweep_dir) / "leaderboard.csv"
     tmp = path.with_name(f".tmp-leaderboard-{os.getpid()}.csv")

@@ -17,6 +17,8 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from fcnet_cli.config import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
     ConfigError,
     Experiment,
     Loc,
@@ -26,6 +28,7 @@ from fcnet_cli.config import (
     check,
     layout_key,
     locate,
+    metric_mode,
     problems_from,
     read_config_file,
     read_source,
@@ -149,10 +152,13 @@ def _semantics(sweep: Sweep) -> list[Problem]:
                      f"to run)")
     if s.method != "grid" and not sweep.params:
         at("parameters", f"method {s.method} needs at least one parameter to sample")
-    if s.direction is not None and (s.metric == "val_loss") != (s.direction == "minimize"):
-        at("direction", f"{s.metric} should be "
-                        f"{'minimized' if s.metric == 'val_loss' else 'maximized'} "
+    minimized = metric_mode(s.metric) == "min"
+    if s.direction is not None and minimized != (s.direction == "minimize"):
+        at("direction", f"{s.metric} should be {'minimized' if minimized else 'maximized'} "
                         f"(got {s.direction})")
+    task = sweep.base_exp.resolved_task
+    if s.metric in (REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS):
+        at("metric", f"{s.metric} does not apply to the base experiment's task ({task})")
     if s.seeds > s.max_population:
         at("max_population", f"must be >= seeds ({s.seeds}) (got {s.max_population})")
     return out

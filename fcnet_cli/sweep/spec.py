@@ -32,6 +32,7 @@ from fcnet_cli.config import (
     Problem,
     Source,
     flatten,
+    metric_mode,
     with_values,
 )
 from fcnet_cli.sweep import space
@@ -60,9 +61,11 @@ class SweepSpec(BaseModel):
     seeds: int = Field(1, gt=0, le=MAX_SEEDS,
                        description="members per configuration (training.seed + i)")
     metric: Monitor = Field(
-        "val_accuracy", description="mean over seeds of this metric at each run's best epoch")
+        "val_accuracy", description="mean over seeds of this metric at each run's best epoch "
+                                    "(val_rmse/val_mae/val_r2 for task: regression)")
     direction: Literal["maximize", "minimize"] | None = Field(
-        None, description="default: maximize val_accuracy, minimize val_loss")
+        None, description="default: minimize val_loss, val_rmse and val_mae, maximize the "
+                          "others")
     pruner: Literal["none", "median", "hyperband"] = Field(
         "none", description="stop poor trials early from per-epoch validation values")
     max_population: int = Field(256, gt=0, description="most members trained together")
@@ -93,7 +96,7 @@ class Sweep:
 
     @property
     def direction(self) -> str:
-        return self.spec.direction or ("minimize" if self.spec.metric == "val_loss"
+        return self.spec.direction or ("minimize" if metric_mode(self.spec.metric) == "min"
                                        else "maximize")
 
     @property

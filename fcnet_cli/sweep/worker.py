@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from fcnet_cli.config import ConfigError, Experiment, layout_key
+from fcnet_cli.config import ConfigError, Experiment, layout_key, metric_mode
 from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.engine.train import train_population
@@ -64,7 +64,7 @@ class Pruning:
     def observe(self, rows: list[EpochMetrics]) -> None:
         values: dict[int, list[float]] = defaultdict(list)
         for r in rows:
-            v = getattr(r, self.metric)
+            v = r.value(self.metric)
             if math.isfinite(v):
                 values[self.owner[r.member]].append(v)
         for i, vs in values.items():
@@ -243,7 +243,7 @@ class Worker:
     def _data(self, exp: Experiment) -> DataSplits:
         key = json.dumps(exp.data.model_dump(mode="json"), sort_keys=True)
         if key not in self.data:
-            self.data[key] = load_data(exp.data)
+            self.data[key] = load_data(exp.data, task=exp.task)
         return self.data[key]
 
     def _train_group(self, group: list[Claimed]) -> None:
@@ -321,7 +321,7 @@ class Worker:
 def _summary(runs: list[RunResult], metric: str) -> dict[str, Any]:
     """What the leaderboard shows of a trial, stored as Optuna user attributes."""
     best = [(r, r.best) for r in runs if r.best is not None]
-    values = [getattr(b, metric) for _, b in best]
+    values = [b.value(metric) for _, b in best]
     out: dict[str, Any] = {
         "values": values, "best_epochs": [b.epoch for _, b in best],
         "value": statistics.fmean(values) if values else None,
@@ -330,10 +330,13 @@ def _summary(runs: list[RunResult], metric: str) -> dict[str, Any]:
         "seconds": max((r.seconds for r in runs), default=0.0),
         "epochs": [len(r.history) for r in runs],
         "run_dirs": [r.run_dir for r in runs],
+        # the other headline metrics at the same best epochs, mean over seeds
+        "also": {k: statistics.fmean(b.metrics[k] for _, b in best)
+                 for k in sorted(best[0][1].metrics) if k != metric} if best else {},
     }
     if best:
-        pick = max if metric == "val_accuracy" else min
-        run, _ = pick(best, key=lambda rb: getattr(rb[1], metric))
+        pick = max if metric_mode(metric) == "max" else min
+        run, _ = pick(best, key=lambda rb: rb[1].value(metric))
         ckpt = Path(run.run_dir or "") / "checkpoints" / "best"
         out["checkpoint"] = str(ckpt) if run.run_dir and ckpt.exists() else None
     return out
