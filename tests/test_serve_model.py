@@ -71,3 +71,38 @@ def test_bad_input(trained: Trained, tmp_path: Path) -> None:
         m.predict(pd.DataFrame({**{c: ["1", "2"] for c in FEATURES}, "sepal_width": ["1", "x"]}))
     with pytest.raises(CheckpointError, match="no checkpoint in this directory"):
         load_model(tmp_path)
+
+
+def test_regression_predicts_the_target_in_its_own_units(tmp_path: Path) -> None:
+    import io
+
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from fcnet_cli import load_experiment, load_model, train
+    from fcnet_cli.cli import app
+    from fcnet_cli.serve.predict import raw_split
+
+    exp = tmp_path / "reg.yaml"
+    exp.write_text("data: {dataset: diabetes}\nmodel: {hidden: [8]}\n"
+                   "training: {epochs: 2, device: cpu}\n"
+                   f"output: {{dir: {(tmp_path / 'runs').as_posix()}}}\n", encoding="utf-8")
+    run = train(load_experiment(exp)).run_dir
+    assert run is not None
+    m = load_model(run)
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", run, "--split", "test"])
+    assert result.exit_code == 0, result.output
+    out = pl.read_csv(io.StringIO(result.stdout))
+    assert out.columns == ["target"]
+    x = raw_split(m, "test")
+    scale = m.checkpoint.meta["preprocessing"]["target"]
+    with torch.no_grad():
+        standardized = m.module(torch.from_numpy(x)).numpy()[:, 0]
+    expected = standardized * scale["std"][0] + scale["mean"][0]
+    np.testing.assert_allclose(out["target"].to_numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(m.predict(x), expected, rtol=1e-5)
+    assert runner.invoke(app, ["predict", run, "--split", "test", "--proba"]).exit_code == 2
+    refused = runner.invoke(app, ["export", run, "--format", "torchscript",
+                                  "-o", str(tmp_path / "r.pt")])
+    assert refused.exit_code == 2 and "export supports classification" in refused.stderr

@@ -14,7 +14,7 @@ import polars as pl
 import torch
 
 from fcnet_cli.engine.evaluate import evaluate
-from fcnet_cli.errors import DataError
+from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.reader import Table, open_table
@@ -95,6 +95,9 @@ def evaluate_file(model: Model, data: Path, target: str | None = None,
     Raises:
         DataError: missing columns, bad cells, unknown or missing labels (naming them).
     """
+    if model.task != "classification":
+        raise UsageError(f"{model.checkpoint.dir}: eval --data supports classification models "
+                         f"(this one is {model.task}); use fcnet predict on the file")
     table = open_table(Path(data))
     if table.kind == "npz":
         x, y = _read_npz(model, table)

@@ -130,6 +130,9 @@ def export_model(model: Model, out: Path, fmt: str, overwrite: bool = False) -> 
     """
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)} (got {fmt!r})")
+    if model.task != "classification":
+        raise UsageError(f"{model.checkpoint.dir}: export supports classification models "
+                         f"(this one is {model.task})")
     out = Path(out)
     side = sidecar_path(out)
     weights = model.checkpoint.dir / "model.safetensors"

@@ -21,7 +21,7 @@ from torch import nn
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.evaluate import _experiment
 from fcnet_cli.engine.model import build_mlp
-from fcnet_cli.errors import DataError
+from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
 
 __all__ = ["Model", "Standardize", "load_model"]
@@ -60,10 +60,13 @@ class Model:
         self.checkpoint = ckpt
         self.spec = FeatureSpec.from_meta(meta, str(ckpt.dir / "meta.json"))
         self.label_smoothing = exp.loss.label_smoothing
+        self.target = self.spec.prep.target
+        self.task = self.target.task  # classification, or regression (outputs = target names)
         self.classes_ = np.array([str(c) for c in meta["classes"]])
         self.feature_names_in_ = np.array(self.spec.names)
         self.n_features_in_ = self.spec.n_features
         self.n_inputs = self.spec.prep.in_features  # model inputs (categories one-hot)
+        self.n_outputs = int(meta["n_classes"])  # classes, or regression targets
         with torch.device("meta"):  # no init work: every tensor comes from the checkpoint
             mlp = build_mlp(exp.model, meta["in_features"], meta["n_classes"])
         mlp.load_state_dict(ckpt.state_dict, assign=True)
@@ -91,7 +94,7 @@ class Model:
         """Logits (N, C) float32 of encoded features ``x`` (N, n_inputs), in row batches."""
         out = [self.module(torch.from_numpy(x[i:i + batch_size])).numpy()
                for i in range(0, len(x), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.n_outputs), np.float32)
 
     def proba_of(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (N, C) float32 of encoded features ``x`` (N, F) float32."""
@@ -99,10 +102,20 @@ class Model:
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities (N, C) float32; column j is ``classes_[j]``."""
+        if self.task == "regression":
+            raise UsageError(f"{self.checkpoint.dir}: a regression model has no class "
+                             f"probabilities; use predict")
         return self.proba_of(self.features(x))
 
+    def values_of(self, x: np.ndarray) -> np.ndarray:
+        """Regression: predictions (N, T) in the target's own units (not standardized)."""
+        return self.target.unstandardize(self.logits(x)).astype(np.float32)
+
     def predict(self, x: Any) -> np.ndarray:
-        """Predicted class names (N,), one per row."""
+        """Predicted class names (N,), or for regression the target value(s) (N,) / (N, T)."""
+        if self.task == "regression":
+            y = self.values_of(self.features(x))
+            return y[:, 0] if y.shape[1] == 1 else y
         return self.classes_[self.logits(self.features(x)).argmax(-1)]
 
     def __repr__(self) -> str:

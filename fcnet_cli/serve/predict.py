@@ -42,12 +42,18 @@ class PredictReport:
 
 
 def output_columns(model: Model, proba: bool) -> list[str]:
-    """The columns `predict` adds: ``prediction`` and, with ``proba``, ``proba_<class>``."""
+    """The columns `predict` adds: ``prediction`` and, with ``proba``, ``proba_<class>``;
+    for a regression model, one column per target, named like it."""
+    if model.task == "regression":
+        return list(model.target.names)
     return [PREDICTION] + ([f"proba_{c}" for c in model.classes_] if proba else [])
 
 
 def _scores(model: Model, x: np.ndarray, proba: bool) -> pl.DataFrame:
     """One chunk's prediction columns from encoded features ``x`` (B, F) float32."""
+    if model.task == "regression":  # the target in its own units, under its own name(s)
+        y = model.values_of(x)  # (B, T)
+        return pl.DataFrame([pl.Series(n, y[:, j]) for j, n in enumerate(model.target.names)])
     # sub-batches keep the hidden activations small: (FORWARD_ROWS, width) each
     logits = torch.from_numpy(model.logits(x, FORWARD_ROWS))  # (B, C)
     names = pl.Series(PREDICTION, model.classes_.tolist(), dtype=pl.String)
@@ -84,6 +90,13 @@ def _write_all(model: Model, chunks: Iterable[Chunk], out: Path | None, fmt: str
 
 def _joined(kept: pl.DataFrame | None, scores: pl.DataFrame) -> pl.DataFrame:
     return scores if kept is None or not kept.width else kept.hstack(scores)
+
+
+def _check_options(model: Model, proba: bool, batch_size: int) -> None:
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    if proba and model.task == "regression":
+        raise UsageError("--proba: a regression model predicts values, not class probabilities")
 
 
 def _check_keep(model: Model, keep: Sequence[str], columns: list[str], source: str,
@@ -135,8 +148,7 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
     Raises:
         DataError / UsageError: bad input or output (nothing is written).
     """
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    _check_options(model, proba, batch_size)
     data = Path(data)
     if out is not None:
         check_output(Path(out), [data], overwrite)
@@ -162,8 +174,7 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
     """
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    _check_options(model, proba, batch_size)
     if out is not None:
         check_output(Path(out), [], overwrite)
     x = raw_split(model, split)
@@ -185,7 +196,7 @@ def raw_split(model: Model, split: str) -> np.ndarray:
     identity = Normalization("none", torch.zeros(n), torch.ones(n))
     prep = replace(model.spec.prep, normalization=identity)
     splits = load_data(exp.data, task=exp.task, preprocessing=prep)
-    if list(splits.classes) != list(model.classes_):
+    if model.task == "classification" and list(splits.classes) != list(model.classes_):
         raise DataError(f"{exp.data.path or exp.data.dataset}: data set classes "
                         f"{splits.classes} differ from the checkpoint's {list(model.classes_)}")
     x, _ = splits.split(split)
