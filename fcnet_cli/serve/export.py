@@ -1,11 +1,14 @@
 """Export a checkpoint to ONNX or TorchScript, with a JSON sidecar describing its input/output.
 
-The graph is `Model.module` (normalization baked in as its first step) followed by a softmax:
+The graph is `Model.module` (normalization baked in as its first step) followed by a softmax
+(classification) or the target's un-standardization (regression):
 
 - input ``features``: raw feature values (batch, F) float32, columns in the sidecar's
   ``feature_names`` order; the batch axis is dynamic;
-- ONNX outputs ``probabilities`` (batch, C) and ``logits`` (batch, C); TorchScript's
-  ``forward`` returns the probabilities.
+- classification: ONNX outputs ``probabilities`` (batch, C) and ``logits`` (batch, C);
+  TorchScript's ``forward`` returns the probabilities;
+- regression: both output ``predictions`` (batch, T) in the target's own units, column t
+  being the sidecar's ``targets[t]``.
 
 Fitted categorical encodings (when the data pipeline has them) stay outside the float graph:
 it takes the encoded columns, and the sidecar lists them as ``feature_names``.
@@ -59,6 +62,20 @@ class ProbabilitiesAndLogits(nn.Module):
         return torch.softmax(z, dim=-1), z
 
 
+class Predictions(nn.Module):
+    """``module`` then ``y * std + mean``: raw features (batch, F) → target values (batch, T)."""
+
+    def __init__(self, module: nn.Module, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.module = module
+        self.register_buffer("mean", mean.reshape(1, -1).clone())  # (1, T)
+        self.register_buffer("std", std.reshape(1, -1).clone())  # (1, T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the float32 ops of `Target.unstandardize`, so the graph agrees with `predict`
+        return self.module(x) * self.std + self.mean  # type: ignore[operator]
+
+
 @dataclass
 class ExportReport:
     path: Path
@@ -81,18 +98,26 @@ def require_onnx() -> None:
                              f"pip install 'fcnet[export]'") from None
 
 
+def _outputs(model: Model, fmt: ExportFormat) -> list[str]:
+    if model.task == "regression":
+        return ["predictions"]
+    return ["probabilities", "logits"] if fmt == "onnx" else ["probabilities"]
+
+
 def _sidecar(model: Model, fmt: ExportFormat) -> dict:
     from fcnet_cli import __version__
 
     meta_bytes = (model.checkpoint.dir / "meta.json").read_bytes()
+    what = ({"targets": list(model.target.names)} if model.task == "regression"
+            else {"classes": model.classes_.tolist()})
     return {
         "format": "fcnet-export", "version": 1, "fcnet_version": __version__,
-        "runtime": fmt,
+        "runtime": fmt, "task": model.task,
         "input": {"name": "features", "shape": ["batch", model.n_inputs],
                   "dtype": "float32"},
-        "outputs": ["probabilities", "logits"] if fmt == "onnx" else ["probabilities"],
+        "outputs": _outputs(model, fmt),
         "feature_names": model.spec.input_names,
-        "classes": model.classes_.tolist(),
+        **what,
         "preprocessing": "normalization applied inside the graph: give raw feature values",
         "source_checkpoint": {"path": str(model.checkpoint.dir), "sha256": model.sha256,
                               "meta_sha256": hashlib.sha256(meta_bytes).hexdigest()},
@@ -104,18 +129,27 @@ def _example(model: Model) -> torch.Tensor:
     return torch.zeros(2, model.n_inputs)
 
 
+def _graph(model: Model, fmt: ExportFormat) -> nn.Module:
+    """What is exported: raw features (batch, F) → the sidecar's outputs."""
+    if model.task == "regression":
+        target = model.target
+        return Predictions(model.module, torch.tensor(target.mean, dtype=torch.float32),
+                           torch.tensor(target.std, dtype=torch.float32)).eval()
+    return (ProbabilitiesAndLogits if fmt == "onnx" else Probabilities)(model.module).eval()
+
+
 def _write_onnx(model: Model, path: Path) -> None:
-    graph = ProbabilitiesAndLogits(model.module).eval()
+    graph = _graph(model, "onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, (_example(model),), str(path), dynamo=True,
-                          input_names=["features"], output_names=["probabilities", "logits"],
+                          input_names=["features"], output_names=_outputs(model, "onnx"),
                           dynamic_shapes=({0: torch.export.Dim("batch")},),
                           external_data=False, verbose=False)
 
 
 def _write_torchscript(model: Model, path: Path) -> None:
-    graph = Probabilities(model.module).eval()
+    graph = _graph(model, "torchscript")
     with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export
         warnings.simplefilter("ignore")
         torch.jit.save(torch.jit.script(graph), str(path))
@@ -130,9 +164,6 @@ def export_model(model: Model, out: Path, fmt: str, overwrite: bool = False) -> 
     """
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)} (got {fmt!r})")
-    if model.task != "classification":
-        raise UsageError(f"{model.checkpoint.dir}: export supports classification models "
-                         f"(this one is {model.task})")
     out = Path(out)
     side = sidecar_path(out)
     weights = model.checkpoint.dir / "model.safetensors"

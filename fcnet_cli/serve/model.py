@@ -58,6 +58,7 @@ class Model:
         meta = ckpt.meta
         exp = _experiment(ckpt)
         self.checkpoint = ckpt
+        self.experiment = exp  # the training config (loss, data) as stored in meta.json
         self.spec = FeatureSpec.from_meta(meta, str(ckpt.dir / "meta.json"))
         self.label_smoothing = exp.loss.label_smoothing
         self.target = self.spec.prep.target
