@@ -208,7 +208,8 @@ def eval_(
 ) -> None:
     """Evaluate a saved checkpoint: loss, accuracy, per-class metrics, confusion matrix.
 
-    With --data, on a new labelled file: its labels are matched to the class names.
+    With --data, on a new labelled file: its labels are matched to the class names (a
+    regression model's target columns by name).
     """
     _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target))
 

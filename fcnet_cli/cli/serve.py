@@ -112,11 +112,13 @@ def export(
     overwrite: OverwriteOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Export a checkpoint as a graph that takes raw features and returns probabilities.
+    """Export a checkpoint as a graph that takes raw features and returns probabilities
+    (regression: the predicted values in the target's own units).
 
     The fitted normalization is inside the graph; the batch axis is dynamic. ONNX has a
-    second output, the logits. A sidecar OUT.json lists the feature names in order, the
-    class names, the fcnet version and the source checkpoint's sha256.
+    second output, the logits (classification). A sidecar OUT.json lists the feature names
+    in order, the class (or target) names, the fcnet version and the source checkpoint's
+    sha256.
     """
     _run(ctx, debug, lambda: _export(checkpoint, fmt, out, overwrite))
 
