@@ -3,8 +3,8 @@
 Labels are matched to the model's classes by name (NPZ: ``y`` holds class indices); a
 regression model's target column(s) are matched by name (NPZ: ``y`` (N,) or (N, T) in the
 target's units) and standardized with the training split's mean/std, so the report is the
-one `eval --split` prints. The features go through the same seam as `predict`. The file's features are held in memory as
-float32 (N, F) for the report, read in chunks.
+one `eval --split` prints. The features go through the same seam as `predict`. The file's
+features are held in memory as float32 (N, F) for the report, read in chunks.
 """
 
 from __future__ import annotations
