@@ -24,10 +24,12 @@ __all__ = [
     "EarlyStoppingConfig",
     "Experiment",
     "LossConfig",
+    "MAX_SEEDS",
     "ModelConfig",
     "OptimizerConfig",
     "OutputConfig",
     "RegularizationConfig",
+    "SYNTHETIC_DATASETS",
     "SchedulerConfig",
     "TrainingConfig",
     "apply_overrides",
@@ -44,6 +46,7 @@ __all__ = [
 
 Dataset = Literal[
     "digits", "iris", "wine", "breast_cancer",
+    "moons", "circles", "spirals",
     "mnist", "fashion_mnist", "kmnist", "cifar10",
     "csv", "npz",
 ]
@@ -56,6 +59,8 @@ Monitor = Literal["val_loss", "val_accuracy"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
 FILE_DATASETS = ("csv", "npz")
+SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
+MAX_SEEDS = 256  # most seeds `training.seeds` trains together (a sweep's default max_population)
 
 
 class _Strict(BaseModel):
@@ -79,7 +84,14 @@ class DataConfig(_Strict):
         description="fraction held out for test (sets without an official test split)")
     normalize: Normalize = Field(
         "standard", description="feature scaling, fitted on the training split only")
-    split_seed: int = Field(0, ge=0, description="seed of the stratified train/val/test split")
+    split_seed: int = Field(0, ge=0, description="seed of the stratified train/val/test split "
+                                                "(and of the points of moons/circles/spirals)")
+    samples: int = Field(600, ge=20, le=1_000_000,
+                         description="moons/circles/spirals: points generated (both classes)")
+    noise: float | None = Field(
+        None, ge=0, le=10,
+        description="moons/circles/spirals: std of the Gaussian noise added to each coordinate "
+                    "(null: 0.2 moons, 0.08 circles, 0.1 spirals; the sets span about [-1, 2])")
 
     @field_validator("path")
     @classmethod
@@ -226,6 +238,9 @@ class TrainingConfig(_Strict):
     epochs: int = Field(20, gt=0, description="passes over the training split")
     batch_size: int = Field(64, gt=0, description="examples per gradient step")
     seed: int = Field(0, ge=0, description="seed of initialization, batch order and dropout")
+    seeds: int = Field(1, ge=1, le=MAX_SEEDS,
+                       description="train seeds seed, seed+1, ... as one population; > 1 "
+                                   "writes a group directory with mean ± std of every metric")
     device: Device = Field("auto", description="auto = cuda if available, else cpu")
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "

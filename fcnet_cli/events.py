@@ -11,6 +11,7 @@ __all__ = [
     "Callback",
     "EpochMetrics",
     "EvalResult",
+    "GroupResult",
     "LayerStats",
     "RunResult",
     "RunStart",
@@ -139,6 +140,25 @@ class RunResult:
     @property
     def last(self) -> EpochMetrics | None:
         return self.history[-1] if self.history else None
+
+
+@dataclass
+class GroupResult:
+    """`training.seeds > 1`: the seeds of one experiment, trained as one population."""
+
+    name: str
+    group_dir: str  # holds group.json and one run directory per seed (seed-<seed>/)
+    seeds: list[int]  # every seed of the group
+    runs: list[RunResult]  # the members trained by this call (on resume: the unfinished ones)
+
+    @property
+    def status(self) -> str:
+        """interrupted > diverged > failed > completed: the one that decides the exit code."""
+        found = {r.status for r in self.runs}
+        for status in ("interrupted", "diverged", "failed"):
+            if status in found:
+                return status
+        return "completed"
 
 
 @dataclass

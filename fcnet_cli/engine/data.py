@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fcnet_cli.config import DataConfig
+from fcnet_cli.config import SYNTHETIC_DATASETS, DataConfig
+from fcnet_cli.engine.synthetic import synthetic
 from fcnet_cli.errors import DataError
 
 __all__ = ["DataSplits", "Normalization", "load_data"]
@@ -249,7 +250,10 @@ def _labels(y: np.ndarray) -> torch.Tensor:
 
 def _load_table(cfg: DataConfig) -> tuple[torch.Tensor, np.ndarray, list[str], str]:
     """sklearn / CSV / NPZ → features (N, F) float32, labels (N,) int64, classes, source."""
-    if cfg.dataset in _SKLEARN:
+    if cfg.dataset in SYNTHETIC_DATASETS:
+        x, y, classes = synthetic(cfg)
+        source = f"{cfg.dataset} ({cfg.samples} points, seed {cfg.split_seed})"
+    elif cfg.dataset in _SKLEARN:
         import sklearn.datasets  # lazy: bundled files, no network
 
         bunch = getattr(sklearn.datasets, _SKLEARN[cfg.dataset])()
