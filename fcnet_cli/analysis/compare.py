@@ -268,7 +268,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 _HEADERS = {"best_val_accuracy": "best val acc", "best_val_loss": "best val loss",
             "test_accuracy": "test acc", "test_loss": "test loss", "best_epoch": "best ep",
             "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
-            "seconds": "s"}
+            "seconds": "s", "ci95": "95% interval", "vs_best": "vs best"}
 _FORMATS = {"seconds": ".1f", "weight_norm": ".3f", "sparsity": ".3f"}
 
 

@@ -98,6 +98,11 @@ def compare(
     metric, the test metric of the best checkpoint, the best and last epoch, the train/val gap
     at the best epoch, the fraction of weights with |w| < 1e-3, the total weight L2 norm and
     the seconds it took. Given one sweep directory, also prints Optuna's parameter importances.
+
+    Runs that repeat a configuration with several seeds (seed groups from train --seeds,
+    sweeps with seeds > 1) give one row per configuration instead: mean ± std over the seeds,
+    the 95% t-interval, and a Welch t-test against the best row ("within noise" when
+    p >= 0.05).
     """
     _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric.value))
 
@@ -111,10 +116,13 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
              metric: str) -> int:
     from fcnet_cli import display
     from fcnet_cli.analysis import compare as report
+    from fcnet_cli.analysis import seedtable
 
     _check_png(plot)
     runs = report.load_runs(paths)
-    table = report.compare(runs, metric)
+    # several seeds of one configuration (seed groups, sweeps): one row per configuration
+    repeats = seedtable.has_repeats(runs)
+    table = seedtable.compare_configs(runs, metric) if repeats else report.compare(runs, metric)
     out = display.make_console()
     display.render_comparison(out, table.headers(), table.cells(),
                               caption=table.caption())

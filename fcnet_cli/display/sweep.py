@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from fcnet_cli.analysis.stats import verdict
 from fcnet_cli.display.base import (
     _kv_grid,
     is_terminal,
@@ -46,9 +47,19 @@ def _counts_line(counts: dict[str, int], total: int | None) -> str:
 
 
 def _mean_std(t: TrialResult) -> str:
+    """Mean ± std over the trial's seeds; one seed has no spread to show."""
     if t.value is None:
         return "—"
+    if len(t.values) < 2:
+        return f"{t.value:.4f}"
     return f"{t.value:.4f} ± {t.std or 0.0:.4f}"
+
+
+def _vs_best(t: TrialResult, best: TrialResult) -> str:
+    """Welch t-test of a trial's seeds against the top trial's (analysis.stats)."""
+    if t is best:
+        return "best"
+    return verdict(t.values, best.values).replace("untested (1 seed)", "1 seed")
 
 
 def _epochs_cell(epochs: Sequence[int]) -> str:
@@ -66,6 +77,7 @@ def leaderboard_table(trials: Sequence[TrialResult], metric: str, swept: Sequenc
     table.add_column("rank", justify="right", no_wrap=True, min_width=4)
     table.add_column("trial", justify="right", no_wrap=True, min_width=5)
     table.add_column(f"{metric} ± std", justify="right", no_wrap=True, min_width=15)
+    table.add_column("vs best", justify="right", no_wrap=True)
     short = [k.rsplit(".", 1)[-1] for k in swept]
     cells = [[_value_cell(t.params[k]) if k in t.params else "·" for k in swept] for t in trials]
     for i, (key, head) in enumerate(zip(swept, short, strict=True)):
@@ -77,7 +89,8 @@ def leaderboard_table(trials: Sequence[TrialResult], metric: str, swept: Sequenc
         table.add_column(head, justify="right", no_wrap=True, min_width=len(head))
     for rank, (t, row) in enumerate(zip(trials, cells, strict=True), 1):
         gap = "—" if t.gap is None else f"{t.gap:+.4f}"
-        table.add_row(str(rank), str(t.number), _mean_std(t), *(Text(c) for c in row),
+        table.add_row(str(rank), str(t.number), _mean_std(t), _vs_best(t, trials[0]),
+                      *(Text(c) for c in row),
                       _epochs_cell(t.best_epochs), gap, f"{t.seconds:.1f}")
     return table
 
