@@ -154,6 +154,9 @@ def plot(
         help="Where to write the figure (default: curves.png in a run directory, "
              "sweep.png in a sweep directory).")] = None,
     metric: MetricOpt = ReportMetric.val_accuracy,
+    boundary: Annotated[bool, typer.Option(
+        "--boundary", help="Draw the decision regions of the run's best checkpoint instead "
+                           "(runs with 2 input features; default file boundary.png).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Draw a run's learning curves in one PNG figure.
@@ -162,15 +165,23 @@ def plot(
     generalization gap, per epoch. For a sweep directory: the best validation metric of
     every run against each swept parameter.
     """
-    _run(ctx, debug, lambda: _plot(path, output, metric.value))
+    _run(ctx, debug, lambda: _plot(path, output, metric.value, boundary))
 
 
-def _plot(path: Path, output: Path | None, metric: str) -> int:
+def _plot(path: Path, output: Path | None, metric: str, boundary: bool = False) -> int:
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import plots
 
     _check_png(output)
-    if report.is_run_dir(path):
+    if boundary:
+        if not report.is_run_dir(path):
+            raise UsageError(f"{path}: --boundary draws one run; give a run directory")
+        from fcnet_cli.analysis.boundary import check_two_features, plot_boundary
+
+        run = report.load_runs([path])[0]
+        check_two_features(run)
+        written = plot_boundary(run, output or path / "boundary.png")
+    elif report.is_run_dir(path):
         written = plots.plot_run(report.load_runs([path])[0], output or path / "curves.png")
     else:
         runs = report.load_runs([path])
