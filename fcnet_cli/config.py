@@ -24,6 +24,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "Experiment",
     "LossConfig",
+    "LrFindMode",
     "MAX_SEEDS",
     "ModelConfig",
     "OptimizerConfig",
@@ -57,6 +58,7 @@ OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
 Monitor = Literal["val_loss", "val_accuracy"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
 
 FILE_DATASETS = ("csv", "npz")
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed

@@ -6,7 +6,7 @@ The engine and rich are imported inside the commands, so `fcnet --help`, `valida
 `schema` never load torch.
 """
 
-from fcnet_cli.cli import run, describe, sweep  # noqa: F401,I001  (each registers its commands)
+from fcnet_cli.cli import run, describe, sweep, lrfind  # noqa: F401,I001  (each registers its commands)
 from fcnet_cli.cli.app import EXIT_CODES, app
 
 __all__ = ["EXIT_CODES", "app", "main"]

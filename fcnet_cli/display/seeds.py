@@ -15,10 +15,6 @@ from fcnet_cli.display.base import _kv_grid
 __all__ = ["render_group_summary", "render_lr_find"]
 
 
-def _spec(metric: str) -> str:
-    return ".4f"
-
-
 def render_group_summary(console: Console, stats: GroupStats, seconds: float | None = None
                          ) -> None:
     """Every final metric over the seeds: mean ± std, 95 % t-interval, one column per line."""
@@ -40,27 +36,34 @@ def render_group_summary(console: Console, stats: GroupStats, seconds: float | N
     table.add_column("95% interval", justify="right", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
     for name, s in stats.rows:
-        spec = _spec(name)
+        spec = ".3f" if name.startswith("gap") else ".4f"
         table.add_row(Text(name), s.text(spec), s.interval(spec) or "-", str(s.n))
     console.print(table)
     console.print(_kv_grid([("group directory", str(stats.group_dir))]))
 
 
-def render_lr_find(console: Console, rows: Sequence[tuple[float, float, float | None]],
-                   suggestion: float, ramp_suggestion: float | None, seeds: int) -> None:
-    """The population lr range test: one row per learning rate; the suggested --set."""
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  title="learning rates trained as one population")
-    table.add_column("lr", justify="right", no_wrap=True)
-    table.add_column(f"train loss (mean of {seeds})", justify="right", no_wrap=True)
-    table.add_column("val loss", justify="right", no_wrap=True)
-    for lr, loss, val in rows:
-        mark = " ◀" if lr == suggestion else ""
-        table.add_row(f"{lr:.3g}", f"{loss:.4f}" if loss == loss else "diverged",
-                      ("-" if val is None or val != val else f"{val:.4f}") + mark)
-    console.print(table)
-    lines = [("population", f"lowest final training loss at lr {suggestion:.3g}")]
+def _loss(v: float) -> str:
+    return "diverged" if v != v else f"{v:.4f}"  # NaN: the member diverged
+
+
+def render_lr_find(console: Console, rows: Sequence[tuple[float, float, float]],
+                   suggestion: float | None, ramp_suggestion: float | None, seeds: int) -> None:
+    """The population scan (one row per lr, the suggestion marked) and both suggestions."""
+    if rows:
+        table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                      title="learning rates trained as one population")
+        table.add_column("lr", justify="right", no_wrap=True)
+        each = "" if seeds == 1 else f" (mean of {seeds})"
+        table.add_column(f"train loss{each}", justify="right", no_wrap=True)
+        table.add_column("val loss", justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True)
+        for lr, train, val in rows:
+            table.add_row(f"{lr:.3g}", _loss(train), _loss(val),
+                          "◀ lowest val loss" if lr == suggestion else "")
+        console.print(table)
+    pairs = []
+    if rows:
+        pairs.append(("population", "-" if suggestion is None else f"lr {suggestion:.3g}"))
     if ramp_suggestion is not None:
-        lines.append(("ramp", f"steepest descent of the smoothed loss at lr "
-                              f"{ramp_suggestion:.3g}"))
-    console.print(_kv_grid(lines))
+        pairs.append(("ramp", f"lr {ramp_suggestion:.3g} (steepest descent of the loss)"))
+    console.print(_kv_grid(pairs))
