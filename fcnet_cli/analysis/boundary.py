@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -86,7 +87,7 @@ def draw_regions(ax: Axes, r: Regions, title: str, points: bool = True) -> None:
         ax.contourf(r.xx, r.yy, r.proba[..., 1], levels=np.linspace(0, 1, 11), cmap="RdBu_r",
                     alpha=0.5, vmin=0, vmax=1)
         ax.contour(r.xx, r.yy, r.proba[..., 1], levels=[0.5], colors="black", linewidths=1)
-        palette = ["#053061", "#67001f"]  # darker than the regions, so points stand out
+        palette: list[Any] = ["#053061", "#67001f"]  # darker than the regions: points stand out
     else:
         cmap = colormaps["tab10"]
         ax.contourf(r.xx, r.yy, r.proba.argmax(-1), levels=np.arange(C + 1) - 0.5,

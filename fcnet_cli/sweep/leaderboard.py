@@ -94,8 +94,8 @@ def _cell(v: Any) -> Any:
 def write_leaderboard(result: SweepResult) -> str:
     """leaderboard.csv in the sweep folder: one row per trial, completed ones ranked."""
     fields = ["rank", "trial", "state", "status", f"{result.metric}_mean", f"{result.metric}_std",
-              f"{result.metric}_ci95", "vs_best", "values", *result.swept, "best_epochs", "gap_accuracy", "seconds", "checkpoint",
-              "run_dirs", "reason"]
+              f"{result.metric}_ci95", "vs_best", "values", *result.swept, "best_epochs",
+              "gap_accuracy", "seconds", "checkpoint", "run_dirs", "reason"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
