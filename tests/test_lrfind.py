@@ -44,7 +44,8 @@ def test_both_suggestions_fall_in_the_known_good_range(tmp_path: Path) -> None:
     assert lows > 2.0  # lr 1e-3: barely trained; the biggest lr diverged or blew up
     assert not math.isfinite(result.scan.val_loss[-1]) or result.scan.val_loss[-1] > lows
     ramp = result.ramp.lrs
-    assert ramp[0] == pytest.approx(1e-3) and all(b > a for a, b in zip(ramp, ramp[1:], strict=False))
+    assert ramp[0] == pytest.approx(1e-3)
+    assert all(b > a for a, b in zip(ramp, ramp[1:], strict=False))
 
 
 def test_steepest_descent_point_of_a_constructed_curve() -> None:
