@@ -88,6 +88,11 @@ class DataConfig(_Strict):
         "standard", description="feature scaling, fitted on the training split only")
     split_seed: int = Field(0, ge=0, description="seed of the stratified train/val/test split "
                                                 "(and of the points of moons/circles/spirals)")
+    label_noise: float = Field(
+        0.0, ge=0, lt=1,
+        description="fraction of the training split's labels replaced by another class, "
+                    "chosen from split_seed (val and test keep their labels): to study "
+                    "memorization")
     samples: int = Field(600, ge=20, le=1_000_000,
                          description="moons/circles/spirals: points generated (both classes)")
     noise: float | None = Field(

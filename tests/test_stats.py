@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats as sp
 
-from fcnet_cli.analysis.stats import summarize, verdict, welch_p, within_noise
+from fcnet_cli.analysis.stats import difference, summarize, verdict, welch_p, within_noise
 
 BASE = [1.0, 2.0, 3.0, 4.0, 5.0]  # mean 3, sample variance 2.5: a shifted copy has se = 1.0
 
@@ -49,3 +49,13 @@ def test_constant_samples_and_single_seeds() -> None:
     assert math.isnan(welch_p([1.0], [2.0, 3.0]))
     assert within_noise([1.0], [2.0, 3.0]) is None
     assert verdict([1.0], [2.0, 3.0]) == "untested (1 seed)"
+
+
+def test_difference_interval_is_welchs() -> None:
+    # equal variances and sizes: Welch's df = 8, se = 1.0 (see BASE)
+    d, lo, hi = difference(shifted(2.6), BASE)
+    half = sp.t.ppf(0.975, 8) * 1.0
+    assert d == pytest.approx(2.6) and (lo, hi) == (pytest.approx(2.6 - half),
+                                                    pytest.approx(2.6 + half))
+    assert lo > 0  # p < 0.05 ⇔ the interval excludes 0
+    assert difference(shifted(2.0), BASE)[1] < 0

@@ -18,7 +18,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ALPHA", "CONFIDENCE", "Summary", "summarize", "verdict", "welch_p", "within_noise"]
+__all__ = ["ALPHA", "CONFIDENCE", "Summary", "difference", "summarize", "verdict", "welch_p",
+           "within_noise"]
 
 ALPHA = 0.05  # a difference with Welch p ≥ ALPHA is "within noise"
 CONFIDENCE = 0.95  # level of the t-interval of a mean
@@ -113,3 +114,26 @@ def verdict(a: Sequence[float | None], b: Sequence[float | None], alpha: float =
     shown = f"{p:.2g}" if p >= 1e-3 else "< 0.001"
     shown = shown if shown.startswith("<") else f"= {shown}"
     return f"within noise (p {shown})" if p >= alpha else f"p {shown}"
+
+
+def difference(a: Sequence[float | None], b: Sequence[float | None]
+               ) -> tuple[float, float, float]:
+    """mean(a) − mean(b) and its 95 % Welch interval (Welch–Satterthwaite degrees of freedom).
+
+    The interval is (NaN, NaN) when either side has fewer than two values; when both are
+    constant it is the difference itself.
+    """
+    from scipy import stats
+
+    x, y = _finite(a), _finite(b)
+    if not x or not y:
+        return math.nan, math.nan, math.nan
+    d = statistics.fmean(x) - statistics.fmean(y)
+    if len(x) < 2 or len(y) < 2:
+        return d, math.nan, math.nan
+    vx, vy = statistics.variance(x) / len(x), statistics.variance(y) / len(y)
+    if vx + vy == 0:
+        return d, d, d
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * math.sqrt(vx + vy)
+    return d, d - half, d + half

@@ -175,14 +175,29 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None) -> Da
     elif normalization.shift.numel() != x_train.shape[1]:
         raise DataError(f"{source}: has {x_train.shape[1]} features but the normalization "
                         f"expects {normalization.shift.numel()}")
+    y_train = _with_label_noise(y_pool[train], len(classes), cfg.label_noise, cfg.split_seed)
     return DataSplits(  # the float copies are ours: normalize them in place
-        normalization.apply_(x_train), _labels(y_pool[train]),
+        normalization.apply_(x_train), _labels(y_train),
         normalization.apply_(x_val), _labels(y_pool[val]),
         normalization.apply_(x_test), _labels(y_test),
         classes, normalization)
 
 
 # ----------------------------------------------------------------------------- splitting
+
+
+def _with_label_noise(y: np.ndarray, n_classes: int, fraction: float, seed: int) -> np.ndarray:
+    """A copy of `y` (N,) with round(fraction·N) labels, picked from `seed`, moved to another
+    class chosen uniformly (so each picked label is certainly wrong)."""
+    if fraction <= 0 or n_classes < 2:
+        return y
+    rng = np.random.default_rng([seed, 1])  # a stream apart from the split's
+    picked = rng.choice(len(y), size=round(fraction * len(y)), replace=False)
+    shift = rng.integers(1, n_classes, size=len(picked))  # 1..C-1: never the same class
+    out = y.copy()
+    out[picked] = (y[picked] + shift) % n_classes
+    return out
+
 
 
 def _count(fraction: float, n: int) -> int:
