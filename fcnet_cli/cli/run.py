@@ -61,7 +61,8 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     if group or exp.training.seeds > 1:
         from fcnet_cli.cli.seeds import train_seeds
 
-        return train_seeds(exp, quiet, resume)
+        out = display.make_console()
+        return train_seeds(exp, quiet, resume, out, _train_callbacks(out, quiet), _signals_to)
     from fcnet_cli.engine.train import train as run_training  # torch: only for a valid config
 
     out = display.make_console()

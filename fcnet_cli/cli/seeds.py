@@ -11,7 +11,12 @@ from fcnet_cli.cli.app import EXIT_CODES, EXIT_SIGNAL
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
     from fcnet_cli.config import Experiment
+    from fcnet_cli.display import Console
+    from fcnet_cli.events import StopToken
 
 __all__ = ["SeedLabels", "train_seeds"]
 
@@ -45,22 +50,26 @@ class SeedLabels(Callback):
             close()
 
 
-def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None) -> int:
-    """Train (or resume) a seed group, write its statistics to group.json, print them."""
+def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Console",
+                shown: "list[Callback]",
+                signals_to: "Callable[[StopToken], AbstractContextManager[None]]") -> int:
+    """Train (or resume) a seed group, write its statistics to group.json, print them.
+
+    `shown` are the display callbacks of `fcnet train`; `signals_to` routes SIGINT/SIGTERM to
+    the stop token while training.
+    """
     import time
 
     from fcnet_cli import display
     from fcnet_cli.analysis.groups import group_stats, write_stats
-    from fcnet_cli.cli.run import _signals_to, _train_callbacks
     from fcnet_cli.engine.group import train_group
     from fcnet_cli.events import StopToken
 
-    out = display.make_console()
     stop = StopToken()
-    callbacks = [SeedLabels(cb) for cb in _train_callbacks(out, quiet)]
+    callbacks = [SeedLabels(cb) for cb in shown]
     started = time.perf_counter()
     try:
-        with _signals_to(stop):
+        with signals_to(stop):
             result = train_group(exp, callbacks=callbacks, stop=stop, resume=resume)
     finally:
         for cb in callbacks:
