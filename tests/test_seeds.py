@@ -151,3 +151,24 @@ def test_resume_continues_the_whole_group_or_says_why_not(tmp_path: Path) -> Non
         assert [r["val_loss"] for r in a] == [r["val_loss"] for r in b]
     again = runner.invoke(app, ["train", "--resume", gdir])
     assert again.exit_code == 2 and "nothing to resume" in again.output
+
+
+def test_compare_shows_one_row_per_group_with_mean_std_and_the_test(group: Path,
+                                                                   tmp_path: Path) -> None:
+    other = Path(train_group(make_exp(tmp_path, epochs=3).model_copy(update={
+        "optimizer": make_exp(tmp_path).optimizer.model_copy(update={"lr": 0.001})}))
+        .group_dir)
+    out_csv = tmp_path / "c.csv"
+    result = runner.invoke(app, ["compare", str(group), str(other), "--csv", str(out_csv)])
+    assert result.exit_code == 0, result.output
+    assert "2 configurations, 6 runs" in result.output and "±" in result.output
+    with out_csv.open(newline="") as f:
+        rows = {r["optimizer.lr"]: r for r in csv.DictReader(f)}
+    accs = [json.loads((group / f"seed-{s}" / "summary.json").read_text())["best"]
+            ["val_accuracy"] for s in (4, 5, 6)]
+    mine = rows["0.05"]
+    assert float(mine["best_val_accuracy"]) == pytest.approx(sum(accs) / 3)
+    assert mine["seeds"] == "3"
+    assert {r["vs_best"] for r in rows.values()} & {"best"}
+    loser = next(r for r in rows.values() if r["vs_best"] != "best")
+    assert loser["vs_best"].startswith(("p ", "within noise"))

@@ -112,6 +112,8 @@ def verdict(a: Sequence[float | None], b: Sequence[float | None], alpha: float =
     if math.isnan(p):
         return "untested (1 seed)"
     shown = f"{p:.2g}" if p >= 1e-3 else "< 0.001"
+    if shown != "< 0.001" and float(shown) == alpha and p != alpha:
+        shown = f"{p:.3g}"  # 0.0497 is not "0.05"
     shown = shown if shown.startswith("<") else f"= {shown}"
     return f"within noise (p {shown})" if p >= alpha else f"p {shown}"
 

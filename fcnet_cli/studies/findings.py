@@ -26,7 +26,11 @@ def significant(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def _p(p: float) -> str:
-    return "p < 0.001" if p < 1e-3 else f"p = {p:.2g}"
+    """Two significant digits, three where two would round across 0.05."""
+    if p < 1e-3:
+        return "p < 0.001"
+    short = f"{p:.2g}"
+    return f"p = {p:.3g}" if float(short) == ALPHA and p != ALPHA else f"p = {short}"
 
 
 def contrast(what: str, a_label: str, a: Sequence[float], b_label: str, b: Sequence[float],
