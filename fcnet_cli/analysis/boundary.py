@@ -46,8 +46,8 @@ def check_two_features(run: RunRecord) -> None:
                          "2-column table")
 
 
-def decision_regions(run_dir: Path, resolution: int = 200) -> Regions:
-    """Predictions of the run's `best` checkpoint on a resolution × resolution grid."""
+def decision_regions(run_dir: Path, resolution: int = 200, which: str = "best") -> Regions:
+    """Predictions of the run's `best` (or `last`) checkpoint on a resolution² grid."""
     import torch
 
     from fcnet_cli.engine.checkpoint import load_checkpoint
@@ -55,7 +55,7 @@ def decision_regions(run_dir: Path, resolution: int = 200) -> Regions:
     from fcnet_cli.engine.evaluate import _experiment
     from fcnet_cli.engine.model import build_mlp
 
-    ckpt = load_checkpoint(Path(run_dir) / "checkpoints" / "best")
+    ckpt = load_checkpoint(Path(run_dir) / "checkpoints" / which)
     exp = _experiment(ckpt)
     norm = Normalization.from_json(ckpt.meta["normalization"])
     data = load_data(exp.data, normalization=norm)

@@ -69,17 +69,18 @@ def _notes(groups: Sequence[Group]) -> list[str]:
 
 
 def boundary_figure(groups: Sequence[Group], out: Path) -> Path:
-    """Decision regions of each configuration's first seed, with train/val points."""
+    """Decision regions of each configuration's first seed at the last epoch (what training
+    to the end produced, like the table's "last" columns), with train/val points."""
     rows = math.ceil(len(groups) / COLUMNS)
     fig, axes = new_figure(rows, COLUMNS, 4.2 * COLUMNS, 4.0 * rows)
     for ax, g in zip(axes, groups, strict=False):
         run = min(g.runs, key=lambda r: r.config.get("training.seed", 0))
-        regions = decision_regions(run.path, resolution=150)
+        regions = decision_regions(run.path, resolution=150, which="last")
         title = (f"{net_label(run.config)}\nval acc {ms(g.values(last('val_accuracy')))} "
                  f"(seed {run.config.get('training.seed')} shown)")
         draw_regions(ax, regions, title)
     for ax in axes[len(groups):]:
         ax.set_visible(False)
-    fig.suptitle("decision regions (best checkpoint): training points filled, validation "
-                 "hollow; black line p = 0.5")
+    fig.suptitle("decision regions at the last epoch: training points filled (a fifth of "
+                 "their labels flipped), validation hollow; black line p = 0.5")
     return save_figure(fig, out)
