@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -96,7 +97,9 @@ def welch_p(a: Sequence[float | None], b: Sequence[float | None]) -> float:
         return math.nan
     if statistics.pvariance(x) == 0 and statistics.pvariance(y) == 0:
         return 1.0 if statistics.fmean(x) == statistics.fmean(y) else 0.0
-    return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # nearly equal samples: scipy warns of precision loss
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
 
 
 def within_noise(a: Sequence[float | None], b: Sequence[float | None],
