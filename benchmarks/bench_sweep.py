@@ -30,8 +30,8 @@ from make_mnist import make as make_mnist
 
 from fcnet_cli.engine.data import load_data
 from fcnet_cli.engine.train import train
+from fcnet_cli.sweep.load import sweep_from_mapping
 from fcnet_cli.sweep.run import run_sweep
-from fcnet_cli.sweep.spec import sweep_from_mapping
 
 REPO = Path(__file__).resolve().parents[1]
 

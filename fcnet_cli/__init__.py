@@ -31,7 +31,7 @@ __all__ = [
 _LAZY = {
     "load_experiment": "fcnet_cli.config",
     "train": "fcnet_cli.engine.train",
-    "load_sweep": "fcnet_cli.sweep.spec",
+    "load_sweep": "fcnet_cli.sweep.load",
     "run_sweep": "fcnet_cli.sweep.run",
 }
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "FINAL_FAILS",
     "BatchProgress",
     "Callback",
     "EpochMetrics",
@@ -45,6 +46,15 @@ class EpochMetrics:
     lr: float  # learning rate used in this epoch (at its last batch)
     seconds: float  # wall time of the epoch (whole population)
     layers: list[LayerStats] = field(default_factory=list)
+    # further validation metrics: val_balanced_accuracy and val_macro_f1 (classification),
+    # or val_rmse, val_mae (target units) and val_r2 (regression; accuracies are then NaN)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def value(self, name: str) -> float:
+        """A validation metric by name (`config.Monitor`); NaN when this run lacks it."""
+        if name in ("val_loss", "val_accuracy", "train_loss", "train_accuracy"):
+            return float(getattr(self, name))
+        return self.metrics.get(name, math.nan)
 
     @property
     def gap_accuracy(self) -> float:
@@ -62,7 +72,7 @@ class EpochMetrics:
             "epoch": self.epoch, "train_loss": self.train_loss,
             "train_accuracy": self.train_accuracy, "val_loss": self.val_loss,
             "val_accuracy": self.val_accuracy, "gap_accuracy": self.gap_accuracy,
-            "gap_loss": self.gap_loss, "lr": self.lr, "seconds": self.seconds,
+            "gap_loss": self.gap_loss, **self.metrics, "lr": self.lr, "seconds": self.seconds,
         }
         for s in self.layers:
             out[f"l2_norm_{s.layer}"] = s.l2_norm
@@ -88,7 +98,9 @@ class RunStart:
     n_val: int
     n_test: int
     n_features: int
-    n_classes: int
+    n_classes: int  # regression: the number of targets
+    task: str = "classification"
+    notices: list[str] = field(default_factory=list)  # data notices (e.g. unseen categories)
 
 
 @dataclass
@@ -112,6 +124,13 @@ class EvalResult:
     f1: list[float]
     support: list[int]
     confusion: list[list[int]]  # rows = true class, columns = predicted
+    task: str = "classification"
+    # classification: balanced_accuracy, macro_f1, majority_rate (share of the most frequent
+    # class); regression: rmse, mae, r2 (mean over targets, target units), and per target
+    # rmse_<name> / mae_<name> / r2_<name> plus residual quantiles residual_q05 … residual_q95
+    metrics: dict[str, float] = field(default_factory=dict)
+    targets: list[str] = field(default_factory=list)  # regression target names
+    notices: list[str] = field(default_factory=list)  # warnings to show with the metrics
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,12 +143,16 @@ class RunResult:
     name: str
     run_dir: str | None
     status: str  # completed | early_stopped | diverged | interrupted | pruned | failed
+    # (summary.json also says "running" while a run trains; compare: "incomplete" if killed)
     history: list[EpochMetrics]
     best_epoch: int | None  # 1-based epoch of the best validation metric
     monitor: str
     test: EvalResult | None = None
     reason: str | None = None  # for diverged / failed: what happened
     seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)  # e.g. the majority-class warning
+    engine: str = "autograd"  # "explicit" (hand-written backward) or "autograd"
+    engine_reason: str | None = None  # why autograd ran (None for the explicit engine)
 
     @property
     def best(self) -> EpochMetrics | None:
@@ -140,6 +163,11 @@ class RunResult:
     @property
     def last(self) -> EpochMetrics | None:
         return self.history[-1] if self.history else None
+
+
+# TrialResult.status of failed trials that are results (the configuration itself fails); any
+# other failure (interrupted, a worker that died) is re-run by the next sweep worker.
+FINAL_FAILS = ("diverged", "error", "invalid")
 
 
 @dataclass
@@ -180,6 +208,8 @@ class TrialResult:
     checkpoint: str | None = None  # `best` checkpoint of the trial's best seed
     status: str | None = None  # fcnet's finer state: diverged, error, interrupted, invalid, ...
     reason: str | None = None  # why it failed or was pruned
+    # mean over seeds at the best epochs of the other validation metrics (EpochMetrics.metrics)
+    also: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -206,13 +236,16 @@ class SweepResult:
         done = [t for t in self.trials if t.state == "complete" and t.value is not None]
         return done[0] if done else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, top: int = 0) -> dict[str, Any]:
+        """JSON-ready; `top` > 0 keeps the first `top` trials of the ranking (best first)."""
         best = self.best
+        trials = self.trials[:top] if top > 0 else self.trials
         return {"name": self.name, "sweep_dir": self.sweep_dir, "metric": self.metric,
                 "direction": self.direction, "swept": self.swept, "counts": self.counts,
                 "total": self.total, "interrupted": self.interrupted,
                 "best": None if best is None else best.to_dict(),
-                "trials": [t.to_dict() for t in self.trials]}
+                "trials": [t.to_dict() for t in trials],
+                "trials_omitted": len(self.trials) - len(trials)}
 
 
 @dataclass
@@ -240,9 +273,6 @@ class Callback:
         """Called once per epoch with one entry per member still training."""
 
     def on_member_end(self, member: int, result: RunResult) -> None:
-        pass
-
-    def on_log(self, message: str) -> None:
         pass
 
     def on_sweep_update(self, update: SweepUpdate) -> None:

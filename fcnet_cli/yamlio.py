@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,11 +12,45 @@ import yaml
 
 from fcnet_cli.errors import ConfigError
 
-__all__ = ["apply_overrides", "load_yaml", "parse_override", "read_config_file"]
+__all__ = ["apply_overrides", "dump_yaml", "load_yaml", "parse_override", "read_config_file"]
+
+
+# Bounds on hostile input, checked while composing (before anything is built): an alias can
+# expand a 500-byte file into billions of nodes ("billion laughs"), deep nesting overflows
+# Python's recursion, and int() refuses over 4300 digits. Real experiment files need none.
+MAX_DEPTH = 50
+MAX_INT_DIGITS = 30
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+class _Refused(Exception):
+    """Input refused by a bound above; `line` is 1-based."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-3` as a float and rejects duplicate keys."""
+    """SafeLoader that reads `1e-3` as a float, refuses anchors/aliases and deep nesting."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise _Refused(event.start_mark.line + 1,
+                           f"YAML {kind}{event.anchor} is not allowed (anchors and aliases are "
+                           "refused in fcnet files; write the values out)")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(event.start_mark.line + 1,
+                               f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.add_implicit_resolver(
@@ -56,6 +91,11 @@ def _build(node: yaml.Node, loader: _Loader, path: str, lines: dict[str, int],
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, loader, f"{path}.{i}", lines, problems, origin)
                 for i, v in enumerate(node.value)]
+    if node.tag == _INT_TAG and len(str(node.value)) > MAX_INT_DIGITS:
+        where = f"{origin}:{node.start_mark.line + 1}: " + (f"{path}: " if path else "")
+        problems.append(f"{where}integer too large ({len(str(node.value))} digits, "
+                        f"at most {MAX_INT_DIGITS})")
+        return None
     return loader.construct_object(node, deep=True)
 
 
@@ -69,6 +109,8 @@ def load_yaml(text: str, origin: str = "<string>") -> tuple[Any, dict[str, int]]
         problems: list[str] = []
         lines: dict[str, int] = {}
         data = _build(node, loader, "", lines, problems, origin)
+    except _Refused as e:
+        raise ConfigError([f"{origin}:{e.line}: {e}"]) from None
     except yaml.constructor.ConstructorError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
         raise ConfigError([f"{origin}:{line}: unsupported YAML tag: {e.problem}"]) from None
@@ -84,6 +126,19 @@ def load_yaml(text: str, origin: str = "<string>") -> tuple[Any, dict[str, int]]
     return data, lines
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes a shared object out again instead of as an anchor and alias
+    (which `load_yaml` refuses)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any, sort_keys: bool = False) -> str:
+    """YAML text that `load_yaml` reads back (plain types, no anchors or aliases)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=sort_keys)
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """`a.b=value` -> ("a.b", value parsed as a YAML scalar or flow list)."""
     key, sep, raw = item.partition("=")
@@ -96,7 +151,7 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 def apply_overrides(raw: dict[str, Any], items: Iterable[str]) -> tuple[dict[str, Any], set[str]]:
     """Apply `--set` items to a raw mapping (a copy); returns it and the overridden paths."""
-    out = _deepcopy(raw)
+    out = copy.deepcopy(raw)
     touched: set[str] = set()
     for item in items:
         key, value = parse_override(item)
@@ -112,14 +167,6 @@ def apply_overrides(raw: dict[str, Any], items: Iterable[str]) -> tuple[dict[str
         node[parts[-1]] = value
         touched.add(key)
     return out, touched
-
-
-def _deepcopy(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _deepcopy(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_deepcopy(v) for v in x]
-    return x
 
 
 def read_config_file(p: Path) -> tuple[Any, dict[str, int]]:

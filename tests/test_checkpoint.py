@@ -17,6 +17,7 @@ import torch
 from fcnet_cli.config import Experiment, ModelConfig
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine.checkpoint import (
+    RunBusyError,
     RunLock,
     atomic_write_text,
     clean_stale,
@@ -32,7 +33,8 @@ from fcnet_cli.errors import CheckpointError, RunError
 def make_meta(hidden: list[int] | None = None, **extra) -> dict:
     raw = Experiment().model_dump(mode="json")
     raw["model"]["hidden"] = [8] if hidden is None else hidden
-    return {"config": raw, "in_features": 4, "n_classes": 3, "classes": ["a", "b", "c"],
+    return {"format": ck.FORMAT, "version": ck.VERSION, "config": raw, "in_features": 4,
+            "n_classes": 3, "classes": ["a", "b", "c"],
             "normalization": {"kind": "none", "shift": [0, 0, 0, 0], "scale": [1, 1, 1, 1]},
             **extra}
 
@@ -97,7 +99,7 @@ def test_atomic_write_failure_keeps_old_file(tmp_path: Path, monkeypatch, fail: 
 
 def test_run_lock_second_holder_fails(run_dir: Path):
     with RunLock(run_dir):
-        with pytest.raises(RunError, match=rf"in use by another fcnet process \(pid {os.getpid()}"):
+        with pytest.raises(RunBusyError, match=rf"run in use by fcnet process {os.getpid()}$"):
             with RunLock(run_dir):  # a second open file description: flock conflicts
                 pass
     with RunLock(run_dir):  # released on exit
@@ -114,7 +116,8 @@ def test_run_lock_held_by_another_process(run_dir: Path):
                             stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "locked"
-        with pytest.raises(RunError, match=rf"{run_dir}.*pid {proc.pid}\)"):
+        busy = rf"{run_dir}: run in use by fcnet process {proc.pid}$"
+        with pytest.raises(RunBusyError, match=busy):
             with RunLock(run_dir):
                 pass
     finally:
@@ -259,7 +262,14 @@ def test_corrupt_weights(run_dir: Path, model, content, message):
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not valid JSON"),
     ('["a list"]', "expected a JSON object"),
-    ('{"config": {}}', "missing key.*in_features"),
+    ('{"format": "fcnet-checkpoint", "version": 1, "config": {}}',
+     "missing key.*in_features"),
+    ('{"config": {}}', "unknown checkpoint format None"),
+    ('{"format": "other-tool", "version": 1}', "unknown checkpoint format 'other-tool'"),
+    ('{"format": "fcnet-checkpoint", "version": "1"}',
+     "checkpoint version must be a positive integer"),
+    ('{"format": "fcnet-checkpoint", "version": 99}',
+     r"checkpoint version 99 is newer than this fcnet reads \(version 1\)"),
 ])
 def test_bad_meta(run_dir: Path, model, content, message):
     best = _best(run_dir, model)

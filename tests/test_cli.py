@@ -54,8 +54,33 @@ def _usage_error(result: Result, *needles: str, lines: int | None = None) -> lis
 def test_help_lists_the_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "eval", "validate", "schema", "--debug"):
+    for command in ("train", "eval", "validate", "schema", "--debug", "--version"):
         assert command in result.stdout
+
+
+def test_version_names_package_torch_and_device() -> None:
+    import torch
+
+    import fcnet_cli
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"fcnet {fcnet_cli.__version__}"
+    assert lines[1] == f"torch {torch.__version__}"
+    # what `training.device: auto` picks
+    assert lines[3].split()[:2] == ["device", "cuda" if torch.cuda.is_available() else "cpu"]
+
+
+def test_help_does_not_import_torch() -> None:
+    code = ("import sys\nfrom fcnet_cli.cli import main\nsys.argv = ['fcnet', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("no torch")
 
 
 @pytest.mark.parametrize("command", ["train", "eval", "validate", "schema"])
@@ -252,7 +277,7 @@ def test_keyboard_interrupt_outside_training_exits_130(tmp_path: Path,
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("fcnet_cli.config.load_experiment", interrupted)
+    monkeypatch.setattr("fcnet_cli.config.load_source", interrupted)
     result = runner.invoke(app, ["validate", str(_write(tmp_path, "{}\n"))])
     assert result.exit_code == 130
     assert result.stderr == "error: interrupted\n"
@@ -263,7 +288,7 @@ def test_unexpected_errors_exit_1_with_one_line(tmp_path: Path,
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("fcnet_cli.config.load_experiment", broken)
+    monkeypatch.setattr("fcnet_cli.config.load_source", broken)
     result = runner.invoke(app, ["validate", str(_write(tmp_path, "{}\n"))])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: disk on fire")

@@ -183,10 +183,14 @@ def test_csv_non_numeric_names_line_and_column(tmp_path: Path) -> None:
         load_data(csv_cfg(p))
 
 
-def test_csv_nan_feature_counts_rows(tmp_path: Path) -> None:
-    text = "a,b,label\n" + _rows(["x", "y"] * 10) + "1,nan,x\n2,inf,y\n"
+def test_csv_nan_is_missing_and_inf_is_named(tmp_path: Path) -> None:
+    text = "a,b,label\n" + _rows(["x", "y"] * 10) + "1,nan,x\n"
     p = write_csv(tmp_path / "d.csv", text)
-    with pytest.raises(DataError, match=r"d\.csv: 2 of 22 rows have NaN or inf"):
+    with pytest.raises(DataError, match=r"d\.csv: missing values in 1 column\(s\): 'b' 1 "
+                                        r"\(row 21\)"):
+        load_data(csv_cfg(p))
+    p.write_text(text.replace("1,nan,x", "2,inf,y"))
+    with pytest.raises(DataError, match=r"row 21 \(line 22\), column 'b': inf is not a finite"):
         load_data(csv_cfg(p))
 
 
@@ -212,9 +216,9 @@ def test_csv_too_few_rows_for_classes(tmp_path: Path) -> None:
         load_data(csv_cfg(p))
 
 
-def test_csv_ragged_row_names_line(tmp_path: Path) -> None:
-    p = write_csv(tmp_path / "d.csv", "a,b,label\n1,2,x\n\n3,y\n")
-    with pytest.raises(DataError, match=r"line 4 has 2 fields, the header has 3"):
+def test_csv_short_row_names_the_empty_target(tmp_path: Path) -> None:
+    p = write_csv(tmp_path / "d.csv", "a,b,label\n1,2,x\n3,y\n")
+    with pytest.raises(DataError, match=r"row 2 \(line 3\): the target 'label' is empty"):
         load_data(csv_cfg(p))
 
 

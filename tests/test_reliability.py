@@ -13,10 +13,10 @@ import torch
 from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
-from fcnet_cli.config import Experiment
+from fcnet_cli.config import Experiment, dump_experiment, load_experiment
 from fcnet_cli.engine import optim
 from fcnet_cli.engine import train as train_mod
-from fcnet_cli.engine.checkpoint import RunLock, load_checkpoint
+from fcnet_cli.engine.checkpoint import RunBusyError, RunLock, load_checkpoint
 from fcnet_cli.engine.train import train, train_population
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, EpochMetrics
@@ -143,7 +143,7 @@ def test_second_process_on_the_same_run_dir_is_refused(tmp_path: Path) -> None:
     assert first.run_dir is not None
     run_dir = Path(first.run_dir)
     before = digest(run_dir)
-    with RunLock(run_dir), pytest.raises(RunError, match="in use by another fcnet process"):
+    with RunLock(run_dir), pytest.raises(RunBusyError, match="run in use by fcnet process"):
         train(exp.model_copy(update={"training": exp.training.model_copy(
             update={"epochs": 1})}), resume=run_dir)
     assert digest(run_dir) == before
@@ -172,7 +172,7 @@ def test_resume_cleans_temporary_leftovers(tmp_path: Path) -> None:
     ("missing", "file not found"),
     ("empty", "empty"),
     ("no_target", "species"),
-    ("nan", "NaN"),
+    ("nan", "missing values in 1 column(s): 'b' 1 (row 4)"),
     ("few_rows", "rows"),
 ])
 def test_bad_data_exits_2_with_one_line(tmp_path: Path, setup: str, needle: str) -> None:
@@ -208,7 +208,8 @@ def test_eval_with_wrong_feature_count_exits_2(tmp_path: Path) -> None:
                                             for i in range(60)))
     out = CliRunner().invoke(app, ["eval", f"{r.run_dir}/checkpoints/best"])
     assert out.exit_code == 2, out.output
-    assert "features" in out.output and "Traceback" not in out.output
+    assert "no column 'c' (the model expects 3 columns: a, b, c)" in out.output
+    assert "Traceback" not in out.output and len(out.output.splitlines()) == 1
 
 
 def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
@@ -222,3 +223,70 @@ def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["train", str(cfg), "--quiet"])
     assert out.exit_code == 2, out.output
     assert "tensorboard" in out.output and "Traceback" not in out.output
+
+
+def test_sweep_with_tensorboard_but_without_the_extra_stops_before_any_trial(
+        tmp_path: Path) -> None:
+    from fcnet_cli.engine.tensorboard import available
+
+    if available():
+        pytest.skip("the tensorboard extra is installed here")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"base:\n  data: {{dataset: iris}}\n  training: {{epochs: 1, device: cpu}}\n"
+                     f"  output: {{dir: {tmp_path}/runs, tensorboard: true}}\n"
+                     f"parameters:\n  optimizer.lr: [0.1, 0.2]\n")
+    out = CliRunner().invoke(app, ["sweep", str(sweep), "--quiet"])
+    assert out.exit_code == 2, out.output
+    assert "tensorboard" in out.output and "Traceback" not in out.output
+    assert not list(tmp_path.glob("runs/sweep/trials/*"))
+
+
+def test_a_failure_records_its_cause_in_summary_json(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def full_once(fd: int) -> None:  # the disk is full for one write, then space frees up
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    class FullAfterEpoch1(Callback):
+        def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
+            monkeypatch.setattr(os, "fsync", full_once)
+
+    snap = Snapshot()
+    with pytest.raises(RunError, match="No space left on device"):
+        train(make_exp(tmp_path), callbacks=[snap, FullAfterEpoch1()])
+    assert snap.run_dir is not None
+    summary = json.loads((snap.run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["reason"].startswith("stopped by an error: cannot write ")
+    assert summary["reason"].endswith(": No space left on device")
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(
+        tmp_path: Path) -> None:
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(f"data: {{dataset: iris}}\nmodel: {{hidden: [8]}}\n"
+                   f"training: {{epochs: 2, device: cpu}}\noutput: {{dir: {tmp_path}/runs}}\n")
+    run_dir = tmp_path / "runs" / "exp" / "20260101-000000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(dump_experiment(load_experiment(cfg)))
+    (run_dir / ".lock").write_text("999999999\n")  # the pid of a process that is gone
+    (run_dir / "metrics.csv").write_text("epoch,train_loss\n1,9.9\n")  # killed mid-save
+    (run_dir / "checkpoints").mkdir()
+
+    listed = CliRunner().invoke(app, ["compare", str(tmp_path / "runs"), "--csv",
+                                      str(tmp_path / "c.csv")])
+    assert listed.exit_code == 0, listed.output
+    assert "incomplete" in (tmp_path / "c.csv").read_text()
+
+    out = CliRunner().invoke(app, ["train", "--resume", str(run_dir)])
+    assert out.exit_code == 0, out.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["last_epoch"] == 2
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and "9.9" not in rows[1]  # header + epochs 1 and 2, from scratch
+    load_checkpoint(run_dir / "checkpoints" / "last")

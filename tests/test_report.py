@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from fcnet_cli.analysis import compare as report
 from fcnet_cli.analysis.importances import load_study, param_importances, study_from_runs
 from fcnet_cli.cli import app
-from fcnet_cli.config import validate_experiment
+from fcnet_cli.config import Experiment, validate_experiment
 from fcnet_cli.display import render_comparison, render_importances
 from fcnet_cli.engine.population import Population
-from fcnet_cli.engine.tensorboard import TensorBoardLogger, available, scalar_tags
+from fcnet_cli.engine.tensorboard import available, scalar_tags
 from fcnet_cli.engine.train import train, train_population
 from fcnet_cli.events import EpochMetrics, LayerStats
 
@@ -96,7 +96,7 @@ def test_compare_command_writes_csv_markdown_and_png(sweep_dir: Path, tmp_path: 
     assert {r["regularization.type"] for r in rows} == {"none", "l1", "l2"}
     assert all(0 <= float(r["sparsity"]) <= 1 and float(r["weight_norm"]) > 0 for r in rows)
     md = out_md.read_text().splitlines()
-    assert len(md) == 5 and md[0].startswith("| name |")
+    assert len(md) == 5 and md[0].startswith("| run | regularization.strength |")
     assert _is_png(out_png)
 
 
@@ -228,7 +228,9 @@ def test_importances_from_runs_and_from_a_journal(sweep_dir: Path, tmp_path: Pat
                     n_trials=8)
     loaded = load_study(tmp_path)
     assert loaded is not None and loaded.study_name == "demo"
-    found = param_importances(tmp_path, runs, "val_loss")
+    found = param_importances(tmp_path, runs, "val_loss")  # the runs come first
+    assert found is not None and "3 run directories" in found.source
+    found = param_importances(tmp_path, [], "val_loss")  # no runs: the stored study
     assert found is not None and "Optuna study 'demo'" in found.source
     assert {name for name, _ in found.rows} == {"x", "n"}
 
@@ -260,9 +262,55 @@ def test_tensorboard_tags_carry_every_metrics_column() -> None:
     assert len(tags) == len(_epoch().row()) - 1  # every column but `epoch`
 
 
+def _with_tensorboard(exp: Experiment) -> Experiment:
+    return exp.model_copy(update={"output": exp.output.model_copy(update={"tensorboard": True})})
+
+
+class _FakeWriter:
+    """Stands in for torch's SummaryWriter (the tensorboard extra is optional)."""
+
+    made: list["_FakeWriter"] = []
+
+    def __init__(self, log_dir: str) -> None:
+        self.log_dir, self.scalars, self.closed = log_dir, [], False
+        _FakeWriter.made.append(self)
+
+    def add_scalar(self, tag: str, value: float, global_step: int) -> None:
+        self.scalars.append((tag, value, global_step))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_train_from_python_honours_output_tensorboard(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnet_cli.engine import tensorboard as tb
+
+    monkeypatch.setattr(tb, "available", lambda: True)
+    monkeypatch.setattr(tb, "_summary_writer", _FakeWriter)
+    _FakeWriter.made = []
+    plain = _exp(epochs=2, out=tmp_path / "runs")
+    # a population where only member 1 asks for TensorBoard: only its run directory gets a log
+    results = train_population([plain, _with_tensorboard(_exp(seed=1, epochs=2,
+                                                              out=tmp_path / "runs"))])
+    (writer,) = _FakeWriter.made
+    assert writer.log_dir == str(Path(results[1].run_dir or "") / "tensorboard")
+    assert writer.closed
+    steps = sorted({step for tag, _, step in writer.scalars if tag == "loss/val"})
+    assert steps == [1, 2]
+    val = {step: v for tag, v, step in writer.scalars if tag == "accuracy/val"}
+    assert val == {m.epoch: pytest.approx(m.val_accuracy) for m in results[1].history}
+    _FakeWriter.made = []
+    train(plain)
+    assert _FakeWriter.made == []
+
+
 @pytest.mark.skipif(not available(), reason="the tensorboard extra is not installed")
 def test_tensorboard_logger_writes_event_files(tmp_path: Path) -> None:
-    result = train(_exp(epochs=2, out=tmp_path / "runs"), callbacks=[TensorBoardLogger()])
+    result = train(_with_tensorboard(_exp(epochs=2, out=tmp_path / "runs")))
     assert result.run_dir is not None
     events = list((Path(result.run_dir) / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0

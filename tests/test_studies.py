@@ -10,7 +10,7 @@ from fcnet_cli.studies import dynamics
 from fcnet_cli.studies import pages as study_pages
 from fcnet_cli.studies import run as studies
 from fcnet_cli.studies.findings import contrast
-from fcnet_cli.sweep.spec import load_sweep
+from fcnet_cli.sweep.load import load_sweep
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "experiments" / "studies"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -110,3 +110,10 @@ def test_studies_end_to_end_on_a_tiny_budget(tmp_path: Path) -> None:
     for name, points in POINTS.items():
         found = list((tmp_path / "runs").glob(f"*/{name}/*/trials/*/summary.json"))
         assert len(found) == 2 * points, name
+
+
+def test_each_studies_run_gets_its_own_folder(tmp_path: Path) -> None:
+    # both within the same second
+    first, second = studies._new_folder(tmp_path), studies._new_folder(tmp_path)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert not any(second.iterdir())

@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import ConfigError
+from fcnet_cli.sweep.load import load_sweep
 from fcnet_cli.sweep.space import suggest_point
-from fcnet_cli.sweep.spec import load_sweep, schema_defaults
+from fcnet_cli.sweep.spec import schema_defaults
 
 runner = CliRunner()
 BASE: dict[str, Any] = {
@@ -155,7 +156,7 @@ def test_base_file_and_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("parameters", "spec", "needle"), [
     ({"optimizer.momentum": {"uniform": [0.0, 1.0]}}, {"method": "random", "trials": 3},
-     "value 1.0: optimizer.momentum"),
+     "parameters.optimizer.momentum: value 1.0: Input should be less than 1 (got 1.0)"),
     ({"optimizer.lr": {"log_uniform": [0.001, 0.1]}}, {}, "a grid needs a finite set"),
     ({"optimizer.lr": [0.1, 0.1]}, {}, "repeats a value"),
     ({"regularization.type": ["none", "l3"]}, {}, "grid points do not validate"),
@@ -200,3 +201,102 @@ def test_malformed_storage_url_exits_2(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, {"optimizer.momentum": [0.0]})
     usage_error(["sweep", str(path), "--storage", "not-a-url"], "expected a database URL")
     usage_error(["sweep", str(path), "--storage", "nosuchdb://x/y"], "not a usable database")
+
+
+def test_a_bad_sweep_file_reports_every_problem_in_one_pass(tmp_path: Path) -> None:
+    runs = (tmp_path / "runs").as_posix()
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"base:\n  data: {{dataset: iris}}\n  output: {{dir: {runs}}}\n"
+                    "seeds: 0\n"
+                    "parameters:\n"
+                    "  optimizer.lrr: [0.1]\n"
+                    "  regularization.type: [none, l3]\n"
+                    "  model.hidden: [[8], [0]]\n")
+    lines = usage_error(["sweep", str(path)])
+    assert lines == [
+        f"error: {path}:4: seeds: Input should be greater than 0 (got 0)",
+        f"error: {path}:6: parameters.optimizer.lrr: unknown parameter; "
+        "did you mean 'optimizer.lr'?",
+        # in the order the grid meets them: (none, [8]) passes, (none, [0]) fails first
+        f"error: {path}:8: parameters.model.hidden: 2 of 4 grid points do not validate: "
+        "layer widths must be > 0 (got [0]) (e.g. regularization.type=\"none\", "
+        "model.hidden=[0])",
+        f"error: {path}:7: parameters.regularization.type: 2 of 4 grid points do not validate: "
+        "Input should be 'none', 'l1', 'l2' or 'elastic_net' (got 'l3') "
+        "(e.g. regularization.type=\"l3\", model.hidden=[8])",
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_points_are_values_set_on_the_validated_base(tmp_path: Path) -> None:
+    sweep = load_sweep(write_sweep(tmp_path, {"model.hidden": [[8, 4], [2]],
+                                              "optimizer.momentum": [0.5]}))
+    point = sweep.points[0]
+    assert point.values() == {"model.hidden": [8, 4], "optimizer.momentum": 0.5}
+    exp = sweep.experiment(point, seed_index=2, name="s-0000-seed2")
+    assert (exp.model.hidden, exp.optimizer.momentum) == ([8, 4], 0.5)
+    assert (exp.training.seed, exp.output.name) == (2, "s-0000-seed2")
+    assert exp.optimizer.lr == 0.1 and exp.data.dataset == "iris"  # the rest is the base's
+    assert sweep.base_exp.model.hidden == [8]  # the base is not changed
+
+
+# ---------------------------------------------------------------- --set against parameters
+
+
+def test_a_base_override_of_a_pinned_parameter_wins_with_a_note(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9], "training.epochs": [5]})
+    sweep = load_sweep(path, ["base.training.epochs=1"])
+    assert [p.key for p in sweep.params] == ["optimizer.momentum"]
+    assert {sweep.experiment(p).training.epochs for p in sweep.points} == {1}
+    assert len(sweep.notes) == 1
+    assert "--set base.training.epochs=1 replaces the pinned parameter training.epochs: [5]" \
+        in sweep.notes[0]
+    # without the override the pin holds
+    assert {load_sweep(path).experiment(p).training.epochs
+            for p in load_sweep(path).points} == {5}
+
+
+def test_a_base_override_of_a_swept_parameter_is_an_error(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9]})
+    lines = usage_error(["sweep", str(path), "--set", "base.optimizer.momentum=0.5"],
+                        "optimizer.momentum is swept by the sweep file",
+                        "--set parameters.optimizer.momentum=[...]")
+    assert len(lines) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_parameters_can_be_set_one_at_a_time(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9], "training.epochs": [5]})
+    sweep = load_sweep(path, ["parameters.training.epochs=[1]",
+                              "parameters.optimizer.lr=[0.01, 0.1]"])
+    got = {(e.training.epochs, e.optimizer.lr) for e in map(sweep.experiment, sweep.points)}
+    assert got == {(1, 0.01), (1, 0.1)}
+    assert len(sweep.points) == 4
+    usage_error(["sweep", str(path), "--set", "parameters={}"], "one parameter at a time")
+
+
+@pytest.mark.parametrize("second", [["base.training.epochs=3"],
+                                    ["parameters.training.epochs=[3]"], []])
+def test_a_changed_epoch_count_refuses_to_resume(tmp_path: Path, second: list[str]) -> None:
+    from fcnet_cli.sweep.store import open_store
+
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9], "training.epochs": [5]})
+    open_store(load_sweep(path, ["base.training.epochs=2"]))
+    open_store(load_sweep(path, ["base.training.epochs=2"]))  # the same: resumes
+    with pytest.raises(ConfigError) as err:
+        open_store(load_sweep(path, second))
+    assert "configurations changed" in err.value.problems[0]
+    assert any("training.epochs" in p for p in err.value.problems[1:])
+
+
+def test_wrong_kind_of_file_is_named_in_one_line(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9]})
+    for command in ("train", "validate"):
+        lines = usage_error([command, str(sweep)], "this is a sweep file",
+                            f"run `fcnet sweep {sweep}`")
+        assert len(lines) == 1
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(yaml.safe_dump(BASE))
+    lines = usage_error(["sweep", str(experiment)], "this is an experiment file",
+                        f"run `fcnet train {experiment}`")
+    assert len(lines) == 1

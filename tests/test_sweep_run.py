@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
-from fcnet_cli.config import load_experiment
+from fcnet_cli.config import ConfigError, load_experiment
 from fcnet_cli.engine.train import train
 from fcnet_cli.events import Callback, EpochMetrics, StopToken
 from fcnet_cli.sweep.run import load_sweep, run_sweep
@@ -74,6 +74,10 @@ def test_cli_sweep_leaderboard_and_eval_of_the_best_checkpoint(tmp_path: Path) -
     assert len(list((sweep_dir / "trials").iterdir())) == 8  # 4 trials × 2 seeds
     rows = list(csv.DictReader((sweep_dir / "leaderboard.csv").open()))
     assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
+    for row, trial in zip(rows, board["trials"], strict=True):  # the other headline metrics
+        assert 0 <= float(row["val_macro_f1_mean"]) <= 1
+        assert float(row["val_balanced_accuracy_mean"]) == pytest.approx(
+            trial["also"]["val_balanced_accuracy"])
     evaluated = runner.invoke(app, ["eval", best["checkpoint"], "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     again = runner.invoke(app, ["sweep", str(path)])  # resuming a finished sweep trains nothing
@@ -219,3 +223,27 @@ def test_sigint_exits_130_and_leaves_no_trial_running(tmp_path: Path) -> None:
     assert "resume with: fcnet sweep" in err
     states = Counter((t.state.name, t.user_attrs.get("status")) for t in trials_of(path))
     assert states == {("FAIL", "interrupted"): 2}
+
+
+def test_regression_sweep_ranks_by_rmse(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    base = {"task": "regression", "data": {"dataset": "diabetes"}, "model": {"hidden": [8]},
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "training": {"epochs": 2, "batch_size": 32, "device": "cpu"},
+            "output": {"dir": str(tmp_path / "runs")}}
+    path.write_text(yaml.safe_dump({"name": "r", "base": base, "metric": "val_rmse",
+                                    "parameters": {"loss.name": ["mse", "huber", "l1"]}}))
+    sweep = load_sweep(path)
+    assert sweep.direction == "minimize"
+    result = run_sweep(sweep)
+    values = [t.value for t in result.trials]
+    assert len(values) == 3 and values == sorted(values)  # best (lowest RMSE) first
+    assert all(v is not None and v > 10 for v in values)  # target units, not standard units
+    assert set(result.trials[0].also) == {"val_mae", "val_r2"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "b", "base": {**base, "task": "classification",
+                                                         "data": {"dataset": "iris"}},
+                                   "metric": "val_rmse", "parameters": {}}))
+    with pytest.raises(ConfigError, match=r"metric: val_rmse does not apply to the base "
+                                          r"experiment's task \(classification\)"):
+        load_sweep(bad)

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fcnet_cli.config import flatten
+from fcnet_cli.config import METRICS, flatten, metric_mode, read_config_file
+from fcnet_cli.engine.files import LOCK_FILE, holder_alive, resolve_latest
 from fcnet_cli.errors import UsageError
 
 __all__ = [
@@ -37,11 +36,11 @@ __all__ = [
     "load_runs",
     "markdown_table",
     "metric_value",
+    "run_status",
     "swept_params",
     "weight_totals",
 ]
 
-METRICS = ("val_accuracy", "val_loss")
 IGNORED_PREFIXES = ("output.",)  # names and folders differ between runs by construction
 MAX_SHOWN_PARAMS = 6  # differing hyperparameters shown in tables; the CSV has them all
 
@@ -76,21 +75,33 @@ class RunRecord:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / "summary.json").is_file() and (path / "config.yaml").is_file()
+    """config.yaml plus summary.json, or plus the .lock of a run killed in its first epoch."""
+    return (path / "config.yaml").is_file() and (
+        (path / "summary.json").is_file() or (path / LOCK_FILE).is_file())
+
+
+def run_status(path: Path, summary: dict[str, Any]) -> str:
+    """summary.json's status; a run without a final one is `running` while its process
+    lives and `incomplete` once it is gone (killed; `fcnet train --resume` continues it)."""
+    status = summary.get("status")
+    if status in (None, "running"):
+        return "running" if holder_alive(path) else "incomplete"
+    return str(status)
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     """Run directories: each path that is one, and every one found below the others."""
     found: list[Path] = []
     for raw in paths:
-        path = Path(raw)
+        path = resolve_latest(raw)
         if not path.is_dir():
             raise UsageError(f"{path}: no such directory")
         if is_run_dir(path):
             found.append(path)
             continue
-        below = sorted(p.parent for p in path.rglob("summary.json")
-                       if "checkpoints" not in p.parts and is_run_dir(p.parent))
+        below = sorted({p.parent for name in ("summary.json", LOCK_FILE)
+                        for p in path.rglob(name)
+                        if "checkpoints" not in p.parts and is_run_dir(p.parent)})
         if not below:
             raise UsageError(f"{path}: no run directories in it (folders with summary.json and "
                              "config.yaml)")
@@ -116,11 +127,18 @@ def _float(v: str | None) -> float:
 def load_run(path: Path) -> RunRecord:
     """Read one run directory. Raises UsageError when its files cannot be read."""
     try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-        config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, ValueError, yaml.YAMLError) as e:
+        summary_path = path / "summary.json"
+        summary = (json.loads(summary_path.read_text(encoding="utf-8"))
+                   if summary_path.is_file() else {})
+        config, _ = read_config_file(path / "config.yaml")  # no aliases, bounded depth
+    except (OSError, ValueError) as e:
         raise UsageError(f"{path}: unreadable run directory: {e}") from None
-    record = RunRecord(path, summary, flatten(config), _read_metrics(path / "metrics.csv"))
+    if not isinstance(summary, dict) or not isinstance(config, dict | None):
+        raise UsageError(f"{path}: unreadable run directory: summary.json or config.yaml "
+                         "is not a mapping")
+    summary = {**summary, "status": run_status(path, summary)}
+    record = RunRecord(path, summary, flatten(config or {}),
+                       _read_metrics(path / "metrics.csv"))
     for which in ("best", "last"):
         meta = path / "checkpoints" / which / "meta.json"
         if meta.is_file():
@@ -163,17 +181,20 @@ def differing_params(runs: Sequence[RunRecord], exclude: Sequence[str] = ()) -> 
 
 
 def swept_params(folder: Path, runs: Sequence[RunRecord]) -> list[str]:
-    """A sweep's parameters: the keys of `parameters` in its sweep.yaml when it has one, else
-    the config keys that differ between its runs (seeds left out)."""
+    """A sweep's parameters that take more than one value among its runs: the keys of
+    `parameters` in its sweep.yaml in their order when it has one (a pinned one-value
+    parameter is not swept), else the config keys that differ between its runs (seeds left
+    out)."""
+    varying = differing_params(runs, exclude=("training.seed",))
     spec = folder / "sweep.yaml"
     if spec.is_file():
         try:
-            params = (yaml.safe_load(spec.read_text(encoding="utf-8")) or {}).get("parameters")
-        except (OSError, yaml.YAMLError, AttributeError):
+            params = (read_config_file(spec)[0] or {}).get("parameters")
+        except (UsageError, AttributeError):
             params = None
         if isinstance(params, dict) and params:
-            return [str(k) for k in params]
-    return differing_params(runs, exclude=("training.seed",))
+            return [str(k) for k in params if str(k) in varying]
+    return varying
 
 
 def metric_value(run: RunRecord, metric: str) -> float | None:
@@ -225,11 +246,17 @@ class Comparison:
         return text + (f"; {more} more differing parameters in the CSV" if more else "")
 
     def headers(self) -> list[str]:
-        """Short labels of `shown()` (a parameter by its last dotted part when unique)."""
-        last = [p.rpartition(".")[2] for p in self.params]
-        short = {p: (s if last.count(s) == 1 else p) for p, s in zip(self.params, last,
-                                                                   strict=True)}
-        return [short.get(c) or _HEADERS.get(c) or c.replace("_", " ") for c in self.shown()]
+        """Labels of `shown()`: parameters by their dotted names (`optimizer.name` and
+        `scheduler.name` are two different columns), the rest by short names."""
+        params = set(self.params)
+        return [c if c in params else _HEADERS.get(c) or c.replace("_", " ")
+                for c in self.shown()]
+
+    def priorities(self) -> list[int]:
+        """For narrow terminals: 0 = always shown, higher = left out first."""
+        params = [c for c in self.shown() if c in self.params]
+        return [min(1 + params.index(c), 4) if c in self.params else _PRIORITY.get(c, 3)
+                for c in self.shown()]
 
     def cells(self) -> list[list[str]]:
         """Rows as display strings, in `shown()` order."""
@@ -265,10 +292,18 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(out + [line(r) for r in rows]) + "\n"
 
 
-_HEADERS = {"best_val_accuracy": "best val acc", "best_val_loss": "best val loss",
+_HEADERS = {"name": "run", "best_val_accuracy": "best val acc", "best_val_loss": "best val loss",
             "test_accuracy": "test acc", "test_loss": "test loss", "best_epoch": "best ep",
+            "best_val_balanced_accuracy": "best val bal acc", "test_balanced_accuracy":
+            "test bal acc", "best_val_macro_f1": "best val F1", "test_macro_f1": "test F1",
+            "best_val_rmse": "best val rmse", "test_rmse": "test rmse", "best_val_mae":
+            "best val mae", "test_mae": "test mae", "best_val_r2": "best val r2",
+            "test_r2": "test r2",
             "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
             "seconds": "s", "ci95": "95% interval", "vs_best": "vs best"}
+_PRIORITY = {"name": 0, "best_val_accuracy": 0, "best_val_loss": 0, "test_accuracy": 2,
+             "test_loss": 2, "status": 1, "best_epoch": 4, "gap_accuracy": 3, "epochs": 5,
+             "gap_loss": 5, "sparsity": 4, "weight_norm": 4, "seconds": 6}
 _FORMATS = {"seconds": ".1f", "weight_norm": ".3f", "sparsity": ".3f"}
 
 
@@ -304,10 +339,15 @@ def compare(runs: Sequence[RunRecord], metric: str = "val_accuracy") -> Comparis
     columns = ["name", *params, f"best_{metric}", test_key, "best_epoch", "epochs",
                "gap_accuracy", "gap_loss", "sparsity", "weight_norm", "seconds", "status"]
     rows = [_row(r, params, metric, test_key) for r in runs]
-    sign = -1.0 if metric == "val_accuracy" else 1.0
+    sign = -1.0 if metric_mode(metric) == "max" else 1.0
     rows.sort(key=lambda row: (row[f"best_{metric}"] is None,
                                sign * (row[f"best_{metric}"] or 0.0)))
     return Comparison(metric, params, columns, rows)
+
+
+def _test_value(test: dict[str, Any], key: str) -> Any:
+    """summary.json test metrics: loss/accuracy at the top, the others under "metrics"."""
+    return test[key] if key in test else (test.get("metrics") or {}).get(key)
 
 
 def _row(r: RunRecord, params: list[str], metric: str, test_key: str) -> dict[str, Any]:
@@ -318,8 +358,11 @@ def _row(r: RunRecord, params: list[str], metric: str, test_key: str) -> dict[st
     sparsity, norm = weight_totals(best, r) if best else (None, None)
     return {
         "run_dir": str(r.path), "name": r.name, **{p: r.config.get(p) for p in params},
-        f"best_{metric}": metric_value(r, metric), test_key: test.get(test_key[5:]),
-        "best_epoch": s.get("best_epoch"), "epochs": s.get("last_epoch"),
+        f"best_{metric}": metric_value(r, metric), test_key: _test_value(test, test_key[5:]),
+        "best_epoch": s.get("best_epoch"),
+        # a killed run's metrics.csv may be one epoch ahead of its summary.json
+        "epochs": len(r.metrics) if s.get("status") in ("running", "incomplete") else
+        s.get("last_epoch"),
         "gap_accuracy": gap.get("accuracy"), "gap_loss": gap.get("loss"),
         "sparsity": sparsity, "weight_norm": norm, "seconds": s.get("seconds"),
         "status": s.get("status"),

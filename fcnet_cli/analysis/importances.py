@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.compare import RunRecord, differing_params, metric_value
+from fcnet_cli.config import metric_mode
 
 __all__ = ["Importances", "load_study", "param_importances", "study_from_runs"]
 
@@ -75,20 +76,27 @@ def _choice(v: Any) -> Any:
     return v if v is None or isinstance(v, bool | int | float | str) else json.dumps(v)
 
 
-def study_from_runs(runs: Sequence[RunRecord], metric: str) -> Any:
-    """An in-memory study with one completed trial per run that has a best epoch."""
+def study_from_runs(runs: Sequence[RunRecord], metric: str,
+                    params: Sequence[str] | None = None) -> Any:
+    """An in-memory study with one completed trial per run that has a best epoch.
+
+    Its parameters are `params` (default: the config keys that differ between the runs,
+    seeds left out), read from each run's resolved config, so a conditional parameter (a
+    penalty strength where the type is none) still has a value in every trial.
+    """
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
-        direction="maximize" if metric == "val_accuracy" else "minimize")
+        direction="maximize" if metric_mode(metric) == "max" else "minimize")
     done = [r for r in runs if metric_value(r, metric) is not None]
-    params = differing_params(done, exclude=_NOT_SWEPT)
-    dists = {p: _distribution([r.config.get(p) for r in done]) for p in params}
+    varying = differing_params(done, exclude=_NOT_SWEPT)
+    keys = [p for p in params if p in varying] if params is not None else varying
+    dists = {p: _distribution([r.config.get(p) for r in done]) for p in keys}
     for r in done:
         value = metric_value(r, metric)
         assert value is not None
-        values = {p: r.config.get(p) for p in params}
+        values = {p: r.config.get(p) for p in keys}
         values = {p: v if not isinstance(dists[p], optuna.distributions.CategoricalDistribution)
                   else _choice(v) for p, v in values.items()}
         study.add_trial(optuna.trial.create_trial(value=value, params=values,
@@ -96,18 +104,23 @@ def study_from_runs(runs: Sequence[RunRecord], metric: str) -> Any:
     return study
 
 
-def param_importances(sweep_dir: Path | None, runs: Sequence[RunRecord],
-                      metric: str) -> Importances | None:
-    """fANOVA importances (seeded) of the sweep's parameters; None when not computable."""
+def param_importances(sweep_dir: Path | None, runs: Sequence[RunRecord], metric: str,
+                      params: Sequence[str] | None = None) -> Importances | None:
+    """fANOVA importances (seeded) of the swept parameters; None when not computable.
+
+    The trials are the run directories (one per seed), valued by their best `metric`: every
+    swept parameter that varies is in every trial, which Optuna's own study of a sweep with
+    conditional parameters cannot give (its importances keep only the parameters that every
+    trial has). Without usable runs, the Optuna study stored in `sweep_dir` is used.
+    """
     import optuna
 
-    study, source = None, ""
-    if sweep_dir is not None:
-        study = load_study(sweep_dir)
-        source = f"Optuna study '{study.study_name}' in {sweep_dir}" if study else ""
-    if study is None:
-        study = study_from_runs(runs, metric)
-        source = f"{len(study.trials)} run directories (value: best {metric})"
+    study = study_from_runs(runs, metric, params)
+    source = f"{len(study.trials)} run directories (value: best {metric})"
+    if len(study.trials) < 2 and sweep_dir is not None:
+        stored = load_study(sweep_dir)
+        if stored is not None:
+            study, source = stored, f"Optuna study '{stored.study_name}' in {sweep_dir}"
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 2:
         return None
@@ -116,7 +129,8 @@ def param_importances(sweep_dir: Path | None, runs: Sequence[RunRecord],
         found = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError):  # e.g. no parameter varies between the trials
         return None
-    rows = [(k, float(v)) for k, v in found.items() if math.isfinite(v)]
+    rows = [(k, float(v)) for k, v in found.items()
+            if math.isfinite(v) and (params is None or k in params)]
     if not rows:
         return None
     return Importances(source, len(complete), rows)

@@ -17,8 +17,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fcnet_cli.analysis.compare import RunRecord, metric_value
+from fcnet_cli.config import metric_mode
 
-__all__ = ["colors", "new_figure", "plot_overlay", "plot_run", "plot_sweep", "save_figure"]
+__all__ = ["best_runs", "colors", "gap_limits", "jitter", "new_figure", "plot_overlay",
+           "plot_run", "plot_sweep", "run_label", "save_figure"]
 
 DPI = 80
 MAX_LEGEND = 16
@@ -65,53 +67,141 @@ def _log_if_wide(ax: Axes, values: Sequence[float], axis: str = "y") -> None:
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
 
 
+def _regularized(run: RunRecord) -> bool:
+    """An explicit penalty or weight decay: the run where per-layer weights tell a story."""
+    c = run.config
+    return c.get("regularization.type", "none") != "none" or bool(
+        c.get("optimizer.weight_decay") or 0)
+
+
 def plot_run(run: RunRecord, out: str | Path) -> Path:
-    """Loss and accuracy (train dashed, val solid), learning rate and gap of one run."""
-    fig, (loss, acc, lr, gap) = new_figure(2, 2, 10, 6.5)
+    """Loss and accuracy (train dashed, val solid), learning rate and gap of one run; for a
+    run with L1/L2 or weight decay also the sparsity and ‖W‖ of every layer."""
+    weights = _regularized(run) and bool(run.layers())
+    fig, axes = new_figure(3 if weights else 2, 2, 10, 9.5 if weights else 6.5)
+    loss, acc, lr, gap = axes[:4]
     x = _epochs(run)
-    for ax, what in ((loss, "loss"), (acc, "accuracy")):
+    # regression runs have no accuracy: their second panel is the RMSE (validation only)
+    second = "rmse" if any(math.isfinite(v) for v in run.column("val_rmse")) else "accuracy"
+    for ax, what in ((loss, "loss"), (acc, second)):
         ax.plot(x, run.column(f"train_{what}"), "--", color="C0", label=f"train {what}")
         ax.plot(x, run.column(f"val_{what}"), "-", color="C1", label=f"val {what}")
         ax.set_title(what)
+    _lr_panel(lr, x, run.column("lr"))
+    _gap_panel(gap, x, run.column("gap_accuracy"), run.column("gap_loss"))
     best = run.summary.get("best_epoch")
     for ax in (loss, acc, gap):
         if best:
             ax.axvline(best, color="grey", ls=":", lw=1, label=f"best epoch {best}")
         ax.legend(fontsize="small")
-    lr.plot(x, run.column("lr"), color="C2")
-    lr.set_title("learning rate (per epoch)")
-    _log_if_wide(lr, run.column("lr"))
-    gap.plot(x, run.column("gap_accuracy"), color="C3", label="train − val accuracy")
-    gap.plot(x, run.column("gap_loss"), color="C4", label="val − train loss")
-    gap.axhline(0, color="black", lw=0.5)
-    gap.set_title("generalization gap")
-    gap.legend(fontsize="small")
-    for ax in (loss, acc, lr, gap):
+    if weights:
+        _weights_panels(axes[4], axes[5], run)
+    for ax in axes:
         _epoch_axis(ax)
     title = f"{run.summary.get('name', '')} · {run.path.name}".strip(" ·")
     fig.suptitle(f"{title} ({run.summary.get('status', '?')})")
     return save_figure(fig, out)
 
 
-def plot_overlay(runs: Sequence[RunRecord], out: str | Path,
-                 metric: str = "val_accuracy") -> Path:
-    """All runs' validation curves (solid) and training curves (dashed), loss and accuracy."""
-    first = "accuracy" if metric == "val_accuracy" else "loss"
-    second = "loss" if first == "accuracy" else "accuracy"
+def _lr_panel(ax: Axes, x: list[float], lrs: list[float]) -> None:
+    ax.plot(x, lrs, color="C2")
+    ax.set_title("learning rate (per epoch)")
+    finite = [v for v in lrs if math.isfinite(v)]
+    if finite and max(finite) - min(finite) <= 1e-12 * max(abs(max(finite)), 1e-300):
+        # constant: an axis from 0 shows it as the flat line it is, not as noise around it
+        ax.set_ylim(0, max(finite) * 1.5 if max(finite) > 0 else 1)
+        ax.set_title(f"learning rate: constant {finite[0]:g}")
+        return
+    _log_if_wide(ax, lrs)
+
+
+def gap_limits(*series: Sequence[float]) -> tuple[float, float] | None:
+    """y limits for the gap panel from epoch 2 on (epoch 1's gap, often large, would flatten
+    the rest), with 10 % margins and 0 always in view; None when there is nothing to set."""
+    later = [v for values in series for v in values[1:] if math.isfinite(v)]
+    if len(later) < 2:
+        return None
+    lo, hi = min(0.0, *later), max(0.0, *later)
+    pad = 0.1 * (hi - lo) or 0.01
+    return lo - pad, hi + pad
+
+
+def _gap_panel(ax: Axes, x: list[float], accuracy: list[float], loss: list[float]) -> None:
+    ax.plot(x, accuracy, color="C3", label="train − val accuracy")
+    ax.plot(x, loss, color="C4", label="val − train loss")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_title("generalization gap")
+    limits = gap_limits(accuracy, loss)
+    if limits is not None:
+        ax.set_ylim(*limits)
+        first = [v for v in (accuracy[:1] + loss[:1]) if math.isfinite(v)]
+        if any(not limits[0] <= v <= limits[1] for v in first):
+            ax.set_title("generalization gap (epoch 1 off the axis)")
+
+
+def _weights_panels(sparsity: Axes, norms: Axes, run: RunRecord) -> None:
+    x = _epochs(run)
+    palette = colors(len(run.layers()))
+    for layer, color in zip(run.layers(), palette, strict=True):
+        sparsity.plot(x, run.column(f"sparsity_{layer}"), color=color, label=f"layer {layer}")
+        norms.plot(x, run.column(f"l2_norm_{layer}"), color=color, label=f"layer {layer}")
+    reg = run.config.get("regularization.type", "none")
+    sparsity.set_title(f"fraction of weights with |w| < 1e-3 ({reg})")
+    sparsity.set_ylim(-0.02, 1.02)
+    norms.set_title("‖W‖₂ per layer")
+    for ax in (sparsity, norms):
+        ax.legend(fontsize="small")
+
+
+def run_label(run: RunRecord, params: Sequence[str]) -> str:
+    """A run by its values of `params` (`lr=0.05 momentum=0.9`), or by its name."""
+    if not params:
+        return run.name
+    parts = []
+    for key in params:
+        v = run.config.get(key)
+        shown = format(v, "g") if isinstance(v, float) else json.dumps(v) if isinstance(
+            v, list | bool) or v is None else str(v)
+        parts.append(f"{key.rpartition('.')[2]}={shown}")
+    return " ".join(parts)
+
+
+def best_runs(runs: Sequence[RunRecord], metric: str, best: int) -> list[RunRecord]:
+    """The `best` runs by their best `metric` (all when best <= 0), best first."""
+    sign = -1.0 if metric_mode(metric) == "max" else 1.0
+    scored = sorted((r for r in runs if metric_value(r, metric) is not None),
+                    key=lambda r: sign * (metric_value(r, metric) or 0.0))
+    return scored[:best] if best > 0 else scored
+
+
+def plot_overlay(runs: Sequence[RunRecord], out: str | Path, metric: str = "val_accuracy",
+                 best: int = 10, params: Sequence[str] | None = None) -> Path:
+    """The `best` runs' validation curves (solid) and training curves (dashed), loss and
+    accuracy, labelled by their values of `params` (default: the keys that differ)."""
+    from fcnet_cli.analysis.compare import differing_params
+
+    shown = best_runs(runs, metric, best)
+    keys = list(params) if params is not None else differing_params(
+        shown, exclude=("training.seed",))
+    regression = any(math.isfinite(v) for r in runs for v in r.column("val_rmse"))
+    other = "rmse" if regression else "accuracy"
+    first = metric.removeprefix("val_") if metric != "val_loss" else other
+    second = "loss" if first != "loss" else other
     fig, axes = new_figure(1, 2, 12, 5)
-    palette = colors(len(runs))
+    palette = colors(len(shown))
     for ax, what in zip(axes, (first, second), strict=True):
-        for i, (run, color) in enumerate(zip(runs, palette, strict=True)):
-            label = run.name if i < MAX_LEGEND else None
+        for i, (run, color) in enumerate(zip(shown, palette, strict=True)):
+            label = run_label(run, keys) if i < MAX_LEGEND else None
             ax.plot(_epochs(run), run.column(f"val_{what}"), "-", color=color, label=label)
             ax.plot(_epochs(run), run.column(f"train_{what}"), "--", color=color, lw=0.9)
         ax.set_title(f"{what}: validation solid, training dashed")
         _epoch_axis(ax)
         if what == "loss":
-            _log_if_wide(ax, [v for r in runs for v in r.column("train_loss")])
-    if runs:
-        more = f" (first {MAX_LEGEND} of {len(runs)} shown)" if len(runs) > MAX_LEGEND else ""
-        axes[0].legend(fontsize="x-small", title=f"run{more}", title_fontsize="x-small")
+            _log_if_wide(ax, [v for r in shown for v in r.column("train_loss")])
+    if shown:
+        head = f"best {len(shown)} of {len(runs)} runs by {metric}" if len(shown) < len(
+            runs) else f"{len(runs)} runs"
+        axes[0].legend(fontsize="x-small", title=head, title_fontsize="x-small")
     return save_figure(fig, out)
 
 
@@ -135,27 +225,46 @@ def plot_sweep(runs: Sequence[RunRecord], params: Sequence[str], out: str | Path
     return save_figure(fig, out)
 
 
+def jitter(xs: Sequence[float], spread: float, log: bool, seed: int = 0) -> list[float]:
+    """xs moved by up to ±spread (a fraction of one category, or of a decade on a log axis)
+    so that repeated values (seeds) do not hide each other; seeded, so figures repeat."""
+    import random
+
+    rng = random.Random(seed)
+    if log:
+        return [x * 10 ** rng.uniform(-spread, spread) for x in xs]
+    return [x + rng.uniform(-spread, spread) for x in xs]
+
+
 def _sweep_axis(ax: Axes, runs: Sequence[RunRecord], param: str, metric: str) -> None:
     raw = [r.config.get(param) for r in runs]
     values = [metric_value(r, metric) for r in runs]
     ys = [math.nan if v is None else v for v in values]
+    labels: list[str] | None = None
     if _numeric(raw):
         xs = [float(v) for v in raw if v is not None]
         _log_if_wide(ax, xs, "x")
-        labels: list[str] | None = None
+        log = ax.get_xscale() == "log"
+        distinct = sorted(set(xs))
+        gaps = [b - a for a, b in zip(distinct, distinct[1:], strict=False)]
+        spread = 0.03 if log else 0.15 * min(gaps) if gaps else 0.0
+        shown = jitter(xs, spread, log)
     else:
         labels = sorted({json.dumps(v) if isinstance(v, list) else str(v) for v in raw})
         texts = [json.dumps(v) if isinstance(v, list) else str(v) for v in raw]
         xs = [float(labels.index(t)) for t in texts]
-    ax.scatter(xs, ys, s=18, alpha=0.7)
+        shown = jitter(xs, 0.12, False)
+    ax.scatter(shown, ys, s=18, alpha=0.6, label="one run (jittered)")
     means = {}
     for x in sorted(set(xs)):
         group = [y for xx, y in zip(xs, ys, strict=True) if xx == x]
         means[x] = sum(group) / len(group)
-    ax.plot(list(means), list(means.values()), "-", color="C1", lw=1, label="mean")
+    ax.plot(list(means), list(means.values()), "-", color="C1", lw=1.2,
+            label="mean over runs")
     if labels is not None:
         ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize="small")
         ax.set_xlim(-0.5, len(labels) - 0.5)
     ax.set_xlabel(param)
     ax.set_ylabel(f"best {metric}")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")

@@ -1,19 +1,15 @@
 """The typer application, shared options, and errors turned into exit codes in one place."""
 
 from collections.abc import Callable, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from fcnet_cli.cli.group import FcnetGroup
 from fcnet_cli.errors import ConfigError, FcnetError
 
-if TYPE_CHECKING:
-    pass
-
-
-__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "app"]
+__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "JsonOpt", "ThreadsOpt", "app"]
 
 # DESIGN.md: 0 success, 1 runtime failure, 2 usage/config error, 3 diverged,
 # 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -23,18 +19,13 @@ _DEBUG = "fcnet.debug"
 
 app = typer.Typer(
     name="fcnet",
+    cls=FcnetGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: paragraphs rewrapped, no markup in docstrings
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class Split(str, Enum):
-    test = "test"
-    val = "val"
-    train = "train"
 
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
@@ -44,10 +35,39 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", metavar="KEY=VALUE", show_default=False,
                  help="Override one field, e.g. --set optimizer.lr=0.1 (repeatable)."),
 ]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, metavar="N", show_default=False,
+    help="CPU threads for torch (training.threads; default: the cores available to this "
+         "process).")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print the result as JSON on stdout (nothing else there).")]
+
+
+def _print_version(value: bool) -> None:
+    """`fcnet --version`: the package, torch and the device `training.device: auto` picks."""
+    if not value:
+        return
+    import torch  # only here: `--help` must not pay for it
+
+    from fcnet_cli.engine.rundir import versions
+    from fcnet_cli.engine.train import pick_device
+
+    v = versions()
+    device = pick_device("auto")
+    name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    typer.echo(f"fcnet {v['fcnet']}\ntorch {v['torch']}\npython {v['python']}\n"
+               f"device {device.type}{name}")
+    raise typer.Exit(0)
 
 
 @app.callback()
-def _root(ctx: typer.Context, debug: DebugOpt = False) -> None:
+def _root(
+    ctx: typer.Context,
+    debug: DebugOpt = False,
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Show the versions of fcnet, torch and Python and the training device.")] = False,
+) -> None:
     """Train, evaluate and inspect fully connected networks described by YAML experiments.
 
     Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error,

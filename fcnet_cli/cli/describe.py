@@ -1,17 +1,13 @@
 """`fcnet validate`, `fcnet schema`, `fcnet compare` and `fcnet plot`."""
 
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from fcnet_cli.errors import UsageError
-
-if TYPE_CHECKING:
-    pass
-
 from fcnet_cli.cli.app import ConfigArg, DebugOpt, SetOpt, _run, app
+from fcnet_cli.config.schema import Monitor
+from fcnet_cli.errors import UsageError
 
 # ---------------------------------------------------------------- validate / schema
 
@@ -22,28 +18,31 @@ def validate(
     config: ConfigArg,
     set_: SetOpt = None,
     explain: Annotated[bool, typer.Option(
-        "--explain", help="Show every field with its value, default and meaning.")] = False,
+        "--explain", help="Show every field with its value, where the value came from (file "
+                          "and line, --set, or default), its default and meaning.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Check an experiment file and print the resolved config that train would run.
 
-    Each problem is reported on its own line as FILE:LINE: FIELD: PROBLEM (exit code 2).
+    The files it extends are merged in first. Each problem is reported on its own line as
+    FILE:LINE: FIELD: PROBLEM (exit code 2).
     """
     _run(ctx, debug, lambda: _validate(config, set_ or [], explain))
 
 
 def _validate(config: Path, overrides: list[str], explain: bool) -> int:
+    from fcnet_cli import config as cfg
     from fcnet_cli import display
-    from fcnet_cli.config import describe_schema, dump_experiment, flatten, load_experiment
 
-    exp = load_experiment(config, overrides)
+    source = cfg.load_source(config, overrides)
+    exp = cfg.validate(source)
     out = display.make_console()
     if explain:
         values = {k: "null" if v is None else repr(v)
-                  for k, v in flatten(exp.model_dump()).items()}
-        display.render_schema(out, describe_schema(), values)
+                  for k, v in cfg.flatten(exp.model_dump()).items()}
+        display.render_schema(out, cfg.describe_schema(), values, cfg.explain(exp, source))
     else:
-        display.render_config(out, dump_experiment(exp))
+        display.render_config(out, cfg.dump_experiment(exp))
     return 0
 
 
@@ -61,19 +60,53 @@ def _schema() -> int:
     return 0
 
 
+@app.command()
+def datasets(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Option(metavar="DIR",
+        help="Folder searched for torchvision data sets (data.root).")] = Path("data"),
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the list as JSON instead of a table.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List the built-in data sets: source, rows, features, classes (or regression) and
+    whether each is readable offline right now. Your own tables use data.dataset: csv,
+    parquet or npz with data.path."""
+    _run(ctx, debug, lambda: _datasets(root, as_json))
+
+
+def _datasets(root: Path, as_json: bool) -> int:
+    import json
+
+    from fcnet_cli.engine.catalog import builtin_datasets
+
+    found = builtin_datasets(root)
+    if as_json:
+        typer.echo(json.dumps([d.to_dict() for d in found], indent=2))
+        return 0
+    from fcnet_cli import display
+
+    rows = [[d.name, d.source, str(d.rows), str(d.features),
+             "regression" if d.classes is None else str(d.classes),
+             "yes" if d.available else "no"] for d in found]
+    missing = [d for d in found if not d.available]
+    # the location of a missing set is a long path: one caption line instead of a wide column
+    caption = (f"no: files not under {root}; set data.root (--root here), or "
+               "data.download: true to fetch them") if missing else None
+    display.render_comparison(display.make_console(),
+                              ["data set", "source", "rows", "features", "classes",
+                               "offline"], rows, caption=caption, priorities=[0, 1, 0, 0, 0, 0])
+    return 0
+
+
 # ---------------------------------------------------------------- compare / plot
-
-
-class ReportMetric(str, Enum):
-    val_accuracy = "val_accuracy"
-    val_loss = "val_loss"
 
 
 RunsArg = Annotated[list[Path], typer.Argument(
     metavar="RUN_DIR_OR_SWEEP_DIR...", show_default=False,
     help="Run directories, or folders searched for them (any folder with summary.json and "
          "config.yaml), e.g. a sweep directory.")]
-MetricOpt = Annotated[ReportMetric, typer.Option(
+MetricOpt = Annotated[Monitor, typer.Option(
     "--metric", help="Validation metric to rank and plot by (at each run's best epoch).")]
 
 
@@ -89,7 +122,11 @@ def compare(
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE.png", show_default=False,
         help="Overlay the validation curves (training dashed) of all runs.")] = None,
-    metric: MetricOpt = ReportMetric.val_accuracy,
+    metric: MetricOpt = "val_accuracy",
+    best: Annotated[int, typer.Option(
+        "--best", min=0, metavar="N",
+        help="With --plot: draw the best N runs, labelled by their parameter values "
+             "(0 = all).")] = 10,
     debug: DebugOpt = False,
 ) -> None:
     """Compare runs in one table, best first.
@@ -104,7 +141,7 @@ def compare(
     the 95% t-interval, and a Welch t-test against the best row ("within noise" when
     p >= 0.05).
     """
-    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric.value))
+    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric, best))
 
 
 def _check_png(path: Path | None) -> None:
@@ -113,10 +150,11 @@ def _check_png(path: Path | None) -> None:
 
 
 def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: Path | None,
-             metric: str) -> int:
+             metric: str, best: int = 10) -> int:
     from fcnet_cli import display
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import seedtable
+    from fcnet_cli.engine.files import resolve_latest
 
     _check_png(plot)
     runs = report.load_runs(paths)
@@ -125,11 +163,13 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
     table = seedtable.compare_configs(runs, metric) if repeats else report.compare(runs, metric)
     out = display.make_console()
     display.render_comparison(out, table.headers(), table.cells(),
-                              caption=table.caption())
-    if len(paths) == 1 and not report.is_run_dir(paths[0]) and len(runs) > 2:
+                              caption=table.caption(), priorities=table.priorities())
+    sweep = len(paths) == 1 and not report.is_run_dir(resolve_latest(paths[0]))
+    swept = report.swept_params(paths[0], runs) if sweep else None
+    if sweep and len(runs) > 2:
         from fcnet_cli.analysis.importances import param_importances
 
-        found = param_importances(paths[0], runs, metric)
+        found = param_importances(paths[0], runs, metric, swept)
         if found is not None:
             display.render_importances(out, found.rows, found.source)
     for path, write in ((csv, table.write_csv), (markdown, table.write_markdown)):
@@ -139,7 +179,7 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
     if plot is not None:
         from fcnet_cli.analysis.plots import plot_overlay
 
-        typer.echo(f"wrote {plot_overlay(runs, plot, metric)}", err=True)
+        typer.echo(f"wrote {plot_overlay(runs, plot, metric, best, swept)}", err=True)
     return 0
 
 
@@ -153,7 +193,7 @@ def plot(
         "--output", "-o", metavar="FILE.png", show_default=False,
         help="Where to write the figure (default: curves.png in a run directory, "
              "sweep.png in a sweep directory).")] = None,
-    metric: MetricOpt = ReportMetric.val_accuracy,
+    metric: MetricOpt = "val_accuracy",
     boundary: Annotated[bool, typer.Option(
         "--boundary", help="Draw the decision regions of the run's best checkpoint instead "
                            "(runs with 2 input features; default file boundary.png).")] = False,
@@ -165,14 +205,16 @@ def plot(
     generalization gap, per epoch. For a sweep directory: the best validation metric of
     every run against each swept parameter.
     """
-    _run(ctx, debug, lambda: _plot(path, output, metric.value, boundary))
+    _run(ctx, debug, lambda: _plot(path, output, metric, boundary))
 
 
 def _plot(path: Path, output: Path | None, metric: str, boundary: bool = False) -> int:
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import plots
+    from fcnet_cli.engine.files import resolve_latest
 
     _check_png(output)
+    path = resolve_latest(path)
     if boundary:
         if not report.is_run_dir(path):
             raise UsageError(f"{path}: --boundary draws one run; give a run directory")

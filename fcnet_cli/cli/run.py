@@ -16,9 +16,20 @@ from fcnet_cli.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
     from fcnet_cli.display import Console
-    from fcnet_cli.events import Callback, RunResult, StopToken
+    from fcnet_cli.events import Callback, EvalResult, RunResult, StopToken
 
-from fcnet_cli.cli.app import EXIT_CODES, EXIT_SIGNAL, DebugOpt, SetOpt, Split, _run, app
+from fcnet_cli.cli.app import (
+    EXIT_CODES,
+    EXIT_SIGNAL,
+    DebugOpt,
+    JsonOpt,
+    SetOpt,
+    ThreadsOpt,
+    _run,
+    app,
+)
+from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
+from fcnet_cli.config.schema import Split
 
 # ---------------------------------------------------------------- train
 
@@ -33,7 +44,10 @@ def train(
         "--quiet", "-q", help="Print only the run directory.")] = False,
     resume: Annotated[Path | None, typer.Option(
         metavar="RUN_DIR", show_default=False,
-        help="Continue an interrupted run (or seed group) from its last checkpoint.")] = None,
+        help="Continue an interrupted run from its last checkpoint "
+             "(runs/NAME/latest is the newest run of NAME).")] = None,
+    threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
     seeds: Annotated[int | None, typer.Option(
         metavar="N", show_default=False,
         help="Train seeds seed..seed+N-1 as one population (sets training.seeds): a group "
@@ -44,16 +58,22 @@ def train(
 
     Shows a live epoch table on a terminal and one line per epoch otherwise. Ctrl-C (or
     SIGTERM) stops after the current batch, saves the run and prints how to resume it.
+    Wherever a run directory is expected, runs/NAME/latest stands for the newest run of the
+    experiment NAME. --json prints the
+    summary (run directory, best checkpoint, best epoch, validation and test metrics, status).
     """
-    _run(ctx, debug, lambda: _train(config, set_ or [], quiet, resume, seeds))
+    overrides = [*(set_ or []), *([f"training.threads={threads}"] if threads else [])]
+    _run(ctx, debug, lambda: _train(config, overrides, quiet or as_json, resume, as_json,
+                                    seeds))
 
 
 def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path | None,
-           seeds: int | None = None) -> int:
+           as_json: bool = False, seeds: int | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.config import load_experiment
     from fcnet_cli.events import StopToken
 
+    resume = None if resume is None else _real(resume)
     group = _check_seeds(seeds, resume)
     if seeds is not None:
         overrides = [*overrides, f"training.seeds={seeds}"]
@@ -68,10 +88,6 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     out = display.make_console()
     stop = StopToken()
     callbacks = _train_callbacks(out, quiet)
-    if exp.output.tensorboard:
-        from fcnet_cli.engine.tensorboard import TensorBoardLogger
-
-        callbacks.append(TensorBoardLogger())
     try:
         with _signals_to(stop):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
@@ -80,7 +96,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
             close = getattr(cb, "close", None)
             if close is not None:
                 close()
-    return _report_run(out, result, stop, quiet)
+    return _report_run(out, result, stop, quiet, as_json)
 
 
 def _check_seeds(seeds: int | None, resume: Path | None) -> bool:
@@ -114,17 +130,42 @@ def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
     if quiet:
         return []
     if display.is_terminal(out):
-        return [display.LiveTrainDisplay(out)]
-    return [display.PlainTrainDisplay(out)]
+        return [StdoutGuard(display.LiveTrainDisplay(out))]
+    return [StdoutGuard(display.PlainTrainDisplay(out))]
 
 
-def _report_run(out: "Console", result: "RunResult", stop: "StopToken", quiet: bool) -> int:
+def _real(path: Path) -> Path:
+    """runs/NAME/latest -> runs/NAME/<newest run id>."""
+    from fcnet_cli.engine.files import resolve_latest
+
+    return resolve_latest(path)
+
+
+def run_summary(result: "RunResult") -> dict[str, Any]:
+    """What `train --json` prints: summary.json as written, plus the best checkpoint's path."""
+    from fcnet_cli.engine.rundir import summary
+
+    data: dict[str, Any] = summary(result)
+    if result.run_dir:
+        on_disk = Path(result.run_dir) / "summary.json"
+        if on_disk.is_file():
+            data = json.loads(on_disk.read_text(encoding="utf-8"))
+        best = Path(result.run_dir) / "checkpoints" / "best"
+        data["checkpoint"] = str(best) if best.is_dir() else None
+    return data
+
+
+def _report_run(out: "Console", result: "RunResult", stop: "StopToken", quiet: bool,
+                as_json: bool = False) -> int:
     from fcnet_cli import display
 
-    if quiet:
-        typer.echo(result.run_dir or "")
-    else:
-        display.render_run_summary(out, result)
+    with stdout_may_close():  # `fcnet train … | head -1`: the run is saved all the same
+        if as_json:
+            typer.echo(json.dumps(run_summary(result), indent=2))
+        elif quiet:
+            typer.echo(result.run_dir or "")
+        else:
+            display.render_run_summary(out, result)
     if result.status == "interrupted":
         reason = stop.reason or "SIGINT"
         if result.run_dir:
@@ -178,24 +219,53 @@ def _note(text: str) -> None:
 def eval_(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(
-        help="Checkpoint directory, e.g. runs/NAME/RUN/checkpoints/best.", show_default=False)],
-    split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = Split.test,
+        metavar="CHECKPOINT", show_default=False,
+        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), or a run directory for "
+             "its best checkpoint (runs/NAME/latest: the newest run of NAME).")],
+    split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = "test",
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the metrics as JSON instead of tables.")] = False,
+        "--json", help="Print the metrics as JSON instead of tables (with the checkpoint "
+                       "path, its epoch and macro averages).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a saved checkpoint: loss, accuracy, per-class metrics, confusion matrix."""
-    _run(ctx, debug, lambda: _eval(checkpoint, split.value, as_json))
+    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json))
+
+
+def checkpoint_dir(path: Path) -> Path:
+    """A checkpoint directory, or a run directory's `checkpoints/best` (`latest` resolved)."""
+    path = _real(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    best = path / "checkpoints" / "best"
+    if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
+        if not best.is_dir():
+            raise CheckpointError(f"{path}: the run has no best checkpoint yet "
+                                  f"(no epoch completed)")
+        return best
+    return path
+
+
+def eval_payload(checkpoint: Path, result: "EvalResult") -> dict[str, Any]:
+    """`eval --json`: the checkpoint, its epoch, the metrics and their macro averages."""
+    epoch = None
+    try:
+        epoch = json.loads((checkpoint / "meta.json").read_text(encoding="utf-8")).get("epoch")
+    except (OSError, ValueError):
+        pass
+    k = len(result.classes) or 1
+    macro = {name: sum(values) / k for name, values in (
+        ("precision", result.precision), ("recall", result.recall), ("f1", result.f1))}
+    return {"checkpoint": str(checkpoint), "epoch": epoch, **result.to_dict(), "macro": macro}
 
 
 def _eval(checkpoint: Path, split: str, as_json: bool) -> int:
-    if not checkpoint.exists():
-        raise CheckpointError(f"{checkpoint}: no such file or directory")
+    checkpoint = checkpoint_dir(checkpoint)
     from fcnet_cli.engine.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(checkpoint, split)
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(json.dumps(eval_payload(checkpoint, result), indent=2))
     else:
         from fcnet_cli import display
 

@@ -41,8 +41,10 @@ class SeedLabels(Callback):
     def on_member_end(self, member: int, result: RunResult) -> None:
         self.inner.on_member_end(member, result)
 
-    def on_log(self, message: str) -> None:
-        self.inner.on_log(message)
+    def log(self, message: str) -> None:
+        log = getattr(self.inner, "log", None)
+        if log is not None:
+            log(message)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -3,14 +3,11 @@
 import json
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    pass
-
-from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, _run, app
+from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, ThreadsOpt, _run, app
 from fcnet_cli.cli.run import _signals_to
 
 # ---------------------------------------------------------------- sweep
@@ -22,18 +19,23 @@ def sweep(
     config: Annotated[Path, typer.Argument(help="Sweep YAML file.", show_default=False)],
     set_: Annotated[list[str] | None, typer.Option(
         "--set", "-s", metavar="KEY=VALUE", show_default=False,
-        help="Override a sweep key (--set seeds=1) or a base experiment field "
-             "(--set base.training.epochs=5); repeatable.")] = None,
+        help="Override a sweep key (--set seeds=1), a base experiment field (--set "
+             "base.training.epochs=5; it replaces a one-value parameter that pins the field, "
+             "and is an error for a field the sweep varies) or one parameter's values "
+             "(--set parameters.optimizer.lr=[0.01,0.1]); repeatable.")] = None,
     workers: Annotated[int, typer.Option(
-        min=1, help="Local worker processes sharing the sweep's study.")] = 1,
+        min=1, metavar="N", help="Local worker processes sharing the sweep's study.")] = 1,
     storage: Annotated[str | None, typer.Option(
         metavar="URL", show_default=False,
         help="Shared study database for workers on many machines, e.g. "
              "postgresql://user:password@host/db (default: a journal file in the sweep "
              "folder).")] = None,
-    top: Annotated[int, typer.Option(min=0, help="Leaderboard rows to show (0 = all).")] = 10,
+    top: Annotated[int, typer.Option(
+        min=0, metavar="N", help="Leaderboard rows to show (0 = all).")] = 10,
+    threads: ThreadsOpt = None,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the leaderboard as JSON instead of tables.")] = False,
+        "--json", help="Print the leaderboard (the --top trials) as JSON instead of "
+                       "tables.")] = False,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the sweep directory.")] = False,
     debug: DebugOpt = False,
@@ -46,14 +48,35 @@ def sweep(
     again resumes the sweep. Ctrl-C stops after the current batch; unfinished trials are
     re-run next time.
     """
-    _run(ctx, debug, lambda: _sweep(config, set_ or [], workers, storage, top, as_json, quiet))
+    overrides = [*(set_ or []), *([f"base.training.threads={threads}"] if threads else [])]
+    again = rerun_command(config, set_ or [], workers, storage, threads)
+    _run(ctx, debug, lambda: _sweep(config, overrides, workers, storage, top, as_json, quiet,
+                                    again))
+
+
+def rerun_command(config: Path, overrides: list[str], workers: int, storage: str | None,
+                  threads: int | None) -> str:
+    """The command that resumes this sweep: the same file, --set items and workers (a
+    storage URL with its password replaced by ***)."""
+    words = ["fcnet", "sweep", str(config)]
+    for item in overrides:
+        words += ["--set", item]
+    if workers != 1:
+        words += ["--workers", str(workers)]
+    if threads:
+        words += ["--threads", str(threads)]
+    if storage:
+        from fcnet_cli.sweep.store import redact
+
+        words += ["--storage", redact(storage)]
+    return shlex.join(words)
 
 
 def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None, top: int,
-           as_json: bool, quiet: bool) -> int:
+           as_json: bool, quiet: bool, again: str = "") -> int:
     from fcnet_cli import display
     from fcnet_cli.events import StopToken
-    from fcnet_cli.sweep.spec import load_sweep
+    from fcnet_cli.sweep.load import load_sweep
 
     spec = load_sweep(config, overrides)  # exit 2 here, before torch is imported
     from fcnet_cli.sweep.store import open_store
@@ -74,14 +97,13 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
         if live is not None:
             live.close()
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(json.dumps(result.to_dict(top), indent=2))
     elif quiet:
         typer.echo(result.sweep_dir)
     else:
         display.render_leaderboard(out, result, top)
     if stop.requested:
-        typer.echo(f"interrupted ({stop.reason}); resume with: fcnet sweep "
-                   f"{shlex.quote(str(config))} (same options)", err=True)
+        typer.echo(f"interrupted ({stop.reason}); resume with: {again}", err=True)
         return EXIT_SIGNAL.get(stop.reason or "SIGINT", EXIT_SIGNAL["SIGINT"])
     if result.total and result.counts.get("failed", 0) >= result.total:
         typer.echo("error: every configuration failed", err=True)

@@ -11,6 +11,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from fcnet_cli.display.fit import Col, fit_table
+
 _PIPE_WIDTH = 120  # columns used for wide tables when output is not a terminal
 _FINAL_ROWS = 200  # most epoch rows left on screen when a live run ends (metrics.csv has all)
 
@@ -49,13 +51,17 @@ def _schema_type(type_: str, description: str) -> tuple[str, str]:
 
 
 def render_schema(console: Console, rows: Sequence[tuple[str, str, str, str]],
-                  values: dict[str, str] | None = None) -> None:
-    """The config schema: one row per field. `values` adds a column with a config's values."""
+                  values: dict[str, str] | None = None,
+                  sources: dict[str, str] | None = None) -> None:
+    """The config schema: one row per field. `values` adds a column with a config's values,
+    `sources` one with where each value came from."""
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("field", no_wrap=True)
     table.add_column("type", overflow="fold", max_width=12)
     if values is not None:
         table.add_column("value", overflow="fold", max_width=24)
+    if sources is not None:
+        table.add_column("from", overflow="fold", max_width=40)
     table.add_column("default", overflow="fold", max_width=14)
     table.add_column("description", overflow="fold", min_width=20)
     for path, type_, default, description in rows:
@@ -64,6 +70,8 @@ def render_schema(console: Console, rows: Sequence[tuple[str, str, str, str]],
         if values is not None:
             value = values.get(path, "")
             cells.append(Text(value, style="bold" if value != default else ""))
+        if sources is not None:
+            cells.append(Text(sources.get(path, "")))
         table.add_row(*cells, Text(default), Text(description))
     console.print(table)
 
@@ -85,20 +93,18 @@ def render_errors(console: Console, problems: Sequence[str]) -> None:
 
 
 def render_comparison(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]],
-                      title: str | None = None, caption: str | None = None) -> None:
-    """A comparison of runs (`report.Comparison.cells()`): one row per run, already sorted."""
-    table = Table(title=title, caption=caption, header_style="bold", box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
-    longest = max((len(r[0]) for r in rows if r), default=8)
-    for i, head in enumerate(headers):
-        if i == 0:  # the run name folds; the numbers never do
-            table.add_column(Text(head), overflow="fold", min_width=min(longest, 14))
-        else:
-            table.add_column(Text(head), justify="right", overflow="fold",
-                             min_width=min(len(head), 8))
-    for row in rows:
-        table.add_row(*(Text(c) for c in row))
-    console.print(table)
+                      title: str | None = None, caption: str | None = None,
+                      priorities: Sequence[int] | None = None) -> None:
+    """A comparison of runs (`report.Comparison.cells()`): one row per run, already sorted.
+
+    The first column (the run) folds; the numbers never do. `priorities` (0 = always shown,
+    higher = left out first) decide which columns go when the console is too narrow.
+    """
+    prio = list(priorities) if priorities is not None else [0] * len(headers)
+    cols = [Col(head, [r[i] for r in rows], priority=prio[i],
+                justify="left" if i == 0 else "right", fold=i == 0)
+            for i, head in enumerate(headers)]
+    console.print(fit_table(cols, console.width, title=title, caption=caption))
 
 
 def render_importances(console: Console, rows: Sequence[tuple[str, float]], source: str) -> None:

@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Sequence
 
-from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,7 +17,9 @@ from fcnet_cli.display.base import (
     _kv_grid,
     is_terminal,
 )
+from fcnet_cli.display.fit import Col, fit_table
 from fcnet_cli.events import (
+    FINAL_FAILS,
     BatchProgress,
     Callback,
     EpochMetrics,
@@ -47,10 +48,10 @@ def _counts_line(counts: dict[str, int], total: int | None) -> str:
 
 
 def _mean_std(t: TrialResult) -> str:
-    """Mean ± std over the trial's seeds; one seed has no spread to show."""
+    """`0.9731 ± 0.0040` over seeds; one seed has no spread to show."""
     if t.value is None:
         return "—"
-    if len(t.values) < 2:
+    if len(t.values) <= 1:
         return f"{t.value:.4f}"
     return f"{t.value:.4f} ± {t.std or 0.0:.4f}"
 
@@ -70,29 +71,22 @@ def _epochs_cell(epochs: Sequence[int]) -> str:
 
 
 def leaderboard_table(trials: Sequence[TrialResult], metric: str, swept: Sequence[str],
-                      title: str | None = None) -> Table:
-    """Rank, trial, metric mean ± std over seeds, swept values, best epoch, gap, seconds."""
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1),
-                  pad_edge=False)
-    table.add_column("rank", justify="right", no_wrap=True, min_width=4)
-    table.add_column("trial", justify="right", no_wrap=True, min_width=5)
-    table.add_column(f"{metric} ± std", justify="right", no_wrap=True, min_width=15)
-    table.add_column("vs best", justify="right", no_wrap=True)
-    short = [k.rsplit(".", 1)[-1] for k in swept]
-    cells = [[_value_cell(t.params[k]) if k in t.params else "·" for k in swept] for t in trials]
-    for i, (key, head) in enumerate(zip(swept, short, strict=True)):
-        head = head if short.count(head) == 1 else key  # "momentum", unless two keys end so
-        widest = max([len(head), *(len(row[i]) for row in cells)])
-        table.add_column(Text(head), no_wrap=True, overflow="ellipsis", min_width=min(widest, 10),
-                         max_width=24)
-    for head in ("best epoch", "gap", "seconds"):
-        table.add_column(head, justify="right", no_wrap=True, min_width=len(head))
-    for rank, (t, row) in enumerate(zip(trials, cells, strict=True), 1):
-        gap = "—" if t.gap is None else f"{t.gap:+.4f}"
-        table.add_row(str(rank), str(t.number), _mean_std(t), _vs_best(t, trials[0]),
-                      *(Text(c) for c in row),
-                      _epochs_cell(t.best_epochs), gap, f"{t.seconds:.1f}")
-    return table
+                      title: str | None = None, width: int = 120,
+                      caption: str | None = None) -> Table:
+    """Rank, trial, metric (mean ± std over seeds), swept values by their dotted names, best
+    epoch, gap, seconds; at `width` columns the least useful ones are left out first."""
+    seeds = any(len(t.values) > 1 for t in trials)
+    cols = [Col("rank", [str(i) for i in range(1, len(trials) + 1)]),
+            Col("trial", [str(t.number) for t in trials], priority=5),
+            Col(f"{metric} ± std" if seeds else metric, [_mean_std(t) for t in trials])]
+    for i, key in enumerate(swept):
+        cells = [_value_cell(t.params[key]) if key in t.params else "·" for t in trials]
+        cols.append(Col(key, cells, priority=2 + (i > 3), justify="left"))
+    cols += [Col("best epoch", [_epochs_cell(t.best_epochs) for t in trials], priority=4),
+             Col("gap", ["—" if t.gap is None else f"{t.gap:+.4f}" for t in trials],
+                 priority=4),
+             Col("seconds", [f"{t.seconds:.1f}" for t in trials], priority=6)]
+    return fit_table(cols, width, title=title, caption=caption)
 
 
 def render_leaderboard(console: Console, result: SweepResult, top: int = 10) -> None:
@@ -103,12 +97,10 @@ def render_leaderboard(console: Console, result: SweepResult, top: int = 10) -> 
         shown = done[:top] if top > 0 else done
         caption = f"{len(done) - len(shown)} more in leaderboard.csv" if len(done) > len(
             shown) else None
-        table = leaderboard_table(shown, result.metric, result.swept,
-                                  title=f"leaderboard ({result.direction} {result.metric})")
-        table.caption = caption
-        console.print(table)
-    failed = [t for t in result.trials if t.state == "fail" and t.status in
-              ("diverged", "error", "invalid")]
+        console.print(leaderboard_table(
+            shown, result.metric, result.swept, width=console.width, caption=caption,
+            title=f"leaderboard ({result.direction} {result.metric})"))
+    failed = [t for t in result.trials if t.state == "fail" and t.status in FINAL_FAILS]
     for t in failed[:5]:
         console.print(Text(f"trial {t.number} {t.status}: {t.reason or ''}"), soft_wrap=True)
     if len(failed) > 5:
@@ -196,7 +188,7 @@ class SweepDisplay(Callback):
         elif update.message:
             self._line(update.message)
 
-    def on_log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         self._line(message)
 
     def close(self) -> None:
@@ -212,5 +204,6 @@ class SweepDisplay(Callback):
         parts.append(self._progress)
         if u is not None and u.top:
             parts.append(leaderboard_table(u.top[:self.top], u.metric, u.swept,
-                                           title=f"top {min(self.top, len(u.top))}"))
+                                           title=f"top {min(self.top, len(u.top))}",
+                                           width=self.console.width))
         return Group(*parts)

@@ -15,6 +15,7 @@ from fcnet_cli.display.base import (
     _kv_grid,
     _num,
 )
+from fcnet_cli.display.fit import Col, fit_table
 from fcnet_cli.events import (
     BatchProgress,
     Callback,
@@ -26,6 +27,10 @@ from fcnet_cli.events import (
 
 
 def _epoch_cells(m: EpochMetrics, epochs: int) -> list[str]:
+    if "val_rmse" in m.metrics:
+        return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.metrics["val_r2"]),
+                _num(m.val_loss), _num(m.metrics["val_rmse"], ".4g"), _num(m.gap_loss, "+.4f"),
+                _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
     return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.train_accuracy),
             _num(m.val_loss), _num(m.val_accuracy), _num(m.gap_accuracy, "+.4f"),
             _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
@@ -36,9 +41,16 @@ def _start_line(start: RunStart) -> Text:
     where = start.run_dirs[0] if len(start.run_dirs) == 1 and start.run_dirs[0] else None
     resumed = f", resuming after epoch {start.start_epoch}" if start.start_epoch else ""
     line = (f"training {who} on {start.device}: {start.n_train} train / {start.n_val} val / "
-            f"{start.n_test} test, {start.n_features} features, {start.n_classes} classes, "
+            f"{start.n_test} test, {start.n_features} features, {_outputs(start)}, "
             f"{start.epochs} epochs{resumed}")
-    return Text(line + (f"\nrun directory: {where}" if where else ""))
+    notes = "".join(f"\n{n}" for n in start.notices)
+    return Text(line + (f"\nrun directory: {where}" if where else "") + notes)
+
+
+def _outputs(start: RunStart) -> str:
+    if start.task == "regression":
+        return f"{start.n_classes} target{'s' if start.n_classes > 1 else ''} (regression)"
+    return f"{start.n_classes} classes"
 
 
 class LiveTrainDisplay(Callback):
@@ -54,6 +66,7 @@ class LiveTrainDisplay(Callback):
         self._rows: list[tuple[str, list[str], bool]] = []  # (member name, cells, last member)
         self._names: list[str] = []
         self._epochs = 0
+        self._regression = False
         self._ended: set[int] = set()
         self._final = False
         self._live: Live | None = None
@@ -73,6 +86,7 @@ class LiveTrainDisplay(Callback):
         self.close()
         self._rows, self._ended, self._final = [], set(), False
         self._names, self._epochs = list(start.names), start.epochs
+        self._regression = start.task == "regression"
         self.console.print(_start_line(start))
         self._progress.reset(self._task, total=start.batches_per_epoch, completed=0,
                              description=f"epoch {start.start_epoch + 1}/{start.epochs}",
@@ -103,11 +117,11 @@ class LiveTrainDisplay(Callback):
         self._ended.add(member)
         if len(self._names) > 1 and result.status != "completed":
             why = f": {result.reason}" if result.reason else ""
-            self.on_log(f"{result.name}: {result.status}{why}")
+            self.log(f"{result.name}: {result.status}{why}")
         if self._names and len(self._ended) >= len(self._names):
             self.close()
 
-    def on_log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         self.console.print(Text(message))
 
     def close(self) -> None:
@@ -126,21 +140,34 @@ class LiveTrainDisplay(Callback):
     def _table(self, max_rows: int) -> Table:
         rows = self._rows[-max_rows:] if max_rows else []
         hidden = len(self._rows) - len(rows)
-        caption = f"{hidden} earlier rows not shown (all are in metrics.csv)" if hidden else None
+        notes = ["gap = val loss − train loss" if self._regression else "gap = train acc − val acc"]
+        if hidden:
+            notes.append(f"{hidden} earlier rows not shown (all are in metrics.csv)")
         many = len(self._names) > 1
-        table = Table(caption=caption, header_style="bold")
-        table.add_column("epoch", justify="right", no_wrap=True)
+        cols = epoch_columns([cells for _, cells, _ in rows], self._regression)
         if many:
-            table.add_column("member", max_width=24, no_wrap=True, overflow="ellipsis")
-        for head in ("train loss", "train acc", "val loss", "val acc", "gap", "lr", "time"):
-            table.add_column(head, justify="right", no_wrap=True)
-        first = True
-        for name, cells, last in rows:
-            # Populations: the epoch number on the first member's row only, a rule after the last.
-            shown = [cells[0] if first else "", Text(name), *cells[1:]] if many else cells
-            table.add_row(*shown, end_section=many and last)
-            first = last
-        return table
+            # Populations: the epoch number on the first member's row only.
+            firsts = [i == 0 or rows[i - 1][2] for i in range(len(rows))]
+            cols[0].cells = [c if first else "" for c, first in zip(cols[0].cells, firsts,
+                                                                   strict=True)]
+            cols.insert(1, Col("member", [Text(name) for name, _, _ in rows], priority=2,
+                               justify="left", fold=True))
+        return fit_table(cols, self.console.width, caption="; ".join(notes),
+                         end_section=[many and last for _, _, last in rows])
+
+
+# Short headers for 80 columns, and which to leave out first when even those do not fit.
+_EPOCH_HEADERS = (("ep", 0), ("loss", 1), ("acc", 3), ("val loss", 0), ("val acc", 0),
+                  ("gap", 2), ("lr", 4), ("time", 5))
+# regression: R² and RMSE (target units) take the accuracy columns, the loss gap the gap's
+_REGRESSION_HEADERS = (("ep", 0), ("loss", 1), ("val r2", 3), ("val loss", 0), ("val rmse", 0),
+                       ("gap", 2), ("lr", 4), ("time", 5))
+
+
+def epoch_columns(rows: list[list[str]], regression: bool = False) -> list[Col]:
+    """The epoch table's columns from `_epoch_cells` rows."""
+    heads = _REGRESSION_HEADERS if regression else _EPOCH_HEADERS
+    return [Col(head, [r[i] for r in rows], priority=p) for i, (head, p) in enumerate(heads)]
 
 
 class PlainTrainDisplay(Callback):
@@ -163,6 +190,10 @@ class PlainTrainDisplay(Callback):
         for m in metrics:
             c = _epoch_cells(m, self._epochs)
             who = f"{self._names[m.member]}  " if len(self._names) > 1 else ""
+            if "val_rmse" in m.metrics:
+                self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  val_loss {c[3]}  "
+                           f"val_rmse {c[4]}  val_r2 {c[2]}  gap {c[5]}  lr {c[6]}  {c[7]}")
+                continue
             self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  train_acc {c[2]}  "
                        f"val_loss {c[3]}  val_acc {c[4]}  gap {c[5]}  lr {c[6]}  {c[7]}")
 
@@ -171,7 +202,7 @@ class PlainTrainDisplay(Callback):
             why = f" ({result.reason})" if result.reason else ""
             self._line(f"{result.name}: {result.status}{why}")
 
-    def on_log(self, message: str) -> None:
+    def log(self, message: str) -> None:
         self._line(message)
 
 
@@ -180,20 +211,45 @@ def render_run_summary(console: Console, result: RunResult) -> None:
     status = result.status + (f" ({result.reason})" if result.reason else "")
     pairs = [("run", result.name), ("status", status)]
     best = result.best
-    if best is not None:
+    if best is not None and "val_rmse" in best.metrics:
+        b = best.metrics
         pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
-                  ("val", f"loss {best.val_loss:.4f}  accuracy {best.val_accuracy:.4f}"),
+                  ("val", f"loss {best.val_loss:.4f}  rmse {b['val_rmse']:.4g}  "
+                          f"mae {b['val_mae']:.4g}  r2 {b['val_r2']:.4f}"),
+                  ("train", f"loss {best.train_loss:.4f}  gap {best.gap_loss:+.4f}")]
+    elif best is not None:
+        pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
+                  ("val", f"loss {best.val_loss:.4f}  accuracy {best.val_accuracy:.4f}"
+                          f"{_balanced(best.metrics, 'val_')}"),
                   ("train", f"loss {best.train_loss:.4f}  accuracy {best.train_accuracy:.4f}"
                             f"  gap {best.gap_accuracy:+.4f}")]
     else:
         pairs.append(("best epoch", "none (no epoch completed)"))
     if result.test is not None:
-        t = result.test
-        pairs.append(("test", f"loss {t.loss:.4f}  accuracy {t.accuracy:.4f}  (n = {t.n})"))
+        pairs.append(("test", _eval_line(result.test)))
     pairs.append(("time", f"{result.seconds:.1f}s"))
     if result.run_dir:
         pairs.append(("run directory", result.run_dir))
     console.print(_kv_grid(pairs))
+    for note in result.notices:
+        console.print(Text(note, style="yellow"), soft_wrap=True)
+
+
+def _balanced(metrics: dict[str, float], prefix: str = "") -> str:
+    if f"{prefix}balanced_accuracy" not in metrics:
+        return ""
+    return (f"  balanced acc {metrics[f'{prefix}balanced_accuracy']:.4f}  "
+            f"macro F1 {metrics[f'{prefix}macro_f1']:.4f}")
+
+
+def _eval_line(t: EvalResult) -> str:
+    """Loss and the headline metrics of one split."""
+    if t.task == "regression":
+        m = t.metrics
+        return (f"loss {t.loss:.4f}  rmse {m.get('rmse', float('nan')):.4g}  "
+                f"mae {m.get('mae', float('nan')):.4g}  r2 {m.get('r2', float('nan')):.4f}  "
+                f"(n = {t.n})")
+    return f"loss {t.loss:.4f}  accuracy {t.accuracy:.4f}{_balanced(t.metrics)}  (n = {t.n})"
 
 
 def _class_label(i: int, name: str) -> str:
@@ -201,9 +257,14 @@ def _class_label(i: int, name: str) -> str:
 
 
 def render_eval(console: Console, result: EvalResult) -> None:
-    """Loss and accuracy, a per-class precision/recall/F1/support table, the confusion matrix."""
-    console.print(Text(f"split {result.split}: {result.n} examples  loss {result.loss:.4f}  "
-                       f"accuracy {result.accuracy:.4f}"))
+    """Loss and accuracy, a per-class precision/recall/F1/support table, the confusion matrix;
+    for regression the metrics per target and a residual summary."""
+    for note in result.notices:
+        console.print(Text(note, style="yellow"), soft_wrap=True)
+    console.print(Text(f"split {result.split}: {result.n} examples  {_eval_line(result)}"))
+    if result.task == "regression":
+        _render_regression(console, result)
+        return
     per_class = Table(title="per class", header_style="bold")
     per_class.add_column("class", overflow="fold")
     for head in ("precision", "recall", "f1", "support"):
@@ -233,3 +294,21 @@ def _confusion_table(result: EvalResult) -> Table:
         cells = [Text(str(v), style="bold" if j == i else "") for j, v in enumerate(row)]
         table.add_row(Text(_class_label(i, name)), *cells)
     return table
+
+
+def _render_regression(console: Console, result: EvalResult) -> None:
+    m = result.metrics
+    per_target = Table(title="per target (target units)", header_style="bold")
+    per_target.add_column("target", overflow="fold")
+    for head in ("rmse", "mae", "r2"):
+        per_target.add_column(head, justify="right", no_wrap=True)
+    many = len(result.targets) > 1
+    for name in result.targets:
+        keys = [f"{k}_{name}" if many else k for k in ("rmse", "mae", "r2")]
+        per_target.add_row(Text(name), *(f"{m.get(k, float('nan')):.4g}" for k in keys))
+    console.print(per_target)
+    qs = [k for k in sorted(m) if k.startswith("residual_q")]
+    if qs:
+        cells = "  ".join(f"{k.removeprefix('residual_')} {m[k]:+.4g}" for k in qs)
+        console.print(Text(f"residuals (truth − prediction): mean {m['residual_mean']:+.4g}  "
+                           f"{cells}"))

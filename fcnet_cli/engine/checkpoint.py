@@ -1,4 +1,5 @@
-"""Run directory layout, atomic writes, the checkpoint manifest and safe loading.
+"""The checkpoint format: the manifest, atomic checkpoint directories and safe loading (fresh run
+directories, atomic files and the run-dir lock are in `files.py`).
 
     runs/<experiment-name>/<run-id>/
       config.yaml, metrics.csv, summary.json        written with `atomic_write_text`
@@ -14,8 +15,6 @@ Loading never unpickles anything but `weights_only=True` data, and checks sizes 
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import io
 import json
@@ -25,24 +24,36 @@ import secrets
 import shutil
 import stat
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
 import torch
+from packaging.version import Version
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
 from fcnet_cli.config import ModelConfig
+from fcnet_cli.engine.files import (
+    RunBusyError,
+    RunLock,
+    atomic_write_bytes,
+    atomic_write_text,
+    cause,
+    fsync_dir,
+    new_run_dir,
+    write_new_file,
+)
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, RunError
 
-__all__ = ["LoadedCheckpoint", "RunLock", "atomic_write_bytes", "atomic_write_text",
-           "clean_stale", "load_checkpoint", "load_train_state", "new_run_dir", "save_checkpoint"]
+__all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
+           "atomic_write_text", "clean_stale", "load_checkpoint", "load_train_state",
+           "new_run_dir", "save_checkpoint"]
 
 WEIGHTS, META, TRAIN_STATE, MANIFEST = (
     "model.safetensors", "meta.json", "train_state.pt", "manifest.json")
+FORMAT, VERSION = "fcnet-checkpoint", 1  # meta.json "format"/"version" this fcnet writes
 META_KEYS = ("config", "in_features", "n_classes", "classes", "normalization")
 MAX_WEIGHTS_BYTES = 4 << 30  # 4 GiB: far beyond any MLP this tool trains
 MAX_TRAIN_STATE_BYTES = 8 << 30  # optimizer state (Adam) is ~2× the weights
@@ -50,110 +61,6 @@ MAX_META_BYTES = 10_000_000
 WHICH = ("best", "last")
 MIN_TORCH = (2, 10)  # weights-only unpickling is trusted from here on (pyproject requires it)
 _SEQ_DIR = re.compile(r"\.(best|last)-(\d+)")
-
-
-def _cause(e: BaseException) -> str:
-    """One line describing an exception (OSError: its strerror, e.g. 'No space left on device')."""
-    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
-    return " ".join(text.split())
-
-
-# ---------------------------------------------------------------------------- run directory
-
-
-def new_run_dir(output_dir: Path, name: str) -> Path:
-    """Create and return a fresh `output_dir/name/<run-id>`; never reuses an existing one."""
-    if name in ("", ".", "..") or Path(name).name != name:
-        raise RunError(f"experiment name {name!r} cannot be used as a directory name")
-    parent = Path(output_dir) / name
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    i = 1
-    while True:
-        run_dir = parent / (stamp if i == 1 else f"{stamp}-{i}")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            run_dir.mkdir(exist_ok=False)  # exclusive: two processes never share a run
-            return run_dir
-        except FileExistsError:
-            i += 1
-        except OSError as e:
-            raise RunError(f"cannot create {run_dir}: {_cause(e)}") from None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Create `path` exclusively, write, flush and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically; on failure the previous file is left intact."""
-    path = Path(path)
-    tmp = path.parent / f".tmp-{secrets.token_hex(6)}-{path.name}"
-    try:
-        try:
-            _write_file(tmp, data)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)  # gone after a successful replace
-        _fsync_dir(path.parent)
-    except OSError as e:
-        raise RunError(f"cannot write {path}: {_cause(e)}") from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """`atomic_write_bytes` of UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-class RunLock:
-    """Exclusive, non-blocking `flock` on `run_dir/.lock` for as long as the context lasts.
-
-    The kernel drops the lock when the process dies, so a crash never leaves a stale lock.
-    """
-
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / ".lock"
-        self._fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        assert self._fd is None, "RunLock is not re-entrant"
-        fd = -1
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() if busy else ""
-            if fd >= 0:
-                os.close(fd)
-            if busy:
-                raise RunError(f"run directory {self.run_dir} is in use by another fcnet "
-                               f"process (pid {holder or 'unknown'})") from None
-            raise RunError(f"cannot lock run directory {self.run_dir}: {_cause(e)}") from None
-        os.ftruncate(fd, 0)  # the holder's pid, for the message above
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 # ---------------------------------------------------------------------------- saving
@@ -178,7 +85,8 @@ def _checkpoint_files(state_dict: dict[str, torch.Tensor], meta: dict,
         torch.save(train_state, buf)
         files[TRAIN_STATE] = buf.getvalue()
     hashes = {name: _sha256(data) for name, data in files.items()}
-    files[META] = json.dumps({**meta, "sha256": hashes}, indent=2).encode("utf-8")
+    stamped = {**meta, "format": FORMAT, "version": VERSION, "sha256": hashes}
+    files[META] = json.dumps(stamped, indent=2).encode("utf-8")
     return files
 
 
@@ -201,24 +109,24 @@ def save_checkpoint(run_dir: Path, which: str, state_dict: dict[str, torch.Tenso
     try:
         if not ckpts.is_dir():
             ckpts.mkdir(parents=True)
-            _fsync_dir(ckpts.parent)
+            fsync_dir(ckpts.parent)
         previous = os.readlink(link) if link.is_symlink() else None
         tmp.mkdir()
         for name, data in files.items():
-            _write_file(tmp / name, data)
-        _fsync_dir(tmp)
+            write_new_file(tmp / name, data)
+        fsync_dir(tmp)
         target = ckpts / f".{which}-{_next_seq(ckpts)}"
         os.rename(tmp, target)
         os.symlink(target.name, tmp_link)  # relative: the run directory stays relocatable
         os.replace(tmp_link, link)  # the commit point
         target = None  # published: no longer ours to remove
-        _fsync_dir(ckpts)
+        fsync_dir(ckpts)
     except OSError as e:
         for leftover in (tmp, target):
             if leftover is not None:
                 shutil.rmtree(leftover, ignore_errors=True)
         tmp_link.unlink(missing_ok=True)
-        raise RunError(f"cannot save checkpoint {link}: {_cause(e)}") from None
+        raise RunError(f"cannot save checkpoint {link}: {cause(e)}") from None
     hashes = {n: _sha256(d) for n, d in files.items() if n != META}
     _update_manifest(ckpts, which, {"dir": os.readlink(link), "files": hashes,
                                     "metrics": meta.get("metrics")})
@@ -253,7 +161,7 @@ def clean_stale(run_dir: Path) -> list[Path]:
             else:
                 p.unlink()
         except OSError as e:
-            raise RunError(f"cannot remove stale {p}: {_cause(e)}") from None
+            raise RunError(f"cannot remove stale {p}: {cause(e)}") from None
     return sorted(candidates)
 
 
@@ -302,7 +210,7 @@ def _read_limited(path: Path, limit: int, shown: Path) -> bytes:
     except FileNotFoundError:
         raise CheckpointError(f"{shown}: missing") from None
     except OSError as e:
-        raise CheckpointError(f"{shown}: cannot read: {_cause(e)}") from None
+        raise CheckpointError(f"{shown}: cannot read: {cause(e)}") from None
 
 
 def _read_meta(real: Path, ckpt: Path) -> dict:
@@ -311,13 +219,27 @@ def _read_meta(real: Path, ckpt: Path) -> dict:
     try:
         meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({_cause(e)})") from None
+        raise CheckpointError(f"{path}: not valid JSON ({cause(e)})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
+    _check_format(path, meta)
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise CheckpointError(f"{path}: missing key(s) {', '.join(missing)}")
     return meta
+
+
+def _check_format(path: Path, meta: dict) -> None:
+    """Refuse what is not an fcnet checkpoint, or one written by a newer fcnet."""
+    fmt, version = meta.get("format"), meta.get("version")
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r} (expected {FORMAT!r})")
+    if type(version) is not int or version < 1:
+        raise CheckpointError(f"{path}: checkpoint version must be a positive integer "
+                              f"(got {version!r})")
+    if version > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {version} is newer than this fcnet "
+                              f"reads (version {VERSION}); upgrade fcnet to load it")
 
 
 def _verify_hash(path: Path, data: bytes, meta: dict, real_dir: Path) -> None:
@@ -358,7 +280,9 @@ def _check_layout(path: Path, meta: dict, state_dict: dict[str, torch.Tensor]) -
     in_f, n_cls = meta["in_features"], meta["n_classes"]
     if not all(type(v) is int and v > 0 for v in (in_f, n_cls)):
         raise CheckpointError(f"{where}: in_features and n_classes must be positive integers")
-    if not isinstance(meta["classes"], list) or len(meta["classes"]) != n_cls:
+    regression = meta.get("task") == "regression"  # n_classes then counts the targets
+    if not isinstance(meta["classes"], list) or (len(meta["classes"]) != n_cls
+                                                  and not regression):
         raise CheckpointError(f"{where}: classes must list n_classes = {n_cls} names")
     with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
         expected = {k: tuple(v.shape) for k, v in build_mlp(cfg, in_f, n_cls).state_dict().items()}
@@ -385,20 +309,16 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
         state_dict = safetensors.torch.load(data)
     except (SafetensorError, ValueError, TypeError, RuntimeError, OverflowError) as e:
         raise CheckpointError(f"{weights}: not a valid safetensors file, truncated or "
-                              f"corrupt ({_cause(e)})") from None
+                              f"corrupt ({cause(e)})") from None
     _verify_hash(weights, data, meta, real)
     _check_layout(weights, meta, state_dict)
     return LoadedCheckpoint(dir=ckpt, state_dict=state_dict, meta=meta)
 
 
-def _torch_version() -> tuple[int, int]:
-    major, minor = (torch.__version__.split("+")[0].split(".") + ["0"])[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-
-
 def load_train_state(ckpt_dir: Path) -> dict:
     """The resume state of a `last` checkpoint, verified and loaded with `weights_only=True`."""
-    if _torch_version() < MIN_TORCH:
+    # release tuple, so a pre-release of 2.10 (2.10.0a0) counts as 2.10
+    if Version(torch.__version__).release[:2] < MIN_TORCH:
         raise CheckpointError(f"refusing to unpickle training state with torch {torch.__version__}"
                               f": its weights-only loader has known flaws; need torch >= 2.10")
     ckpt = _checkpoint_dir(Path(ckpt_dir))
@@ -413,7 +333,7 @@ def load_train_state(ckpt_dir: Path) -> dict:
     except Exception as e:  # UnpicklingError, RuntimeError, EOFError, ...: all mean "unusable"
         why = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         detail = (f"it references {why.group(1)}, which weights_only loading does not allow"
-                  if why else f"{type(e).__name__}: {_cause(e).split('. ')[0]}")
+                  if why else f"{type(e).__name__}: {cause(e).split('. ')[0]}")
         raise CheckpointError(f"{path}: refused to load ({detail})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(state).__name__}")

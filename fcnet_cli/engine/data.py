@@ -7,113 +7,47 @@ them relative to the experiment file.
 
 from __future__ import annotations
 
-import csv
 import math
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from fcnet_cli.config import SYNTHETIC_DATASETS, DataConfig
+from fcnet_cli.config import (
+    REGRESSION_DATASETS,
+    SPLITS,
+    SYNTHETIC_DATASETS,
+    TABLE_DATASETS,
+    DataConfig,
+)
+from fcnet_cli.engine.columns import encode_target, fit_columns, fit_target, select_columns
 from fcnet_cli.engine.synthetic import synthetic
+from fcnet_cli.engine.tables import (
+    Column,
+    Normalization,
+    Preprocessing,
+    Target,
+    encode_frame,
+    existing_file,
+    read_table,
+)
 from fcnet_cli.errors import DataError
 
-__all__ = ["DataSplits", "Normalization", "load_data"]
+__all__ = ["DataSplits", "Normalization", "Preprocessing", "load_data"]
 
-NORMALIZATIONS = ("standard", "minmax", "none")
-SPLITS = ("train", "val", "test")
 _SKLEARN = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
-            "breast_cancer": "load_breast_cancer"}
+            "breast_cancer": "load_breast_cancer", "diabetes": "load_diabetes"}
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",
                 "cifar10": "CIFAR10"}
 
 
 @dataclass
-class Normalization:
-    """Per-feature affine scaling, ``x_normalized = (x - shift) / scale``."""
-
-    kind: str
-    shift: torch.Tensor  # (F,) float32
-    scale: torch.Tensor  # (F,) float32, never 0
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalize ``x`` of shape (N, F); returns a new float32 tensor on ``x``'s device."""
-        if x.shape[-1] != self.shift.numel():
-            raise DataError(f"normalization expects {self.shift.numel()} features, "
-                            f"data has {x.shape[-1]}")
-        return (x - self.shift.to(x.device)) / self.scale.to(x.device)
-
-    def apply_(self, x: torch.Tensor) -> torch.Tensor:
-        """In-place `apply` for a float32 tensor the caller owns (no extra copy)."""
-        if x.shape[-1] != self.shift.numel():
-            raise DataError(f"normalization expects {self.shift.numel()} features, "
-                            f"data has {x.shape[-1]}")
-        return x.sub_(self.shift.to(x.device)).div_(self.scale.to(x.device))
-
-    def to_json(self) -> dict:
-        """Plain-JSON form: ``{"kind": ..., "shift": [floats], "scale": [floats]}``."""
-        return {"kind": self.kind, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Normalization:
-        """Rebuild from `to_json` output.
-
-        Raises:
-            DataError: if ``d`` is not a well-formed normalization dict.
-        """
-        if not isinstance(d, dict) or set(d) != {"kind", "shift", "scale"}:
-            raise DataError(f"normalization must be a dict with keys kind, shift, scale "
-                            f"(got {d!r:.80})")
-        if d["kind"] not in NORMALIZATIONS:
-            raise DataError(f"normalization kind must be one of {NORMALIZATIONS} "
-                            f"(got {d['kind']!r})")
-        vectors = []
-        for key in ("shift", "scale"):
-            v = d[key]
-            if not isinstance(v, list) or not all(
-                    isinstance(a, (int, float)) and not isinstance(a, bool) for a in v):
-                raise DataError(f"normalization {key} must be a list of numbers")
-            vectors.append(torch.tensor(v, dtype=torch.float32).reshape(-1))  # (F,)
-        shift, scale = vectors
-        if shift.numel() != scale.numel():
-            raise DataError(f"normalization shift has {shift.numel()} values, "
-                            f"scale has {scale.numel()}")
-        if not (torch.isfinite(shift).all() and torch.isfinite(scale).all()) or (scale == 0).any():
-            raise DataError("normalization shift/scale must be finite and scale non-zero")
-        return cls(d["kind"], shift, scale)
-
-    @classmethod
-    def fit(cls, kind: str, x_train: torch.Tensor) -> Normalization:
-        """Fit on the training split (N, F) only.
-
-        Args:
-            kind: ``standard`` (mean / population std), ``minmax`` (min / max − min) or ``none``.
-            x_train: training features, (N, F) float.
-
-        Returns:
-            The fitted normalization; constant features get scale 1.
-        """
-        x = x_train.detach().to("cpu", torch.float32)  # (N, F); pairwise sums keep it stable
-        lo, hi = x.amin(0), x.amax(0)  # (F,)
-        if kind == "standard":
-            scale, shift = torch.std_mean(x, 0, correction=0)
-        elif kind == "minmax":
-            shift, scale = lo, hi - lo
-        elif kind == "none":
-            shift, scale = torch.zeros(x.shape[1]), torch.ones(x.shape[1])
-        else:
-            raise DataError(f"normalization kind must be one of {NORMALIZATIONS} (got {kind!r})")
-        # exact test for constant columns: a float std of identical values may be ~1e-17, not 0
-        scale = torch.where((hi == lo) | (scale == 0), torch.ones_like(scale), scale)
-        return cls(kind, shift.float(), scale.float())
-
-
-@dataclass
 class DataSplits:
-    """The three splits as whole tensors: features (N, F) float32 normalized, labels (N,) int64."""
+    """The three splits as whole tensors: features (N, F) float32 normalized; targets (N,)
+    int64 class indices, or (N, T) float32 standardized regression targets."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -121,8 +55,21 @@ class DataSplits:
     y_val: torch.Tensor
     x_test: torch.Tensor  # may have 0 rows (test_fraction 0)
     y_test: torch.Tensor
-    classes: list[str]  # index = label
-    normalization: Normalization
+    preprocessing: Preprocessing  # fitted on the training split; stored with checkpoints
+    notices: list[str] = field(default_factory=list)  # e.g. unseen categories in val/test
+
+    @property
+    def normalization(self) -> Normalization:
+        return self.preprocessing.normalization
+
+    @property
+    def task(self) -> str:
+        return self.preprocessing.target.task
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, index = label ([] for regression)."""
+        return list(self.preprocessing.target.classes)
 
     @property
     def n_features(self) -> int:
@@ -131,6 +78,11 @@ class DataSplits:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the model's last layer: classes, or regression targets."""
+        return len(self.preprocessing.target.names)
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(x, y)`` of the split ``train``, ``val`` or ``test``."""
@@ -144,12 +96,16 @@ class DataSplits:
         return replace(self, **moved)
 
 
-def load_data(cfg: DataConfig, normalization: Normalization | None = None) -> DataSplits:
-    """Load, split (seeded, stratified) and normalize.
+def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
+              task: str | None = None, preprocessing: Preprocessing | None = None
+              ) -> DataSplits:
+    """Load, split (seeded; stratified for classification) and preprocess.
 
     Args:
         cfg: the ``data`` section of the experiment.
-        normalization: used instead of fitting a new one (e.g. from a checkpoint).
+        normalization: used instead of fitting a new one (bundled, image and NPZ sets).
+        task: the experiment's ``task`` (None: classification, or regression for ``diabetes``).
+        preprocessing: used instead of fitting a new one (e.g. from a checkpoint).
 
     Returns:
         The splits on the CPU; the same ``cfg`` always gives the same splits.
@@ -157,16 +113,24 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None) -> Da
     Raises:
         DataError: the data set is missing, malformed or too small to split.
     """
+    if task is None and cfg.dataset in REGRESSION_DATASETS:
+        task = "regression"
+    if cfg.dataset in TABLE_DATASETS:
+        return _load_table_file(cfg, task, preprocessing)
+    if preprocessing is not None:
+        normalization = preprocessing.normalization
     if cfg.dataset in _TORCHVISION:
         # official train/test split; val is carved from the training pool
-        x_pool, y_pool, x_test, y_test, classes, source = _load_torchvision(cfg)
+        x_pool, y_pool, x_test, y_test, target, source = _load_torchvision(cfg)
         n_val = _count(cfg.val_fraction, len(y_pool))
-        train, val, _ = _split_indices(y_pool, classes, n_val, 0, cfg.split_seed, source)
+        train, val, _ = _split_indices(_strata(y_pool, target), n_val, 0, cfg.split_seed,
+                                       source, target.classes)
     else:
-        x_pool, y_pool, classes, source = _load_table(cfg)
+        x_pool, y_pool, target, source = _load_arrays(cfg, task)
         n = len(y_pool)
         n_val, n_test = _count(cfg.val_fraction, n), _count(cfg.test_fraction, n)
-        train, val, test = _split_indices(y_pool, classes, n_val, n_test, cfg.split_seed, source)
+        train, val, test = _split_indices(_strata(y_pool, target), n_val, n_test,
+                                          cfg.split_seed, source, target.classes)
         x_test, y_test = x_pool[test], y_pool[test]
     x_train, x_val = _to_float(x_pool[train]), _to_float(x_pool[val])  # (N_split, F)
     x_test = _to_float(x_test)
@@ -175,12 +139,99 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None) -> Da
     elif normalization.shift.numel() != x_train.shape[1]:
         raise DataError(f"{source}: has {x_train.shape[1]} features but the normalization "
                         f"expects {normalization.shift.numel()}")
-    y_train = _with_label_noise(y_pool[train], len(classes), cfg.label_noise, cfg.split_seed)
+    if target.task == "regression" and not target.mean:
+        target.mean, target.std = _target_scaling(y_pool[train])
+    names = _feature_names(cfg, x_train.shape[1])
+    prep = Preprocessing([Column(n, "numeric") for n in names], normalization, target,
+                         255.0 if x_pool.dtype == torch.uint8 else 1.0)
+    y_train = y_pool[train]
+    if target.task == "classification" and cfg.label_noise:
+        y_train = _with_label_noise(y_train, len(target.classes), cfg.label_noise,
+                                    cfg.split_seed)
     return DataSplits(  # the float copies are ours: normalize them in place
-        normalization.apply_(x_train), _labels(y_train),
-        normalization.apply_(x_val), _labels(y_pool[val]),
-        normalization.apply_(x_test), _labels(y_test),
-        classes, normalization)
+        normalization.apply_(x_train), _targets(y_train, target),
+        normalization.apply_(x_val), _targets(y_pool[val], target),
+        normalization.apply_(x_test), _targets(y_test, target), prep)
+
+
+def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | None
+                     ) -> DataSplits:
+    """CSV/Parquet: columns by name, preprocessing fitted on the training rows."""
+    frame = read_table(cfg.path or "", cfg.dataset)  # type: ignore[arg-type]
+    source, lines = str(Path(cfg.path or "").expanduser()), cfg.dataset == "csv"
+    if prep is None:
+        features, targets = select_columns(frame, cfg, source)
+        target, y_pool = fit_target(frame, targets, task, source, lines)
+    else:
+        target = prep.target
+        y_pool = encode_target(target, frame, source, lines=lines, standardize=False)
+    n = len(y_pool)
+    n_val, n_test = _count(cfg.val_fraction, n), _count(cfg.test_fraction, n)
+    train, val, test = _split_indices(_strata(y_pool, target), n_val, n_test, cfg.split_seed,
+                                      source, target.classes)
+    if prep is None:
+        mask = np.zeros(n, dtype=bool)
+        mask[train] = True
+        columns = fit_columns(frame, mask, features, cfg, source, lines)
+        if target.task == "regression":
+            target.mean, target.std = _target_scaling(y_pool[train])
+        empty = Normalization("none", torch.zeros(0), torch.ones(0))  # fitted below
+        prep = Preprocessing(columns, empty, target, missing=cfg.missing)
+    x_np, _ = encode_frame(prep, frame, source, 1, lines)  # (N, F) float32, unnormalized
+    del frame
+    notices = _unseen_notices(prep, x_np, train, source)
+    x_pool = torch.from_numpy(x_np)
+    x_train = x_pool[train]
+    if prep.in_features != x_pool.shape[1]:  # a freshly fitted one: normalization still empty
+        prep.normalization = Normalization.fit(cfg.normalize, x_train)
+    norm = prep.normalization
+    return DataSplits(
+        norm.apply_(x_train), _targets(y_pool[train], target),
+        norm.apply_(x_pool[val]), _targets(y_pool[val], target),
+        norm.apply_(x_pool[test]), _targets(y_pool[test], target), prep, notices)
+
+
+def _unseen_notices(prep: Preprocessing, x: np.ndarray, train: np.ndarray, source: str
+                    ) -> list[str]:
+    """One notice counting validation/test cells whose category the training split lacked."""
+    counts, j = {}, 0
+    for col in prep.columns:
+        width = len(col.input_names())
+        if col.kind == "categorical":
+            rest = np.ones(len(x), dtype=bool)
+            rest[train] = False
+            # unseen (or, without imputation, missing) cells encode as all zeros
+            n = int((x[rest, j:j + len(col.categories)].sum(1) == 0).sum())
+            if n:
+                counts[col.name] = n
+        j += width
+    if not counts:
+        return []
+    parts = ", ".join(f"'{k}' {v}" for k, v in counts.items())
+    return [f"{source}: {sum(counts.values())} validation/test cell(s) hold a category unseen "
+            f"in training, encoded as all zeros ({parts})"]
+
+
+def _target_scaling(y: np.ndarray) -> tuple[list[float], list[float]]:
+    """Mean and population std per regression target on the training rows (std 0 -> 1)."""
+    y64 = np.asarray(y, np.float64).reshape(len(y), -1)
+    mean, std = y64.mean(0), y64.std(0)
+    return mean.tolist(), np.where(std > 0, std, 1.0).tolist()
+
+
+def _strata(y: np.ndarray, target: Target) -> np.ndarray:
+    """Labels a split stratifies on: the classes, or one stratum for regression."""
+    return y if target.task == "classification" else np.zeros(len(y), dtype=np.int64)
+
+
+def _feature_names(cfg: DataConfig, n: int) -> list[str]:
+    if cfg.dataset in _SKLEARN:
+        import sklearn.datasets
+
+        names = getattr(sklearn.datasets, _SKLEARN[cfg.dataset])().feature_names
+        return [str(v) for v in names]
+    prefix = "pixel" if cfg.dataset in _TORCHVISION else "x"
+    return [f"{prefix}_{i}" for i in range(n)]
 
 
 # ----------------------------------------------------------------------------- splitting
@@ -205,22 +256,26 @@ def _count(fraction: float, n: int) -> int:
     return math.ceil(round(fraction * n, 6))
 
 
-def _split_indices(y: np.ndarray, classes: list[str], n_val: int, n_test: int, seed: int,
-                   source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _split_indices(y: np.ndarray, n_val: int, n_test: int, seed: int, source: str,
+                   classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified (train, val, test) row indices; test first, then val from the rest."""
     if len(y) == 0:
         raise DataError(f"{source}: data set is empty (0 rows)")
     present, counts = np.unique(y, return_counts=True)  # (C_present,)
+    if classes and len(present) < 2:  # one class: cross-entropy is 0 from the start
+        raise DataError(f"{source}: every row has the label '{classes[int(present[0])]}'; "
+                        "classification needs at least 2 classes")
     n_train = len(y) - n_val - n_test
     advice = {"train": "lower data.val_fraction / data.test_fraction",
               "val": "raise data.val_fraction or use more data",
               "test": "raise data.test_fraction, set it to 0, or use more data"}
     for name, size in (("train", n_train), ("val", n_val), ("test", n_test)):
         if (size > 0 or name != "test") and size < len(present):
+            what = f"{len(present)} classes" if classes else "regression"
             raise DataError(f"{source}: the {name} split would get {size} of {len(y)} rows for "
-                            f"{len(present)} classes; {advice[name]}")
+                            f"{what}; {advice[name]}")
     parts = 3 if n_test else 2
-    if counts.min() < parts:
+    if counts.min() < parts and classes:
         rare = classes[int(present[counts.argmin()])]
         raise DataError(f"{source}: class '{rare}' has only {counts.min()} example(s); a "
                         f"stratified split into {parts} parts needs at least {parts} per class")
@@ -256,107 +311,55 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
-def _labels(y: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(y, dtype=torch.int64)  # (N,)
+def _targets(y: np.ndarray, target: Target) -> torch.Tensor:
+    """Class indices (N,) int64, or standardized regression targets (N, T) float32."""
+    if target.task == "classification":
+        return torch.as_tensor(y, dtype=torch.int64)
+    y64 = np.asarray(y, np.float64).reshape(len(y), -1)
+    return torch.as_tensor((y64 - np.asarray(target.mean)) / np.asarray(target.std),
+                           dtype=torch.float32)
 
 
 # ----------------------------------------------------------------------------- loaders
 
 
-def _load_table(cfg: DataConfig) -> tuple[torch.Tensor, np.ndarray, list[str], str]:
-    """sklearn / CSV / NPZ → features (N, F) float32, labels (N,) int64, classes, source."""
+def _load_arrays(cfg: DataConfig, task: str | None
+                 ) -> tuple[torch.Tensor, np.ndarray, Target, str]:
+    """sklearn / synthetic / NPZ → features (N, F) float32, targets (N,) or (N, T), target,
+    source."""
+    y: np.ndarray
     if cfg.dataset in SYNTHETIC_DATASETS:
         x, y, classes = synthetic(cfg)
+        target = Target("classification", [], classes)
         source = f"{cfg.dataset} ({cfg.samples} points, seed {cfg.split_seed})"
     elif cfg.dataset in _SKLEARN:
         import sklearn.datasets  # lazy: bundled files, no network
 
         bunch = getattr(sklearn.datasets, _SKLEARN[cfg.dataset])()
-        x, y = np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)
-        classes, source = [str(c) for c in bunch.target_names], str(cfg.dataset)
+        x, source = np.asarray(bunch.data, np.float64), str(cfg.dataset)
+        if task == "regression":
+            y = np.asarray(bunch.target, np.float64)
+            target = Target("regression", ["target"])
+        else:
+            if cfg.dataset in REGRESSION_DATASETS:
+                raise DataError(f"{cfg.dataset}: is a regression data set; remove task: "
+                                f"classification")
+            y = np.asarray(bunch.target, np.int64)
+            target = Target("classification", [], [str(c) for c in bunch.target_names])
     else:
-        path = _existing_file(cfg.path or "")
+        path = existing_file(cfg.path or "")
         source = str(path)
-        x, y, classes = _read_csv(path, cfg.target) if cfg.dataset == "csv" else _read_npz(path)
+        x, y, target = _read_npz(path, task)
     features = torch.as_tensor(x, dtype=torch.float32)  # (N, F); checked after the cast
     bad = int((~torch.isfinite(features)).any(dim=1).sum())
     if bad:
         raise DataError(f"{source}: {bad} of {len(y)} rows have NaN or inf features")
-    return features, y, classes, source
+    return features, y, target, source
 
 
-def _existing_file(name: str) -> Path:
-    path = Path(name).expanduser()
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a data file")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    return path
-
-
-def _read_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Header row + numeric feature columns + the label column ``target``."""
-    rows: list[list[str]] = []
-    lines: list[int] = []  # file line number of each row, for error messages
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue  # blank line
-                if header is not None and len(row) != len(header):
-                    raise DataError(f"{path}: line {reader.line_num} has {len(row)} fields, "
-                                    f"the header has {len(header)}")
-                rows.append(row)
-                lines.append(reader.line_num)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: cannot read CSV ({e})") from e
-    if header is None:
-        raise DataError(f"{path}: file is empty (no header row)")
-    names = [h.strip() for h in header]
-    if target not in names:
-        raise DataError(f"{path}: no label column '{target}' (columns: {', '.join(names)}); "
-                        f"set data.target")
-    if not rows:
-        raise DataError(f"{path}: data set is empty (0 rows)")
-    cells = np.char.strip(np.array(rows, dtype=str))  # (N, columns)
-    t = names.index(target)
-    feature_cols = [j for j in range(len(names)) if j != t]
-    if not feature_cols:
-        raise DataError(f"{path}: no feature columns besides '{target}'")
-    try:
-        x = cells[:, feature_cols].astype(np.float64)  # (N, F)
-    except ValueError:
-        i, j = _first_non_number(cells[:, feature_cols])
-        raise DataError(f"{path}: line {lines[i]}, column '{names[feature_cols[j]]}': "
-                        f"{cells[i, feature_cols[j]]!r} is not a number") from None
-    labels = cells[:, t]  # (N,) str
-    if (labels == "").any():
-        raise DataError(f"{path}: line {lines[int((labels == '').argmax())]}: empty label")
-    try:
-        as_num = labels.astype(np.float64)
-        integral = bool(np.isfinite(as_num).all() and (as_num == np.round(as_num)).all())
-    except ValueError:
-        integral = False
-    # integer labels sort numerically (2 before 10), string labels lexicographically
-    uniq, y = np.unique(as_num.astype(np.int64) if integral else labels, return_inverse=True)
-    return x, y.reshape(-1).astype(np.int64), [str(c) for c in uniq]
-
-
-def _first_non_number(cells: np.ndarray) -> tuple[int, int]:
-    """(row, column) of the first cell numpy cannot parse; error path only."""
-    for i, row in enumerate(cells):
-        for j, v in enumerate(row):
-            try:
-                np.array([v]).astype(np.float64)
-            except ValueError:
-                return i, j
-    return 0, 0  # unreachable when the whole-array parse failed
-
-
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Arrays ``x`` (N, ...) flattened to (N, F) and ``y`` (N,) integer labels ≥ 0."""
+def _read_npz(path: Path, task: str | None) -> tuple[np.ndarray, np.ndarray, Target]:
+    """Arrays ``x`` (N, ...) flattened to (N, F) and ``y``: (N,) integer labels ≥ 0, or for
+    regression (N,) / (N, T) numbers."""
     try:
         archive: Any = np.load(path, allow_pickle=False)  # never unpickle user files
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -371,22 +374,29 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise DataError(f"{path}: not a readable .npz file ({str(e).splitlines()[0]})") from e
     if x.ndim == 0 or x.dtype.kind not in "biuf":
         raise DataError(f"{path}: x must be a numeric array (N, ...) (got {x.dtype} {x.shape})")
-    if y.ndim != 1:
+    if y.ndim != 1 and not (task == "regression" and y.ndim == 2):
         raise DataError(f"{path}: y must have shape (N,) (got {y.shape})")
     if len(x) != len(y):
         raise DataError(f"{path}: x has {len(x)} rows but y has {len(y)} labels")
     x = x.reshape(len(x), -1).astype(np.float64)  # (N, F)
+    if task == "regression":
+        if y.dtype.kind not in "biuf" or not np.isfinite(y).all():
+            raise DataError(f"{path}: task: regression needs finite numbers in y "
+                            f"(got dtype {y.dtype})")
+        cols = ["y"] if y.ndim == 1 else [f"y_{i}" for i in range(y.shape[1])]
+        return x, y.astype(np.float64), Target("regression", cols)
     ok = y.dtype.kind in "biu" or (y.dtype.kind == "f" and bool(
         np.isfinite(y).all() and (y == np.round(y)).all()))
     if len(y) and (not ok or y.min() < 0):
         raise DataError(f"{path}: labels out of range: y must hold integers >= 0 "
                         f"(got dtype {y.dtype}, min {y.min()})")
     y = y.astype(np.int64)
-    return x, y, [str(i) for i in range(y.max() + 1 if len(y) else 0)]
+    return x, y, Target("classification", [], [str(i) for i in range(y.max() + 1 if len(y)
+                                                                      else 0)])
 
 
 def _load_torchvision(cfg: DataConfig) -> tuple[torch.Tensor, np.ndarray, torch.Tensor,
-                                                np.ndarray, list[str], str]:
+                                                np.ndarray, Target, str]:
     """Official train pool and test split as uint8 (N, F) images, labels, classes, source."""
     import torchvision.datasets  # lazy: only these data sets need it
 
@@ -409,4 +419,5 @@ def _load_torchvision(cfg: DataConfig) -> tuple[torch.Tensor, np.ndarray, torch.
         # MNIST family: uint8 tensor (N, 28, 28); CIFAR10: uint8 numpy (N, 32, 32, 3)
         x = torch.as_tensor(ds.data)
         out += [x.reshape(len(x), -1), np.asarray(ds.targets, dtype=np.int64)]
-    return out[0], out[1], out[2], out[3], [str(c) for c in sets[0].classes], source
+    target = Target("classification", [], [str(c) for c in sets[0].classes])
+    return out[0], out[1], out[2], out[3], target, source

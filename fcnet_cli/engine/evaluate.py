@@ -10,16 +10,17 @@ from pydantic import ValidationError
 from torch import nn
 from torch.nn import functional as F
 
-from fcnet_cli.config import Experiment
+from fcnet_cli.config import SPLITS, Experiment
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
-from fcnet_cli.engine.data import DataSplits, Normalization, load_data
+from fcnet_cli.engine.data import DataSplits, Normalization, Preprocessing, load_data
+from fcnet_cli.engine.losses import MemberLoss, class_weight_table, classification_metrics
 from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.tables import Target
 from fcnet_cli.errors import CheckpointError, DataError
 from fcnet_cli.events import EvalResult
 
-__all__ = ["evaluate", "evaluate_checkpoint"]
-
-SPLITS = ("train", "val", "test")
+__all__ = ["evaluate", "evaluate_checkpoint", "evaluate_regression", "evaluate_split",
+           "majority_notice"]
 
 
 def _model_device(model: nn.Module) -> torch.device | None:
@@ -28,36 +29,45 @@ def _model_device(model: nn.Module) -> torch.device | None:
 
 
 @torch.no_grad()
-def _predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int,
-             label_smoothing: float, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (a 0-d float64 tensor) and the predicted classes (N,)."""
+def _outputs(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Model outputs (N, C|T) in eval mode, batch by batch on the model's device."""
     device = _model_device(model) or x.device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    preds = []
-    for start in range(0, len(y), batch_size):
-        xb = x[start:start + batch_size].to(device)  # (B, in_features)
-        yb = y[start:start + batch_size].to(device)  # (B,)
-        logits = model(xb)  # (B, C)
-        if logits.shape[-1] != n_classes:
-            raise ValueError(f"model has {logits.shape[-1]} outputs for {n_classes} classes")
-        # sum, not mean: the last batch may be smaller; divided by N once at the end
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum",
-                                    label_smoothing=label_smoothing).double()
-        preds.append(logits.argmax(-1))
-    pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long, device=device)
-    return loss_sum, pred
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model(x[s:s + batch_size].to(device)) for s in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs) if outs else torch.zeros(0, 0, device=device)
+
+
+def majority_notice(accuracy: float, y: torch.Tensor, classes: list[str], split: str
+                    ) -> tuple[float, list[str]]:
+    """The majority-class rate of `y`, and a warning when `accuracy` is within 0.01 of it."""
+    if not len(y):
+        return math.nan, []
+    counts = torch.bincount(y.cpu(), minlength=len(classes))
+    top = int(counts.argmax())
+    rate = float(counts[top]) / len(y)
+    if len(classes) < 2 or abs(accuracy - rate) > 0.01:
+        return rate, []
+    return rate, [f"warning: {split} accuracy {accuracy:.4f} is within 0.01 of the majority-"
+                  f"class rate {rate:.4f} (class '{classes[top]}'): the model may just predict "
+                  f"the majority class; look at balanced accuracy and macro F1, or set "
+                  f"loss.class_weights: balanced"]
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[str],
-             split: str, label_smoothing: float = 0.0, batch_size: int = 8192) -> EvalResult:
-    """Evaluate `model` on one split, in eval mode and without gradients.
+             split: str, label_smoothing: float = 0.0, batch_size: int = 8192,
+             class_weights: torch.Tensor | None = None) -> EvalResult:
+    """Evaluate a classifier on one split, in eval mode and without gradients.
 
     Args:
         model: maps (N, in_features) to logits (N, C).
         x: features (N, in_features); y: class indices (N,) in 0..C-1.
         classes: the C class names, index = label.
         split: the split's name, recorded in the result.
-        label_smoothing: as in `nn.CrossEntropyLoss`; the loss is the mean over the split.
+        label_smoothing, class_weights: as in `nn.CrossEntropyLoss`; the loss is its mean.
         batch_size: rows per forward pass.
 
     Returns:
@@ -67,28 +77,66 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[s
     n, c = len(y), len(classes)
     if n and (int(y.min()) < 0 or int(y.max()) >= c):
         raise DataError(f"{split} split has labels outside 0..{c - 1}")
-    was_training = model.training
-    model.eval()
-    try:
-        loss_sum, pred = _predict(model, x, y, c, label_smoothing, batch_size)
-    finally:
-        model.train(was_training)
-    truth = y.to(pred.device).long()
+    logits = _outputs(model, x, batch_size)
+    if n and logits.shape[-1] != c:
+        raise ValueError(f"model has {logits.shape[-1]} outputs for {c} classes")
+    truth = y.to(logits.device).long()
+    w = None if class_weights is None else class_weights.to(logits.device)
+    loss_sum = F.cross_entropy(logits.float(), truth, weight=w, reduction="sum",
+                               label_smoothing=label_smoothing).double() if n else 0.0
+    denom = float(w[truth].sum()) if w is not None and n else n
+    pred = logits.argmax(-1) if n else truth
     # confusion[i, j] = #examples of true class i predicted as j: one bincount over i·C + j
     confusion = torch.bincount(truth * c + pred, minlength=c * c).reshape(c, c).cpu()
     tp = confusion.diag().double()  # (C,)
     predicted, support = confusion.sum(0).double(), confusion.sum(1)  # (C,), (C,)
     precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
     recall = torch.where(support > 0, tp / support.clamp(min=1).double(), 0.0)
-    denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-300), 0.0)
+    denom_f = precision + recall
+    f1 = torch.where(denom_f > 0, 2 * precision * recall / denom_f.clamp(min=1e-300), 0.0)
+    accuracy = float(tp.sum()) / n if n else math.nan
+    summary = classification_metrics(confusion.unsqueeze(0))
+    rate, notices = majority_notice(accuracy, y, list(classes), split)
     return EvalResult(
-        split=split,
-        loss=float(loss_sum) / n if n else math.nan,
-        accuracy=float(tp.sum()) / n if n else math.nan,
+        split=split, loss=float(loss_sum) / denom if n else math.nan, accuracy=accuracy,
         n=n, classes=list(classes),
         precision=precision.tolist(), recall=recall.tolist(), f1=f1.tolist(),
-        support=support.tolist(), confusion=confusion.tolist())
+        support=support.tolist(), confusion=confusion.tolist(),
+        metrics={"balanced_accuracy": float(summary["val_balanced_accuracy"][0]),
+                 "macro_f1": float(summary["val_macro_f1"][0]), "majority_rate": rate},
+        notices=notices)
+
+
+def evaluate_regression(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: Target,
+                        split: str, loss: MemberLoss, batch_size: int = 8192) -> EvalResult:
+    """Evaluate a regression model on one split: the training loss (standardized units),
+    RMSE, MAE and R² per target and averaged, in the target's own units, and the residual
+    (truth − prediction) quantiles."""
+    out = _outputs(model, x, batch_size).float()  # (N, T) standardized
+    n = len(y)
+    yk = y.to(out.device).float()
+    value = float(loss(out.unsqueeze(0), yk.unsqueeze(0))[0]) if n else math.nan
+    std = torch.tensor(target.std, dtype=torch.float64, device=out.device)
+    mean = torch.tensor(target.mean, dtype=torch.float64, device=out.device)
+    truth, pred = yk.double() * std + mean, out.double() * std + mean  # target units
+    resid = truth - pred  # (N, T)
+    metrics: dict[str, float] = {}
+    if n:
+        sst = ((truth - truth.mean(0)) ** 2).sum(0).clamp(min=1e-300)
+        per = {"rmse": (resid ** 2).mean(0).sqrt(), "mae": resid.abs().mean(0),
+               "r2": 1 - (resid ** 2).sum(0) / sst}
+        for key, v in per.items():
+            metrics[key] = float(v.mean())
+            if len(target.columns) > 1:
+                metrics.update({f"{key}_{t}": float(v[i]) for i, t in enumerate(target.columns)})
+        qs = torch.quantile(resid.flatten(), torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95],
+                                                          dtype=torch.float64, device=out.device))
+        metrics.update({f"residual_q{int(q * 100):02d}": float(v)
+                        for q, v in zip((0.05, 0.25, 0.5, 0.75, 0.95), qs, strict=True)})
+        metrics["residual_mean"] = float(resid.mean())
+    return EvalResult(split=split, loss=value, accuracy=math.nan, n=n, classes=[],
+                      precision=[], recall=[], f1=[], support=[], confusion=[],
+                      task="regression", metrics=metrics, targets=list(target.columns))
 
 
 def _experiment(ckpt: LoadedCheckpoint) -> Experiment:
@@ -100,15 +148,25 @@ def _experiment(ckpt: LoadedCheckpoint) -> Experiment:
         raise CheckpointError(f"{ckpt.dir / 'meta.json'}: config.{loc}: {first['msg']}") from None
 
 
-def _load_splits(exp: Experiment, norm: Normalization, in_features: int) -> DataSplits:
-    """The checkpoint's data, normalized with its stored statistics."""
+def _load_splits(exp: Experiment, meta: dict, in_features: int, where: Path) -> DataSplits:
+    """The checkpoint's data, preprocessed with its stored preprocessing (or normalization)."""
     source = exp.data.path or exp.data.dataset
     try:
-        return load_data(exp.data, normalization=norm)
+        prep = Preprocessing.from_meta(meta) if "preprocessing" in meta else None
+        norm = Normalization.from_json(meta["normalization"])
+    except DataError as e:
+        raise CheckpointError(f"{where}: {e}") from None
+    if prep is not None:
+        return load_data(exp.data, task=exp.task, preprocessing=prep)
+    if norm.shift.numel() != in_features:
+        raise CheckpointError(f"{where}: normalization has {norm.shift.numel()} features, "
+                              f"in_features is {in_features}")
+    try:
+        return load_data(exp.data, normalization=norm, task=exp.task)
     except DataError:
         # the usual cause is a changed data file: name the feature counts if they differ
         try:
-            n_features = load_data(exp.data).n_features
+            n_features = load_data(exp.data, task=exp.task).n_features
         except DataError:
             n_features = in_features
         if n_features != in_features:
@@ -117,8 +175,21 @@ def _load_splits(exp: Experiment, norm: Normalization, in_features: int) -> Data
         raise
 
 
+def evaluate_split(model: nn.Module, exp: Experiment, data: DataSplits, split: str
+                   ) -> EvalResult:
+    """Evaluate `model` (trained by `exp`) on one split of `data`, with the run's loss."""
+    x, y = data.split(split)
+    if data.task == "regression":
+        delta = torch.tensor([exp.loss.huber_delta])
+        return evaluate_regression(model, x, y, data.preprocessing.target, split,
+                                   MemberLoss(exp.loss_name, delta=delta))
+    weights = class_weight_table([exp], data.y_train, data.n_classes, torch.device("cpu"))
+    return evaluate(model, x, y, data.classes, split, label_smoothing=exp.loss.label_smoothing,
+                    class_weights=None if weights is None else weights[0])
+
+
 def evaluate_checkpoint(path: Path, split: str = "test") -> EvalResult:
-    """Load a checkpoint, rebuild its data with the stored normalization, evaluate one split.
+    """Load a checkpoint, rebuild its data with the stored preprocessing, evaluate one split.
 
     Works from any working directory: the stored config holds absolute data paths.
     Raises CheckpointError (unusable checkpoint) or DataError (data that does not fit it).
@@ -128,28 +199,22 @@ def evaluate_checkpoint(path: Path, split: str = "test") -> EvalResult:
     ckpt = load_checkpoint(Path(path))
     meta = ckpt.meta
     exp = _experiment(ckpt)
-    in_features, n_classes = meta["in_features"], meta["n_classes"]
-    try:
-        norm = Normalization.from_json(meta["normalization"])
-    except DataError as e:
-        raise CheckpointError(f"{ckpt.dir / 'meta.json'}: {e}") from None
-    if norm.shift.numel() != in_features:
-        raise CheckpointError(f"{ckpt.dir / 'meta.json'}: normalization has "
-                              f"{norm.shift.numel()} features, in_features is {in_features}")
-    splits = _load_splits(exp, norm, in_features)
+    in_features, n_outputs = meta["in_features"], meta["n_classes"]
+    splits = _load_splits(exp, meta, in_features, ckpt.dir / "meta.json")
     source = exp.data.path or exp.data.dataset
     if splits.n_features != in_features:
         raise DataError(f"{source}: data set has {splits.n_features} features, checkpoint "
                         f"expects {in_features}")
-    if splits.n_classes > n_classes:
-        raise DataError(f"{source}: data set has {splits.n_classes} classes, checkpoint "
-                        f"has {n_classes}")
+    if splits.n_outputs != n_outputs:
+        what = "targets" if splits.task == "regression" else "classes"
+        raise DataError(f"{source}: data set has {splits.n_outputs} {what}, "
+                        f"checkpoint has {n_outputs}")
     if list(splits.classes) != list(meta["classes"]):
         raise DataError(f"{source}: data set classes {splits.classes} differ from the "
                         f"checkpoint's {meta['classes']}")
-    x, y = splits.split(split)
     with torch.device("meta"):  # no init work: every tensor is replaced by the checkpoint's
-        model = build_mlp(exp.model, in_features, n_classes)
+        model = build_mlp(exp.model, in_features, n_outputs)
     model.load_state_dict(ckpt.state_dict, assign=True)
-    return evaluate(model, x, y, list(meta["classes"]), split,
-                    label_smoothing=exp.loss.label_smoothing)
+    result = evaluate_split(model, exp, splits, split)
+    result.notices = list(splits.notices) + result.notices
+    return result

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from fcnet_cli.config import Experiment
+from fcnet_cli.config import Experiment, metric_mode
 from fcnet_cli.engine.optim import EarlyStopper, Plateau
 from fcnet_cli.engine.population import derive_seed
 from fcnet_cli.events import EpochMetrics, LayerStats
@@ -41,6 +41,8 @@ class Member:
     run_dir: Path | None = None
     started: float = field(default_factory=time.perf_counter)
     seconds_before: float = 0.0  # time spent before a resume
+    engine: str = "autograd"  # which backward ran: "explicit" or "autograd" (summary.json)
+    engine_reason: str | None = None  # why autograd (None for the explicit engine)
 
     @property
     def monitor(self) -> str:
@@ -56,12 +58,11 @@ class Member:
         if not row.is_finite():
             self.status, self.reason = "diverged", f"non-finite loss at epoch {row.epoch}"
             return True
-        value = row.val_loss if self.monitor == "val_loss" else row.val_accuracy
-        if self.stopper.improved(value):
+        if self.stopper.improved(row.value(self.monitor)):
             self.best_epoch, self.best_state, self.best_dirty = row.epoch, state(), True
         sched = self.exp.scheduler
         if self.plateau is not None and row.epoch > sched.warmup_epochs:
-            self.plateau.step(row.val_loss if sched.monitor == "val_loss" else row.val_accuracy)
+            self.plateau.step(row.value(sched.monitor))
         if row.epoch >= self.exp.training.epochs:
             self.status = "completed"
         elif self.stopper.should_stop:
@@ -109,14 +110,14 @@ def new_member(index: int, exp: Experiment, device: torch.device) -> Member:
     es, s = exp.training.early_stopping, exp.scheduler
     plateau = None
     if s.name == "plateau":
-        plateau = Plateau(lr=exp.optimizer.lr, mode="min" if s.monitor == "val_loss" else "max",
+        plateau = Plateau(lr=exp.optimizer.lr, mode=metric_mode(s.monitor),
                           factor=s.factor, patience=s.patience, threshold=s.threshold,
                           cooldown=s.cooldown, min_lr=s.min_lr)
     return Member(
         index=index, exp=exp,
         perm_gen=torch.Generator().manual_seed(derive_seed(seed, 1)),
         drop_gen=torch.Generator(device=device).manual_seed(derive_seed(seed, 2)),
-        stopper=EarlyStopper(mode="min" if es.monitor == "val_loss" else "max",
+        stopper=EarlyStopper(mode=metric_mode(es.monitor),
                              patience=es.patience, min_delta=es.min_delta),
         plateau=plateau,
     )

@@ -1,8 +1,9 @@
 """Per-member optimizer math and learning-rate schedules (torch.optim semantics).
 
-Every hyperparameter is a (K,) tensor, one entry per population member, viewed as (K, 1, ...)
-against stacked parameters. Plain PyTorch (`torch.optim`, `torch.optim.lr_scheduler`) is the
-oracle for every formula here; the tests hold each against it.
+Every hyperparameter is a (K,) column of the member table, viewed as (K, 1) against the
+population's (K, P) parameter buffer. Plain PyTorch (`torch.optim`,
+`torch.optim.lr_scheduler`) is the oracle for every formula here; the tests hold each
+against it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import torch
-from torch.optim.sgd import sgd as _torch_sgd
 
 from fcnet_cli.config import SchedulerConfig
+from fcnet_cli.engine.population import Population
 
 __all__ = [
     "EarlyStopper",
@@ -26,160 +27,124 @@ __all__ = [
 ]
 
 
-def _view(hp: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(K,) -> (K, 1, ..., 1) broadcastable against a stacked parameter."""
-    return hp.view(-1, *([1] * (like.dim() - 1)))
-
-
 class PopulationOptimizer:
-    """SGD (momentum, Nesterov, dampening), Adam, AdamW or RMSprop over stacked parameters.
+    """SGD (momentum, Nesterov, dampening), Adam, AdamW or RMSprop over a population.
 
-    `decay[i]` says whether weight decay applies to `params[i]` (weight matrices by default,
-    never batch-norm parameters). `hp` holds (K,) tensors: momentum, dampening, nesterov (0/1),
-    weight_decay, beta1, beta2, eps, alpha.
+    Works on the population's member-major buffers `flat` and `grad` (K, P): every layer of
+    every member is updated by a few whole-buffer operations (one pass per formula, not one
+    per layer). Hyperparameters come from the member table `hp` ((K,) columns, read through
+    (K, 1) views, so the lr the schedule writes into `hp["lr"]` is what the next step uses).
+    Weight decay applies where `pop.decay_mask()` is 1: weight matrices (and biases when the
+    layout's include_bias says so), never batch-norm parameters.
     """
 
-    def __init__(self, name: str, params: list[torch.Tensor], decay: list[bool],
-                 hp: dict[str, torch.Tensor]):
+    def __init__(self, name: str, pop: Population, hp: dict[str, torch.Tensor]):
         self.name = name
-        self.params = params
-        self.decay = decay
+        self.pop = pop
         self.step_count = 0
-        self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
+        self.state: dict[str, torch.Tensor] = {}  # name -> (K, P), like pop.flat
         self._set_hparams(hp)
 
     def _set_hparams(self, hp: dict[str, torch.Tensor]) -> None:
-        """Precompute each parameter's broadcastable hyperparameter views (once, not per step)."""
+        """(K, 1) views of the table's columns, computed once (and again after compaction)."""
         self.hp = hp
-        any_wd = bool((hp["weight_decay"] > 0).any())
+        col = {n: t.view(-1, 1) for n, t in hp.items()}
+        self._lr, self._mom, self._eps = col["lr"], col["momentum"], col["eps"]
+        self._b1, self._b2, self._alpha = col["beta1"], col["beta2"], col["alpha"]
+        # (K, P): weight decay per element, 0 where it does not apply; None when nobody decays
+        self._wd = (col["weight_decay"] * self.pop.decay_mask()
+                    if bool((hp["weight_decay"] > 0).any()) else None)
         self._any_momentum = bool((hp["momentum"] > 0).any())
-        any_nesterov = bool((hp["nesterov"] > 0).any())
         # dampening only counts where momentum is on (torch ignores it otherwise)
-        damp = torch.where(hp["momentum"] > 0, hp["dampening"], 0.0)
-        any_damp = bool((damp > 0).any())
-        self._views: list[dict[str, torch.Tensor | None]] = []
-        for i, p in enumerate(self.params):
-            self._views.append({
-                "wd": _view(hp["weight_decay"], p) if any_wd and self.decay[i] else None,
-                "mom": _view(hp["momentum"], p),
-                "undamp": _view(1 - damp, p) if any_damp else None,
-                "nesterov": _view(hp["nesterov"] > 0, p) if any_nesterov else None,
-                "b1": _view(hp["beta1"], p), "b2": _view(hp["beta2"], p),
-                "eps": _view(hp["eps"], p), "alpha": _view(hp["alpha"], p),
-            })
+        damp = torch.where(hp["momentum"] > 0, hp["dampening"], 0.0).view(-1, 1)
+        self._undamp = 1 - damp if bool((damp > 0).any()) else None
+        self._nesterov = col["nesterov"] > 0 if bool((hp["nesterov"] > 0).any()) else None
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor) -> None:
-        """One update of every member with its own lr (K,)."""
+    def step(self) -> None:
+        """One update of every member with its own hyperparameters (lr from the table)."""
         self.step_count += 1
-        if self.name == "sgd" and lr.numel() == 1 and lr.device.type == "cpu":
-            self._fused_sgd(float(lr[0]))
-            return
-        lr_views = {d: lr.view(-1, *([1] * (d - 1))) for d in {p.dim() for p in self.params}}
-        for i, p in enumerate(self.params):
-            g = p.grad
-            if g is None:
-                continue
-            v, st, lr_v = self._views[i], self.state[i], lr_views[p.dim()]
-            if self.name == "sgd":
-                self._sgd(p, g, v, lr_v, st)
-            elif self.name in ("adam", "adamw"):
-                self._adam(p, g, v, lr_v, st)
-            else:
-                self._rmsprop(p, g, v, lr_v, st)
+        p, g = self.pop.flat, self.pop.grad
+        if self.name == "sgd":
+            self._sgd(p, g)
+        elif self.name in ("adam", "adamw"):
+            self._adam(p, g)
+        else:
+            self._rmsprop(p, g)
 
-    def _fused_sgd(self, lr: float) -> None:
-        """One member on the CPU: torch.optim.SGD's own fused kernel (one pass over memory)."""
-        hp = {k: float(t[0]) for k, t in self.hp.items()}
-        for decayed in (True, False):
-            idx = [i for i, p in enumerate(self.params)
-                   if p.grad is not None and (self.decay[i] and hp["weight_decay"] > 0) == decayed]
-            if not idx:
-                continue
-            bufs = [self.state[i].get("momentum_buffer") for i in idx]
-            grads = [cast(torch.Tensor, self.params[i].grad) for i in idx]
-            _torch_sgd([self.params[i] for i in idx], grads, bufs,
-                       fused=True, weight_decay=hp["weight_decay"] if decayed else 0.0,
-                       momentum=hp["momentum"], lr=lr, dampening=hp["dampening"],
-                       nesterov=hp["nesterov"] > 0, maximize=False)
-            if hp["momentum"] > 0:
-                for i, buf in zip(idx, bufs, strict=True):
-                    self.state[i]["momentum_buffer"] = cast(torch.Tensor, buf)
-
-    def _sgd(self, p: torch.Tensor, g: torch.Tensor, v: dict[str, Any], lr: torch.Tensor,
-             st: dict[str, torch.Tensor]) -> None:
-        if v["wd"] is not None:
-            g = torch.addcmul(g, v["wd"], p)  # g + wd·w
+    def _sgd(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        if self._wd is not None:
+            g.addcmul_(self._wd, p)  # g + wd·w (the gradient buffer is rewritten every step)
         if self._any_momentum:
-            buf = st.get("momentum_buffer")
+            buf = self.state.get("momentum_buffer")
             if buf is None:
-                buf = st["momentum_buffer"] = g.clone()
-            elif v["undamp"] is None:
-                torch.addcmul(g, buf, v["mom"], out=buf)  # buf ← μ·buf + g in one pass
+                buf = self.state["momentum_buffer"] = g.clone()
+            elif self._undamp is None:
+                torch.addcmul(g, buf, self._mom, out=buf)  # buf ← μ·buf + g in one pass
             else:
-                buf.mul_(v["mom"]).addcmul_(g, v["undamp"])
-            if v["nesterov"] is not None:
-                g = torch.where(v["nesterov"], torch.addcmul(g, v["mom"], buf), buf)
+                buf.mul_(self._mom).addcmul_(g, self._undamp)
+            if self._nesterov is not None:
+                g = torch.where(self._nesterov, g.addcmul_(self._mom, buf), buf)
             else:
                 g = buf
-        p.addcmul_(lr, g, value=-1)  # w ← w − lr·g
+        p.addcmul_(self._lr, g, value=-1)  # w ← w − lr·g
 
-    def _adam(self, p: torch.Tensor, g: torch.Tensor, v: dict[str, Any], lr: torch.Tensor,
-              st: dict[str, torch.Tensor]) -> None:
-        if v["wd"] is not None:
+    def _adam(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        if self._wd is not None:
             if self.name == "adamw":
-                p.mul_(1 - lr * v["wd"])
+                p.mul_(1 - self._lr * self._wd)
             else:
-                g = torch.addcmul(g, v["wd"], p)
-        if "exp_avg" not in st:
-            st["exp_avg"] = torch.zeros_like(p)
-            st["exp_avg_sq"] = torch.zeros_like(p)
-        b1, b2 = v["b1"], v["b2"]
-        m, s2 = st["exp_avg"], st["exp_avg_sq"]
-        m.lerp_(g, 1 - b1)
-        s2.mul_(b2).addcmul_(g * g, 1 - b2)
-        # bias corrections in float64, like torch's python-float arithmetic
+                g.addcmul_(self._wd, p)
+        if "exp_avg" not in self.state:
+            self.state["exp_avg"] = torch.zeros_like(p)
+            self.state["exp_avg_sq"] = torch.zeros_like(p)
+        m, s2 = self.state["exp_avg"], self.state["exp_avg_sq"]
+        m.lerp_(g, 1 - self._b1)
+        s2.mul_(self._b2).addcmul_(g * g, 1 - self._b2)
+        # bias corrections in float64, like torch's python-float arithmetic; (K, 1)
         t = self.step_count
-        bc1 = _view((1 - self.hp["beta1"].double() ** t).to(p.dtype), p)
-        bc2_sqrt = _view((1 - self.hp["beta2"].double() ** t).sqrt().to(p.dtype), p)
-        denom = (s2.sqrt() / bc2_sqrt).add_(v["eps"])
-        p.sub_((lr / bc1) * m / denom)
+        bc1 = (1 - self._b1.double() ** t).to(p.dtype)
+        bc2_sqrt = (1 - self._b2.double() ** t).sqrt().to(p.dtype)
+        denom = (s2.sqrt() / bc2_sqrt).add_(self._eps)
+        p.sub_((self._lr / bc1) * m / denom)
 
-    def _rmsprop(self, p: torch.Tensor, g: torch.Tensor, v: dict[str, Any], lr: torch.Tensor,
-                 st: dict[str, torch.Tensor]) -> None:
-        if v["wd"] is not None:
-            g = torch.addcmul(g, v["wd"], p)
-        if "square_avg" not in st:
-            st["square_avg"] = torch.zeros_like(p)
-        alpha = v["alpha"]
-        sq = st["square_avg"]
-        sq.mul_(alpha).addcmul_(g * g, 1 - alpha)
-        avg = sq.sqrt().add_(v["eps"])
+    def _rmsprop(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        if self._wd is not None:
+            g.addcmul_(self._wd, p)
+        if "square_avg" not in self.state:
+            self.state["square_avg"] = torch.zeros_like(p)
+        sq = self.state["square_avg"]
+        sq.mul_(self._alpha).addcmul_(g * g, 1 - self._alpha)
+        avg = sq.sqrt().add_(self._eps)
         if self._any_momentum:
-            buf = st.setdefault("momentum_buffer", torch.zeros_like(p))
-            buf.mul_(v["mom"]).add_(g / avg)
-            p.addcmul_(lr, buf, value=-1)
+            if "momentum_buffer" not in self.state:
+                self.state["momentum_buffer"] = torch.zeros_like(p)
+            buf = self.state["momentum_buffer"]
+            buf.mul_(self._mom).add_(g / avg)
+            p.addcmul_(self._lr, buf, value=-1)
         else:
-            p.sub_(lr * g / avg)
+            p.sub_(self._lr * g / avg)
 
     def member_state(self, k: int) -> dict[str, Any]:
-        """Optimizer state of member k alone (for its train_state.pt)."""
+        """Optimizer state of member k alone, one dict per parameter (for train_state.pt)."""
+        per = {n: self.pop.views(t) for n, t in self.state.items()}
         return {"step": self.step_count,
-                "buffers": [{n: t[k].clone() for n, t in st.items()} for st in self.state]}
+                "buffers": [{n: v[i][k].clone() for n, v in per.items()}
+                            for i in range(len(self.pop.shapes))]}
 
     def load_member_states(self, states: list[dict[str, Any]]) -> None:
         """Restore from per-member states (all members at the same step)."""
         self.step_count = int(states[0]["step"])
-        for i in range(len(self.params)):
-            names = states[0]["buffers"][i].keys()
-            self.state[i] = {n: torch.stack([s["buffers"][i][n] for s in states]).to(
-                self.params[i].device) for n in names}
+        self.state = {}
+        for n in states[0]["buffers"][0] if states[0]["buffers"] else ():
+            flat = torch.zeros_like(self.pop.flat)
+            for i, v in enumerate(self.pop.views(flat)):
+                v.copy_(torch.stack([s["buffers"][i][n] for s in states]))
+            self.state[n] = flat
 
-    def compact(self, keep: torch.Tensor, params: list[torch.Tensor],
-                hp: dict[str, torch.Tensor]) -> None:
+    def compact(self, keep: torch.Tensor, hp: dict[str, torch.Tensor]) -> None:
         """Keep only members `keep` (indices), after the population has been compacted."""
-        self.params = params
-        self.state = [{n: t[keep] for n, t in st.items()} for st in self.state]
+        self.state = {n: t[keep] for n, t in self.state.items()}
         self._set_hparams(hp)
 
 

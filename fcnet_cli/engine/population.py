@@ -8,6 +8,7 @@ from that plain `nn.Sequential`'s state dict.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -31,17 +32,22 @@ def derive_seed(seed: int, stream: int) -> int:
 
 
 def member_hparams(exps: Sequence[Experiment], device: torch.device) -> dict[str, torch.Tensor]:
-    """Per-member hyperparameters as (K,) float32 tensors."""
+    """The per-member hyperparameter table: one (K,) float32 tensor per column, built once.
+
+    `lr` starts at each member's base lr; the schedule writes into that column in place and the
+    optimizer reads it through views, so no lr travels beside the table. Whether biases are
+    penalized is part of the layout (`Population.include_bias`), not a column.
+    """
     rows: dict[str, list[float]] = {k: [] for k in (
         "lr", "momentum", "dampening", "nesterov", "weight_decay", "beta1", "beta2", "eps",
-        "alpha", "l1", "l2", "bias_penalty", "dropout", "label_smoothing", "grad_clip")}
+        "alpha", "l1", "l2", "dropout", "label_smoothing", "grad_clip")}
     for e in exps:
         o, r = e.optimizer, e.regularization
         lam = r.strength if r.type != "none" else 0.0
         l1 = {"l1": lam, "elastic_net": lam * r.l1_ratio}.get(r.type, 0.0)
         l2 = {"l2": lam, "elastic_net": lam * (1 - r.l1_ratio)}.get(r.type, 0.0)
         vals = [o.lr, o.momentum, o.dampening, float(o.nesterov), o.weight_decay, o.betas[0],
-                o.betas[1], o.eps, o.alpha, l1, l2, float(r.include_bias), e.model.dropout,
+                o.betas[1], o.eps, o.alpha, l1, l2, e.model.dropout,
                 e.loss.label_smoothing, e.training.grad_clip or float("inf")]
         for key, v in zip(rows, vals, strict=True):
             rows[key].append(float(v))
@@ -49,16 +55,25 @@ def member_hparams(exps: Sequence[Experiment], device: torch.device) -> dict[str
 
 
 class Population:
-    """Stacked parameters of K members sharing (in_features, hidden, n_classes, batch_norm)."""
+    """Stacked parameters of K members sharing (in_features, hidden, n_classes, batch_norm).
+
+    All parameters live in one member-major buffer `flat` (K, P) (P = parameters per member),
+    and all gradients in `grad` (K, P): `params[i]` and `grads[i]` are views into them, so the
+    optimizer updates every layer of every member in a few whole-buffer operations.
+    `autograd=True` makes the parameter views autograd leaves; the hand-written backward
+    (engine/backprop.py) works on plain tensors.
+    """
 
     def __init__(self, exps: Sequence[Experiment], in_features: int, n_classes: int,
-                 device: torch.device):
+                 device: torch.device, autograd: bool = True):
         cfg = exps[0].model
         self.hidden = list(cfg.hidden)
         self.activation = cfg.activation
         self.batch_norm = cfg.batch_norm
+        self.include_bias = exps[0].regularization.include_bias  # part of the layout
         self.in_features, self.n_classes = in_features, n_classes
         self.device = device
+        self.autograd = autograd
         self.lin_idx = linear_indices(self.hidden, self.batch_norm)
         states = []
         for e in exps:
@@ -81,23 +96,42 @@ class Population:
 
     def load_state_dicts(self, states: Sequence[dict[str, torch.Tensor]]) -> None:
         """Stack K plain `nn.Sequential` state dicts into the population."""
-        self.params: list[torch.Tensor] = []
+        tensors: list[torch.Tensor] = []
         self.buffers: dict[str, torch.Tensor] = {}
         self.param_keys: list[str] = []
         lin_w = {f"{i}.weight" for i in self.lin_idx}
         for key, role in self._keys():
-            t = torch.stack([s[key].detach() for s in states]).to(self.device).clone()
+            t = torch.stack([s[key].detach() for s in states]).to(self.device)
             if key in lin_w:
-                # stored (K, in, out): x @ W needs no transpose, and autograd hands back a
-                # gradient in the same layout (no per-step copy)
-                t = t.transpose(1, 2).contiguous()
+                # stored (K, in, out): x @ W needs no transpose in the forward pass
+                t = t.transpose(1, 2)
             if role == "param":
-                self.params.append(t.requires_grad_(True))
+                tensors.append(t)
                 self.param_keys.append(key)
             else:
-                self.buffers[key] = t
+                self.buffers[key] = t.clone()
         self.K = len(states)
+        self.shapes = [tuple(t.shape[1:]) for t in tensors]
+        self.flat = torch.cat([t.reshape(self.K, -1) for t in tensors], 1)  # (K, P)
+        self.grad = torch.zeros_like(self.flat)
         self._pos = {k: i for i, k in enumerate(self.param_keys)}
+        self._bind()
+
+    def _bind(self) -> None:
+        self.params = self.views(self.flat)
+        self.grads = self.views(self.grad)
+        if self.autograd:
+            for p in self.params:  # views of a plain buffer: leaves of their own
+                p.requires_grad_(True)
+
+    def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Per-parameter views (K, *shape) of a (K, P) member-major buffer."""
+        out, start = [], 0
+        for shape in self.shapes:
+            n = math.prod(shape)
+            out.append(flat[:, start:start + n].view(flat.shape[0], *shape))
+            start += n
+        return out
 
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member k as a plain `nn.Sequential` state dict (CPU tensors)."""
@@ -107,18 +141,23 @@ class Population:
         out.update({key: b[k].cpu().clone() for key, b in self.buffers.items()})
         return out
 
-    def decay_mask(self, include_bias: bool) -> list[bool]:
-        """Which parameters weight decay applies to: Linear weights (and biases if asked)."""
+    def decay_mask(self) -> torch.Tensor:
+        """(1, P): 1 where weight decay and penalties apply (Linear weights, and biases when
+        the layout's include_bias says so), 0 elsewhere (batch-norm parameters never)."""
         lin = {f"{i}.weight" for i in self.lin_idx}
         bias = {f"{i}.bias" for i in self.lin_idx}
-        return [k in lin or (include_bias and k in bias) for k in self.param_keys]
+        mask = torch.zeros(1, self.flat.shape[1], device=self.device)
+        for key, v in zip(self.param_keys, self.views(mask), strict=True):
+            if key in lin or (self.include_bias and key in bias):
+                v.fill_(1.0)
+        return mask
 
     def compact(self, keep: torch.Tensor) -> None:
-        """Keep members `keep` (index tensor); the others are dropped."""
-        self.params = [p.detach()[keep].clone().requires_grad_(True) for p in self.params]
+        """Keep members `keep` (index tensor) with their gradients; the others are dropped."""
+        self.flat, self.grad = self.flat[keep], self.grad[keep]
         self.buffers = {k: b[keep].clone() for k, b in self.buffers.items()}
         self.K = len(keep)
-        self._pos = {k: i for i, k in enumerate(self.param_keys)}
+        self._bind()
 
     # ------------------------------------------------------------------ forward
 
@@ -126,6 +165,12 @@ class Population:
         """(weight (K, in, out), bias (K, out)) of each Linear layer (weights stored transposed)."""
         pos = self._pos
         return [(self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]])
+                for i in self.lin_idx]
+
+    def linear_grads(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The gradients of `linears()`, views into `grad`, in the same layouts."""
+        pos = self._pos
+        return [(self.grads[pos[f"{i}.weight"]], self.grads[pos[f"{i}.bias"]])
                 for i in self.lin_idx]
 
     def forward(self, x: torch.Tensor, train: bool, dropout: Sequence[float] | None = None,
@@ -185,47 +230,26 @@ class Population:
 
     # ------------------------------------------------------------------ loss and penalty
 
-    @staticmethod
-    def member_loss(logits: torch.Tensor, y: torch.Tensor,
-                    smoothing: torch.Tensor | None) -> torch.Tensor:
-        """Cross-entropy per member (K,), nn.CrossEntropyLoss semantics; y (K, B)."""
-        if logits.shape[0] == 1:  # one member: the fused kernel itself
-            ls = 0.0 if smoothing is None else float(smoothing[0])
-            return F.cross_entropy(logits[0], y[0], label_smoothing=ls).unsqueeze(0)
-        logp = torch.log_softmax(logits, dim=-1)  # (K, B, C)
-        nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (K, B)
-        if smoothing is None:
-            return nll.mean(1)
-        eps = smoothing.unsqueeze(1)
-        return ((1 - eps) * nll - eps * logp.mean(-1)).mean(1)
-
-    def penalty(self, l1: torch.Tensor, l2: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """λ-weighted L1/L2 penalty per member (K,): weights always, biases where bias=1."""
+    def penalty(self, l1: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
+        """λ-weighted L1/L2 penalty per member (K,) on the parameter views (differentiable):
+        weights always, biases when the layout's include_bias says so."""
         total = torch.zeros(self.K, device=self.device)
         use_l1, use_l2 = bool((l1 > 0).any()), bool((l2 > 0).any())
-        with_bias = bool((bias > 0).any())
         for w, b in self.linears():
-            for t, scale in ((w, None), (b, bias)):
-                if scale is not None and not with_bias:
-                    continue
+            for t in (w, b) if self.include_bias else (w,):
                 dims = tuple(range(1, t.dim()))
-                term = torch.zeros_like(total)
                 if use_l1:
-                    term = term + l1 * t.abs().sum(dims)
+                    total = total + l1 * t.abs().sum(dims)
                 if use_l2:
-                    term = term + l2 * (t * t).sum(dims)
-                total = total + (term if scale is None else term * scale)
+                    total = total + l2 * (t * t).sum(dims)
         return total
 
     @torch.no_grad()
     def clip_grads(self, max_norm: torch.Tensor) -> None:
-        """Per-member clip_grad_norm_ over all of a member's parameters."""
-        sq = sum(p.grad.pow(2).flatten(1).sum(1) for p in self.params if p.grad is not None)
-        norm = torch.as_tensor(sq).sqrt()  # (K,)
+        """Per-member clip_grad_norm_ over all of a member's parameters (max_norm (K,))."""
+        norm = torch.linalg.vector_norm(self.grad, dim=1)  # (K,)
         coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-        for p in self.params:
-            if p.grad is not None:
-                p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
+        self.grad.mul_(coef.unsqueeze(1))
 
     @torch.no_grad()
     def layer_stats(self) -> list[list[tuple[str, float, float, float]]]:

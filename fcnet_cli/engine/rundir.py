@@ -5,6 +5,7 @@ The training loop calls these; the layout and atomic writing live in `checkpoint
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from fcnet_cli import __version__
 from fcnet_cli.config import (
     ConfigError,
     Experiment,
@@ -26,7 +28,7 @@ from fcnet_cli.config import (
 )
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine.data import DataSplits
-from fcnet_cli.engine.evaluate import evaluate
+from fcnet_cli.engine.evaluate import evaluate_split, majority_notice
 from fcnet_cli.engine.members import Member
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, UsageError
@@ -38,17 +40,17 @@ __all__ = [
     "finish_member",
     "layer_stats",
     "load_resume_state",
+    "load_resume_states",
     "prepare_run_dirs",
     "save_model",
     "versions",
     "write_metrics",
+    "write_progress",
 ]
 
-FCNET_VERSION = "0.1.0"
-
-
 def versions() -> dict[str, str]:
-    return {"fcnet": FCNET_VERSION, "torch": torch.__version__,
+    """The versions a run records (summary.json, checkpoint metadata) and `--version` shows."""
+    return {"fcnet": __version__, "torch": torch.__version__,
             "python": platform.python_version()}
 
 
@@ -57,34 +59,44 @@ def layer_stats(rows: Sequence[tuple[str, float, float, float]]) -> list[LayerSt
 
 
 def prepare_run_dirs(exps: Sequence[Experiment], run_dirs: Sequence[Path] | None, resume: bool,
-                     data: DataSplits) -> list[Path]:
-    """Create (or, on resume, check) one run directory per member; write config.yaml."""
+                     locks: contextlib.ExitStack) -> list[Path]:
+    """Create (or, on resume, clean) one run directory per member, locked on `locks`.
+
+    Each directory is locked before anything in it is written or removed, so a second
+    process never touches a live run's in-progress files: it gets RunBusyError (exit 2).
+    A new run gets config.yaml; a resumed one loses its stale temporary files.
+    """
     out: list[Path] = []
     for i, exp in enumerate(exps):
         if resume:
             assert run_dirs is not None
             rd = Path(run_dirs[i])
-            ck.clean_stale(rd)
         elif run_dirs is None:
             rd = ck.new_run_dir(Path(exp.output.dir), exp.name)
         else:
             rd = Path(run_dirs[i])
             rd.mkdir(parents=True, exist_ok=True)
-        if not resume:
+        locks.enter_context(ck.RunLock(rd))
+        if resume:
+            ck.clean_stale(rd)
+        else:
             ck.atomic_write_text(rd / "config.yaml", dump_experiment(exp))
         out.append(rd)
     return out
+
+
+MACHINE_KEYS = ("training.threads",)  # how fast it runs here, not what it computes
 
 
 def check_resume_config(run_dir: Path, exp: Experiment) -> None:
     """Refuse to resume a run with a config other than the one it started with."""
     if not (run_dir / "config.yaml").is_file():
         raise UsageError(f"{run_dir}: not a run directory (no config.yaml)")
-    raw, lines = read_config_file(run_dir / "config.yaml")
-    saved = validate_experiment(raw, lines, str(run_dir / "config.yaml"))
+    raw, _ = read_config_file(run_dir / "config.yaml")
+    saved = validate_experiment(raw, str(run_dir / "config.yaml"))  # as saved: paths resolved
     a, b = flatten(saved.model_dump(mode="json")), flatten(exp.model_dump(mode="json"))
     diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in MACHINE_KEYS]
     if diff:
         raise ConfigError([f"cannot resume {run_dir}: the config changed"] + diff)
 
@@ -104,10 +116,12 @@ def write_metrics(run_dir: Path, history: Sequence[EpochMetrics]) -> None:
 def _meta(m: Member, data: DataSplits, epoch: int | None) -> dict[str, Any]:
     row = next((r for r in m.history if r.epoch == epoch), None)
     return {
-        "format": "fcnet-checkpoint", "version": 1, "versions": versions(),
+        "format": ck.FORMAT, "version": ck.VERSION, "versions": versions(),
         "config": m.exp.model_dump(mode="json"), "in_features": data.n_features,
-        "n_classes": data.n_classes, "classes": list(data.classes),
-        "normalization": data.normalization.to_json(), "epoch": epoch,
+        # n_classes is the width of the last layer: the classes, or the regression targets
+        "n_classes": data.n_outputs, "classes": list(data.classes), "task": data.task,
+        "normalization": data.normalization.to_json(),
+        "preprocessing": data.preprocessing.to_json(), "epoch": epoch,
         "metrics": None if row is None else {k: v for k, v in row.row().items()
                                              if not k.startswith(("l1_", "l2_", "sparsity"))},
     }
@@ -126,22 +140,39 @@ def save_model(run_dir: Path, which: str, m: Member, data: DataSplits,
         ck.save_checkpoint(run_dir, "last", state_dict, _meta(m, data, epoch), train_state)
 
 
+def write_progress(m: Member) -> None:
+    """metrics.csv, then summary.json saying how far the run got (status "running" until it
+    ends), so a run killed with SIGKILL leaves records that agree with each other instead of
+    the summary of an earlier interruption. `fcnet compare` shows such a run as incomplete.
+    """
+    assert m.run_dir is not None
+    write_metrics(m.run_dir, m.history)
+    result = RunResult(name=m.exp.name, run_dir=str(m.run_dir), status=m.status or "running",
+                       history=list(m.history), best_epoch=m.best_epoch, monitor=m.monitor,
+                       reason=m.reason, seconds=m.seconds)
+    ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
+
+
 def finish_member(m: Member, data: DataSplits) -> RunResult:
     """Test metrics of the best state, summary.json, and any best checkpoint still pending."""
-    test = None
+    test, notices = None, list(data.notices)
     if m.best_state is not None:
-        model = build_mlp(m.exp.model, data.n_features, data.n_classes).to(data.x_test.device)
+        model = build_mlp(m.exp.model, data.n_features, data.n_outputs).to(data.x_test.device)
         model.load_state_dict(m.best_state)
         if len(data.y_test):
-            test = evaluate(model, data.x_test, data.y_test, list(data.classes), "test",
-                            label_smoothing=m.exp.loss.label_smoothing)
+            test = evaluate_split(model, m.exp, data, "test")
+            notices += test.notices
+        elif data.task == "classification" and m.history and m.best_epoch is not None:
+            acc = next(r.val_accuracy for r in m.history if r.epoch == m.best_epoch)
+            notices += majority_notice(acc, data.y_val, data.classes, "val")[1]
         if m.run_dir is not None and m.best_dirty:
             save_model(m.run_dir, "best", m, data)
             m.best_dirty = False
     result = RunResult(name=m.exp.name, run_dir=None if m.run_dir is None else str(m.run_dir),
                        status=m.status or "interrupted", history=list(m.history),
                        best_epoch=m.best_epoch, monitor=m.monitor, test=test, reason=m.reason,
-                       seconds=m.seconds)
+                       seconds=m.seconds, notices=notices, engine=m.engine,
+                       engine_reason=m.engine_reason)
     if m.run_dir is not None:
         write_metrics(m.run_dir, m.history)
         ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
@@ -161,7 +192,9 @@ def summary(r: RunResult) -> dict[str, Any]:
         "gap_at_last": None if last is None else {"accuracy": last.gap_accuracy,
                                                   "loss": last.gap_loss},
         "test": None if r.test is None else r.test.to_dict(),
-        "seconds": r.seconds, "run_dir": r.run_dir, "versions": versions(),
+        "notices": list(r.notices),
+        "seconds": r.seconds, "run_dir": r.run_dir, "threads": torch.get_num_threads(),
+        "versions": versions(), "engine": r.engine, "engine_reason": r.engine_reason,
     }
 
 
@@ -170,6 +203,23 @@ class ResumeState:
     weights: dict[str, torch.Tensor]
     train: dict[str, Any]
     best_weights: dict[str, torch.Tensor] | None
+
+
+def load_resume_states(run_dirs: Sequence[Path]) -> list[ResumeState] | None:
+    """Each run's resume state; None when no run got as far as its first `last` checkpoint.
+
+    A run killed during its first epoch has nothing to resume from: it starts again from
+    epoch 1 in the same directory (its partial metrics.csv and summary.json are removed;
+    the caller holds the run's lock). A population where only some members have a `last`
+    checkpoint cannot be resumed.
+    """
+    started = [(rd / "checkpoints" / "last").exists() for rd in run_dirs]
+    if not any(started):
+        for rd in run_dirs:
+            for name in ("metrics.csv", "summary.json"):
+                (rd / name).unlink(missing_ok=True)
+        return None
+    return [load_resume_state(rd) for rd in run_dirs]
 
 
 def load_resume_state(run_dir: Path | None) -> ResumeState:

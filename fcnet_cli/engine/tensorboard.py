@@ -1,7 +1,9 @@
 """Optional TensorBoard logging: the scalars of metrics.csv as TensorBoard event files.
 
-Needs the `tensorboard` extra (`pip install -e ".[tensorboard]"`). Each member writes to
-`<run dir>/tensorboard/`, one point per epoch:
+Needs the `tensorboard` extra (`pip install -e ".[tensorboard]"`). `train` and
+`train_population` add the logger themselves for members with `output.tensorboard: true`
+(`loggers_for`), so a run started from Python logs like one started by `fcnet train` or a
+sweep. Each member writes to `<run dir>/tensorboard/`, one point per epoch:
 
     loss/train, loss/val, accuracy/train, accuracy/val, gap/accuracy, gap/loss, lr, seconds,
     weights/l2_norm_<layer>, weights/l1_norm_<layer>, weights/sparsity_<layer>
@@ -12,13 +14,15 @@ Needs the `tensorboard` extra (`pip install -e ".[tensorboard]"`). Each member w
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from fcnet_cli.config import Experiment
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, EpochMetrics, RunResult, RunStart
 
-__all__ = ["LOG_SUBDIR", "TensorBoardLogger", "available", "scalar_tags"]
+__all__ = ["LOG_SUBDIR", "TensorBoardLogger", "available", "loggers_for", "scalar_tags"]
 
 LOG_SUBDIR = "tensorboard"
 _TAGS = {
@@ -43,26 +47,31 @@ def scalar_tags(m: EpochMetrics) -> dict[str, float]:
     return out
 
 
+def _summary_writer(log_dir: str) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=log_dir)
+
+
 class TensorBoardLogger(Callback):
-    """Writes every member's per-epoch scalars under `<run dir>/tensorboard/`.
+    """Writes the per-epoch scalars of `members` (default: all) under `<run dir>/tensorboard/`.
 
     Members without a run directory are skipped. Call `close()` when training ends (the
     writers of members that end are closed as they end).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, members: Collection[int] | None = None) -> None:
         if not available():
             raise UsageError("TensorBoard logging needs the tensorboard package: "
                              "pip install 'fcnet[tensorboard]'")
+        self.members = None if members is None else set(members)
         self._writers: dict[int, Any] = {}
 
     def on_run_start(self, start: RunStart) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.close()
         for member, run_dir in enumerate(start.run_dirs):
-            if run_dir:
-                self._writers[member] = SummaryWriter(log_dir=str(Path(run_dir) / LOG_SUBDIR))
+            if run_dir and (self.members is None or member in self.members):
+                self._writers[member] = _summary_writer(str(Path(run_dir) / LOG_SUBDIR))
 
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         for m in metrics:
@@ -82,3 +91,12 @@ class TensorBoardLogger(Callback):
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+def loggers_for(exps: Sequence[Experiment]) -> list[TensorBoardLogger]:
+    """The loggers the members' `output` sections ask for (member k of `exps` is member k).
+
+    Raises UsageError when one needs a package that is not installed.
+    """
+    wanted = [k for k, e in enumerate(exps) if e.output.tensorboard]
+    return [TensorBoardLogger(wanted)] if wanted else []

@@ -18,11 +18,20 @@ import torch
 
 from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.engine import rundir as records
-from fcnet_cli.engine.checkpoint import RunLock
+from fcnet_cli.engine.backprop import AutogradStep, ExplicitStep, fast_path_reason
+from fcnet_cli.engine.cpus import apply_threads
 from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.losses import (
+    MemberLoss,
+    class_weight_table,
+    classification_metrics,
+    regression_metrics,
+)
 from fcnet_cli.engine.members import Member, new_member
+from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
+from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
 
@@ -48,12 +57,22 @@ def pick_device(name: str) -> torch.device:
 
 def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToken | None = None,
           resume: Path | None = None) -> RunResult:
-    """Train one experiment (a population of one). `resume` continues a run directory."""
+    """Train one experiment (a population of one). `resume` continues a run directory.
+
+    torch uses `training.threads` CPU threads (default: the cores available to the process)
+    while it trains; the previous setting is restored afterwards.
+    """
     if resume is not None:
         records.check_resume_config(resume, exp)
-        return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
-                                resume=True)[0]
-    return train_population([exp], callbacks=callbacks, stop=stop)[0]
+    before = torch.get_num_threads()
+    apply_threads(exp.training.threads)
+    try:
+        if resume is not None:
+            return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
+                                    resume=True)[0]
+        return train_population([exp], callbacks=callbacks, stop=stop)[0]
+    finally:
+        torch.set_num_threads(before)
 
 
 def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback] = (),
@@ -73,8 +92,15 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         pruner: asked after every epoch whether to stop a member early.
         data: already-loaded splits (a sweep loads them once per layout).
     """
-    engine = _Engine(exps, callbacks, stop or StopToken(), pruner, eager_checkpoints, data)
-    return engine.run(run_dirs, resume)
+    with contextlib.ExitStack() as locks:
+        if resume:  # a busy run is refused before anything is loaded, read or removed
+            run_dirs = records.prepare_run_dirs(exps, run_dirs, True, locks)
+        loggers = loggers_for(exps)  # output.tensorboard: honoured here, whoever calls
+        for logger in loggers:
+            locks.callback(logger.close)
+        engine = _Engine(exps, [*callbacks, *loggers], stop or StopToken(), pruner,
+                         eager_checkpoints, data)
+        return engine.run(run_dirs, resume, locks)
 
 
 class _Engine:
@@ -87,7 +113,8 @@ class _Engine:
         if len({layout_key(e) for e in exps}) > 1:
             raise ValueError("members of one population must share a layout (config.layout_key)")
         self.device = pick_device(first.training.device)
-        self.data = (data or load_data(first.data)).to(self.device)
+        self.data = (data or load_data(first.data, task=first.task)).to(self.device)
+        self.regression = self.data.task == "regression"
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
         self.n_train = len(self.data.y_train)
         self.n_batches = math.ceil(self.n_train / self.batch_size)
@@ -97,21 +124,28 @@ class _Engine:
 
     # ------------------------------------------------------------------ set-up
 
-    def run(self, run_dirs: Sequence[Path] | None, resume: bool) -> list[RunResult]:
+    def run(self, run_dirs: Sequence[Path] | None, resume: bool,
+            locks: contextlib.ExitStack) -> list[RunResult]:
         d = self.data
-        self.pop = Population(self.exps, d.n_features, d.n_classes, self.device)
+        check_memory(self.exps, d.n_features, d.n_outputs, min(len(d.y_val), EVAL_BATCH),
+                     self.device)  # refuse what cannot fit before allocating it
+        # the engine: the hand-written backward unless the layout needs autograd (one decision)
+        reason = fast_path_reason(self.exps)
+        self.pop = Population(self.exps, d.n_features, d.n_outputs, self.device,
+                              autograd=reason is not None)
         self.members = [new_member(i, e, self.device) for i, e in enumerate(self.exps)]
-        self.hp = member_hparams(self.exps, self.device)
-        # include_bias is part of the layout: weight decay on biases is one flag per population
-        decay = self.pop.decay_mask(self.exps[0].regularization.include_bias)
-        self.opt = PopulationOptimizer(self.exps[0].optimizer.name, self.pop.params, decay,
-                                       self.hp)
-        dirs = records.prepare_run_dirs(self.exps, run_dirs, resume, d)
-        with contextlib.ExitStack() as locks:
-            for m, rd in zip(self.members, dirs, strict=True):
-                locks.enter_context(RunLock(rd))
-                m.run_dir = rd
-            return self._run(dirs, resume)
+        self.hp = member_hparams(self.exps, self.device)  # the (K,) table, built once
+        self.loss = self._member_loss()
+        self.opt = PopulationOptimizer(self.exps[0].optimizer.name, self.pop, self.hp)
+        step = AutogradStep if reason is not None else ExplicitStep
+        self.step = step(self.pop, self.hp, d.x_train, d.y_train, self.loss)
+        for m in self.members:
+            m.engine, m.engine_reason = self.step.name, reason
+        dirs = [Path(p) for p in run_dirs or ()] if resume else records.prepare_run_dirs(
+            self.exps, run_dirs, False, locks)
+        for m, rd in zip(self.members, dirs, strict=True):
+            m.run_dir = rd
+        return self._run(dirs, resume)
 
     def _run(self, dirs: list[Path], resume: bool) -> list[RunResult]:
         d = self.data
@@ -129,24 +163,27 @@ class _Engine:
                 epochs=self.epochs, batches_per_epoch=self.n_batches,
                 start_epoch=self.start_epoch, device=str(self.device), n_train=self.n_train,
                 n_val=len(d.y_val), n_test=len(d.y_test), n_features=d.n_features,
-                n_classes=d.n_classes))
+                n_classes=d.n_outputs, task=d.task, notices=list(d.notices)))
         try:
             self._loop()
-        except BaseException:
+        except BaseException as err:
             # a failure (disk full, Ctrl-C without a stop token): record what is known, keep
             # the checkpoints as they are, and let the error through
+            why = " ".join(str(err).split()) or type(err).__name__
             for m in self.members:
                 if m.status is None:
-                    m.status, m.reason = "failed", "stopped by an error"
+                    m.status, m.reason = "failed", f"stopped by an error: {why}"
                     with contextlib.suppress(Exception):
                         self._finish(m)
             raise
         return [self.results[i] for i in range(len(self.exps))]
 
     def _restore(self) -> None:
-        states = [records.load_resume_state(m.run_dir) for m in self.members]
+        states = records.load_resume_states([m.run_dir for m in self.members if m.run_dir])
+        if states is None:  # killed before its first checkpoint: start again from epoch 1
+            return
         self.pop.load_state_dicts([s.weights for s in states])
-        self.opt.params = self.pop.params
+        self.step.refresh(self.hp)
         self.opt.load_member_states([s.train["optimizer"] for s in states])
         for m, s in zip(self.members, states, strict=True):
             m.load_state(s.train, s.best_weights)
@@ -161,11 +198,7 @@ class _Engine:
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
-        d, B = self.data, self.batch_size
-        dropout = self.hp["dropout"].tolist() if bool((self.hp["dropout"] > 0).any()) else None
-        smoothing = self.hp["label_smoothing"] if bool(
-            (self.hp["label_smoothing"] > 0).any()) else None
-        penalize = bool(((self.hp["l1"] > 0) | (self.hp["l2"] > 0)).any())
+        B = self.batch_size
         clip = bool(torch.isfinite(self.hp["grad_clip"]).any())
         for epoch in range(self.start_epoch, self.epochs):
             t0 = time.perf_counter()
@@ -176,48 +209,33 @@ class _Engine:
                                           for m in self.members]).to(self.device)  # (K, N)
                 z = torch.zeros(self.pop.K, device=self.device)
                 self.acc = (z, z.clone(), 0)
-            lr = self._epoch_lrs(epoch)
+            self._set_epoch_lrs(epoch)
             for b in range(first_batch, self.n_batches):
                 if self.stop.requested:
                     self._interrupt(epoch, b)
                     return
                 if self._onecycle:
-                    lr = self._onecycle_lrs(epoch * self.n_batches + b)
+                    self._set_onecycle_lrs(epoch * self.n_batches + b)
                 assert self.perms is not None
                 idx = self.perms[:, b * B:(b + 1) * B]  # (K, batch)
-                flat = idx.reshape(-1)  # index_select: a plain gather, faster than x[idx]
-                xb = d.x_train.index_select(0, flat).view(*idx.shape, -1)  # (K, batch, F)
-                yb = d.y_train.index_select(0, flat).view(idx.shape)  # (K, batch)
-                # forward → loss (+ explicit penalty) → zero_grad → backward → clip → step
-                logits = self.pop.forward(xb, True, dropout, [m.drop_gen for m in self.members])
-                loss = self.pop.member_loss(logits, yb, smoothing)  # (K,)
-                objective = loss + self.pop.penalty(self.hp["l1"], self.hp["l2"],
-                                                    self.hp["bias_penalty"]) if penalize else loss
-                for p in self.pop.params:
-                    p.grad = None
-                total = objective.sum()
-                finite = None
-                if not bool(torch.isfinite(total)):  # one check per step; per member if it fails
-                    finite = torch.isfinite(objective)
-                    total = torch.where(finite, objective, 0.0).sum()
-                total.backward()
-                if finite is not None:
-                    keep = self._diverge(finite, epoch, b)
+                # forward → loss (+ explicit penalty) → backward (gradients into pop.grad)
+                logits, loss, objective, yb = self.step(idx, [m.drop_gen for m in self.members])
+                if not math.isfinite(float(objective.sum())):  # one check (sync) per step
+                    keep = self._diverge(torch.isfinite(objective), epoch, b)
                     if keep is None:
                         return
-                    lr, logits, loss, yb = lr[keep], logits[keep], loss[keep], yb[keep]
-                    dropout = None if dropout is None else self.hp["dropout"].tolist()
-                    smoothing = None if smoothing is None else self.hp["label_smoothing"]
+                    logits, loss, yb = logits[keep], loss[keep], yb[keep]
                 if clip:
                     self.pop.clip_grads(self.hp["grad_clip"])
-                self.opt.step(lr)
+                self.opt.step()  # every member with its own lr from the table
                 with torch.no_grad():
                     ls, corr, cnt = self.acc
-                    self.acc = (ls + loss.detach() * yb.shape[1],
-                                corr + (logits.argmax(-1) == yb).sum(1), cnt + yb.shape[1])
+                    if not self.regression:
+                        corr = corr + (logits.argmax(-1) == yb).sum(1)
+                    self.acc = (ls + loss * yb.shape[1], corr, cnt + yb.shape[1])
                 for cb in self.callbacks:
                     cb.on_batch_end(BatchProgress(epoch + 1, b + 1, self.n_batches))
-            self._end_epoch(epoch, lr, time.perf_counter() - t0)
+            self._end_epoch(epoch, time.perf_counter() - t0)
             if not self.members:
                 return
 
@@ -227,7 +245,8 @@ class _Engine:
     def _onecycle(self) -> bool:
         return self.exps[0].scheduler.name == "onecycle"
 
-    def _epoch_lrs(self, epoch: int) -> torch.Tensor:
+    def _set_epoch_lrs(self, epoch: int) -> None:
+        """Write this epoch's lr of every member into the table's lr column."""
         lrs = []
         for m in self.members:
             s, base = m.exp.scheduler, m.exp.optimizer.lr
@@ -235,43 +254,79 @@ class _Engine:
             if m.plateau is not None and epoch >= s.warmup_epochs:
                 lr = m.plateau.lr
             lrs.append(lr)
-        return torch.tensor(lrs, dtype=torch.float32, device=self.device)
+        self._write_lrs(lrs)
 
-    def _onecycle_lrs(self, step: int) -> torch.Tensor:
+    def _set_onecycle_lrs(self, step: int) -> None:
         total = self.epochs * self.n_batches
-        lrs = [onecycle_lr(step, total, m.exp.scheduler.max_lr or m.exp.optimizer.lr,
-                           m.exp.scheduler.pct_start) for m in self.members]
-        return torch.tensor(lrs, dtype=torch.float32, device=self.device)
+        self._write_lrs([onecycle_lr(step, total, m.exp.scheduler.max_lr or m.exp.optimizer.lr,
+                                     m.exp.scheduler.pct_start) for m in self.members])
+
+    def _write_lrs(self, lrs: list[float]) -> None:
+        col = self.hp["lr"]  # in place: the optimizer holds views of this column
+        if len(lrs) == 1:
+            col.fill_(lrs[0])
+        else:
+            col.copy_(torch.tensor(lrs, dtype=col.dtype))
 
     # ------------------------------------------------------------------ epoch end
 
+    def _member_loss(self) -> MemberLoss:
+        """The population's loss, its hyperparameters per member ((K,) or (K, C) tensors)."""
+        first, hp = self.exps[0], self.hp
+        smoothing = hp["label_smoothing"] if bool((hp["label_smoothing"] > 0).any()) else None
+        weights = None if self.regression else class_weight_table(
+            self.exps, self.data.y_train, self.data.n_classes, self.device)
+        delta = torch.tensor([e.loss.huber_delta for e in self.exps], dtype=torch.float32,
+                             device=self.device)
+        return MemberLoss(first.loss_name, smoothing, weights, delta)
+
     @torch.no_grad()
-    def _evaluate_val(self) -> tuple[list[float], list[float]]:
+    def _evaluate_val(self) -> tuple[list[float], dict[str, list[float]]]:
+        """Validation loss per member and the metrics (`config.Monitor`) per member."""
         x, y = self.data.x_val, self.data.y_val
-        K = self.pop.K
-        smoothing = self.hp["label_smoothing"]
+        K, C = self.pop.K, self.pop.n_classes
         loss_sum = torch.zeros(K, device=self.device)
-        correct = torch.zeros(K, device=self.device)
+        # classification: confusion (K, C, C); regression: Σ squared / absolute errors (K, T)
+        conf = torch.zeros(K * C * C, dtype=torch.long, device=self.device)
+        sse = torch.zeros(K, C, dtype=torch.float64, device=self.device)
+        sae = torch.zeros_like(sse)
+        member = torch.arange(K, device=self.device).unsqueeze(1)  # (K, 1)
         for s in range(0, len(y), EVAL_BATCH):
             xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
-            logits = self.pop.forward(xb.expand(K, -1, -1), False)
-            yk = yb.expand(K, -1)
-            loss_sum += self.pop.member_loss(logits, yk, smoothing) * len(yb)
-            correct += (logits.argmax(-1) == yk).sum(1)
+            out = self.pop.forward(xb.expand(K, -1, -1), False)
+            yk = yb.expand(K, *yb.shape)
+            loss_sum += self.loss(out, yk) * len(yb)
+            if self.regression:
+                diff = (out - yk).double()
+                sse += (diff * diff).sum(1)
+                sae += diff.abs().sum(1)
+            else:
+                conf += torch.bincount(((member * C + yk) * C + out.argmax(-1)).flatten(),
+                                       minlength=K * C * C)
         n = max(len(y), 1)
-        return (loss_sum / n).tolist(), (correct / n).tolist()
+        if self.regression:
+            yd = y.double()
+            sst = ((yd - yd.mean(0)) ** 2).sum(0)  # (T,)
+            metrics = regression_metrics(sse, sae, sst, len(y), self.data.preprocessing.target.std)
+        else:
+            metrics = classification_metrics(conf.view(K, C, C))
+        return (loss_sum / n).tolist(), {k: v.tolist() for k, v in metrics.items()}
 
-    def _end_epoch(self, epoch: int, lr: torch.Tensor, seconds: float) -> None:
+    def _end_epoch(self, epoch: int, seconds: float) -> None:
         ls, corr, cnt = self.acc
         train_loss, train_acc = (ls / cnt).tolist(), (corr / cnt).tolist()
-        val_loss, val_acc = self._evaluate_val()
+        val_loss, val = self._evaluate_val()
+        val_acc = val.pop("val_accuracy", [math.nan] * len(val_loss))
+        if self.regression:
+            train_acc = [math.nan] * len(train_loss)
         stats = self.pop.layer_stats()
-        lrs = lr.tolist()
+        lrs = self.hp["lr"].tolist()
         rows = []
         for k, m in enumerate(self.members):
             row = EpochMetrics(m.index, epoch + 1, train_loss[k], train_acc[k], val_loss[k],
                                val_acc[k], lrs[k], seconds,
-                               records.layer_stats(stats[k]))
+                               records.layer_stats(stats[k]),
+                               {name: v[k] for name, v in val.items()})
             m.history.append(row)
             rows.append(row)
         observe = getattr(self.pruner, "observe", None)
@@ -296,7 +351,6 @@ class _Engine:
     def _diverge(self, finite: torch.Tensor, epoch: int, b: int) -> torch.Tensor | None:
         """Stop the members whose loss is not finite, before their bad update is applied."""
         bad = (~finite).nonzero().flatten().tolist()
-        grads = [p.grad for p in self.pop.params]
         for k in bad:
             m = self.members[k]
             m.status = "diverged"
@@ -306,10 +360,7 @@ class _Engine:
         if not keep:
             self.members = []
             return None
-        keep_t = self._keep(keep)
-        for p, g in zip(self.pop.params, grads, strict=True):
-            p.grad = None if g is None else g[keep_t]
-        return keep_t
+        return self._keep(keep)  # the kept members keep their gradients
 
     def _keep(self, keep: list[int]) -> torch.Tensor:
         """Compact every per-member structure to the members `keep`."""
@@ -317,7 +368,10 @@ class _Engine:
         self.members = [self.members[k] for k in keep]
         self.pop.compact(keep_t)
         self.hp = {n: t[keep_t] for n, t in self.hp.items()}
-        self.opt.compact(keep_t, self.pop.params, self.hp)
+        self.loss = self.loss.compact(keep_t)
+        self.opt.compact(keep_t, self.hp)
+        self.step.loss = self.loss
+        self.step.refresh(self.hp)
         if self.perms is not None:
             self.perms = self.perms[keep_t]
         ls, corr, cnt = self.acc
@@ -337,7 +391,7 @@ class _Engine:
         """Write `best` (when it changed) and `last` (with the exact training state)."""
         if m.run_dir is None:
             return
-        records.write_metrics(m.run_dir, m.history)
+        records.write_progress(m)
         if m.best_dirty and m.best_state is not None:
             records.save_model(m.run_dir, "best", m, self.data)
             m.best_dirty = False

@@ -24,17 +24,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fcnet_cli.analysis.compare import RunRecord, load_runs
+from fcnet_cli.engine.files import atomic_write_text
 from fcnet_cli.events import Callback, EpochMetrics, RunStart
 from fcnet_cli.studies import boundaries, dynamics
 from fcnet_cli.studies import pages as study_pages
 from fcnet_cli.studies.pages import Section
+from fcnet_cli.sweep.load import load_sweep
 from fcnet_cli.sweep.run import run_sweep
-from fcnet_cli.sweep.spec import load_sweep
 
 __all__ = ["STUDIES", "Study", "StudyRun", "main", "run_study", "write_page"]
 
-# The studies are part of the source tree, not of the installed package: paths are relative to
-# the working directory, which `make studies` sets to the checkout.
+# The studies are part of the source tree, not of the installed package: the default folder is
+# relative to the working directory (`make studies` runs in the checkout); `--studies` names it.
 STUDY_DIR = Path("experiments") / "studies"
 REPRODUCE = "python -m fcnet_cli.studies"  # what `make studies` runs
 
@@ -190,8 +191,24 @@ def write_page(done: Sequence[StudyRun], docs: Path, figures: Path, total: float
     body = [_section(i, d, docs, figures, command) for i, d in enumerate(done, 1)]
     page = docs / "studies.md"
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text("\n".join(header) + "\n" + "\n".join(body), encoding="utf-8")
+    # atomic: a concurrent run or a reader never sees half a page
+    atomic_write_text(page, "\n".join(header) + "\n" + "\n".join(body))
     return page
+
+
+def _new_folder(root: Path) -> Path:
+    """A fresh stamped folder under `root`: two studies runs never share (and so resume)
+    each other's sweeps, even when started in the same second."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        folder = root / (stamp if i == 1 else f"{stamp}-{i}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{root}: no free folder name for {stamp}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -199,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=[s.name for s in STUDIES],
                         help="run these studies only (the page then has only them)")
+    parser.add_argument("--studies", type=Path, default=STUDY_DIR,
+                        help="folder of the study sweep files and their .md explanations "
+                             "(experiments/studies of a checkout)")
     parser.add_argument("--runs", type=Path, default=Path("runs/studies"),
                         help="folder for the run directories (a new stamped folder inside)")
     parser.add_argument("--docs", type=Path, default=Path("docs"),
@@ -208,11 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "base.training.epochs=3 or seeds=1 (a quick check; the page says so)")
     args = parser.parse_args(argv)
     chosen = [s for s in STUDIES if not args.only or s.name in args.only]
-    out_root = args.runs / datetime.now().strftime("%Y%m%d-%H%M%S")
+    missing = [s.name for s in chosen if not (args.studies / f"{s.name}.yaml").is_file()]
+    if missing:
+        parser.error(f"{args.studies}: no study files for {', '.join(missing)} (run from a "
+                     f"checkout of fcnet, or give --studies DIR)")
+    out_root = _new_folder(args.runs)
     started = time.perf_counter()
     done = []
     for study in chosen:
-        done.append(run_study(study, out_root, overrides=args.overrides))
+        done.append(run_study(study, out_root, args.studies, args.overrides))
         _say(f"{study.name}: {len(done[-1].runs)} runs in {done[-1].seconds:.0f} s")
     page = write_page(done, args.docs, args.docs / "figures", time.perf_counter() - started,
                       args.overrides)

@@ -16,10 +16,9 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from fcnet_cli.analysis.stats import summarize, verdict
-from fcnet_cli.events import SweepResult, TrialResult
+from fcnet_cli.events import FINAL_FAILS, SweepResult, TrialResult
 from fcnet_cli.sweep.space import decode
 from fcnet_cli.sweep.spec import Sweep
-from fcnet_cli.sweep.store import FINAL_FAILS
 
 __all__ = ["counts", "sweep_result", "trial_result", "write_leaderboard"]
 
@@ -41,7 +40,7 @@ def trial_result(t: FrozenTrial, sweep: Sweep) -> TrialResult:
         best_epochs=list(a.get("best_epochs", [])), gap=a.get("gap"),
         seconds=float(a.get("seconds", 0.0)), run_dirs=list(a.get("run_dirs", [])),
         checkpoint=a.get("checkpoint"), status=a.get("status", state),
-        reason=a.get("reason"))
+        reason=a.get("reason"), also=dict(a.get("also", {})))
 
 
 def counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
@@ -93,8 +92,10 @@ def _cell(v: Any) -> Any:
 
 def write_leaderboard(result: SweepResult) -> str:
     """leaderboard.csv in the sweep folder: one row per trial, completed ones ranked."""
+    also = sorted({k for t in result.trials for k in t.also})  # e.g. val_macro_f1
     fields = ["rank", "trial", "state", "status", f"{result.metric}_mean", f"{result.metric}_std",
-              f"{result.metric}_ci95", "vs_best", "values", *result.swept, "best_epochs",
+              *(f"{k}_mean" for k in also), f"{result.metric}_ci95", "vs_best",
+              "values", *result.swept, "best_epochs",
               "gap_accuracy", "seconds", "checkpoint", "run_dirs", "reason"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
@@ -117,6 +118,7 @@ def write_leaderboard(result: SweepResult) -> str:
                "seconds": round(t.seconds, 3), "checkpoint": t.checkpoint,
                "run_dirs": _cell(t.run_dirs), "reason": t.reason}
         row.update({k: _cell(t.params.get(k, "")) for k in result.swept})
+        row.update({f"{k}_mean": t.also.get(k) for k in also})
         writer.writerow(row)
     path = Path(result.sweep_dir) / "leaderboard.csv"
     tmp = path.with_name(f".tmp-leaderboard-{os.getpid()}.csv")

@@ -22,16 +22,18 @@ from typing import Any
 
 import optuna
 import torch
-import yaml
 
+from fcnet_cli.engine.cpus import available_cpus
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, StopToken, SweepResult
 from fcnet_cli.sweep.leaderboard import sweep_result, write_leaderboard
-from fcnet_cli.sweep.spec import Sweep, load_sweep
+from fcnet_cli.sweep.load import load_sweep
+from fcnet_cli.sweep.spec import Sweep
 from fcnet_cli.sweep.store import Store, open_store
 from fcnet_cli.sweep.worker import Worker
+from fcnet_cli.yamlio import dump_yaml
 
-__all__ = ["load_sweep", "read_sweep", "run_sweep"]
+__all__ = ["load_sweep", "run_sweep"]
 
 
 def run_sweep(sweep: Sweep, *, storage: str | None = None, workers: int = 1,
@@ -60,7 +62,8 @@ def run_sweep(sweep: Sweep, *, storage: str | None = None, workers: int = 1,
     store = open_store(sweep, storage)
     _write_spec(sweep)
     threads = torch.get_num_threads()
-    share = max(1, (os.cpu_count() or 1) // max(1, workers))
+    # each worker gets an equal share of the cores this process may use (affinity, cgroup)
+    share = max(1, (sweep.base_exp.training.threads or available_cpus()) // max(1, workers))
     queue: Any = mp.get_context("spawn").SimpleQueue() if workers > 1 else None
     children = [_spawn(sweep, storage, i, share, queue) for i in range(1, workers)]
     torch.set_num_threads(share)
@@ -76,11 +79,6 @@ def run_sweep(sweep: Sweep, *, storage: str | None = None, workers: int = 1,
     return result
 
 
-def read_sweep(sweep: Sweep, storage: str | None = None) -> SweepResult:
-    """The leaderboard of an existing sweep, without training anything."""
-    return collect(sweep, open_store(sweep, storage))
-
-
 def collect(sweep: Sweep, store: Store, interrupted: bool = False) -> SweepResult:
     result = sweep_result(sweep, store.trials(), interrupted=interrupted)
     write_leaderboard(result)
@@ -90,7 +88,7 @@ def collect(sweep: Sweep, store: Store, interrupted: bool = False) -> SweepResul
 def _write_spec(sweep: Sweep) -> None:
     path = sweep.sweep_dir / "sweep.yaml"
     tmp = path.with_name(f".tmp-sweep-{os.getpid()}.yaml")
-    tmp.write_text(yaml.safe_dump(sweep.resolved(), sort_keys=False), encoding="utf-8")
+    tmp.write_text(dump_yaml(sweep.resolved()), encoding="utf-8")
     os.replace(tmp, path)
 
 

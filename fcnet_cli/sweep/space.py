@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fcnet_cli.config import Loc, Problem, locate
+
 __all__ = [
     "RULES",
     "Condition",
@@ -102,16 +104,33 @@ class Param:
         n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         return [_tidy(self.low + i * self.step) for i in range(n)]
 
+    def grid_count(self) -> int:
+        """len(grid_values()) without building the list (a hostile `num` is refused first)."""
+        if self.kind == "choice":
+            return len(self.choices)
+        if self.kind == "int":
+            return len(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.num is not None:
+            return self.num
+        assert self.step is not None
+        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+
     def probe_values(self) -> list[Any]:
         """The values whose configs are validated before a random/tpe sweep starts."""
         if self.kind == "choice":
             return list(self.choices)
-        values = self.grid_values() if self.step is not None else [self.low, self.high]
-        return [values[0], values[-1]]
+        if self.step is None:
+            return [self.low, self.high]
+        last = self.low + (self.grid_count() - 1) * self.step  # without listing the range
+        return [self.low, int(last) if self.kind == "int" else _tidy(last)]
+
+    def encode(self, value: Any) -> Any:
+        """The value as Optuna stores it (JSON text for a list or mapping); see `decode`."""
+        return json.dumps(value) if self.encoded else value
 
     def choices_for_optuna(self, grid: bool) -> list[Any]:
         values = self.grid_values() if grid else list(self.choices)
-        return [json.dumps(v) for v in values] if self.encoded else values
+        return [self.encode(v) for v in values]
 
 
 def _tidy(x: float) -> float:
@@ -126,25 +145,24 @@ def decode(param: Param, value: Any) -> Any:
 # ---------------------------------------------------------------- parsing
 
 
-def parse_params(raw: Any, method: str, lines: Mapping[str, int], origin: str,
-                 known: Sequence[str]) -> tuple[list[Param], list[str]]:
-    """`parameters:` mapping -> Params, and one problem line per fault."""
+def parse_params(raw: Any, method: str, where: Mapping[str, Loc], default: Loc,
+                 known: Sequence[str]) -> tuple[list[Param], list[Problem]]:
+    """`parameters:` mapping -> Params, and one problem per fault (at the key's line)."""
     if raw is None:
         return [], []
     if not isinstance(raw, dict):
-        return [], [f"{origin}:{lines.get('parameters', 1)}: parameters: must be a mapping of "
-                    f"dotted.key: values"]
+        return [], [Problem(locate(where, "parameters", default), "parameters",
+                            "must be a mapping of dotted.key: values")]
     params, problems = [], []
     for key, spec in raw.items():
-        where = f"{origin}:{lines.get(f'parameters.{key}', lines.get('parameters', 1))}: " \
-                f"parameters.{key}"
         fault = _key_fault(str(key), known)
         if fault is None:
             param, fault = _parse_form(str(key), spec, method)
             if param is not None:
                 params.append(param)
         if fault is not None:
-            problems.append(f"{where}: {fault}")
+            path = f"parameters.{key}"
+            problems.append(Problem(locate(where, path, default), path, fault))
     return params, problems
 
 
@@ -248,9 +266,9 @@ class Point:
         """Identity of the configuration (canonical JSON of `params`)."""
         return json.dumps(self.params, sort_keys=True)
 
-    def overrides(self) -> list[str]:
-        """`dotted.key=value` items for `config.apply_overrides` (JSON is a YAML flow value)."""
-        return [f"{k}={json.dumps(v)}" for k, v in {**self.resets, **self.params}.items()]
+    def values(self) -> dict[str, Any]:
+        """Every dotted key this configuration sets on the base: resets, then swept values."""
+        return {**self.resets, **self.params}
 
 
 def resolve_point(chosen: Mapping[str, Any], params: Sequence[Param],
@@ -277,7 +295,7 @@ def resolve_point(chosen: Mapping[str, Any], params: Sequence[Param],
 def grid_points(params: Sequence[Param], base: Mapping[str, Any],
                 defaults: Mapping[str, Any]) -> list[Point]:
     """Every distinct configuration of the product, in product order (first key slowest)."""
-    size = math.prod(len(p.grid_values()) for p in params)
+    size = math.prod(p.grid_count() for p in params)
     if size > MAX_GRID:
         raise ValueError(f"the grid has {size} points (more than {MAX_GRID})")
     seen: dict[str, Point] = {}

@@ -35,9 +35,6 @@ JOURNAL = "optuna.journal"
 CONNECT_TIMEOUT_S = 5
 MAX_RETRY = 2  # a trial whose worker died is re-queued at most this many times
 UNCLAIMED_S = 120  # a RUNNING trial that no worker has recorded itself on after this is lost
-# FAIL trials with these statuses are results (the configuration itself fails); any other
-# FAIL (interrupted, a worker that died) is re-run by the next worker that prepares the study.
-FINAL_FAILS = ("diverged", "error", "invalid")
 
 
 def quiet_optuna() -> None:
@@ -134,24 +131,30 @@ class Store:
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
+    def trial_id(self, number: int) -> int:
+        """The storage's id of this study's trial `number` (what heartbeats are keyed by)."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
     def trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states)
 
     def claim(self, trial: FrozenTrial) -> optuna.Trial | None:
         """Move a WAITING trial to RUNNING; None when another worker got it first."""
+        trial_id = self.trial_id(trial.number)
         try:
-            if not self.storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
+            if not self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
                 return None
         except optuna.exceptions.UpdateFinishedTrialError:
             return None
-        return optuna.Trial(self.study, trial._trial_id)
+        return optuna.Trial(self.study, trial_id)
 
     def fail(self, trial: FrozenTrial, status: str, reason: str) -> None:
         """Fail a RUNNING trial that is not this worker's (it died); no-op if it finished."""
+        trial_id = self.trial_id(trial.number)
         try:
-            self.storage.set_trial_user_attr(trial._trial_id, "status", status)
-            self.storage.set_trial_user_attr(trial._trial_id, "reason", reason)
-            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            self.storage.set_trial_user_attr(trial_id, "status", status)
+            self.storage.set_trial_user_attr(trial_id, "reason", reason)
+            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass
 
@@ -194,11 +197,12 @@ def _alive(pid: int) -> bool:
 def open_store(sweep: Sweep, url: str | None = None) -> Store:
     """Open (or create) the sweep's study; refuse to resume it with a different spec."""
     quiet_optuna()
-    sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
     if url is None:
+        sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
         storage: BaseStorage = JournalStorage(JournalFileBackend(str(sweep.sweep_dir / JOURNAL)))
     else:
         storage = _open_rdb(url, sweep)
+        sweep.sweep_dir.mkdir(parents=True, exist_ok=True)  # only once the database answers
     try:
         direction = StudyDirection.MAXIMIZE if sweep.direction == "maximize" else \
             StudyDirection.MINIMIZE

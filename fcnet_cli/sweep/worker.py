@@ -25,14 +25,15 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from fcnet_cli.config import ConfigError, Experiment, layout_key
+from fcnet_cli.config import ConfigError, Experiment, layout_key, metric_mode
 from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.engine.train import train_population
-from fcnet_cli.events import Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
+from fcnet_cli.events import FINAL_FAILS, Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
 from fcnet_cli.sweep.leaderboard import counts, sweep_result, write_leaderboard
 from fcnet_cli.sweep.space import Point, suggest_point
 from fcnet_cli.sweep.spec import Sweep, schema_defaults
-from fcnet_cli.sweep.store import FINAL_FAILS, Heartbeat, Store, worker_id
+from fcnet_cli.sweep.store import Heartbeat, Store, worker_id
 
 __all__ = ["Worker"]
 
@@ -63,7 +64,7 @@ class Pruning:
     def observe(self, rows: list[EpochMetrics]) -> None:
         values: dict[int, list[float]] = defaultdict(list)
         for r in rows:
-            v = getattr(r, self.metric)
+            v = r.value(self.metric)
             if math.isfinite(v):
                 values[self.owner[r.member]].append(v)
         for i, vs in values.items():
@@ -112,7 +113,10 @@ class Worker:
     def run(self) -> None:
         """Claim, train and tell until the sweep is done or `stop` is requested."""
         try:
-            self._data(self.sweep.base_exp)  # load before claiming: claims are held briefly
+            # before claiming: claims are held briefly, and a logger package that is missing
+            # (output.* is never swept) is a usage error, not a failure of every trial
+            loggers_for([self.sweep.base_exp])
+            self._data(self.sweep.base_exp)
             while not self.stop.requested:
                 batch = self._next_batch()
                 if batch is None:
@@ -155,7 +159,7 @@ class Worker:
 
     def _fixed(self, point: Point) -> dict[str, Any]:
         by_key = {p.key: p for p in self.sweep.params}
-        return {k: json.dumps(v) if by_key[k].encoded else v for k, v in point.params.items()}
+        return {k: by_key[k].encode(v) for k, v in point.params.items()}
 
     def _claim_grid(self) -> list[Claimed]:
         """Claim WAITING trials of one layout (the first waiting trial's), in number order."""
@@ -189,7 +193,7 @@ class Worker:
     def _start(self, trial: optuna.Trial) -> Claimed | None:
         """Suggest the trial's values, record ownership, build one experiment per seed."""
         self.owned[trial.number] = trial
-        self.heart.add(trial._trial_id)
+        self.heart.add(self.store.trial_id(trial.number))
         trial.set_user_attr("worker", worker_id())
         point = suggest_point(trial, self.sweep.params, self.base, self.defaults, self.grid)
         trial.set_user_attr("key", point.key)
@@ -239,7 +243,7 @@ class Worker:
     def _data(self, exp: Experiment) -> DataSplits:
         key = json.dumps(exp.data.model_dump(mode="json"), sort_keys=True)
         if key not in self.data:
-            self.data[key] = load_data(exp.data)
+            self.data[key] = load_data(exp.data, task=exp.task)
         return self.data[key]
 
     def _train_group(self, group: list[Claimed]) -> None:
@@ -247,14 +251,9 @@ class Worker:
         owner = [i for i, c in enumerate(group) for _ in c.exps]
         pruning = Pruning(group, owner, self.spec.metric, exps[0].training.epochs) \
             if self.report else None
-        callbacks = list(self.callbacks)
-        if exps[0].output.tensorboard:
-            from fcnet_cli.engine.tensorboard import TensorBoardLogger
-
-            callbacks.append(TensorBoardLogger())
         try:
             results = train_population(
-                exps, callbacks=callbacks, stop=self.stop,
+                exps, callbacks=self.callbacks, stop=self.stop,
                 run_dirs=[d for c in group for d in c.dirs], eager_checkpoints=False,
                 pruner=pruning, data=self._data(exps[0]))
         except Exception as e:  # not KeyboardInterrupt: `run` fails the batch as interrupted
@@ -299,7 +298,7 @@ class Worker:
                 attrs: dict[str, Any]) -> None:
         owned = self.owned.pop(number)
         trial = owned.trial if isinstance(owned, Claimed) else owned
-        self.heart.discard(trial._trial_id)
+        self.heart.discard(self.store.trial_id(trial.number))
         try:
             for k, v in attrs.items():
                 trial.set_user_attr(k, v)
@@ -322,7 +321,7 @@ class Worker:
 def _summary(runs: list[RunResult], metric: str) -> dict[str, Any]:
     """What the leaderboard shows of a trial, stored as Optuna user attributes."""
     best = [(r, r.best) for r in runs if r.best is not None]
-    values = [getattr(b, metric) for _, b in best]
+    values = [b.value(metric) for _, b in best]
     out: dict[str, Any] = {
         "values": values, "best_epochs": [b.epoch for _, b in best],
         "value": statistics.fmean(values) if values else None,
@@ -331,10 +330,13 @@ def _summary(runs: list[RunResult], metric: str) -> dict[str, Any]:
         "seconds": max((r.seconds for r in runs), default=0.0),
         "epochs": [len(r.history) for r in runs],
         "run_dirs": [r.run_dir for r in runs],
+        # the other headline metrics at the same best epochs, mean over seeds
+        "also": {k: statistics.fmean(b.metrics[k] for _, b in best)
+                 for k in sorted(best[0][1].metrics) if k != metric} if best else {},
     }
     if best:
-        pick = max if metric == "val_accuracy" else min
-        run, _ = pick(best, key=lambda rb: getattr(rb[1], metric))
+        pick = max if metric_mode(metric) == "max" else min
+        run, _ = pick(best, key=lambda rb: rb[1].value(metric))
         ckpt = Path(run.run_dir or "") / "checkpoints" / "best"
         out["checkpoint"] = str(ckpt) if run.run_dir and ckpt.exists() else None
     return out

@@ -1,68 +1,91 @@
-"""The experiment schema, strict YAML loading and dotted ``--set`` overrides.
+"""The experiment schema: every field documented once, with its unit, named like the PyTorch
+argument it feeds; and the names of the choices, shared by the config, the engine and the CLI.
 
 No torch import here: ``fcnet validate`` and ``fcnet --help`` must stay fast.
-Every field is documented once, with its unit, and named like the PyTorch argument it feeds.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-
-from fcnet_cli.errors import ConfigError
-from fcnet_cli.yamlio import apply_overrides, load_yaml, parse_override, read_config_file
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = [
-    "ConfigError",
+    "CLASSIFICATION_METRICS",
+    "FILE_DATASETS",
+    "MAXIMIZED",
+    "METRICS",
+    "NORMALIZATIONS",
+    "REGRESSION_DATASETS",
+    "REGRESSION_METRICS",
+    "SPLITS",
+    "TABLE_DATASETS",
     "DataConfig",
     "EarlyStoppingConfig",
+    "EngineName",
     "Experiment",
     "LossConfig",
     "LrFindMode",
     "MAX_SEEDS",
     "ModelConfig",
+    "Monitor",
     "OptimizerConfig",
     "OutputConfig",
     "RegularizationConfig",
     "SYNTHETIC_DATASETS",
     "SchedulerConfig",
+    "Split",
     "TrainingConfig",
-    "apply_overrides",
     "describe_schema",
-    "dump_experiment",
-    "flatten",
-    "layout_key",
-    "load_experiment",
-    "load_yaml",
-    "parse_override",
-    "read_config_file",
-    "validate_experiment",
+    "metric_mode",
 ]
 
 Dataset = Literal[
-    "digits", "iris", "wine", "breast_cancer",
+    "digits", "iris", "wine", "breast_cancer", "diabetes",
     "moons", "circles", "spirals",
     "mnist", "fashion_mnist", "kmnist", "cifar10",
-    "csv", "npz",
+    "csv", "parquet", "npz",
 ]
 Activation = Literal["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu"]
 Normalize = Literal["standard", "minmax", "none"]
 RegType = Literal["none", "l1", "l2", "elastic_net"]
 OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
-Monitor = Literal["val_loss", "val_accuracy"]
+Task = Literal["classification", "regression"]
+Missing = Literal["error", "mean", "median", "most_frequent"]
+LossName = Literal["cross_entropy", "mse", "huber", "l1"]
+# validation metrics an epoch reports; classification ones and regression ones (original units)
+Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1",
+                  "val_rmse", "val_mae", "val_r2"]
+CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1")
+REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2")
+MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
 LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
-
-FILE_DATASETS = ("csv", "npz")
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
 MAX_SEEDS = 256  # most seeds `training.seeds` trains together (a sweep's default max_population)
+EngineName = Literal["auto", "autograd"]
+Split = Literal["train", "val", "test"]
+
+FILE_DATASETS = ("csv", "parquet", "npz")
+TABLE_DATASETS = ("csv", "parquet")
+REGRESSION_DATASETS = ("diabetes",)
+NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
+METRICS: tuple[str, ...] = get_args(Monitor)
+SPLITS: tuple[str, ...] = get_args(Split)
+# Upper bounds on counts: far beyond any real run, low enough that a typo (10^24 epochs) or a
+# hostile file is refused at validation instead of overflowing torch or running forever.
+MAX_COUNT = 1_000_000  # epochs, patience, step sizes, milestones
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit value
+MAX_WIDTH = 2**31 - 1  # larger widths are refused by the memory estimate long before this
+MAX_LAYERS = 100
+MAX_BATCH = 1 << 24
+
+
+def metric_mode(metric: str) -> Literal["min", "max"]:
+    """Whether a larger value of a validation metric is better ("max") or a smaller one."""
+    return "max" if metric in MAXIMIZED else "min"
 
 
 class _Strict(BaseModel):
@@ -71,11 +94,28 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    dataset: Dataset = Field("digits", description="data set name; csv/npz read `path`")
+    dataset: Dataset = Field("digits", description="data set name; csv/parquet/npz read `path`")
     path: str | None = Field(
         None, validate_default=True,
-        description="CSV or NPZ file (relative paths are relative to the experiment file)")
-    target: str = Field("label", description="name of the CSV label column")
+        description="CSV (.csv, .csv.gz), Parquet or NPZ file (relative paths are relative "
+                    "to the experiment file)")
+    target: str | list[str] = Field(
+        "label", description="table column(s) to predict; a list only for task: regression")
+    features: list[str] | None = Field(
+        None, description="table columns used as inputs (default: all but target and drop)")
+    drop: list[str] = Field(default_factory=list,
+                            description="table columns to ignore, e.g. ids")
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="table columns one-hot encoded even if numeric (string and boolean "
+                    "columns always are)")
+    max_categories: int = Field(100, gt=0, description="most categories a categorical column "
+                                                       "may have (fitted on the training split)")
+    missing: Missing = Field(
+        "error", description="empty cells in feature columns: error, or fill with the "
+                             "training split's mean / median / most frequent value")
+    missing_indicator: bool = Field(False, description="add a 0/1 column per feature with "
+                                                       "imputed cells")
     root: str = Field(
         "data", description="folder of torchvision data sets (relative to the experiment file)")
     download: bool = Field(False, description="allow torchvision to download the data set")
@@ -86,8 +126,9 @@ class DataConfig(_Strict):
         description="fraction held out for test (sets without an official test split)")
     normalize: Normalize = Field(
         "standard", description="feature scaling, fitted on the training split only")
-    split_seed: int = Field(0, ge=0, description="seed of the stratified train/val/test split "
-                                                "(and of the points of moons/circles/spirals)")
+    split_seed: int = Field(0, ge=0, le=MAX_SEED,
+                            description="seed of the stratified train/val/test split "
+                                        "(and of the points of moons/circles/spirals)")
     label_noise: float = Field(
         0.0, ge=0, lt=1,
         description="fraction of the training split's labels replaced by another class, "
@@ -120,6 +161,7 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     hidden: list[int] = Field(
         default_factory=lambda: [128, 64],
+        max_length=MAX_LAYERS,
         description="widths of the hidden layers, input side first ([] = softmax regression)")
     activation: Activation = Field("relu", description="non-linearity after each hidden layer")
     dropout: float = Field(0.0, ge=0, lt=1,
@@ -133,12 +175,29 @@ class ModelConfig(_Strict):
         bad = [w for w in v if w <= 0]
         if bad:
             raise ValueError(f"layer widths must be > 0 (got {v})")
+        if any(w > MAX_WIDTH for w in v):
+            raise ValueError(f"layer widths must be <= {MAX_WIDTH} (got {v})")
         return v
 
 
 class LossConfig(_Strict):
+    name: LossName | None = Field(
+        None, description="cross_entropy (classification) or mse / huber / l1 on the "
+                          "standardized target (regression); default: per task")
     label_smoothing: float = Field(0.0, ge=0, lt=1,
                                    description="nn.CrossEntropyLoss label smoothing")
+    class_weights: Literal["none", "balanced"] | list[float] = Field(
+        "none", description="nn.CrossEntropyLoss weight: none, balanced (n / (C·count_c) on "
+                            "the training split) or one weight > 0 per class")
+    huber_delta: float = Field(1.0, gt=0, description="huber: nn.HuberLoss delta, in standard "
+                                                      "deviations of the target")
+
+    @field_validator("class_weights")
+    @classmethod
+    def _weights(cls, v: Any) -> Any:
+        if isinstance(v, list) and (not v or any(w <= 0 for w in v)):
+            raise ValueError(f"class_weights must be one number > 0 per class (got {v})")
+        return v
 
 
 class RegularizationConfig(_Strict):
@@ -172,7 +231,8 @@ class OptimizerConfig(_Strict):
     @classmethod
     def _nesterov(cls, v: bool, info: ValidationInfo) -> bool:
         if v and "momentum" in info.data and not info.data["momentum"]:
-            raise ValueError("nesterov needs momentum > 0")
+            raise ValueError("nesterov needs momentum > 0; for plain SGD turn it off too "
+                             "(nesterov: false, or --set optimizer.nesterov=false)")
         if v and info.data.get("name") not in (None, "sgd"):
             raise ValueError("nesterov applies to sgd only")
         return v
@@ -195,33 +255,37 @@ class OptimizerConfig(_Strict):
 class SchedulerConfig(_Strict):
     name: SchedName = Field(
         "none", description="learning-rate decay; onecycle steps per batch, the rest per epoch")
-    step_size: int = Field(10, gt=0, description="step: epochs between decays")
+    step_size: int = Field(10, gt=0, le=MAX_COUNT, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, le=1, description="step/multistep/exponential: decay factor")
     milestones: list[int] = Field(default_factory=list,
                                   description="multistep: epochs at which lr is multiplied "
                                               "by gamma (increasing)")
-    t_max: int | None = Field(None, gt=0, description="cosine: period in epochs "
-                                                      "(default: epochs after warmup)")
+    t_max: int | None = Field(None, gt=0, le=MAX_COUNT,
+                              description="cosine: period in epochs (default: epochs after "
+                                          "warmup)")
     eta_min: float = Field(0.0, ge=0, description="cosine: lowest learning rate")
     monitor: Monitor = Field("val_loss", description="plateau: validation metric watched")
     factor: float = Field(0.1, gt=0, lt=1, description="plateau: lr multiplier on a plateau")
-    patience: int = Field(5, ge=0, description="plateau: epochs without improvement tolerated")
+    patience: int = Field(5, ge=0, le=MAX_COUNT,
+                          description="plateau: epochs without improvement tolerated")
     threshold: float = Field(1e-4, ge=0, description="plateau: relative improvement "
                                                      "that counts")
-    cooldown: int = Field(0, ge=0, description="plateau: epochs to wait after a decay")
+    cooldown: int = Field(0, ge=0, le=MAX_COUNT,
+                          description="plateau: epochs to wait after a decay")
     min_lr: float = Field(0.0, ge=0, description="plateau: lower bound of the lr")
     max_lr: float | None = Field(None, gt=0, description="onecycle: peak lr "
                                                          "(default: optimizer.lr)")
     pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps "
                                                          "spent increasing the lr")
-    warmup_epochs: int = Field(0, ge=0, description="linear warmup epochs before the schedule: "
-                                                    "lr·(e+1)/(warmup_epochs+1) at epoch e")
+    warmup_epochs: int = Field(0, ge=0, le=MAX_COUNT,
+                               description="linear warmup epochs before the schedule: "
+                                           "lr·(e+1)/(warmup_epochs+1) at epoch e")
 
     @field_validator("milestones")
     @classmethod
     def _milestones(cls, v: list[int]) -> list[int]:
-        if any(m <= 0 for m in v):
-            raise ValueError(f"milestones must be > 0 (got {v})")
+        if any(m <= 0 or m > MAX_COUNT for m in v):
+            raise ValueError(f"milestones must be in 1..{MAX_COUNT} (got {v})")
         if any(b <= a for a, b in zip(v, v[1:], strict=False)):
             raise ValueError(f"milestones must be increasing (got {v})")
         return v
@@ -236,15 +300,17 @@ class SchedulerConfig(_Strict):
 
 class EarlyStoppingConfig(_Strict):
     monitor: Monitor = Field("val_loss", description="validation metric watched")
-    patience: int | None = Field(None, gt=0, description="epochs without improvement before "
-                                                        "stopping (null = off)")
+    patience: int | None = Field(None, gt=0, le=MAX_COUNT,
+                                 description="epochs without improvement before "
+                                             "stopping (null = off)")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(20, gt=0, description="passes over the training split")
-    batch_size: int = Field(64, gt=0, description="examples per gradient step")
-    seed: int = Field(0, ge=0, description="seed of initialization, batch order and dropout")
+    epochs: int = Field(20, gt=0, le=MAX_COUNT, description="passes over the training split")
+    batch_size: int = Field(64, gt=0, le=MAX_BATCH, description="examples per gradient step")
+    seed: int = Field(0, ge=0, le=MAX_SEED,
+                      description="seed of initialization, batch order and dropout")
     seeds: int = Field(1, ge=1, le=MAX_SEEDS,
                        description="train seeds seed, seed+1, ... as one population; > 1 "
                                    "writes a group directory with mean ± std of every metric")
@@ -252,6 +318,18 @@ class TrainingConfig(_Strict):
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "
                                                            "per step (null = off)")
+    engine: EngineName = Field(
+        "auto", description="auto = the hand-written forward/backward where the layout allows "
+                            "it (summary.json says which ran and why); autograd = always "
+                            "torch.autograd (the reference, for debugging)")
+    threads: int | None = Field(None, gt=0, description="CPU threads of torch "
+                                                        "(torch.set_num_threads); null = the "
+                                                        "cores available to the process "
+                                                        "(CPU affinity and cgroup quota)")
+    max_memory: float | None = Field(
+        None, gt=0, description="GiB the estimated training memory (parameters, gradients, "
+                                "optimizer state, activations, × members) may reach; "
+                                "null = the device's free memory")
 
 
 class OutputConfig(_Strict):
@@ -271,6 +349,9 @@ class OutputConfig(_Strict):
 
 
 class Experiment(_Strict):
+    task: Task | None = Field(
+        None, description="classification or regression (default: classification; a "
+                          "non-integer target then asks for task: regression)")
     data: DataConfig = Field(default_factory=lambda: DataConfig())
     model: ModelConfig = Field(default_factory=lambda: ModelConfig())
     loss: LossConfig = Field(default_factory=lambda: LossConfig())
@@ -284,122 +365,44 @@ class Experiment(_Strict):
     def name(self) -> str:
         return self.output.name or "experiment"
 
+    @property
+    def resolved_task(self) -> Task:
+        """The task: as set, else regression for a bundled regression set, else classification."""
+        if self.task is not None:
+            return self.task
+        return "regression" if self.data.dataset in REGRESSION_DATASETS else "classification"
 
-def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Experiment
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        ann = field.annotation if field else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        model = ann
-    return model
+    @property
+    def loss_name(self) -> LossName:
+        """The loss: as set, else cross_entropy (classification) or mse (regression)."""
+        if self.loss.name is not None:
+            return self.loss.name
+        return "mse" if self.resolved_task == "regression" else "cross_entropy"
 
-
-def _describe_error(err: Any, where: str, path: str) -> str:
-    kind, loc = err["type"], err["loc"]
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        known = list(parent.model_fields) if parent else []
-        hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        tail = f"; did you mean '{hint[0]}'?" if hint else (
-            f"; known keys: {', '.join(known)}" if known else "")
-        if where.startswith("--set"):
-            return f"{where}: unknown key{tail}"
-        return f"{where}: {path}: unknown key{tail}"
-    msg = err["msg"].removeprefix("Value error, ")
-    value = err.get("input")
-    shown = "" if kind in ("missing",) or isinstance(value, dict) else f" (got {value!r})"
-    if kind == "finite_number":
-        msg = "must be a finite number"
-    if shown and shown[1:-1] in msg:
-        shown = ""
-    if where.startswith("--set"):
-        return f"{where}: {msg}{shown}"
-    return f"{where}: {path}: {msg}{shown}"
-
-
-def validate_experiment(raw: Any, lines: dict[str, int] | None = None, origin: str = "<config>",
-                        base_dir: Path | None = None, default_name: str | None = None,
-                        overridden: set[str] | None = None) -> Experiment:
-    """Validate a raw mapping; raise ConfigError listing every problem (one line each)."""
-    lines = lines or {}
-    overridden = overridden or set()
-    if raw is None:
-        raise ConfigError([f"{origin}: empty file (expected a mapping of sections)"])
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{origin}:1: top level must be a mapping of sections "
-                           f"(got {type(raw).__name__})"])
-    try:
-        exp = Experiment.model_validate(raw)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            path = ".".join(str(p) for p in err["loc"])
-            if path in overridden:
-                where = f"--set {path}"
-            else:
-                probe = path
-                while probe and probe not in lines:
-                    probe = probe.rpartition(".")[0]
-                where = f"{origin}:{lines.get(probe, 1)}"
-            problems.append(_describe_error(err, where, path))
-        raise ConfigError(problems) from None
-    return _resolve(exp, base_dir, default_name)
-
-
-def _resolve(exp: Experiment, base_dir: Path | None, default_name: str | None) -> Experiment:
-    data = exp.data
-    updates: dict[str, Any] = {}
-    if base_dir is not None:
-        if data.path:
-            updates["path"] = str((base_dir / data.path).resolve())
-        updates["root"] = str((base_dir / data.root).resolve())
-    new = exp.model_copy(update={"data": data.model_copy(update=updates)}) if updates else exp
-    if new.output.name is None and default_name:
-        out = new.output.model_copy(update={"name": default_name})
-        new = new.model_copy(update={"output": out})
-    return new
-
-
-def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experiment:
-    """Read, override and validate an experiment file. Raises ConfigError."""
-    p = Path(path)
-    raw, lines = read_config_file(p)
-    if raw is None:
-        raise ConfigError([f"{p}: empty file (expected a mapping of sections)"])
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{p}:1: top level must be a mapping of sections "
-                           f"(got {type(raw).__name__})"])
-    merged, touched = apply_overrides(raw, overrides)
-    return validate_experiment(merged, lines, str(p), p.parent, p.stem, touched)
-
-
-def dump_experiment(exp: Experiment) -> str:
-    """The resolved config as YAML (what `config.yaml` in a run directory holds)."""
-    return yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False)
-
-
-def layout_key(exp: Experiment) -> str:
-    """Everything members of one population must share (DESIGN.md: the layout)."""
-    m, t = exp.model, exp.training
-    key = {"data": exp.data.model_dump(mode="json"), "hidden": m.hidden,
-           "activation": m.activation, "batch_norm": m.batch_norm,
-           "batch_size": t.batch_size, "epochs": t.epochs, "device": t.device,
-           "optimizer": exp.optimizer.name,
-           "include_bias": exp.regularization.include_bias}
-    return yaml.safe_dump(key, sort_keys=True)
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
+    @model_validator(mode="after")
+    def _task_fits(self) -> Experiment:
+        task, problems = self.resolved_task, []
+        if task == "regression":
+            if self.loss.name == "cross_entropy":
+                problems.append("loss.name: cross_entropy is for classification; use mse, "
+                                "huber or l1 with task: regression")
+            if self.loss.class_weights != "none":
+                problems.append("loss.class_weights: applies to classification only")
+            wrong = CLASSIFICATION_METRICS
         else:
-            out[f"{prefix}{key}"] = value
-    return out
+            if self.loss.name not in (None, "cross_entropy"):
+                problems.append(f"loss.name: {self.loss.name} is a regression loss; set "
+                                f"task: regression")
+            if isinstance(self.data.target, list):
+                problems.append("data.target: a list of targets needs task: regression")
+            wrong = REGRESSION_METRICS
+        for where, m in (("training.early_stopping.monitor", self.training.early_stopping.monitor),
+                         ("scheduler.monitor", self.scheduler.monitor)):
+            if m in wrong:
+                problems.append(f"{where}: {m} does not apply to task: {task}")
+        if problems:  # one line each; validate_experiment places each at its key's line
+            raise ValueError("\n".join(problems))
+        return self
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:

@@ -1,0 +1,155 @@
+"""Per-member losses (cross-entropy with class weights, MSE, Huber, L1) and epoch metrics.
+
+Every hyperparameter of a loss is a per-member tensor: label smoothing and the Huber delta
+are (K,), class weights (K, C). K = 1 calls the torch functional itself; K > 1 writes the
+same formulas batched over members. Plain PyTorch (`nn.CrossEntropyLoss(weight=…)`,
+`nn.MSELoss`, `nn.HuberLoss`, `nn.L1Loss`) is the oracle (tests/test_losses.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from fcnet_cli.config import Experiment
+from fcnet_cli.errors import ConfigError
+
+__all__ = ["MemberLoss", "class_weight_table", "classification_metrics", "member_loss",
+           "regression_metrics"]
+
+
+def class_weight_table(exps: Sequence[Experiment], y_train: torch.Tensor, n_classes: int,
+                       device: torch.device) -> torch.Tensor | None:
+    """(K, C) class weights, or None when no member weights its classes.
+
+    ``balanced`` is scikit-learn's ``n_samples / (n_classes · count_c)`` on the training split.
+    """
+    if all(e.loss.class_weights == "none" for e in exps):
+        return None
+    counts = torch.bincount(y_train.cpu(), minlength=n_classes).double()  # (C,)
+    rows = []
+    for e in exps:
+        w = e.loss.class_weights
+        if w == "none":
+            rows.append(torch.ones(n_classes, dtype=torch.float64))
+        elif w == "balanced":
+            rows.append(counts.sum() / (n_classes * counts.clamp(min=1)))
+        else:
+            if len(w) != n_classes:
+                raise ConfigError([f"loss.class_weights: {len(w)} weights for {n_classes} "
+                                   f"classes; give one weight per class"])
+            rows.append(torch.tensor(w, dtype=torch.float64))
+    return torch.stack(rows).float().to(device)
+
+
+@dataclass
+class MemberLoss:
+    """The loss of K members: ``loss(out (K, B, C|T), y (K, B) | (K, B, T)) -> (K,)``."""
+
+    kind: str  # cross_entropy | mse | huber | l1
+    smoothing: torch.Tensor | None = None  # (K,) label smoothing, None when all are 0
+    weights: torch.Tensor | None = None  # (K, C) class weights
+    delta: torch.Tensor | None = None  # (K,) Huber delta
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return member_loss(self, out, y)
+
+    def compact(self, keep: torch.Tensor) -> MemberLoss:
+        """The loss of the members `keep` (index tensor)."""
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[keep]
+
+        return replace(self, smoothing=pick(self.smoothing), weights=pick(self.weights),
+                       delta=pick(self.delta))
+
+
+def member_loss(spec: MemberLoss, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean loss per member (K,), torch semantics for each kind."""
+    if spec.kind == "cross_entropy":
+        return _cross_entropy(out, y, spec.smoothing, spec.weights)
+    diff = out - y  # (K, B, T)
+    if out.shape[0] == 1:  # one member: the torch functionals themselves
+        o, t = out[0], y[0]
+        if spec.kind == "mse":
+            return F.mse_loss(o, t).unsqueeze(0)
+        if spec.kind == "l1":
+            return F.l1_loss(o, t).unsqueeze(0)
+        d = 1.0 if spec.delta is None else float(spec.delta[0])
+        return F.huber_loss(o, t, delta=d).unsqueeze(0)
+    if spec.kind == "mse":
+        return (diff * diff).mean((1, 2))
+    if spec.kind == "l1":
+        return diff.abs().mean((1, 2))
+    a = diff.abs()
+    delta = (torch.ones(out.shape[0], device=out.device) if spec.delta is None
+             else spec.delta).view(-1, 1, 1)
+    return torch.where(a < delta, 0.5 * a * a, delta * (a - 0.5 * delta)).mean((1, 2))
+
+
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor | None,
+                   weights: torch.Tensor | None) -> torch.Tensor:
+    """nn.CrossEntropyLoss(weight, label_smoothing) per member; logits (K, B, C), y (K, B)."""
+    if logits.shape[0] == 1:  # one member: the fused kernel itself
+        ls = 0.0 if smoothing is None else float(smoothing[0])
+        w = None if weights is None else weights[0]
+        return F.cross_entropy(logits[0], y[0], weight=w, label_smoothing=ls).unsqueeze(0)
+    logp = torch.log_softmax(logits, dim=-1)  # (K, B, C)
+    nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (K, B)
+    if weights is None:
+        if smoothing is None:
+            return nll.mean(1)
+        eps = smoothing.unsqueeze(1)
+        return ((1 - eps) * nll - eps * logp.mean(-1)).mean(1)
+    wy = weights.gather(1, y)  # (K, B): each example's class weight
+    denom = wy.sum(1)  # (K,) torch's weighted mean divides by Σ w[y]
+    loss = (wy * nll).sum(1) / denom
+    if smoothing is None:
+        return loss
+    # torch: smooth = -Σ_c w_c·logp_c per example, summed, / Σ w[y], scaled by ε / C
+    smooth = -(logp * weights.unsqueeze(1)).sum((1, 2)) / denom
+    return (1 - smoothing) * loss + smoothing / logits.shape[-1] * smooth
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def classification_metrics(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Accuracy, balanced accuracy and macro F1 per member from confusion (K, C, C)
+    (rows = true class), following scikit-learn: balanced accuracy averages recall over the
+    classes present; macro F1 averages F1 over the classes present or predicted."""
+    conf = confusion.double()
+    tp = conf.diagonal(dim1=1, dim2=2)  # (K, C)
+    support, predicted = conf.sum(2), conf.sum(1)  # (K, C) true / predicted counts
+    n = support.sum(1).clamp(min=1)
+    present = support > 0
+    recall = torch.where(present, tp / support.clamp(min=1), 0.0)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-300), 0.0)
+    used = present | (predicted > 0)
+    # accuracy in float32, like a float32 count of correct predictions divided by N
+    return {"val_accuracy": tp.sum(1).float() / n.float(),
+            "val_balanced_accuracy": (recall * present).sum(1) / present.sum(1).clamp(min=1),
+            "val_macro_f1": (f1 * used).sum(1) / used.sum(1).clamp(min=1)}
+
+
+def regression_metrics(sse: torch.Tensor, sae: torch.Tensor, sst: torch.Tensor, n: int,
+                       std: Sequence[float]) -> dict[str, torch.Tensor]:
+    """RMSE, MAE (target units) and R² per member, each the plain mean over targets
+    (scikit-learn's ``uniform_average``).
+
+    Args:
+        sse, sae: (K, T) summed squared / absolute errors in standardized units.
+        sst: (T,) summed squared deviation of the truth from its mean, standardized units.
+        n: rows; std: (T,) the target's standard deviation (un-standardizes the errors).
+    """
+    s = torch.as_tensor(np.asarray(std), dtype=torch.float64, device=sse.device)  # (T,)
+    sse, sae = sse.double(), sae.double()
+    rmse = (sse / max(n, 1)).sqrt() * s
+    mae = sae / max(n, 1) * s
+    r2 = 1 - sse / sst.double().clamp(min=1e-300)
+    return {"val_rmse": rmse.mean(1), "val_mae": mae.mean(1), "val_r2": r2.mean(1)}
