@@ -15,14 +15,16 @@ def lr_find(
     ctx: typer.Context,
     config: ConfigArg,
     set_: SetOpt = None,
-    lr_min: Annotated[float, typer.Option("--min", help="Smallest learning rate tried.")] = 1e-5,
-    lr_max: Annotated[float, typer.Option("--max", help="Largest learning rate tried.")] = 10.0,
+    lr_min: Annotated[float, typer.Option(
+        "--min", metavar="LR", help="Smallest learning rate tried.")] = 1e-5,
+    lr_max: Annotated[float, typer.Option(
+        "--max", metavar="LR", help="Largest learning rate tried.")] = 10.0,
     num: Annotated[int, typer.Option(
-        "--num", help="Population: log-spaced learning rates trained together.")] = 12,
+        "--num", metavar="N", help="Population: log-spaced learning rates trained together.")] = 12,
     epochs: Annotated[int, typer.Option(
-        "--epochs", help="Population: epochs each learning rate trains.")] = 3,
+        "--epochs", metavar="N", help="Population: epochs each learning rate trains.")] = 3,
     mode: Annotated[str, typer.Option(
-        "--mode", help="both, ramp (Smith's range test) or population.")] = "both",
+        "--mode", metavar="MODE", help="both, ramp (Smith's range test) or population.")] = "both",
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", metavar="FILE.png", show_default=False,
         help="Figure path (default: lr_find.png in the output folder).")] = None,
