@@ -92,14 +92,13 @@ def test_studies_end_to_end_on_a_tiny_budget(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     code = studies.main(["--runs", str(tmp_path / "runs"), "--docs", str(docs),
                          "--set", "base.training.epochs=2", "--set", "seeds=2",
-                         "--set", "base.model.hidden=[8]",
                          "--set", "base.training.batch_size=256"])
     assert code == 0
     page = (docs / "studies.md").read_text()
     assert page.count("\n## ") == 5
     assert "--set base.training.epochs=2" in page  # the page names the command that made it
     for label in ("L1 λ=0.01", "dropout 0.5", "μ=0.99 Nesterov", "exponential γ=0.88",
-                  "multistep γ=0.2", "plateau", "Linear 0 (64→8)", "8 none", "p = "):
+                  "multistep γ=0.2", "plateau", "Linear 0 (64→128)", "8 none", "p = "):
         assert label in page, label
     figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page)
     assert len(figures) == 5

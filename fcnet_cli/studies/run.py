@@ -228,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "base.training.epochs=3 or seeds=1 (a quick check; the page says so)")
     args = parser.parse_args(argv)
     chosen = [s for s in STUDIES if not args.only or s.name in args.only]
-    missing = [s.name for s in chosen if not (args.studies / f"{s.name}.yaml").is_file()]
+    missing = [s.name for s in chosen
+               if not all((args.studies / f"{stem}.yaml").is_file() for stem in s.files)]
     if missing:
         parser.error(f"{args.studies}: no study files for {', '.join(missing)} (run from a "
                      f"checkout of fcnet, or give --studies DIR)")
