@@ -12,6 +12,7 @@ __all__ = [
     "Callback",
     "EpochMetrics",
     "EvalResult",
+    "GroupResult",
     "LayerStats",
     "RunResult",
     "RunStart",
@@ -167,6 +168,25 @@ class RunResult:
 # TrialResult.status of failed trials that are results (the configuration itself fails); any
 # other failure (interrupted, a worker that died) is re-run by the next sweep worker.
 FINAL_FAILS = ("diverged", "error", "invalid")
+
+
+@dataclass
+class GroupResult:
+    """`training.seeds > 1`: the seeds of one experiment, trained as one population."""
+
+    name: str
+    group_dir: str  # holds group.json and one run directory per seed (seed-<seed>/)
+    seeds: list[int]  # every seed of the group
+    runs: list[RunResult]  # the members trained by this call (on resume: the unfinished ones)
+
+    @property
+    def status(self) -> str:
+        """interrupted > diverged > failed > completed: the one that decides the exit code."""
+        found = {r.status for r in self.runs}
+        for status in ("interrupted", "diverged", "failed"):
+            if status in found:
+                return status
+        return "completed"
 
 
 @dataclass

@@ -300,7 +300,7 @@ _HEADERS = {"name": "run", "best_val_accuracy": "best val acc", "best_val_loss":
             "best val mae", "test_mae": "test mae", "best_val_r2": "best val r2",
             "test_r2": "test r2",
             "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
-            "seconds": "s"}
+            "seconds": "s", "ci95": "95% interval", "vs_best": "vs best"}
 _PRIORITY = {"name": 0, "best_val_accuracy": 0, "best_val_loss": 0, "test_accuracy": 2,
              "test_loss": 2, "status": 1, "best_epoch": 4, "gap_accuracy": 3, "epochs": 5,
              "gap_loss": 5, "sparsity": 4, "weight_norm": 4, "seconds": 6}

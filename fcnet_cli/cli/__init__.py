@@ -6,7 +6,8 @@ The engine and rich are imported inside the commands, so `fcnet --help`, `valida
 `schema` never load torch.
 """
 
-from fcnet_cli.cli import run, describe, serve, sweep  # noqa: F401,I001  (each registers its commands)
+# each module registers its commands (import order is the order of `fcnet --help`)
+from fcnet_cli.cli import run, describe, serve, sweep, lrfind  # noqa: F401,I001
 from fcnet_cli.cli.app import EXIT_CODES, app
 
 __all__ = ["EXIT_CODES", "app", "main"]

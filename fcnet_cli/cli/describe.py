@@ -135,6 +135,11 @@ def compare(
     metric, the test metric of the best checkpoint, the best and last epoch, the train/val gap
     at the best epoch, the fraction of weights with |w| < 1e-3, the total weight L2 norm and
     the seconds it took. Given one sweep directory, also prints Optuna's parameter importances.
+
+    Runs that repeat a configuration with several seeds (seed groups from train --seeds,
+    sweeps with seeds > 1) give one row per configuration instead: mean ± std over the seeds,
+    the 95% t-interval, and a Welch t-test against the best row ("within noise" when
+    p >= 0.05).
     """
     _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric, best))
 
@@ -148,11 +153,14 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
              metric: str, best: int = 10) -> int:
     from fcnet_cli import display
     from fcnet_cli.analysis import compare as report
+    from fcnet_cli.analysis import seedtable
     from fcnet_cli.engine.files import resolve_latest
 
     _check_png(plot)
     runs = report.load_runs(paths)
-    table = report.compare(runs, metric)
+    # several seeds of one configuration (seed groups, sweeps): one row per configuration
+    repeats = seedtable.has_repeats(runs)
+    table = seedtable.compare_configs(runs, metric) if repeats else report.compare(runs, metric)
     out = display.make_console()
     display.render_comparison(out, table.headers(), table.cells(),
                               caption=table.caption(), priorities=table.priorities())
@@ -186,6 +194,9 @@ def plot(
         help="Where to write the figure (default: curves.png in a run directory, "
              "sweep.png in a sweep directory).")] = None,
     metric: MetricOpt = "val_accuracy",
+    boundary: Annotated[bool, typer.Option(
+        "--boundary", help="Draw the decision regions of the run's best checkpoint instead "
+                           "(runs with 2 input features; default file boundary.png).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Draw a run's learning curves in one PNG figure.
@@ -194,17 +205,25 @@ def plot(
     generalization gap, per epoch. For a sweep directory: the best validation metric of
     every run against each swept parameter.
     """
-    _run(ctx, debug, lambda: _plot(path, output, metric))
+    _run(ctx, debug, lambda: _plot(path, output, metric, boundary))
 
 
-def _plot(path: Path, output: Path | None, metric: str) -> int:
+def _plot(path: Path, output: Path | None, metric: str, boundary: bool = False) -> int:
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import plots
     from fcnet_cli.engine.files import resolve_latest
 
     _check_png(output)
     path = resolve_latest(path)
-    if report.is_run_dir(path):
+    if boundary:
+        if not report.is_run_dir(path):
+            raise UsageError(f"{path}: --boundary draws one run; give a run directory")
+        from fcnet_cli.analysis.boundary import check_two_features, plot_boundary
+
+        run = report.load_runs([path])[0]
+        check_two_features(run)
+        written = plot_boundary(run, output or path / "boundary.png")
+    elif report.is_run_dir(path):
         written = plots.plot_run(report.load_runs([path])[0], output or path / "curves.png")
     else:
         runs = report.load_runs([path])

@@ -48,6 +48,10 @@ def train(
              "(runs/NAME/latest is the newest run of NAME).")] = None,
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
+    seeds: Annotated[int | None, typer.Option(
+        metavar="N", show_default=False,
+        help="Train seeds seed..seed+N-1 as one population (sets training.seeds): a group "
+             "folder with mean ± std and a 95% interval of every metric.")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train the network an experiment describes and save a run directory.
@@ -59,17 +63,26 @@ def train(
     summary (run directory, best checkpoint, best epoch, validation and test metrics, status).
     """
     overrides = [*(set_ or []), *([f"training.threads={threads}"] if threads else [])]
-    _run(ctx, debug, lambda: _train(config, overrides, quiet or as_json, resume, as_json))
+    _run(ctx, debug, lambda: _train(config, overrides, quiet or as_json, resume, as_json,
+                                    seeds))
 
 
 def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path | None,
-           as_json: bool = False) -> int:
+           as_json: bool = False, seeds: int | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.config import load_experiment
     from fcnet_cli.events import StopToken
 
     resume = None if resume is None else _real(resume)
+    group = _check_seeds(seeds, resume)
+    if seeds is not None:
+        overrides = [*overrides, f"training.seeds={seeds}"]
     exp = load_experiment(_config_path(config, resume), overrides)
+    if group or exp.training.seeds > 1:
+        from fcnet_cli.cli.seeds import train_seeds
+
+        out = display.make_console()
+        return train_seeds(exp, quiet, resume, out, _train_callbacks(out, quiet), _signals_to)
     from fcnet_cli.engine.train import train as run_training  # torch: only for a valid config
 
     out = display.make_console()
@@ -86,14 +99,29 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     return _report_run(out, result, stop, quiet, as_json)
 
 
-def _config_path(config: Path | None, resume: Path | None) -> Path:
-    if resume is not None and not resume.is_dir():
+def _check_seeds(seeds: int | None, resume: Path | None) -> bool:
+    """Validate --seeds against --resume; True when `resume` is a seed group folder."""
+    from fcnet_cli.config import MAX_SEEDS
+
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        raise UsageError(f"--seeds must be between 1 and {MAX_SEEDS} (got {seeds})")
+    if resume is None:
+        return False
+    if not resume.is_dir():
         raise UsageError(f"{resume}: no such run directory")
+    group = (resume / "group.json").is_file()
+    if not group and seeds is not None and seeds > 1:
+        raise UsageError(f"cannot resume {resume} with --seeds {seeds}: it is a single run, "
+                         "not a seed group (resume it without --seeds)")
+    return group
+
+
+def _config_path(config: Path | None, resume: Path | None) -> Path:
     if config is not None:
         return config
     if resume is None:
         raise UsageError("give an experiment file (fcnet train CONFIG) or --resume RUN_DIR")
-    return resume / "config.yaml"
+    return resume / "config.yaml"  # a seed group keeps its own config.yaml too
 
 
 def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":

@@ -27,12 +27,15 @@ __all__ = [
     "Experiment",
     "ExportFormat",
     "LossConfig",
+    "LrFindMode",
+    "MAX_SEEDS",
     "ModelConfig",
     "Monitor",
     "OptimizerConfig",
     "OutputConfig",
     "PredictFormat",
     "RegularizationConfig",
+    "SYNTHETIC_DATASETS",
     "SchedulerConfig",
     "Split",
     "TrainingConfig",
@@ -42,6 +45,7 @@ __all__ = [
 
 Dataset = Literal[
     "digits", "iris", "wine", "breast_cancer", "diabetes",
+    "moons", "circles", "spirals",
     "mnist", "fashion_mnist", "kmnist", "cifar10",
     "csv", "parquet", "npz",
 ]
@@ -60,6 +64,9 @@ CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1
 REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2")
 MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
+LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
+SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
+MAX_SEEDS = 256  # most seeds `training.seeds` trains together (a sweep's default max_population)
 EngineName = Literal["auto", "autograd"]
 Split = Literal["train", "val", "test"]
 # `fcnet predict --format` and `fcnet export --format` (fcnet_cli.serve)
@@ -125,7 +132,19 @@ class DataConfig(_Strict):
     normalize: Normalize = Field(
         "standard", description="feature scaling, fitted on the training split only")
     split_seed: int = Field(0, ge=0, le=MAX_SEED,
-                            description="seed of the stratified train/val/test split")
+                            description="seed of the stratified train/val/test split "
+                                        "(and of the points of moons/circles/spirals)")
+    label_noise: float = Field(
+        0.0, ge=0, lt=1,
+        description="fraction of the training split's labels replaced by another class, "
+                    "chosen from split_seed (val and test keep their labels): to study "
+                    "memorization")
+    samples: int = Field(600, ge=20, le=1_000_000,
+                         description="moons/circles/spirals: points generated (both classes)")
+    noise: float | None = Field(
+        None, ge=0, le=10,
+        description="moons/circles/spirals: std of the Gaussian noise added to each coordinate "
+                    "(null: 0.2 moons, 0.08 circles, 0.1 spirals; the sets span about [-1, 2])")
 
     @field_validator("path")
     @classmethod
@@ -297,6 +316,9 @@ class TrainingConfig(_Strict):
     batch_size: int = Field(64, gt=0, le=MAX_BATCH, description="examples per gradient step")
     seed: int = Field(0, ge=0, le=MAX_SEED,
                       description="seed of initialization, batch order and dropout")
+    seeds: int = Field(1, ge=1, le=MAX_SEEDS,
+                       description="train seeds seed, seed+1, ... as one population; > 1 "
+                                   "writes a group directory with mean ± std of every metric")
     device: Device = Field("auto", description="auto = cuda if available, else cpu")
     early_stopping: EarlyStoppingConfig = Field(default_factory=lambda: EarlyStoppingConfig())
     grad_clip: float | None = Field(None, gt=0, description="max global gradient L2 norm "

@@ -15,6 +15,7 @@ from fcnet_cli.display.base import (
     render_importances,
     render_schema,
 )
+from fcnet_cli.display.seeds import render_group_summary, render_lr_find
 from fcnet_cli.display.sweep import SweepDisplay, leaderboard_table, render_leaderboard
 from fcnet_cli.display.train import (
     LiveTrainDisplay,
@@ -37,6 +38,8 @@ __all__ = [
     "render_leaderboard",
     "leaderboard_table",
     "render_eval",
+    "render_group_summary",
+    "render_lr_find",
     "render_run_summary",
     "render_schema",
 ]

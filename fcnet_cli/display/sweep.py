@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from fcnet_cli.analysis.stats import verdict
 from fcnet_cli.display.base import (
     _kv_grid,
     is_terminal,
@@ -53,6 +54,13 @@ def _mean_std(t: TrialResult) -> str:
     if len(t.values) <= 1:
         return f"{t.value:.4f}"
     return f"{t.value:.4f} ± {t.std or 0.0:.4f}"
+
+
+def _vs_best(t: TrialResult, best: TrialResult) -> str:
+    """Welch t-test of a trial's seeds against the top trial's (analysis.stats)."""
+    if t is best:
+        return "best"
+    return verdict(t.values, best.values).replace("untested (1 seed)", "1 seed")
 
 
 def _epochs_cell(epochs: Sequence[int]) -> str:

@@ -16,8 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from fcnet_cli.config import REGRESSION_DATASETS, SPLITS, TABLE_DATASETS, DataConfig
+from fcnet_cli.config import (
+    REGRESSION_DATASETS,
+    SPLITS,
+    SYNTHETIC_DATASETS,
+    TABLE_DATASETS,
+    DataConfig,
+)
 from fcnet_cli.engine.columns import encode_target, fit_columns, fit_target, select_columns
+from fcnet_cli.engine.synthetic import synthetic
 from fcnet_cli.engine.tables import (
     Column,
     Normalization,
@@ -137,8 +144,12 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
     names = _feature_names(cfg, x_train.shape[1])
     prep = Preprocessing([Column(n, "numeric") for n in names], normalization, target,
                          255.0 if x_pool.dtype == torch.uint8 else 1.0)
+    y_train = y_pool[train]
+    if target.task == "classification" and cfg.label_noise:
+        y_train = _with_label_noise(y_train, len(target.classes), cfg.label_noise,
+                                    cfg.split_seed)
     return DataSplits(  # the float copies are ours: normalize them in place
-        normalization.apply_(x_train), _targets(y_pool[train], target),
+        normalization.apply_(x_train), _targets(y_train, target),
         normalization.apply_(x_val), _targets(y_pool[val], target),
         normalization.apply_(x_test), _targets(y_test, target), prep)
 
@@ -226,6 +237,20 @@ def _feature_names(cfg: DataConfig, n: int) -> list[str]:
 # ----------------------------------------------------------------------------- splitting
 
 
+def _with_label_noise(y: np.ndarray, n_classes: int, fraction: float, seed: int) -> np.ndarray:
+    """A copy of `y` (N,) with round(fraction·N) labels, picked from `seed`, moved to another
+    class chosen uniformly (so each picked label is certainly wrong)."""
+    if fraction <= 0 or n_classes < 2:
+        return y
+    rng = np.random.default_rng([seed, 1])  # a stream apart from the split's
+    picked = rng.choice(len(y), size=round(fraction * len(y)), replace=False)
+    shift = rng.integers(1, n_classes, size=len(picked))  # 1..C-1: never the same class
+    out = y.copy()
+    out[picked] = (y[picked] + shift) % n_classes
+    return out
+
+
+
 def _count(fraction: float, n: int) -> int:
     """Rows a fraction of ``n`` takes, rounded up like sklearn (float noise removed first)."""
     return math.ceil(round(fraction * n, 6))
@@ -300,14 +325,20 @@ def _targets(y: np.ndarray, target: Target) -> torch.Tensor:
 
 def _load_arrays(cfg: DataConfig, task: str | None
                  ) -> tuple[torch.Tensor, np.ndarray, Target, str]:
-    """sklearn / NPZ → features (N, F) float32, targets (N,) or (N, T), target, source."""
-    if cfg.dataset in _SKLEARN:
+    """sklearn / synthetic / NPZ → features (N, F) float32, targets (N,) or (N, T), target,
+    source."""
+    y: np.ndarray
+    if cfg.dataset in SYNTHETIC_DATASETS:
+        x, y, classes = synthetic(cfg)
+        target = Target("classification", [], classes)
+        source = f"{cfg.dataset} ({cfg.samples} points, seed {cfg.split_seed})"
+    elif cfg.dataset in _SKLEARN:
         import sklearn.datasets  # lazy: bundled files, no network
 
         bunch = getattr(sklearn.datasets, _SKLEARN[cfg.dataset])()
         x, source = np.asarray(bunch.data, np.float64), str(cfg.dataset)
         if task == "regression":
-            y: np.ndarray = np.asarray(bunch.target, np.float64)
+            y = np.asarray(bunch.target, np.float64)
             target = Target("regression", ["target"])
         else:
             if cfg.dataset in REGRESSION_DATASETS:

@@ -13,9 +13,11 @@ from matplotlib.ticker import MaxNLocator
 
 from fcnet_cli.analysis.compare import RunRecord, weight_totals
 from fcnet_cli.analysis.plots import colors, new_figure, save_figure
-from fcnet_cli.studies.groups import Group, last, test_accuracy
+from fcnet_cli.analysis.stats import summarize
+from fcnet_cli.studies.groups import Group, last
 
-__all__ = ["l1_vs_l2", "lr_decay", "mean_curve", "momentum", "overfitting", "weights_of"]
+__all__ = ["band", "l1_vs_l2", "lr_decay", "mean_curve", "momentum", "overfitting",
+           "weights_of"]
 
 Label = Callable[[dict[str, Any]], str]
 HIST_BINS = [-6 + 0.1 * i for i in range(66)]  # log10 |w| from -6 to 0.5
@@ -45,41 +47,48 @@ def _finish(ax: Axes, title: str, xlabel: str = "epoch") -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _bars(ax: Axes, labels: list[str], values: list[float], fam: list[int]) -> None:
-    palette = colors(max(fam) + 1)
-    ax.barh(range(len(labels)), values, color=[palette[f] for f in fam])
-    ax.set_yticks(range(len(labels)), labels, fontsize="x-small")
+def _bars(ax: Axes, labels: list[str], groups: Sequence[Group],
+          fn: Callable[[RunRecord], float], palette: Sequence[Any]) -> None:
+    """Horizontal bars of the mean over seeds, with the 95 % t-interval as error bars."""
+    sums = [summarize(g.values(fn)) for g in groups]
+    err = [s.half_width if s.n > 1 else 0.0 for s in sums]
+    ax.barh(range(len(labels)), [s.mean for s in sums], xerr=err, color=palette,
+            error_kw={"elinewidth": 1, "capsize": 3})
+    ax.set_yticks(range(len(labels)), labels, fontsize="small")
     ax.invert_yaxis()
 
 
-def overfitting(groups: Sequence[Group], label: Label, out: Path) -> Path:
-    """Train/val accuracy of four representatives; last-epoch gap and test accuracy per config."""
+def band(ax: Axes, runs: Sequence[RunRecord], fn: Callable[[RunRecord], list[float]],
+         color: Any, label: str | None, style: str = "-") -> None:
+    """The epoch-wise mean over seeds as a line, ± one standard deviation as a band."""
+    x, ys = mean_curve(runs, fn)
+    ax.plot(x, ys, style, color=color, label=label, lw=1.4 if style == "-" else 1.0)
+    if len(runs) > 1 and style == "-":
+        curves = [fn(r) for r in runs]
+        sd = [statistics.stdev([c[i] for c in curves if i < len(c) and math.isfinite(c[i])])
+              if sum(1 for c in curves if i < len(c) and math.isfinite(c[i])) > 1 else 0.0
+              for i in range(len(x))]
+        ax.fill_between(x, [y - d for y, d in zip(ys, sd, strict=True)],
+                        [y + d for y, d in zip(ys, sd, strict=True)], color=color, alpha=0.15,
+                        lw=0)
 
-    fig, (curves, gap, test) = new_figure(1, 3, 15, 5)
-    kinds = [g.runs[0].config.get("regularization.type", "none") for g in groups]
-    fam = [("none", "l1", "l2", "elastic_net").index(k) for k in kinds]
-    chosen = []
-    for kind, dropout in (("none", False), ("none", True), ("l1", None), ("l2", None)):
-        pool = [g for g, k in zip(groups, kinds, strict=True) if k == kind and (
-            dropout is None or bool(g.runs[0].config.get("model.dropout")) == dropout)]
-        if pool:
-            chosen.append(max(pool, key=lambda g: g.mean(test_accuracy)))
-    for g, color in zip(chosen, colors(len(chosen)), strict=True):
-        x, ys = mean_curve(g.runs, _column("val_accuracy"))
-        curves.plot(x, ys, "-", color=color, label=label(g.runs[0].config))
-        x, ys = mean_curve(g.runs, _column("train_accuracy"))
-        curves.plot(x, ys, "--", color=color, lw=0.9)
-    curves.legend(fontsize="x-small", title="best test acc of each kind", title_fontsize="x-small")
-    _finish(curves, "accuracy: validation solid, training dashed")
+
+def overfitting(groups: Sequence[Group], label: Label, out: Path) -> Path:
+    """Train/val accuracy per epoch (mean ± std over seeds); last-epoch gap and validation
+    accuracy per configuration with 95 % intervals."""
+    fig, (curves, gap, val) = new_figure(1, 3, 15, 5)
     labels = [label(g.runs[0].config) for g in groups]
-    _bars(gap, labels, [g.mean(last("gap_accuracy")) for g in groups], fam)
-    _finish(gap, "gap at the last epoch (train − val accuracy)", "gap")
-    accs = [g.mean(test_accuracy) for g in groups]
-    _bars(test, labels, accs, fam)
-    finite = [a for a in accs if math.isfinite(a)]
-    if finite:
-        test.set_xlim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.02))
-    _finish(test, "test accuracy (best checkpoint)", "accuracy")
+    palette = colors(len(groups))
+    for g, name, color in zip(groups, labels, palette, strict=True):
+        band(curves, g.runs, _column("val_accuracy"), color, name)
+        band(curves, g.runs, _column("train_accuracy"), color, None, "--")
+    curves.legend(fontsize="x-small")
+    _finish(curves, "accuracy: validation solid (± std band), training dashed")
+    _bars(gap, labels, groups, last("gap_accuracy"), palette)
+    gap.axvline(0, color="black", lw=0.6)
+    _finish(gap, "gap at the last epoch (train − val accuracy), 95 % interval", "gap")
+    _bars(val, labels, groups, last("val_accuracy"), palette)
+    _finish(val, "validation accuracy at the last epoch, 95 % interval", "accuracy")
     return save_figure(fig, out)
 
 
@@ -157,14 +166,18 @@ def momentum(groups: Sequence[Group], label: Label, threshold: float, out: Path)
 
 
 def lr_decay(groups: Sequence[Group], label: Label, out: Path) -> Path:
-    """Learning rate, training loss and validation loss per epoch (mean over seeds)."""
-    fig, (lr, train, val) = new_figure(1, 3, 15, 4.6)
-    for g, color, style in _styled(groups, "scheduler.name"):
-        for ax, key in ((lr, "lr"), (train, "train_loss"), (val, "val_loss")):
-            x, ys = mean_curve(g.runs, _column(key))
-            ax.plot(x, ys, style, color=color, label=label(g.runs[0].config))
-    for ax, title in ((lr, "learning rate"), (train, "training loss"), (val, "validation loss")):
-        ax.set_yscale("log")
+    """Learning rate (linear scale), training loss (log), validation loss and accuracy per
+    epoch; lines are means over seeds, bands ± one standard deviation."""
+    fig, (lr, train, val, acc) = new_figure(1, 4, 18, 4.6)
+    palette = colors(len(groups))
+    for g, color in zip(groups, palette, strict=True):
+        name = label(g.runs[0].config)
+        lr.plot(*mean_curve(g.runs, _column("lr")), color=color, label=name)
+        for ax, key in ((train, "train_loss"), (val, "val_loss"), (acc, "val_accuracy")):
+            band(ax, g.runs, _column(key), color, name)
+    train.set_yscale("log")
+    for ax, title in ((lr, "learning rate (per epoch)"), (train, "training loss (log scale)"),
+                      (val, "validation loss"), (acc, "validation accuracy")):
         _finish(ax, title)
     lr.legend(fontsize="x-small")
     return save_figure(fig, out)

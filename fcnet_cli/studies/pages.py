@@ -1,41 +1,33 @@
-"""The four studies' tables and observations, computed from their run directories.
+"""The regularization studies (overfitting, L1 vs L2): tables and findings from their runs.
 
-Each `analyse` function takes the study's runs (`report.RunRecord`, seeds included) and a
-figure folder, draws its figure (`study_figures`) and returns a Markdown section. Values are
-means over the seeds of one configuration; observations are sentences filled in from those
-values, never written by hand.
+Each `analyse` function takes the study's runs (`RunRecord`, seeds included) and a figure
+folder, draws its figure (`figures`) and returns a Markdown section. Cells are mean ± std over
+the seeds of one configuration; findings are sentences filled in from those values and
+tested with Welch's t-test (`findings.contrast`), never written by hand. `dynamics.py` holds
+the momentum and learning-rate studies, `boundaries.py` the decision-boundary study.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.compare import RunRecord, markdown_table, weight_totals
+from fcnet_cli.analysis.stats import summarize
 from fcnet_cli.studies import figures as figs
+from fcnet_cli.studies.findings import contrast, significant
 from fcnet_cli.studies.groups import (
+    Group,
     best_val_accuracy,
     group_runs,
     last,
     test_accuracy,
 )
 
-__all__ = [
-    "LOSS_THRESHOLD",
-    "Section",
-    "epochs_to",
-    "l1_vs_l2",
-    "lr_decay",
-    "momentum",
-    "oscillation",
-    "overfitting",
-]
-
-LOSS_THRESHOLD = 0.1  # momentum study: first epoch whose mean training loss is at most this
+__all__ = ["Section", "l1_vs_l2", "layer_names", "ms", "overfitting", "reg_label"]
 
 
 @dataclass
@@ -46,12 +38,7 @@ class Section:
 
 def ms(values: Sequence[float], spec: str = ".3f") -> str:
     """'mean ± std' over seeds (just the mean for one seed); '-' when nothing is finite."""
-    vals = [v for v in values if math.isfinite(v)]
-    if not vals:
-        return "-"
-    if len(vals) == 1:
-        return format(vals[0], spec)
-    return f"{format(statistics.fmean(vals), spec)} ± {format(statistics.stdev(vals), spec)}"
+    return summarize(values).text(spec)
 
 
 def _num(x: float, spec: str = ".3f") -> str:
@@ -70,38 +57,77 @@ def reg_label(cfg: dict[str, Any]) -> str:
     text = "none" if kind == "none" else \
         f"{kind.upper()} λ={_g(cfg.get('regularization.strength'))}"
     drop = cfg.get("model.dropout", 0.0)
+    if drop and kind == "none":
+        return f"dropout {_g(drop)}"
     return f"{text} + dropout {_g(drop)}" if drop else text
+
+
+def _gap(r: RunRecord) -> float:
+    return last("gap_accuracy")(r)
 
 
 def overfitting(runs: Sequence[RunRecord], figures: Path) -> Section:
     groups = group_runs(runs)
-    heads = ["regularization", "train acc (last)", "val acc (last)", "gap acc (last)",
-             "gap loss (last)", "best val acc", "test acc"]
+    order = {"none": 0, "dropout": 1, "l2": 2, "l1": 3, "elastic_net": 4}
+    groups.sort(key=lambda g: (order.get(str(g.runs[0].config.get("regularization.type")), 5)
+                               + (0.5 if g.runs[0].config.get("model.dropout") else 0),
+                               g.runs[0].config.get("regularization.strength", 0)))
+    heads = ["regularization", "train acc (last)", "val acc (last)", "gap (last)",
+             "val loss (last)", "best val acc", "test acc"]
     rows = [[reg_label(g.runs[0].config), ms(g.values(last("train_accuracy"))),
-             ms(g.values(last("val_accuracy"))), ms(g.values(last("gap_accuracy"))),
-             ms(g.values(last("gap_loss"))), ms(g.values(best_val_accuracy)),
+             ms(g.values(last("val_accuracy"))), ms(g.values(_gap)),
+             ms(g.values(last("val_loss"))), ms(g.values(best_val_accuracy)),
              ms(g.values(test_accuracy))] for g in groups]
-    gap = {reg_label(g.runs[0].config): g.mean(last("gap_accuracy")) for g in groups}
-    test = {reg_label(g.runs[0].config): g.mean(test_accuracy) for g in groups}
-    widest, narrowest = max(gap, key=gap.__getitem__), min(gap, key=gap.__getitem__)
-    best = max(test, key=test.__getitem__)
-    n_train = _n_train(runs)
-    notes = [
-        f"- Training split: {n_train}. Without any regularization the last-epoch gap "
-        f"is {_num(gap.get('none', math.nan))} (train − val accuracy) and test accuracy "
-        f"{_num(test.get('none', math.nan))}.",
-        f"- Largest gap: {widest} ({_num(gap[widest])}); smallest: {narrowest} "
-        f"({_num(gap[narrowest])}, test accuracy {_num(test[narrowest])}).",
-        f"- Highest test accuracy: {best} ({_num(test[best])}, gap {_num(gap[best])}).",
-    ]
+    none = next((g for g in groups if reg_label(g.runs[0].config) == "none"), None)
+    notes = [f"- Training split: {_n_train(runs)}."]
+    if none is not None:
+        notes += _overfitting_notes(groups, none)
     fig = figs.overfitting(groups, reg_label, figures / "overfitting.png")
     return Section(markdown_table(heads, rows) + "\n" + "\n".join(notes), [fig])
 
 
+def _overfitting_notes(groups: Sequence[Group], none: Group) -> list[str]:
+    """One bullet per regularized configuration: its gap and val accuracy against none's.
+    A configuration underfits (too strong) when both its training and its validation accuracy
+    are significantly *below* no regularization's."""
+    val, train = last("val_accuracy"), last("train_accuracy")
+    notes = [f"- Without regularization the network memorizes its training split: training "
+             f"accuracy {ms(none.values(train))}, validation accuracy {ms(none.values(val))}, "
+             f"gap {ms(none.values(_gap))} "
+             f"(95 % interval {summarize(none.values(_gap)).interval('.3f')})."]
+    for g in groups:
+        if g is none:
+            continue
+        label = reg_label(g.runs[0].config)
+        text = (f"- **{label}**: " + contrast("gap", label, g.values(_gap), "none",
+                                              none.values(_gap))
+                + "; " + contrast("val acc (last)", label, g.values(val), "none",
+                                  none.values(val)))
+        lower = [fn for fn in (train, val) if g.mean(fn) < none.mean(fn)
+                 and significant(g.values(fn), none.values(fn))]
+        if len(lower) == 2:
+            text += (f". Too strong: it underfits — training accuracy {ms(g.values(train))} "
+                     "and validation accuracy both below no regularization's")
+        notes.append(text + ".")
+    tests = [g for g in groups if g is not none]
+    top = max(tests, key=lambda g: g.mean(test_accuracy), default=None)
+    if top is not None:
+        notes.append("- Test accuracy of the *best* checkpoint (early stopping by validation "
+                     "accuracy): " + contrast("test acc", reg_label(top.runs[0].config),
+                                              top.values(test_accuracy), "none",
+                                              none.values(test_accuracy)) + ".")
+    return notes
+
+
 def _n_train(runs: Sequence[RunRecord]) -> str:
-    frac = [r.config.get("data.val_fraction", 0.0) + r.config.get("data.test_fraction", 0.0)
-            for r in runs[:1]]
-    return f"about {round((1 - frac[0]) * 100)} % of the data set" if frac else "?"
+    if not runs:
+        return "?"
+    cfg = runs[0].config
+    frac = cfg.get("data.val_fraction", 0.0) + cfg.get("data.test_fraction", 0.0)
+    noise = cfg.get("data.label_noise", 0.0)
+    text = f"about {round((1 - frac) * 100)} % of the data set"
+    return text + (f", {round(noise * 100)} % of its labels replaced by a wrong class"
+                   if noise else "")
 
 
 # ---------------------------------------------------------------- 2. L1 vs L2
@@ -139,107 +165,36 @@ def l1_vs_l2(runs: Sequence[RunRecord], figures: Path) -> Section:
               ms(g.values(lambda r: totals(r)[1]), ".2f"),
               ms(g.values(last("val_accuracy"))), ms(g.values(test_accuracy))]
              for label, g in total.items()]
-    sparsest = max(total, key=lambda k: total[k].mean(lambda r: totals(r)[0]))
-    smallest = min(total, key=lambda k: total[k].mean(lambda r: totals(r)[1]))
     none = total.get("none")
-    notes = [
-        f"- Highest fraction of near-zero weights: {sparsest} "
-        f"({_num(total[sparsest].mean(lambda r: totals(r)[0]))}, vs "
-        f"{_num(none.mean(lambda r: totals(r)[0]) if none else math.nan)} without "
-        f"regularization).",
-        f"- Smallest total weight norm: {smallest} "
-        f"({_num(total[smallest].mean(lambda r: totals(r)[1]), '.2f')}, vs "
-        f"{_num(none.mean(lambda r: totals(r)[1]) if none else math.nan, '.2f')} without).",
-    ]
+    notes = []
+    if none is not None:
+        def sparse(r: RunRecord) -> float:
+            return totals(r)[0]
+
+        def norm(r: RunRecord) -> float:
+            return totals(r)[1]
+
+        for kind, fn, what, spec in (("L1", sparse, "fraction of |w| < 1e-3", ".3f"),
+                                     ("L2", norm, "total ‖W‖₂", ".2f")):
+            pick = [k for k in total if k.startswith(kind)]
+            if not pick:
+                continue
+            top = max(pick, key=lambda k: abs(total[k].mean(fn) - none.mean(fn)))
+            notes.append(f"- {kind}: " + contrast(what, top, total[top].values(fn), "none",
+                                                  none.values(fn), spec) + ".")
+        other = max((k for k in total if k.startswith("L2")),
+                    key=lambda k: total[k].mean(sparse), default=None)
+        if other is not None:
+            notes.append("- L2 does not make weights exactly small: " + contrast(
+                "fraction of |w| < 1e-3", other, total[other].values(sparse), "none",
+                none.values(sparse)) + ".")
+        val = last("val_accuracy")
+        best = max(total, key=lambda k: total[k].mean(val))
+        if best != "none":
+            notes.append("- Accuracy is not what this study is about: " + contrast(
+                "val acc (last)", best, total[best].values(val), "none", none.values(val))
+                + ".")
     fig = figs.l1_vs_l2(groups, reg_label, names, figures / "l1_vs_l2.png")
     text = (markdown_table(heads2, rows2) + "\n" + "\n".join(notes) + "\n\nPer layer:\n\n"
             + markdown_table(heads, rows))
     return Section(text, [fig])
-
-
-# ---------------------------------------------------------------- 3. momentum
-
-
-def epochs_to(losses: Sequence[float], threshold: float) -> int | None:
-    """1-based first epoch whose loss is at most `threshold` (None: never)."""
-    return next((i + 1 for i, v in enumerate(losses) if v <= threshold), None)
-
-
-def oscillation(losses: Sequence[float]) -> float:
-    """Total rise of a loss curve, Σ max(0, L_t − L_{t−1}): 0 for a steady descent."""
-    finite = [v for v in losses if math.isfinite(v)]
-    return sum(max(0.0, b - a) for a, b in zip(finite, finite[1:], strict=False))
-
-
-def momentum_label(cfg: dict[str, Any]) -> str:
-    mu = cfg.get("optimizer.momentum", 0.0)
-    return f"μ={_g(mu)}" + (" Nesterov" if cfg.get("optimizer.nesterov") else "")
-
-
-def momentum(runs: Sequence[RunRecord], figures: Path) -> Section:
-    groups = group_runs(runs)
-    heads = ["momentum", f"epochs to train loss ≤ {LOSS_THRESHOLD:g} (per seed)",
-             "train loss (last)", "val loss (last)", "oscillation (train)", "best val acc",
-             "test acc", "status"]
-    rows, reached = [], {}
-    for g in groups:
-        label = momentum_label(g.runs[0].config)
-        hits = [epochs_to(r.column("train_loss"), LOSS_THRESHOLD) for r in g.runs]
-        reached[label] = hits
-        rows.append([label, ", ".join("never" if h is None else str(h) for h in hits),
-                     ms(g.values(last("train_loss")), ".4f"),
-                     ms(g.values(last("val_loss")), ".4f"),
-                     ms(g.values(lambda r: oscillation(r.column("train_loss"))), ".4f"),
-                     ms(g.values(best_val_accuracy)), ms(g.values(test_accuracy)),
-                     ", ".join(sorted({str(r.summary.get("status")) for r in g.runs}))])
-    fastest = min((k for k, v in reached.items() if None not in v),
-                  key=lambda k: statistics.fmean(h for h in reached[k] if h is not None),
-                  default=None)
-    shaky = max(groups, key=lambda g: g.mean(lambda r: oscillation(r.column("train_loss"))))
-    rise = shaky.mean(lambda r: oscillation(r.column("train_loss")))
-    notes = ["- Oscillation: the total rise of the per-epoch training loss, "
-             "Σ max(0, L_t − L_(t−1)); 0 means it fell every epoch. " + (
-                 f"Largest: {momentum_label(shaky.runs[0].config)} ({_num(rise, '.4f')})."
-                 if rise > 0 else "It fell every epoch in every run.")]
-    if fastest is not None:
-        notes.append(f"- Fastest to a training loss ≤ {LOSS_THRESHOLD:g} on every seed: "
-                     f"{fastest} (epochs {', '.join(str(h) for h in reached[fastest])}).")
-    never = [k for k, v in reached.items() if all(h is None for h in v)]
-    if never:
-        notes.append(f"- Never reached it within {len(runs[0].metrics)} epochs: "
-                     f"{', '.join(never)}.")
-    fig = figs.momentum(groups, momentum_label, LOSS_THRESHOLD, figures / "momentum.png")
-    return Section(markdown_table(heads, rows) + "\n" + "\n".join(notes), [fig])
-
-
-# ---------------------------------------------------------------- 4. learning-rate decay
-
-
-def decay_label(cfg: dict[str, Any]) -> str:
-    name = cfg.get("scheduler.name", "none")
-    if name in ("step", "multistep", "exponential"):
-        return f"{name} γ={_g(cfg.get('scheduler.gamma'))}"
-    return "constant" if name == "none" else name
-
-
-def lr_decay(runs: Sequence[RunRecord], figures: Path) -> Section:
-    groups = group_runs(runs)
-    heads = ["schedule", "lr (last)", "train loss (last)", "val loss (last)", "val acc (last)",
-             "best val loss", "test acc"]
-    rows = [[decay_label(g.runs[0].config), ms(g.values(last("lr")), ".2g"),
-             ms(g.values(last("train_loss")), ".4f"), ms(g.values(last("val_loss")), ".4f"),
-             ms(g.values(last("val_accuracy"))),
-             ms(g.values(lambda r: min(r.column("val_loss"), default=math.nan)), ".4f"),
-             ms(g.values(test_accuracy))] for g in groups]
-    final = {decay_label(g.runs[0].config): g.mean(last("val_loss")) for g in groups}
-    test = {decay_label(g.runs[0].config): g.mean(test_accuracy) for g in groups}
-    lowest = min(final, key=final.__getitem__)
-    best = max(test, key=test.__getitem__)
-    notes = [
-        f"- Lowest final validation loss: {lowest} ({_num(final[lowest], '.4f')}; constant "
-        f"learning rate: {_num(final.get('constant', math.nan), '.4f')}).",
-        f"- Highest test accuracy: {best} ({_num(test[best])}; constant: "
-        f"{_num(test.get('constant', math.nan))}).",
-    ]
-    fig = figs.lr_decay(groups, decay_label, figures / "lr_decay.png")
-    return Section(markdown_table(heads, rows) + "\n" + "\n".join(notes), [fig])

@@ -1,6 +1,6 @@
 """`make studies`: run the studies in experiments/studies/ and write docs/studies.md.
 
-    python -m fcnet_cli.studies                      # all four, about a few minutes on 2 cores
+    python -m fcnet_cli.studies                      # all five, a few minutes on 2 cores
     python -m fcnet_cli.studies --only momentum      # one of them
 
 Each study is a grid sweep file (the `fcnet sweep` format, read by `sweep.spec.load_sweep`)
@@ -26,7 +26,9 @@ from pathlib import Path
 from fcnet_cli.analysis.compare import RunRecord, load_runs
 from fcnet_cli.engine.files import atomic_write_text
 from fcnet_cli.events import Callback, EpochMetrics, RunStart
+from fcnet_cli.studies import boundaries, dynamics
 from fcnet_cli.studies import pages as study_pages
+from fcnet_cli.studies.pages import Section
 from fcnet_cli.sweep.load import load_sweep
 from fcnet_cli.sweep.run import run_sweep
 
@@ -40,24 +42,33 @@ REPRODUCE = "python -m fcnet_cli.studies"  # what `make studies` runs
 
 @dataclass(frozen=True)
 class Study:
-    name: str  # sweep file stem in experiments/studies/
+    name: str  # <name>.md in experiments/studies/ explains it
     title: str
-    analyse: Callable[[Sequence[RunRecord], Path], study_pages.Section]
+    analyse: Callable[[Sequence[RunRecord], Path], Section]
+    parts: tuple[str, ...] = ()  # sweep file stems (default: the name); one grid sweep each
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return self.parts or (self.name,)
 
 
 STUDIES = (
-    Study("overfitting", "Overfitting and regularization", study_pages.overfitting),
+    Study("overfitting", "Overfitting and regularization", study_pages.overfitting,
+          ("overfitting_none", "overfitting_l2", "overfitting_l1")),
     Study("l1_vs_l2", "L1 vs L2: sparsity and weight norms per layer", study_pages.l1_vs_l2),
-    Study("momentum", "Momentum at a fixed learning rate", study_pages.momentum),
-    Study("lr_decay", "Learning-rate decay", study_pages.lr_decay),
+    Study("momentum", "Momentum at a fixed learning rate", dynamics.momentum),
+    Study("lr_decay", "Learning-rate decay", dynamics.lr_decay,
+          ("lr_decay", "lr_decay_exponential")),
+    Study("boundaries", "Decision boundaries on 2-D data", boundaries.boundaries,
+          ("boundaries_width", "boundaries_penalty", "boundaries_dropout")),
 )
 
 
 @dataclass
 class StudyRun:
     study: Study
-    sweep_file: Path
-    sweep_dir: Path
+    sweep_files: list[Path]
+    sweep_dir: Path  # holds one folder per sweep file
     configurations: int
     seeds: int
     populations: int
@@ -96,22 +107,26 @@ def _say(text: str) -> None:
 
 def run_study(study: Study, out_root: Path, study_dir: Path = STUDY_DIR,
               overrides: Sequence[str] = ()) -> StudyRun:
-    """Run a study's grid sweep (every configuration × seed); read its runs back.
+    """Run a study's grid sweeps (every configuration × seed); read their runs back.
 
     `overrides` are `fcnet sweep --set` items (`base.training.epochs=3`, `seeds=1`).
     """
-    sweep_file = study_dir / f"{study.name}.yaml"
-    sweep = load_sweep(sweep_file, [*overrides, f"base.output.dir={out_root.as_posix()}"])
-    if sweep.spec.method != "grid":
-        raise ValueError(f"{sweep_file}: studies are grid sweeps (got method {sweep.spec.method})")
+    files = [study_dir / f"{stem}.yaml" for stem in study.files]
+    sweeps = [load_sweep(f, [*overrides, f"base.output.dir={(out_root / study.name).as_posix()}"])
+              for f in files]
+    for f, sweep in zip(files, sweeps, strict=True):
+        if sweep.spec.method != "grid":
+            raise ValueError(f"{f}: studies are grid sweeps (got method {sweep.spec.method})")
     progress = _Progress(study.name)
     started = time.perf_counter()
-    run_sweep(sweep, callbacks=[progress])
+    for sweep in sweeps:
+        run_sweep(sweep, callbacks=[progress])
     engine = "`fcnet_cli.sweep.run.run_sweep` (the engine of `fcnet sweep`)"
     seconds = time.perf_counter() - started
-    runs = sorted(load_runs([sweep.sweep_dir]), key=lambda r: r.name)
-    return StudyRun(study, sweep_file, sweep.sweep_dir, len(sweep.points), sweep.spec.seeds,
-                    progress.populations, seconds, runs, progress.devices, engine)
+    runs = sorted(load_runs([s.sweep_dir for s in sweeps]), key=lambda r: r.name)
+    return StudyRun(study, files, out_root / study.name, sum(len(s.points) for s in sweeps),
+                    min(s.spec.seeds for s in sweeps), progress.populations, seconds, runs,
+                    progress.devices, engine)
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -124,17 +139,21 @@ def _rel(path: Path, start: Path) -> str:
 def _section(n: int, done: StudyRun, docs: Path, figures: Path, command: str) -> str:
     study = done.study
     part = study.analyse(done.runs, figures)
-    explanation = (done.sweep_file.with_suffix(".md")).read_text(encoding="utf-8").strip()
-    sweep_rel = _rel(done.sweep_file, Path.cwd())
+    first = done.sweep_files[0]
+    explanation = (first.parent / f"{study.name}.md").read_text(encoding="utf-8").strip()
+    rels = [_rel(f, Path.cwd()) for f in done.sweep_files]
+    links = ", ".join(f"[`{r}`](../{r})" for r in rels)
     runs_dir = _rel(done.sweep_dir, Path.cwd())
     lines = [
         f"## {n}. {study.title}", "", explanation, "",
-        f"Sweep file [`{sweep_rel}`](../{sweep_rel}): {done.configurations} configurations × "
-        f"{done.seeds} seed(s) = {len(done.runs)} runs, trained by {done.engine} as "
-        f"{done.populations} population(s) in {done.seconds:.0f} s. Reproduce with "
-        f"`{command} --only {study.name}` (a page with this study only), or train the "
-        f"same sweep with `fcnet sweep {sweep_rel}`; this page's runs are in `{runs_dir}` "
-        f"(`fcnet compare {runs_dir}` lists them one by one).", "",
+        f"Sweep file{'s' if len(rels) > 1 else ''} {links}: {done.configurations} "
+        f"configurations × {done.seeds} seeds = {len(done.runs)} runs, trained by "
+        f"{done.engine} as {done.populations} population(s) in {done.seconds:.0f} s. "
+        f"Reproduce with `{command} --only {study.name}` (a page with this study only), or "
+        f"train the same sweep{'s' if len(rels) > 1 else ''} with "
+        f"{', '.join(f'`fcnet sweep {r}`' for r in rels)}; this page's runs are in "
+        f"`{runs_dir}` (`fcnet compare {runs_dir}` shows each configuration's mean ± std over "
+        "its seeds).", "",
         part.markdown.strip(), "",
     ]
     lines += [f"![{study.title}]({_rel(fig, docs)})" for fig in part.figures]
@@ -149,17 +168,21 @@ def write_page(done: Sequence[StudyRun], docs: Path, figures: Path, total: float
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join([REPRODUCE, *(f"--set {o}" for o in overrides)])
     header = [
-        "# Studies: regularization, momentum and learning-rate decay, measured", "",
+        "# Studies: regularization, momentum, learning-rate decay and decision boundaries, "
+        "measured", "",
         f"Generated by `{command}` on {stamp}: "
         f"{len(done)} studies, {sum(len(d.runs) for d in done)} runs in {total:.0f} s "
         f"(Python {platform.python_version()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} CPU threads, device: "
         f"{', '.join(sorted(set().union(*(d.devices for d in done))))}). Every number below "
         f"is read from the run directories of that command; rerunning it regenerates this "
-        "page. Values are the mean over seeds (± the standard deviation where shown); "
-        "\"last\" is the last epoch, test accuracy "
-        "is that of the best checkpoint (by the sweep file's `early_stopping.monitor`, "
-        "val_loss unless it says otherwise).", "",
+        "page. Every configuration is trained with several seeds (initialization, batch "
+        "order, dropout); a cell is the mean ± the standard deviation over them. A "
+        "difference between two configurations is reported with its 95 % interval and the "
+        "p-value of Welch's t-test, and called a finding only when p < 0.05; otherwise the "
+        "text says it is within noise. \"last\" is the last epoch; test accuracy is that of "
+        "the best checkpoint (by the sweep file's `early_stopping.monitor`, val_loss unless "
+        "it says otherwise).", "",
         "Diagnostics behind the tables (every run's `metrics.csv`, per epoch): "
         "gap = train − validation accuracy (or validation − train loss); "
         "sparsity = fraction of a layer's weights with |w| < 1e-3; ‖W‖₂ = the L2 norm of "
@@ -205,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "base.training.epochs=3 or seeds=1 (a quick check; the page says so)")
     args = parser.parse_args(argv)
     chosen = [s for s in STUDIES if not args.only or s.name in args.only]
-    missing = [s.name for s in chosen if not (args.studies / f"{s.name}.yaml").is_file()]
+    missing = [s.name for s in chosen
+               if not all((args.studies / f"{stem}.yaml").is_file() for stem in s.files)]
     if missing:
         parser.error(f"{args.studies}: no study files for {', '.join(missing)} (run from a "
                      f"checkout of fcnet, or give --studies DIR)")

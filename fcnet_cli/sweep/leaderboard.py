@@ -15,6 +15,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from fcnet_cli.analysis.stats import summarize, verdict
 from fcnet_cli.events import FINAL_FAILS, SweepResult, TrialResult
 from fcnet_cli.sweep.space import decode
 from fcnet_cli.sweep.spec import Sweep
@@ -93,18 +94,26 @@ def write_leaderboard(result: SweepResult) -> str:
     """leaderboard.csv in the sweep folder: one row per trial, completed ones ranked."""
     also = sorted({k for t in result.trials for k in t.also})  # e.g. val_macro_f1
     fields = ["rank", "trial", "state", "status", f"{result.metric}_mean", f"{result.metric}_std",
-              *(f"{k}_mean" for k in also), "values", *result.swept, "best_epochs",
+              *(f"{k}_mean" for k in also), f"{result.metric}_ci95", "vs_best",
+              "values", *result.swept, "best_epochs",
               "gap_accuracy", "seconds", "checkpoint", "run_dirs", "reason"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     rank = 0
+    top = result.best
     for t in result.trials:
         ranked = t.state == "complete" and t.value is not None
         rank += ranked
+        summary = summarize(t.values)
         row = {"rank": rank if ranked else "", "trial": t.number, "state": t.state,
                "status": t.status, f"{result.metric}_mean": t.value,
-               f"{result.metric}_std": t.std, "values": _cell(t.values),
+               f"{result.metric}_std": t.std,
+               f"{result.metric}_ci95": _cell([summary.ci_low, summary.ci_high])
+               if summary.n > 1 else "",
+               "vs_best": "" if not ranked or top is None else
+               "best" if t is top else verdict(t.values, top.values),
+               "values": _cell(t.values),
                "best_epochs": _cell(t.best_epochs), "gap_accuracy": t.gap,
                "seconds": round(t.seconds, 3), "checkpoint": t.checkpoint,
                "run_dirs": _cell(t.run_dirs), "reason": t.reason}

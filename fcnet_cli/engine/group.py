@@ -1,0 +1,138 @@
+"""`training.seeds: N`: N seeds of one experiment trained as one population, in a group folder.
+
+    runs/<name>/<group-id>/
+      group.json        what the group is: its config, seeds and member folders (+ statistics,
+                        written by `analysis.groups.write_stats` once training ends)
+      seed-0/ seed-1/   one ordinary run directory per seed (`fcnet eval` works on each)
+
+Member i is the experiment with `training.seed = seed + i` and `training.seeds = 1`, so its
+config.yaml trains the same run standalone (`fcnet train <group>/seed-3/config.yaml`).
+
+    result = train_group(load_experiment("experiments/digits.yaml", ["training.seeds=5"]))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fcnet_cli.config import Experiment, dump_experiment, validate_experiment
+from fcnet_cli.engine import checkpoint as ck
+from fcnet_cli.engine import rundir as records
+from fcnet_cli.engine.train import train_population
+from fcnet_cli.errors import UsageError
+from fcnet_cli.events import Callback, GroupResult, StopToken
+
+__all__ = ["GROUP_FILE", "is_group_dir", "read_group", "seed_members", "train_group"]
+
+GROUP_FILE = "group.json"
+GROUP_FORMAT = "fcnet-group"
+RESUMABLE = ("interrupted", "failed")
+
+
+def seed_members(exp: Experiment) -> list[Experiment]:
+    """The N member experiments: seeds seed, seed + 1, ..., each with `training.seeds = 1`."""
+    t = exp.training
+    return [exp.model_copy(update={"training": t.model_copy(update={"seed": t.seed + i,
+                                                                    "seeds": 1})})
+            for i in range(t.seeds)]
+
+
+def is_group_dir(path: Path) -> bool:
+    return (Path(path) / GROUP_FILE).is_file()
+
+
+def read_group(group_dir: Path) -> dict[str, Any]:
+    """group.json as a dict. Raises UsageError when it is missing or unreadable."""
+    try:
+        data = json.loads((Path(group_dir) / GROUP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{group_dir}: not a readable group directory ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != GROUP_FORMAT:
+        raise UsageError(f"{group_dir}/{GROUP_FILE}: not an fcnet group file")
+    return data
+
+
+def _write_group(group_dir: Path, exp: Experiment, seeds: Sequence[int],
+                 statuses: dict[str, str]) -> None:
+    data = {"format": GROUP_FORMAT, "version": 1, "name": exp.name, "seeds": list(seeds),
+            "runs": [f"seed-{s}" for s in seeds], "status": statuses,
+            "config": exp.model_dump(mode="json"), "versions": records.versions()}
+    ck.atomic_write_text(group_dir / GROUP_FILE, json.dumps(data, indent=2))
+    if not (group_dir / "config.yaml").exists():  # what `fcnet train --resume GROUP` reads
+        ck.atomic_write_text(group_dir / "config.yaml", dump_experiment(exp))
+
+
+def train_group(exp: Experiment, *, callbacks: Sequence[Callback] = (),
+                stop: StopToken | None = None, resume: Path | None = None) -> GroupResult:
+    """Train `exp.training.seeds` seeds as one population; `resume` continues a group folder.
+
+    On resume only the members that were interrupted train on; they must have stopped at the
+    same epoch (one population steps in lock-step), otherwise this says so (UsageError).
+    """
+    if resume is not None:
+        return _resume_group(exp, Path(resume), callbacks, stop)
+    members = seed_members(exp)
+    seeds = [m.training.seed for m in members]
+    group_dir = ck.new_run_dir(Path(exp.output.dir), exp.name)
+    dirs = [group_dir / f"seed-{s}" for s in seeds]
+    _write_group(group_dir, exp, seeds, dict.fromkeys((d.name for d in dirs), "training"))
+    results = train_population(members, callbacks=callbacks, stop=stop, run_dirs=dirs)
+    _write_group(group_dir, exp, seeds, {d.name: r.status for d, r in zip(dirs, results,
+                                                                          strict=True)})
+    return GroupResult(exp.name, str(group_dir), seeds, results)
+
+
+def _saved_config(group_dir: Path, data: dict[str, Any]) -> Experiment:
+    from fcnet_cli.errors import ConfigError
+
+    try:
+        return validate_experiment(data.get("config"), origin=str(group_dir / GROUP_FILE))
+    except ConfigError as e:
+        raise UsageError(f"{group_dir}/{GROUP_FILE}: its config is not valid: "
+                         f"{'; '.join(e.problems)}") from None
+
+
+def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback],
+                  stop: StopToken | None) -> GroupResult:
+    data = read_group(group_dir)
+    saved = _saved_config(group_dir, data)
+    if saved.training.seeds != exp.training.seeds:
+        raise UsageError(f"cannot resume {group_dir} with {exp.training.seeds} seeds: the group "
+                         f"has {saved.training.seeds} (resume it without --seeds, or start a "
+                         "new group)")
+    members = seed_members(exp)
+    dirs = [group_dir / f"seed-{m.training.seed}" for m in members]
+    statuses = dict(data.get("status") or {})
+    todo = [i for i, d in enumerate(dirs) if _member_status(d) in RESUMABLE]
+    if not todo:
+        raise UsageError(f"{group_dir}: every seed already finished; nothing to resume")
+    epochs = {_last_epoch(dirs[i]) for i in todo}
+    if len(epochs) > 1:
+        raise UsageError(f"cannot resume {group_dir} as one population: its unfinished seeds "
+                         f"stopped at different epochs ({sorted(epochs)}); resume each seed's "
+                         "folder on its own with fcnet train --resume")
+    for i in todo:
+        records.check_resume_config(dirs[i], members[i])
+    results = train_population([members[i] for i in todo], callbacks=callbacks, stop=stop,
+                               run_dirs=[dirs[i] for i in todo], resume=True)
+    statuses.update({dirs[i].name: r.status for i, r in zip(todo, results, strict=True)})
+    _write_group(group_dir, saved, [m.training.seed for m in members], statuses)
+    return GroupResult(exp.name, str(group_dir), [m.training.seed for m in members], results)
+
+
+def _member_status(run_dir: Path) -> str:
+    try:
+        return str(json.loads((run_dir / "summary.json").read_text("utf-8")).get("status"))
+    except (OSError, ValueError):
+        return "failed"  # never finished its first epoch: no summary yet
+
+
+def _last_epoch(run_dir: Path) -> int:
+    meta = run_dir / "checkpoints" / "last" / "meta.json"
+    try:
+        return int(json.loads(meta.read_text("utf-8")).get("epoch") or 0)
+    except (OSError, ValueError):
+        return -1
