@@ -7,7 +7,6 @@ them relative to the experiment file.
 
 from __future__ import annotations
 
-import math
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from fcnet_cli.config import (
     DataConfig,
 )
 from fcnet_cli.engine.columns import encode_target, fit_columns, fit_target, select_columns
+from fcnet_cli.engine.splits import split_indices, split_size, with_label_noise
 from fcnet_cli.engine.synthetic import synthetic
 from fcnet_cli.engine.tables import (
     Column,
@@ -122,14 +122,14 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
     if cfg.dataset in _TORCHVISION:
         # official train/test split; val is carved from the training pool
         x_pool, y_pool, x_test, y_test, target, source = _load_torchvision(cfg)
-        n_val = _count(cfg.val_fraction, len(y_pool))
-        train, val, _ = _split_indices(_strata(y_pool, target), n_val, 0, cfg.split_seed,
+        n_val = split_size(cfg.val_fraction, len(y_pool))
+        train, val, _ = split_indices(_strata(y_pool, target), n_val, 0, cfg.split_seed,
                                        source, target.classes)
     else:
         x_pool, y_pool, target, source = _load_arrays(cfg, task)
         n = len(y_pool)
-        n_val, n_test = _count(cfg.val_fraction, n), _count(cfg.test_fraction, n)
-        train, val, test = _split_indices(_strata(y_pool, target), n_val, n_test,
+        n_val, n_test = split_size(cfg.val_fraction, n), split_size(cfg.test_fraction, n)
+        train, val, test = split_indices(_strata(y_pool, target), n_val, n_test,
                                           cfg.split_seed, source, target.classes)
         x_test, y_test = x_pool[test], y_pool[test]
     x_train, x_val = _to_float(x_pool[train]), _to_float(x_pool[val])  # (N_split, F)
@@ -146,7 +146,7 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
                          255.0 if x_pool.dtype == torch.uint8 else 1.0)
     y_train = y_pool[train]
     if target.task == "classification" and cfg.label_noise:
-        y_train = _with_label_noise(y_train, len(target.classes), cfg.label_noise,
+        y_train = with_label_noise(y_train, len(target.classes), cfg.label_noise,
                                     cfg.split_seed)
     return DataSplits(  # the float copies are ours: normalize them in place
         normalization.apply_(x_train), _targets(y_train, target),
@@ -166,8 +166,8 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
         target = prep.target
         y_pool = encode_target(target, frame, source, lines=lines, standardize=False)
     n = len(y_pool)
-    n_val, n_test = _count(cfg.val_fraction, n), _count(cfg.test_fraction, n)
-    train, val, test = _split_indices(_strata(y_pool, target), n_val, n_test, cfg.split_seed,
+    n_val, n_test = split_size(cfg.val_fraction, n), split_size(cfg.test_fraction, n)
+    train, val, test = split_indices(_strata(y_pool, target), n_val, n_test, cfg.split_seed,
                                       source, target.classes)
     if prep is None:
         mask = np.zeros(n, dtype=bool)
@@ -232,78 +232,6 @@ def _feature_names(cfg: DataConfig, n: int) -> list[str]:
         return [str(v) for v in names]
     prefix = "pixel" if cfg.dataset in _TORCHVISION else "x"
     return [f"{prefix}_{i}" for i in range(n)]
-
-
-# ----------------------------------------------------------------------------- splitting
-
-
-def _with_label_noise(y: np.ndarray, n_classes: int, fraction: float, seed: int) -> np.ndarray:
-    """A copy of `y` (N,) with round(fraction·N) labels, picked from `seed`, moved to another
-    class chosen uniformly (so each picked label is certainly wrong)."""
-    if fraction <= 0 or n_classes < 2:
-        return y
-    rng = np.random.default_rng([seed, 1])  # a stream apart from the split's
-    picked = rng.choice(len(y), size=round(fraction * len(y)), replace=False)
-    shift = rng.integers(1, n_classes, size=len(picked))  # 1..C-1: never the same class
-    out = y.copy()
-    out[picked] = (y[picked] + shift) % n_classes
-    return out
-
-
-
-def _count(fraction: float, n: int) -> int:
-    """Rows a fraction of ``n`` takes, rounded up like sklearn (float noise removed first)."""
-    return math.ceil(round(fraction * n, 6))
-
-
-def _split_indices(y: np.ndarray, n_val: int, n_test: int, seed: int, source: str,
-                   classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified (train, val, test) row indices; test first, then val from the rest."""
-    if len(y) == 0:
-        raise DataError(f"{source}: data set is empty (0 rows)")
-    present, counts = np.unique(y, return_counts=True)  # (C_present,)
-    if classes and len(present) < 2:  # one class: cross-entropy is 0 from the start
-        raise DataError(f"{source}: every row has the label '{classes[int(present[0])]}'; "
-                        "classification needs at least 2 classes")
-    n_train = len(y) - n_val - n_test
-    advice = {"train": "lower data.val_fraction / data.test_fraction",
-              "val": "raise data.val_fraction or use more data",
-              "test": "raise data.test_fraction, set it to 0, or use more data"}
-    for name, size in (("train", n_train), ("val", n_val), ("test", n_test)):
-        if (size > 0 or name != "test") and size < len(present):
-            what = f"{len(present)} classes" if classes else "regression"
-            raise DataError(f"{source}: the {name} split would get {size} of {len(y)} rows for "
-                            f"{what}; {advice[name]}")
-    parts = 3 if n_test else 2
-    if counts.min() < parts and classes:
-        rare = classes[int(present[counts.argmin()])]
-        raise DataError(f"{source}: class '{rare}' has only {counts.min()} example(s); a "
-                        f"stratified split into {parts} parts needs at least {parts} per class")
-    rng = np.random.default_rng(seed)
-    rest, test = _stratified_take(np.arange(len(y)), y, n_test, rng)
-    train, val = _stratified_take(rest, y, n_val, rng)
-    return train, val, test
-
-
-def _stratified_take(idx: np.ndarray, y: np.ndarray, n_take: int, rng: np.random.Generator
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Split row indices `idx` into (rest, take) with len(take) = n_take, each class taking
-    its proportional share (largest remainder). Returned indices are sorted."""
-    if n_take == 0:
-        return np.sort(idx), idx[:0]
-    _, inv = np.unique(y[idx], return_inverse=True)  # class position of each row
-    counts = np.bincount(inv)  # (C,)
-    exact = counts * n_take / len(idx)
-    alloc = np.floor(exact).astype(np.int64)
-    extra = np.argsort(-(exact - alloc), kind="stable")[: n_take - int(alloc.sum())]
-    alloc[extra] += 1
-    perm = rng.permutation(len(idx))  # shuffled positions; classes picked in this order
-    take, rest = [], []
-    for c, a in enumerate(alloc):
-        rows = perm[inv[perm] == c]
-        take.append(rows[:a])
-        rest.append(rows[a:])
-    return np.sort(idx[np.concatenate(rest)]), np.sort(idx[np.concatenate(take)])
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:
