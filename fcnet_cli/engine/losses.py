@@ -9,7 +9,7 @@ same formulas batched over members. Plain PyTorch (`nn.CrossEntropyLoss(weight=â
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -54,6 +54,16 @@ class MemberLoss:
     smoothing: torch.Tensor | None = None  # (K,) label smoothing, None when all are 0
     weights: torch.Tensor | None = None  # (K, C) class weights
     delta: torch.Tensor | None = None  # (K,) Huber delta
+    # one member's settings as Python floats for the torch functionals, read once here and not
+    # once per step (each read of a tensor element is a host synchronization on a GPU)
+    first_smoothing: float = field(init=False, default=0.0)
+    first_delta: float = field(init=False, default=1.0)
+
+    def __post_init__(self) -> None:
+        if self.smoothing is not None and len(self.smoothing) == 1:
+            self.first_smoothing = float(self.smoothing[0])
+        if self.delta is not None and len(self.delta) == 1:
+            self.first_delta = float(self.delta[0])
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return member_loss(self, out, y)
@@ -70,16 +80,15 @@ class MemberLoss:
 def member_loss(spec: MemberLoss, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean loss per member (K,), torch semantics for each kind."""
     if spec.kind == "cross_entropy":
-        return _cross_entropy(out, y, spec.smoothing, spec.weights)
-    diff = out - y  # (K, B, T)
+        return _cross_entropy(out, y, spec)
     if out.shape[0] == 1:  # one member: the torch functionals themselves
         o, t = out[0], y[0]
         if spec.kind == "mse":
             return F.mse_loss(o, t).unsqueeze(0)
         if spec.kind == "l1":
             return F.l1_loss(o, t).unsqueeze(0)
-        d = 1.0 if spec.delta is None else float(spec.delta[0])
-        return F.huber_loss(o, t, delta=d).unsqueeze(0)
+        return F.huber_loss(o, t, delta=spec.first_delta).unsqueeze(0)
+    diff = out - y  # (K, B, T)
     if spec.kind == "mse":
         return (diff * diff).mean((1, 2))
     if spec.kind == "l1":
@@ -90,13 +99,13 @@ def member_loss(spec: MemberLoss, out: torch.Tensor, y: torch.Tensor) -> torch.T
     return torch.where(a < delta, 0.5 * a * a, delta * (a - 0.5 * delta)).mean((1, 2))
 
 
-def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor | None,
-                   weights: torch.Tensor | None) -> torch.Tensor:
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, spec: MemberLoss) -> torch.Tensor:
     """nn.CrossEntropyLoss(weight, label_smoothing) per member; logits (K, B, C), y (K, B)."""
+    smoothing, weights = spec.smoothing, spec.weights
     if logits.shape[0] == 1:  # one member: the fused kernel itself
-        ls = 0.0 if smoothing is None else float(smoothing[0])
         w = None if weights is None else weights[0]
-        return F.cross_entropy(logits[0], y[0], weight=w, label_smoothing=ls).unsqueeze(0)
+        return F.cross_entropy(logits[0], y[0], weight=w,
+                               label_smoothing=spec.first_smoothing).unsqueeze(0)
     logp = torch.log_softmax(logits, dim=-1)  # (K, B, C)
     nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (K, B)
     if weights is None:
