@@ -11,7 +11,10 @@ with `--threads 1`, by CPU time (which waiting for a busy core does not inflate)
 Layout: 784 → 256 → 128 → 10 (ReLU), batch 128, SGD momentum 0.9, on the MNIST-format data
 `bench.py` generates.
 Times cover the training batches of an epoch (no validation pass) after a warm-up epoch.
-The compute limit of an epoch is FLOPS_PER_SAMPLE × n_train ÷ the fp32 2048² matmul rate.
+The compute limit of an epoch is FLOPS_PER_SAMPLE × n_train ÷ the fp32 2048² matmul rate
+(`torch.mm`); the strict limit divides by the faster of that and oneDNN's 2048² fp32 rate,
+which on CPUs where torch's BLAS runs an AVX2 kernel is about twice torch.mm's.
+`fcnet_aten_s` is fcnet with oneDNN's products turned off (ATen's only), for comparison.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
+from fcnet_cli.engine import backprop
 from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.train import train_population
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics
@@ -66,13 +70,17 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def matmul_rate(n: int = 2048, reps: int = 3) -> tuple[float, float]:
-    """fp32 FLOP/s of one n×n matmul (wall, CPU), medians of `reps` after a warm-up."""
+def matmul_rate(n: int = 2048, reps: int = 3, onednn: bool = False) -> tuple[float, float]:
+    """fp32 FLOP/s of one n×n matmul (wall, CPU), medians of `reps` after a warm-up: torch.mm,
+    or oneDNN's matmul (nan where this torch has none)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
+    dnn = backprop.onednn_linear()
+    if onednn and dnn is None:
+        return math.nan, math.nan
     clock, times = Clock(), []
     for _ in range(reps + 1):
         clock.start()
-        torch.mm(a, b)
+        dnn(a, b, None) if onednn and dnn is not None else torch.mm(a, b)
         times.append(clock.stop())
     return (2 * n**3 / statistics.median(t[0] for t in times[1:]),
             2 * n**3 / statistics.median(t[1] for t in times[1:]))
@@ -125,6 +133,15 @@ def fcnet_epoch(exps: list[Experiment], d: DataSplits) -> tuple[float, float]:
     return timer.seconds
 
 
+def fcnet_aten_epoch(exps: list[Experiment], d: DataSplits) -> tuple[float, float]:
+    """fcnet_epoch with every product on ATen's kernels (oneDNN off)."""
+    saved, backprop.ONEDNN_MIN = backprop.ONEDNN_MIN, 2**62
+    try:
+        return fcnet_epoch(exps, d)
+    finally:
+        backprop.ONEDNN_MIN = saved
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 4), "min": round(min(values), 4),
             "max": round(max(values), 4)}
@@ -164,15 +181,20 @@ def main() -> None:
         hand_epoch(d, model, opt)
         rows: list[dict[str, tuple[float, float]]] = []
         for _ in range(args.rounds):
-            rate = matmul_rate()
-            r = {"bound_s": (FLOPS_PER_SAMPLE * len(d.y_train) / rate[0],
-                             FLOPS_PER_SAMPLE * len(d.y_train) / rate[1]),
+            flops = FLOPS_PER_SAMPLE * len(d.y_train)
+            rate, dnn = matmul_rate(), matmul_rate(onednn=True)
+            r = {"bound_s": (flops / rate[0], flops / rate[1]),
+                 "strict_bound_s": (flops / max(rate[0], dnn[0]),
+                                    flops / max(rate[1], dnn[1])),
                  "sklearn_s": sklearn_epoch(d, clf), "fcnet_s": fcnet_epoch(single, d),
                  "hand_s": hand_epoch(d, model, opt),
-                 "fcnet_autograd_s": fcnet_epoch(reference, d)}
+                 "fcnet_autograd_s": fcnet_epoch(reference, d),
+                 "fcnet_aten_s": fcnet_aten_epoch(single, d)}
             if args.k:
                 wall, cpu = fcnet_epoch(pop, d)
                 r["population_per_config_s"] = (wall / args.k, cpu / args.k)
+                wall, cpu = fcnet_aten_epoch(pop, d)
+                r["population_aten_per_config_s"] = (wall / args.k, cpu / args.k)
             rows.append(r)
     report(rows, args, len(d.y_train))
 
@@ -186,6 +208,12 @@ def report(rows: list[dict[str, tuple[float, float]]], args: argparse.Namespace,
               "fcnet_x_compute_limit": ("fcnet_s", "bound_s"),
               "fcnet_autograd_vs_hand": ("fcnet_autograd_s", "hand_s"),
               "fcnet_vs_fcnet_autograd": ("fcnet_s", "fcnet_autograd_s"),
+              "fcnet_vs_fcnet_aten": ("fcnet_s", "fcnet_aten_s"),
+              "fcnet_x_strict_limit": ("fcnet_s", "strict_bound_s"),
+              "population_per_config_x_strict_limit": ("population_per_config_s",
+                                                       "strict_bound_s"),
+              "population_vs_population_aten": ("population_per_config_s",
+                                                 "population_aten_per_config_s"),
               "population_per_config_x_compute_limit": ("population_per_config_s", "bound_s")}
     out: dict[str, Any] = {"rounds": args.rounds, "k": args.k, "n_train": n_train,
                            "threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -4,21 +4,28 @@
 same gradients autograd would (tests/test_backprop.py holds each parameter's gradient against
 autograd's) with matrix products into buffers allocated once per batch size:
 
-    forward   z_l = h_{l-1} W_l + b_l      h_l = dropout(act(z_l))      logits = z_L
+    forward   z_l = h_{l-1} W_lᵀ + b_l     h_l = dropout(act(z_l))      logits = z_L
     loss      CE_k = mean_b [ -(1-ε) log p[y] - ε mean_c log p ]          p = softmax(logits)
     backward  dz_L = (p - (1-ε) onehot(y) - ε/C) / B
-              dW_l = h_{l-1}ᵀ dz_l     db_l = Σ_b dz_l
-              dz_{l-1} = act'(z_{l-1}) ⊙ mask_{l-1} ⊙ (dz_l W_lᵀ)
+              dW_l = dz_lᵀ h_{l-1}     db_l = Σ_b dz_l        (W_l is (out, in), nn.Linear's)
+              dz_{l-1} = act'(z_{l-1}) ⊙ mask_{l-1} ⊙ (dz_l W_l)
     penalty   + λ1 sign(w) + 2 λ2 w   on the weights (and biases when include_bias)
 
 K = 1 uses `addmm`/`mm` on 2-D views; K > 1 uses `baddbmm`/`bmm` over the member axis.
+A layer with at least `ONEDNN_MIN` weights on a CPU whose torch build has oneDNN takes its
+three products (z, dW, dh) from oneDNN's fp32 matmul instead, member by member: ATen's fp32
+products go to MKL, which on some CPUs (AMD Zen among them) runs an AVX2 kernel at about half
+the rate oneDNN's AVX-512 kernel reaches (`benchmarks/ab_epoch.py` prints both 2048² rates).
+Both are fp32 products with fp32 accumulation; they differ in summation order only.
 Gradients land in the population's (K, P) gradient buffer, where the optimizer reads them.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -26,12 +33,39 @@ from fcnet_cli.config import Experiment
 from fcnet_cli.engine.losses import MemberLoss
 from fcnet_cli.engine.population import Population
 
-__all__ = ["ACTIVATION_GRADS", "ActivationGrad", "AutogradStep", "ExplicitStep", "Step",
-           "fast_path_reason"]
+__all__ = ["ACTIVATION_GRADS", "ONEDNN_MIN", "ActivationGrad", "AutogradStep", "ExplicitStep",
+           "Step", "fast_path_reason", "onednn_linear"]
 
 # (logits (K, B, C), loss (K,), objective = loss + penalty (K,), targets (K, B))
 StepOut = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 aten = torch.ops.aten
+# weights (in × out) from which a layer's products go to oneDNN: below it the call's fixed
+# cost outweighs the faster kernel (measured: 256×128 gains, 128×10 loses)
+ONEDNN_MIN = 16384
+Linear = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+@functools.cache
+def onednn_linear() -> Linear | None:
+    """oneDNN's fp32 `x @ wᵀ + b` (w is (out, in), any strides), or None where this torch
+    build lacks it, it disagrees with addmm on a probe, or FCNET_ONEDNN=0 turns it off."""
+    if os.environ.get("FCNET_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
+        return None
+    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if op is None:
+        return None
+
+    def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        return op(x, w, b, "none", [], "")
+
+    g = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*s, generator=g) for s in ((5, 7), (3, 7), (3,)))
+    try:
+        ok = torch.allclose(linear(x, w, b), torch.addmm(b, x, w.t()), rtol=1e-5, atol=1e-5) \
+            and torch.allclose(linear(x.t(), x.t(), None), x.t() @ x, rtol=1e-5, atol=1e-5)
+    except RuntimeError:
+        return None
+    return linear if ok else None
 
 
 def fast_path_reason(exps: Sequence[Experiment]) -> str | None:
@@ -137,17 +171,22 @@ class _Layer:
     addmm/mm), (K, ...) tensors otherwise (baddbmm/bmm over the member axis). Made once."""
 
     inp: torch.Tensor  # (B, in) or (K, B, in): the layer's input
-    inp_t: torch.Tensor  # its transpose (a view)
-    w: torch.Tensor  # (in, out) or (K, in, out): a view into pop.flat
-    w_t: torch.Tensor
+    w: torch.Tensor  # (out, in) or (K, out, in): a view into pop.flat
+    w_t: torch.Tensor  # its transpose (a view)
     b: torch.Tensor  # (out,) or (K, 1, out)
     z: torch.Tensor  # pre-activation; the activation in place when it allows
     a: torch.Tensor  # act(z) (z itself when in place); unused for the last layer
     dz: torch.Tensor  # gradient w.r.t. z
+    dz_t: torch.Tensor  # its transpose (a view)
     gw: torch.Tensor  # gradient views into pop.grad
     gb: torch.Tensor
     mask: torch.Tensor | None  # dropout's scaled keep mask, (K, B, out)
     h: torch.Tensor | None  # a ⊙ mask
+    # oneDNN's operands member by member (empty: ATen's batched products): (inp, w, b, z),
+    # (dzᵀ, inpᵀ, dW) and (dz, wᵀ, dz of the layer below)
+    fwd: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
+    dw: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
+    dh: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
 
 
 @dataclass
@@ -178,6 +217,10 @@ class ExplicitStep(Step):
         self.l2e2 = 2 * hp["l2"].view(-1, 1) * mask  # (K, P) 2·λ2 per element
         self.scratch = torch.empty_like(self.pop.flat) if self.use_l1 or self.use_l2 else None
         one = self.pop.K == 1
+        dnn = onednn_linear() if self.pop.device.type == "cpu" else None
+        # per layer: oneDNN's products or None (ATen's)
+        self.dnn: list[Linear | None] = [
+            dnn if w.shape[-2] * w.shape[-1] >= ONEDNN_MIN else None for w, _ in self.pop.linears()]
         self.affine: Callable[..., torch.Tensor] = torch.addmm if one else torch.baddbmm
         self.matmul: Callable[..., torch.Tensor] = torch.mm if one else torch.bmm
         self.batch_dim = 0 if one else 1
@@ -192,17 +235,25 @@ class ExplicitStep(Step):
         inp, layers = x, []
         for j, ((w, b), (gw, gb)) in enumerate(zip(pop.linears(), pop.linear_grads(),
                                                    strict=True)):
-            z = new(w.shape[-1])
+            z = new(w.shape[-2])  # (K, B, out)
             hidden = j < len(pop.hidden)
             a = z if self.act.in_place or not hidden else torch.empty_like(z)
             mask = torch.ones_like(z) if hidden and self.dropout is not None else None
             h = None if mask is None else torch.empty_like(z)
-            i2 = two_d(inp)
+            dz = torch.empty_like(z)
             layers.append(_Layer(
-                inp=i2, inp_t=i2.transpose(-1, -2), w=two_d(w), w_t=two_d(w).transpose(-1, -2),
+                inp=two_d(inp), w=two_d(w), w_t=two_d(w).transpose(-1, -2),
                 b=b[0] if K == 1 else b.unsqueeze(1), z=two_d(z), a=two_d(a),
-                dz=two_d(torch.empty_like(z)), gw=two_d(gw), gb=two_d(gb),
+                dz=two_d(dz), dz_t=two_d(dz).transpose(-1, -2), gw=two_d(gw), gb=two_d(gb),
                 mask=mask, h=None if h is None else two_d(h)))
+            if self.dnn[j] is not None:  # oneDNN's operands, member by member
+                L, each = layers[-1], (lambda t: t.unbind(0))
+                L.fwd = list(zip(each(inp), each(w), each(b), each(z), strict=True))
+                L.dw = list(zip([v.t() for v in each(dz)], [v.t() for v in each(inp)],
+                                each(gw), strict=True))
+                if j > 0:
+                    L.dh = list(zip(each(dz), [v.t() for v in each(w)],
+                                    each(layers[-2].dz.view(K, B, -1)), strict=True))
             inp = a if h is None else h
         eps = torch.zeros(K) if self.smoothing is None else self.smoothing.cpu()
         last = layers[-1]
@@ -226,8 +277,12 @@ class ExplicitStep(Step):
         return plan.logits, loss, objective, plan.y
 
     def _forward(self, plan: _Plan, gens: Sequence[torch.Generator]) -> None:
-        for L in plan.layers:
-            self.affine(L.b, L.inp, L.w, out=L.z)
+        for L, dnn in zip(plan.layers, self.dnn, strict=True):
+            if dnn is None:
+                self.affine(L.b, L.inp, L.w_t, out=L.z)
+            else:
+                for inp, w, b, z in L.fwd:
+                    z.copy_(dnn(inp, w, b))
             if L is plan.layers[-1]:
                 break
             self.act.forward(L.z, L.a)
@@ -258,13 +313,21 @@ class ExplicitStep(Step):
     def _backward(self, plan: _Plan) -> None:
         layers = plan.layers
         for j in range(len(layers) - 1, -1, -1):
-            L = layers[j]
-            self.matmul(L.inp_t, L.dz, out=L.gw)  # dW = hᵀ dz
+            L, dnn = layers[j], self.dnn[j]
+            if dnn is None:
+                self.matmul(L.dz_t, L.inp, out=L.gw)  # dW = dzᵀ h
+            else:
+                for dz_t, inp_t, gw in L.dw:
+                    gw.copy_(dnn(dz_t, inp_t, None))
             torch.sum(L.dz, self.batch_dim, out=L.gb)  # db = Σ_batch dz
             if j == 0:
                 break  # no gradient w.r.t. the data
             below = layers[j - 1]
-            self.matmul(L.dz, L.w_t, out=below.dz)  # dh = dz Wᵀ
+            if dnn is None:
+                self.matmul(L.dz, L.w, out=below.dz)  # dh = dz W
+            else:
+                for dz, w_t, dh in L.dh:
+                    dh.copy_(dnn(dz, w_t, None))
             if below.mask is not None:
                 below.dz.mul_(below.mask.view_as(below.dz))
             self.act.backward(below.dz, below.z, below.a)

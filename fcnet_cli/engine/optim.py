@@ -128,7 +128,7 @@ class PopulationOptimizer:
     def member_state(self, k: int) -> dict[str, Any]:
         """Optimizer state of member k alone, one dict per parameter (for train_state.pt)."""
         per = {n: self.pop.views(t) for n, t in self.state.items()}
-        return {"step": self.step_count,
+        return {"step": self.step_count, "layout": "out_in",
                 "buffers": [{n: v[i][k].clone() for n, v in per.items()}
                             for i in range(len(self.pop.shapes))]}
 
@@ -136,10 +136,17 @@ class PopulationOptimizer:
         """Restore from per-member states (all members at the same step)."""
         self.step_count = int(states[0]["step"])
         self.state = {}
+        weights = self.pop.weight_positions()
+
+        def buffer(s: dict[str, Any], i: int, n: str) -> torch.Tensor:
+            b = s["buffers"][i][n]
+            # states written before weights took nn.Linear's (out, in) layout hold (in, out)
+            return b.t() if i in weights and s.get("layout") != "out_in" else b
+
         for n in states[0]["buffers"][0] if states[0]["buffers"] else ():
             flat = torch.zeros_like(self.pop.flat)
             for i, v in enumerate(self.pop.views(flat)):
-                v.copy_(torch.stack([s["buffers"][i][n] for s in states]))
+                v.copy_(torch.stack([buffer(s, i, n) for s in states]))
             self.state[n] = flat
 
     def compact(self, keep: torch.Tensor, hp: dict[str, torch.Tensor]) -> None:

@@ -99,12 +99,9 @@ class Population:
         tensors: list[torch.Tensor] = []
         self.buffers: dict[str, torch.Tensor] = {}
         self.param_keys: list[str] = []
-        lin_w = {f"{i}.weight" for i in self.lin_idx}
         for key, role in self._keys():
+            # nn.Linear's layouts: weights (K, out, in), the layout oneDNN's products read
             t = torch.stack([s[key].detach() for s in states]).to(self.device)
-            if key in lin_w:
-                # stored (K, in, out): x @ W needs no transpose in the forward pass
-                t = t.transpose(1, 2)
             if role == "param":
                 tensors.append(t)
                 self.param_keys.append(key)
@@ -135,8 +132,7 @@ class Population:
 
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member k as a plain `nn.Sequential` state dict (CPU tensors)."""
-        lin_w = {f"{i}.weight" for i in self.lin_idx}
-        out = {key: (p[k].t() if key in lin_w else p[k]).detach().cpu().contiguous().clone()
+        out = {key: p[k].detach().cpu().clone()
                for key, p in zip(self.param_keys, self.params, strict=True)}
         out.update({key: b[k].cpu().clone() for key, b in self.buffers.items()})
         return out
@@ -162,10 +158,14 @@ class Population:
     # ------------------------------------------------------------------ forward
 
     def linears(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(weight (K, in, out), bias (K, out)) of each Linear layer (weights stored transposed)."""
+        """(weight (K, out, in), bias (K, out)) of each Linear layer (nn.Linear's layout)."""
         pos = self._pos
         return [(self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]])
                 for i in self.lin_idx]
+
+    def weight_positions(self) -> set[int]:
+        """Indices into `params` of the Linear weights."""
+        return {self._pos[f"{i}.weight"] for i in self.lin_idx}
 
     def linear_grads(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The gradients of `linears()`, views into `grad`, in the same layouts."""
@@ -186,9 +186,9 @@ class Population:
         for j, i in enumerate(self.lin_idx):
             w, b = self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]]
             if self.K == 1:  # one member: nn.Linear's kernel (addmm) on views
-                h = torch.addmm(b.squeeze(0), h.squeeze(0), w.squeeze(0)).unsqueeze(0)
+                h = torch.addmm(b.squeeze(0), h.squeeze(0), w.squeeze(0).t()).unsqueeze(0)
             else:
-                h = torch.baddbmm(b.unsqueeze(1), h, w)  # (K, B, in) @ (K, in, out)
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))  # (K,B,in) @ (K,in,out)
             if j == len(self.hidden):
                 break
             if self.batch_norm:
