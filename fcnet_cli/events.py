@@ -153,6 +153,8 @@ class RunResult:
     notices: list[str] = field(default_factory=list)  # e.g. the majority-class warning
     engine: str = "autograd"  # "explicit" (hand-written backward) or "autograd"
     engine_reason: str | None = None  # why autograd ran (None for the explicit engine)
+    # per Linear layer, whose products trained it: "onednn" or "aten" (autograd: all "aten")
+    products: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> EpochMetrics | None:

@@ -1,7 +1,8 @@
 """The hand-written backward pass against autograd, and the choice between the two engines.
 
 Tolerance: float32, every gradient element within atol 1e-6 + rtol 1e-5 of autograd's (the
-two differ only in the order of a few sums; the values are O(0.1)).
+two differ only in the order of a few sums; the values are O(0.1)), with ATen's products and
+with oneDNN's (forced onto these small layers by lowering ONEDNN_MIN).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import pytest
 import torch
 
 from fcnet_cli.config import ConfigError, Experiment, layout_key, load_experiment
+from fcnet_cli.engine import backprop
 from fcnet_cli.engine.backprop import (
     ACTIVATION_GRADS,
     AutogradStep,
     ExplicitStep,
     fast_path_reason,
+    onednn_linear,
 )
 from fcnet_cli.engine.losses import MemberLoss
 from fcnet_cli.engine.population import Population, member_hparams
@@ -53,19 +56,30 @@ def _table_and_loss(exps: list[Experiment]) -> tuple[dict[str, torch.Tensor], Me
 
 
 def one_step(step_cls: type, exps: list[Experiment], x: torch.Tensor, y: torch.Tensor,
-             idx: torch.Tensor) -> tuple[Population, tuple[torch.Tensor, ...]]:
+             idx: torch.Tensor) -> tuple[Any, tuple[torch.Tensor, ...]]:
     pop = Population(exps, F, C, torch.device("cpu"), autograd=step_cls is AutogradStep)
     hp, loss = _table_and_loss(exps)
     step = step_cls(pop, hp, x, y, loss)
     gens = [torch.Generator().manual_seed(100 + k) for k in range(len(exps))]
     out = step(idx, gens)
-    return pop, tuple(t.clone() for t in out)
+    return step, tuple(t.clone() for t in out)
+
+
+needs_onednn = pytest.mark.skipif(onednn_linear() is None, reason="this torch has no oneDNN")
+
+
+@pytest.fixture(params=["aten", pytest.param("onednn", marks=needs_onednn)])
+def products(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Whose matrix products the explicit step uses on every layer."""
+    monkeypatch.setattr(backprop, "ONEDNN_MIN", 0 if request.param == "onednn" else 2**62)
+    return str(request.param)
 
 
 @pytest.mark.parametrize("feature", list(FEATURES))
 @pytest.mark.parametrize("activation", list(ACTIVATION_GRADS))
 @pytest.mark.parametrize("K", [1, 3])
-def test_explicit_gradients_equal_autograd(K: int, activation: str, feature: str) -> None:
+def test_explicit_gradients_equal_autograd(K: int, activation: str, feature: str,
+                                           products: str) -> None:
     g = torch.Generator().manual_seed(K)
     x = torch.randn(N, F, generator=g)
     y = torch.randint(0, C, (N,), generator=g)
@@ -73,12 +87,39 @@ def test_explicit_gradients_equal_autograd(K: int, activation: str, feature: str
     exps = [exp_for(activation, k + 1, FEATURES[feature]) for k in range(K)]
     fast, out_fast = one_step(ExplicitStep, exps, x, y, idx)
     ref, out_ref = one_step(AutogradStep, exps, x, y, idx)
+    assert fast.products == [products] * 3
     for got, want, what in zip(out_fast, out_ref, ("logits", "loss", "objective", "targets"),
                                strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=what)
-    assert bool(fast.grad.abs().sum() > 0)
-    for key, got, want in zip(fast.param_keys, fast.grads, ref.grads, strict=True):
+    assert bool(fast.pop.grad.abs().sum() > 0)
+    for key, got, want in zip(fast.pop.param_keys, fast.pop.grads, ref.pop.grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=key)
+
+
+@needs_onednn
+def test_large_layers_take_onednn_products_and_small_ones_aten(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    exps = [exp_for("relu", 1, {})]  # layers of 6·7, 7·5 and 5·4 weights
+    monkeypatch.setattr(backprop, "ONEDNN_MIN", 35)
+    pop = Population(exps, F, C, torch.device("cpu"), autograd=False)
+    hp, loss = _table_and_loss(exps)
+    step = ExplicitStep(pop, hp, torch.randn(N, F), torch.randint(0, C, (N,)), loss)
+    assert step.products == ["onednn", "onednn", "aten"]
+
+
+def test_onednn_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FCNET_ONEDNN", "0")
+    onednn_linear.cache_clear()
+    try:
+        assert onednn_linear() is None
+        exps = [exp_for("relu", 1, {})]
+        monkeypatch.setattr(backprop, "ONEDNN_MIN", 0)
+        pop = Population(exps, F, C, torch.device("cpu"), autograd=False)
+        hp, loss = _table_and_loss(exps)
+        step = ExplicitStep(pop, hp, torch.randn(N, F), torch.randint(0, C, (N,)), loss)
+        assert step.products == ["aten"] * 3
+    finally:
+        onednn_linear.cache_clear()
 
 
 def test_explicit_step_reuses_its_buffers() -> None:
@@ -135,6 +176,8 @@ def test_both_engines_train_alike_and_summary_names_the_engine(tmp_path: Path) -
     assert (s_fast["engine"], s_fast["engine_reason"]) == ("explicit", None)
     assert (s_slow["engine"], s_slow["engine_reason"]) == ("autograd",
                                                           "training.engine is autograd")
+    # wine's layers (13·16, 16·8, 8·3 weights) are below ONEDNN_MIN: ATen's products
+    assert s_fast["products"] == s_slow["products"] == ["aten"] * 3
 
 
 def test_batch_norm_runs_on_autograd_and_says_so(tmp_path: Path) -> None:

@@ -7,8 +7,15 @@ import math
 import pytest
 import torch
 
-from fcnet_cli.config import SchedulerConfig
-from fcnet_cli.engine.optim import EarlyStopper, Plateau, epoch_lr, onecycle_lr
+from fcnet_cli.config import Experiment, SchedulerConfig
+from fcnet_cli.engine.optim import (
+    EarlyStopper,
+    Plateau,
+    PopulationOptimizer,
+    epoch_lr,
+    onecycle_lr,
+)
+from fcnet_cli.engine.population import Population, member_hparams
 
 
 def lrs(cfg: dict, base: float = 0.1, epochs: int = 8) -> list[float]:
@@ -64,3 +71,26 @@ def test_early_stopper() -> None:
     assert not es.should_stop
     assert not es.improved(float("nan"))  # a non-finite value is never best
     assert es.should_stop
+
+
+def test_optimizer_states_saved_in_the_old_weight_layout_load_transposed() -> None:
+    """train_state.pt from before weights took nn.Linear's (out, in) layout holds (in, out)
+    momentum buffers for the weights; resuming such a run must transpose them back."""
+    exp = Experiment.model_validate({"model": {"hidden": [5]},
+                                     "optimizer": {"name": "sgd", "momentum": 0.9}})
+    cpu = torch.device("cpu")
+    pop = Population([exp], 3, 2, cpu, autograd=False)  # weights (5, 3) and (2, 5)
+    hp = member_hparams([exp], cpu)
+    opt = PopulationOptimizer("sgd", pop, hp)
+    pop.grad.copy_(torch.randn_like(pop.grad))
+    opt.step()  # the first step creates the momentum buffer
+    new = opt.member_state(0)
+    weights = pop.weight_positions()
+    assert weights == {0, 2} and new["layout"] == "out_in"
+    old = {"step": new["step"],
+           "buffers": [{n: b.t().contiguous() if i in weights else b for n, b in d.items()}
+                       for i, d in enumerate(new["buffers"])]}
+    for state in (new, old):
+        fresh = PopulationOptimizer("sgd", pop, hp)
+        fresh.load_member_states([state])
+        assert torch.equal(fresh.state["momentum_buffer"], opt.state["momentum_buffer"])

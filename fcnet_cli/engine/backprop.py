@@ -137,6 +137,11 @@ class Step:
         self.loss = loss  # the members' loss (autograd reads it; the explicit step is CE only)
         self.refresh(hp)
 
+    @property
+    def products(self) -> list[str]:
+        """Per Linear layer, whose matrix products it uses: "onednn" or "aten"."""
+        return ["aten"] * len(self.pop.linears())
+
     def refresh(self, hp: dict[str, torch.Tensor]) -> None:
         """Read the member table (again after the population was compacted)."""
         self.hp = hp
@@ -224,6 +229,10 @@ class ExplicitStep(Step):
         self.affine: Callable[..., torch.Tensor] = torch.addmm if one else torch.baddbmm
         self.matmul: Callable[..., torch.Tensor] = torch.mm if one else torch.bmm
         self.batch_dim = 0 if one else 1
+
+    @property
+    def products(self) -> list[str]:
+        return ["aten" if d is None else "onednn" for d in self.dnn]
 
     def _plan(self, B: int) -> _Plan:
         if B in self.plans:

@@ -43,6 +43,7 @@ class Member:
     seconds_before: float = 0.0  # time spent before a resume
     engine: str = "autograd"  # which backward ran: "explicit" or "autograd" (summary.json)
     engine_reason: str | None = None  # why autograd (None for the explicit engine)
+    products: list[str] = field(default_factory=list)  # per Linear: "onednn" or "aten"
 
     @property
     def monitor(self) -> str:

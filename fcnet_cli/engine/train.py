@@ -140,7 +140,7 @@ class _Engine:
         step = AutogradStep if reason is not None else ExplicitStep
         self.step = step(self.pop, self.hp, d.x_train, d.y_train, self.loss)
         for m in self.members:
-            m.engine, m.engine_reason = self.step.name, reason
+            m.engine, m.engine_reason, m.products = self.step.name, reason, self.step.products
         dirs = [Path(p) for p in run_dirs or ()] if resume else records.prepare_run_dirs(
             self.exps, run_dirs, False, locks)
         for m, rd in zip(self.members, dirs, strict=True):
