@@ -65,16 +65,6 @@ def one_step(step_cls: type, exps: list[Experiment], x: torch.Tensor, y: torch.T
     return step, tuple(t.clone() for t in out)
 
 
-needs_onednn = pytest.mark.skipif(onednn_linear() is None, reason="this torch has no oneDNN")
-
-
-@pytest.fixture(params=["aten", pytest.param("onednn", marks=needs_onednn)])
-def products(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Whose matrix products the explicit step uses on every layer."""
-    monkeypatch.setattr(backprop, "ONEDNN_MIN", 0 if request.param == "onednn" else 2**62)
-    return str(request.param)
-
-
 @pytest.mark.parametrize("feature", list(FEATURES))
 @pytest.mark.parametrize("activation", list(ACTIVATION_GRADS))
 @pytest.mark.parametrize("K", [1, 3])
@@ -96,7 +86,7 @@ def test_explicit_gradients_equal_autograd(K: int, activation: str, feature: str
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=key)
 
 
-@needs_onednn
+@pytest.mark.skipif(onednn_linear() is None, reason="this torch has no oneDNN")
 def test_large_layers_take_onednn_products_and_small_ones_aten(
         monkeypatch: pytest.MonkeyPatch) -> None:
     exps = [exp_for("relu", 1, {})]  # layers of 6·7, 7·5 and 5·4 weights
@@ -122,7 +112,7 @@ def test_onednn_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
         onednn_linear.cache_clear()
 
 
-def test_explicit_step_reuses_its_buffers() -> None:
+def test_explicit_step_reuses_its_buffers(products: str) -> None:
     exps = [exp_for("relu", 1, FEATURES["dropout"])]
     pop = Population(exps, F, C, torch.device("cpu"), autograd=False)
     x, y = torch.randn(N, F), torch.randint(0, C, (N,))
@@ -133,6 +123,7 @@ def test_explicit_step_reuses_its_buffers() -> None:
     grad = pop.grad.data_ptr()
     second = step(torch.arange(B, 2 * B).view(1, B), gens)[0]
     assert first.data_ptr() == second.data_ptr() and pop.grad.data_ptr() == grad
+    assert step.products == [products] * 3
 
 
 def test_one_function_chooses_the_engine() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,13 @@ def interrupted_then_resumed(tmp_path: Path, epoch: int, batch: int) -> Path:
 
 
 @pytest.mark.parametrize("epoch,batch", [(2, 0), (2, 3)], ids=["epoch_boundary", "mid_epoch"])
-def test_resume_is_bit_identical(tmp_path: Path, epoch: int, batch: int) -> None:
+def test_resume_is_bit_identical(tmp_path: Path, epoch: int, batch: int, products: str) -> None:
     full = train(make_exp(tmp_path, "full"))
     assert full.run_dir is not None
     resumed = interrupted_then_resumed(tmp_path, epoch, batch)
     assert differences(Path(full.run_dir), resumed) == []
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert summary["products"] == [products] * 3
 
 
 def test_negative_control_missing_rng_state_is_caught(tmp_path: Path,
