@@ -14,7 +14,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e ".[dev,export]"
+	$(BIN)/pip install -q -e ".[dev,export,tensorboard]"
 	touch $(STAMP)
 
 install: $(STAMP)

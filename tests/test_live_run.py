@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
@@ -237,3 +238,28 @@ def test_a_closed_stdout_does_not_fail_training(tmp_path: Path) -> None:
     (summary_path,) = (tmp_path / "runs").glob("piped/*/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["status"] == "completed" and summary["last_epoch"] == 5
+
+
+def test_a_closed_stdout_does_not_fail_a_sweep(tmp_path: Path) -> None:
+    base = {"data": {"dataset": "iris"}, "model": {"hidden": [8]},
+            "optimizer": {"name": "sgd", "lr": 0.1},
+            "training": {"epochs": 4, "batch_size": 16, "device": "cpu"},
+            "output": {"dir": str(tmp_path / "runs")}}
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "piped", "base": base, "method": "grid",
+                                     "parameters": {"optimizer.lr": [0.05, 0.1, 0.2],
+                                                    "model.hidden": [[8], [4]]}}))
+    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "sweep", str(sweep)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+                            cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()  # like `| head -1`: the first line, then the reader goes
+    proc.stdout.close()
+    try:
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=180) == 0, err
+    finally:
+        end([proc])
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("summary.json")]
+    assert len(summaries) == 6 and {s["status"] for s in summaries} == {"completed"}

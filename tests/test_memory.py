@@ -37,6 +37,11 @@ def test_estimate_by_hand() -> None:
     assert estimate_bytes(exp(), 8, 3, eval_rows=100) == 4 * (867 * 4 + 6400 + 80)
     adam = estimate_bytes(exp(optimizer={"name": "adam", "momentum": 0.0}), 8, 3, 100)
     assert adam == 4 * (867 * 5 + 6400 + 80)
+    # batch 200 with dropout and L2: training activations 200 · ((32+16+3) · 5 + 3) = 51600
+    # exceed evaluation's 6400, and the penalty's scratch buffer adds P
+    big = exp(model={"dropout": 0.5}, regularization={"type": "l2", "strength": 1e-3},
+              training={"batch_size": 200})
+    assert estimate_bytes(big, 8, 3, 100) == 4 * (867 * 5 + 51600 + 200 * 8)
 
 
 def test_limit_is_max_memory_then_free_memory() -> None:

@@ -212,11 +212,11 @@ def test_eval_with_wrong_feature_count_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in out.output and len(out.output.splitlines()) == 1
 
 
-def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
-    from fcnet_cli.engine.tensorboard import available
+def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnet_cli.engine import tensorboard
 
-    if available():
-        pytest.skip("the tensorboard extra is installed here")
+    monkeypatch.setattr(tensorboard, "available", lambda: False)  # as without the extra
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(f"data: {{dataset: iris}}\ntraining: {{epochs: 1, device: cpu}}\n"
                    f"output: {{dir: {tmp_path}/runs, tensorboard: true}}\n")
@@ -226,11 +226,10 @@ def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_sweep_with_tensorboard_but_without_the_extra_stops_before_any_trial(
-        tmp_path: Path) -> None:
-    from fcnet_cli.engine.tensorboard import available
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnet_cli.engine import tensorboard
 
-    if available():
-        pytest.skip("the tensorboard extra is installed here")
+    monkeypatch.setattr(tensorboard, "available", lambda: False)  # as without the extra
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(f"base:\n  data: {{dataset: iris}}\n  training: {{epochs: 1, device: cpu}}\n"
                      f"  output: {{dir: {tmp_path}/runs, tensorboard: true}}\n"

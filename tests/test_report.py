@@ -308,6 +308,22 @@ def test_train_from_python_honours_output_tensorboard(tmp_path: Path,
     assert _FakeWriter.made == []
 
 
+def test_seeds_write_tensorboard_for_every_seed(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnet_cli.engine import tensorboard as tb
+    from fcnet_cli.engine.group import train_group
+
+    monkeypatch.setattr(tb, "available", lambda: True)
+    monkeypatch.setattr(tb, "_summary_writer", _FakeWriter)
+    _FakeWriter.made = []
+    exp = _with_tensorboard(_exp(epochs=2, out=tmp_path / "runs"))
+    group = train_group(exp.model_copy(update={
+        "training": exp.training.model_copy(update={"seeds": 2})}))
+    logs = sorted(w.log_dir for w in _FakeWriter.made)
+    assert logs == sorted(str(Path(r.run_dir or "") / "tensorboard") for r in group.runs)
+    assert len(logs) == 2 and all(w.closed for w in _FakeWriter.made)
+
+
 @pytest.mark.skipif(not available(), reason="the tensorboard extra is not installed")
 def test_tensorboard_logger_writes_event_files(tmp_path: Path) -> None:
     result = train(_with_tensorboard(_exp(epochs=2, out=tmp_path / "runs")))

@@ -166,11 +166,23 @@ def test_base_file_and_overrides(tmp_path: Path) -> None:
     ({"optimizer.lr": [0.1]}, {"method": "tpe"}, "needs trials: N"),
     ({"optimizer.lr": [0.1]}, {"metric": "val_loss", "direction": "maximize"},
      "should be minimized"),
+    ({"training.seeds": [1, 2]}, {}, "the sweep sets training.seeds itself: use `seeds:`"),
 ])
 def test_bad_specs_exit_2(tmp_path: Path, parameters: dict[str, Any], spec: dict[str, Any],
                           needle: str) -> None:
     usage_error(["sweep", str(write_sweep(tmp_path, parameters, **spec))], needle)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_base_with_training_seeds_is_refused_with_the_sweep_key_to_use(
+        tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {"optimizer.momentum": [0.0, 0.9]})
+    lines = usage_error(["sweep", str(path), "--set", "base.training.seeds=3"],
+                        "base.training.seeds: a sweep does not use training.seeds (got 3): "
+                        "set `seeds: 3` in the sweep file")
+    assert len(lines) == 1
+    assert not (tmp_path / "runs").exists()
+    assert load_sweep(path, ["seeds=3"]).spec.seeds == 3  # the way it says
 
 
 def test_resuming_with_a_changed_spec_is_refused(tmp_path: Path) -> None:

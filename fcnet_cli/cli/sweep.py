@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, ThreadsOpt, _run, app
+from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 from fcnet_cli.cli.run import _signals_to
 
 # ---------------------------------------------------------------- sweep
@@ -88,7 +89,9 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
     for note in spec.notes:
         typer.echo(f"note: {note}", err=True)
     stop = StopToken()
-    live = None if quiet or as_json else display.SweepDisplay(out, top=min(top or 5, 5))
+    # a closed stdout (`fcnet sweep … | head -1`) stops the printing, never the sweep
+    live = None if quiet or as_json else StdoutGuard(
+        display.SweepDisplay(out, top=min(top or 5, 5)))
     try:
         with _signals_to(stop):
             result = run_sweep(spec, storage=storage, workers=workers,
@@ -96,12 +99,13 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
     finally:
         if live is not None:
             live.close()
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(top), indent=2))
-    elif quiet:
-        typer.echo(result.sweep_dir)
-    else:
-        display.render_leaderboard(out, result, top)
+    with stdout_may_close():
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(top), indent=2))
+        elif quiet:
+            typer.echo(result.sweep_dir)
+        else:
+            display.render_leaderboard(out, result, top)
     if stop.requested:
         typer.echo(f"interrupted ({stop.reason}); resume with: {again}", err=True)
         return EXIT_SIGNAL.get(stop.reason or "SIGINT", EXIT_SIGNAL["SIGINT"])

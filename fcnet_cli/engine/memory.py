@@ -4,8 +4,11 @@ A width typo (`model.hidden: [1000000000]`) would otherwise spend seconds and ma
 the allocator fails with a raw message. The estimate counts float32 values per member:
 
     parameters P = Σ (in·out + out) over the Linear layers (+ 4·width per batch-norm layer)
-    resident     = P · (weights + gradients + best copy + optimizer state per parameter)
-    activations  = max(training: batch · Σ widths · 3   (pre-activation, output, gradient),
+    resident     = P · (weights + gradients + best copy + optimizer state per parameter
+                        + the penalty's scratch buffer when L1/L2 is on)
+    activations  = max(training: batch · (Σ widths · (3 + 2 with dropout) + classes)
+                         (pre-activation, output, gradient; dropout's mask and masked output;
+                          the log-softmax),
                        evaluation: eval rows · 2 · widest layer)
     total        = members · (resident + activations + batch · in_features)
                    + saving (one member at a time: its weights and optimizer state are
@@ -56,10 +59,14 @@ def _optimizer_slots(exp: Experiment) -> int:
 def estimate_bytes(exp: Experiment, n_features: int, n_classes: int, eval_rows: int) -> int:
     """Estimated bytes one member needs while training (see the module docstring)."""
     params = parameter_count(exp, n_features, n_classes)
-    resident = params * (3 + _optimizer_slots(exp))  # weights, gradients, best copy, state
+    scratch = exp.regularization.type != "none"  # the explicit step's |w| / w² buffer
+    # weights, gradients, best copy, optimizer state (+ scratch)
+    resident = params * (3 + _optimizer_slots(exp) + scratch)
     widths = [*exp.model.hidden, n_classes]
     batch = exp.training.batch_size
-    activations = max(batch * sum(widths) * 3, eval_rows * 2 * max(widths))
+    per_width = 3 + 2 * (exp.model.dropout > 0)
+    activations = max(batch * (sum(widths) * per_width + n_classes),
+                      eval_rows * 2 * max(widths))
     return FLOAT_BYTES * (resident + activations + batch * n_features)
 
 

@@ -161,6 +161,12 @@ def _semantics(sweep: Sweep) -> list[Problem]:
         at("metric", f"{s.metric} does not apply to the base experiment's task ({task})")
     if s.seeds > s.max_population:
         at("max_population", f"must be >= seeds ({s.seeds}) (got {s.max_population})")
+    n = sweep.base_exp.training.seeds
+    if n > 1:  # a sweep repeats configurations with its own `seeds:`; it would go unused
+        out.append(Problem(locate(sweep.where, "base.training.seeds", Loc(sweep.origin, 1)),
+                           "base.training.seeds",
+                           f"a sweep does not use training.seeds (got {n}): set `seeds: {n}` "
+                           f"in the sweep file to train each configuration with {n} seeds"))
     return out
 
 

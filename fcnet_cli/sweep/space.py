@@ -169,8 +169,8 @@ def parse_params(raw: Any, method: str, where: Mapping[str, Loc], default: Loc,
 def _key_fault(key: str, known: Sequence[str]) -> str | None:
     import difflib
 
-    if key == "training.seed":
-        return "the sweep sets training.seed itself: use `seeds:` to repeat configurations"
+    if key in ("training.seed", "training.seeds"):
+        return f"the sweep sets {key} itself: use `seeds:` to repeat configurations"
     if key.startswith("output."):
         return "the sweep names and places its runs itself (output.* cannot be swept)"
     if key in known:
