@@ -221,20 +221,26 @@ def test_kill_9_of_a_resumed_run_leaves_consistent_records(tmp_path: Path) -> No
     assert len(rows(run_dir)) == 12
 
 
-def test_a_closed_stdout_does_not_fail_training(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, "piped", epochs=5)
-    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "train", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
-                            cwd=tmp_path)
+def first_line_then_closed(args: list[str], cwd: Path) -> tuple[bytes, str]:
+    """Run `fcnet ARGS` like `fcnet ARGS | head -1`: read one line, close the pipe, let it
+    finish; (that line, its stderr). The process must exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=cwd)
     assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline().startswith(b"training piped")  # like `| head -1`
+    line = proc.stdout.readline()
     proc.stdout.close()
     try:
         err = proc.stderr.read().decode()
-        assert proc.wait(timeout=120) == 0, err
+        assert proc.wait(timeout=180) == 0, err
     finally:
         end([proc])
-    assert err == ""
+    return line, err
+
+
+def test_a_closed_stdout_does_not_fail_training(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "piped", epochs=5)
+    line, err = first_line_then_closed(["train", str(cfg)], tmp_path)
+    assert line.startswith(b"training piped") and err == ""
     (summary_path,) = (tmp_path / "runs").glob("piped/*/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["status"] == "completed" and summary["last_epoch"] == 5
@@ -249,17 +255,7 @@ def test_a_closed_stdout_does_not_fail_a_sweep(tmp_path: Path) -> None:
     sweep.write_text(yaml.safe_dump({"name": "piped", "base": base, "method": "grid",
                                      "parameters": {"optimizer.lr": [0.05, 0.1, 0.2],
                                                     "model.hidden": [[8], [4]]}}))
-    proc = subprocess.Popen([sys.executable, "-m", "fcnet_cli.cli", "sweep", str(sweep)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
-                            cwd=tmp_path)
-    assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline()  # like `| head -1`: the first line, then the reader goes
-    proc.stdout.close()
-    try:
-        err = proc.stderr.read().decode()
-        assert proc.wait(timeout=180) == 0, err
-    finally:
-        end([proc])
-    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    line, err = first_line_then_closed(["sweep", str(sweep)], tmp_path)
+    assert line and "Traceback" not in err and "BrokenPipe" not in err, err
     summaries = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("summary.json")]
     assert len(summaries) == 6 and {s["status"] for s in summaries} == {"completed"}
