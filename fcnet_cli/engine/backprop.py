@@ -14,8 +14,8 @@ autograd's) with matrix products into buffers allocated once per batch size:
 K = 1 uses `addmm`/`mm` on 2-D views; K > 1 uses `baddbmm`/`bmm` over the member axis.
 A layer with at least `ONEDNN_MIN` weights on a CPU whose torch build has oneDNN takes its
 three products (z, dW, dh) from oneDNN's fp32 matmul instead, member by member: ATen's fp32
-products go to MKL, which on some CPUs (AMD Zen among them) runs an AVX2 kernel at about half
-the rate oneDNN's AVX-512 kernel reaches (`benchmarks/ab_epoch.py` prints both 2048² rates).
+products go to MKL, which on AMD CPUs runs its AVX2 kernel (measured on an AVX-512 AMD EPYC:
+about half of oneDNN's rate; `benchmarks/ab_epoch.py` prints both 2048² rates).
 Both are fp32 products with fp32 accumulation; they differ in summation order only.
 Gradients land in the population's (K, P) gradient buffer, where the optimizer reads them.
 """
@@ -39,7 +39,7 @@ __all__ = ["ACTIVATION_GRADS", "ONEDNN_MIN", "ActivationGrad", "AutogradStep", "
 # (logits (K, B, C), loss (K,), objective = loss + penalty (K,), targets (K, B))
 StepOut = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 aten = torch.ops.aten
-# weights (in × out) from which a layer's products go to oneDNN: below it the call's fixed
+# weights (out × in) from which a layer's products go to oneDNN: below it the call's fixed
 # cost outweighs the faster kernel (measured: 256×128 gains, 128×10 loses)
 ONEDNN_MIN = 16384
 Linear = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
