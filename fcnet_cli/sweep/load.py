@@ -163,10 +163,9 @@ def _semantics(sweep: Sweep) -> list[Problem]:
         at("max_population", f"must be >= seeds ({s.seeds}) (got {s.max_population})")
     n = sweep.base_exp.training.seeds
     if n > 1:  # a sweep repeats configurations with its own `seeds:`; it would go unused
-        out.append(Problem(locate(sweep.where, "base.training.seeds", Loc(sweep.origin, 1)),
-                           "base.training.seeds",
-                           f"a sweep does not use training.seeds (got {n}): set `seeds: {n}` "
-                           f"in the sweep file to train each configuration with {n} seeds"))
+        at("base.training.seeds", f"a sweep does not use training.seeds (got {n}): set "
+                                  f"`seeds: {n}` in the sweep file to train each "
+                                  f"configuration with {n} seeds")
     return out
 
 
