@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 
 from fcnet_cli.config import (
@@ -22,7 +23,15 @@ from fcnet_cli.config import (
     TABLE_DATASETS,
     DataConfig,
 )
-from fcnet_cli.engine.columns import encode_target, fit_columns, fit_target, select_columns
+from fcnet_cli.engine.columns import (
+    drop_missing_target,
+    encode_target,
+    fit_columns,
+    fit_target,
+    select_columns,
+)
+from fcnet_cli.engine.csvformat import comma_number_column
+from fcnet_cli.engine.leaks import leak_notices
 from fcnet_cli.engine.splits import split_indices, split_size, with_label_noise
 from fcnet_cli.engine.synthetic import synthetic
 from fcnet_cli.engine.tables import (
@@ -157,10 +166,31 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
 def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | None
                      ) -> DataSplits:
     """CSV/Parquet: columns by name, preprocessing fitted on the training rows."""
-    frame = read_table(cfg.path or "", cfg.dataset)  # type: ignore[arg-type]
-    source, lines = str(Path(cfg.path or "").expanduser()), cfg.dataset == "csv"
+    frame = read_table(cfg.path or "", cfg.dataset,  # type: ignore[arg-type]
+                       cfg.separator, cfg.decimal_comma)
+    source = str(Path(cfg.path or "").expanduser())
+    features, targets = (select_columns(frame, cfg, source) if prep is None
+                         else ([], list(prep.target.columns)))
+    rows = frame.height
+    frame, dropped = drop_missing_target(frame, targets, cfg.missing_target, source)
+    try:
+        splits = _table_splits(frame, cfg, task, prep, features, targets, source)
+    except DataError as e:
+        if not dropped:
+            raise
+        raise DataError(f"{e} (rows counted without the {rows - frame.height} dropped for "
+                        f"an empty target)") from None
+    splits.notices[:0] = dropped
+    return splits
+
+
+def _table_splits(frame: pl.DataFrame, cfg: DataConfig, task: str | None,
+                  prep: Preprocessing | None, features: list[str], targets: list[str],
+                  source: str) -> DataSplits:
+    lines = cfg.dataset == "csv"
+    notices: list[str] = []
     if prep is None:
-        features, targets = select_columns(frame, cfg, source)
+        _check_decimal_commas(frame, features, cfg, source)
         target, y_pool = fit_target(frame, targets, task, source, lines)
     else:
         target = prep.target
@@ -177,9 +207,10 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
             target.mean, target.std = _target_scaling(y_pool[train])
         empty = Normalization("none", torch.zeros(0), torch.ones(0))  # fitted below
         prep = Preprocessing(columns, empty, target, missing=cfg.missing)
+        notices += leak_notices(frame, mask, columns, target, y_pool, source)
     x_np, _ = encode_frame(prep, frame, source, 1, lines)  # (N, F) float32, unnormalized
     del frame
-    notices = _unseen_notices(prep, x_np, train, source)
+    notices += _unseen_notices(prep, x_np, train, source)
     x_pool = torch.from_numpy(x_np)
     x_train = x_pool[train]
     if prep.in_features != x_pool.shape[1]:  # a freshly fitted one: normalization still empty
@@ -189,6 +220,18 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
         norm.apply_(x_train), _targets(y_pool[train], target),
         norm.apply_(x_pool[val]), _targets(y_pool[val], target),
         norm.apply_(x_pool[test]), _targets(y_pool[test], target), prep, notices)
+
+
+def _check_decimal_commas(frame: pl.DataFrame, features: list[str], cfg: DataConfig,
+                          source: str) -> None:
+    """A text column of numbers like 3,5 would become categories: ask for decimal_comma."""
+    if cfg.decimal_comma:
+        return
+    found = comma_number_column(frame, [f for f in features if f not in cfg.categorical])
+    if found:
+        raise DataError(f"{source}: column '{found[0]}' holds numbers with a decimal comma "
+                        f"(e.g. {found[1]!r}); set data.decimal_comma: true to read them as "
+                        f"numbers, or list the column in data.categorical to keep it as text")
 
 
 def _unseen_notices(prep: Preprocessing, x: np.ndarray, train: np.ndarray, source: str
