@@ -43,13 +43,17 @@ def leak_notices(frame: pl.DataFrame, train: np.ndarray, columns: list[Column],
     rest = [c for c in columns if c.name not in ids]
     if int(train.sum()) < MIN_ROWS or not rest:
         return notes
-    rows = frame.filter(pl.Series(train))
-    y_train = y[train]
+    mask, y_train = pl.Series(train), y[train]
+
+    def train_values(c: Column) -> pl.Series:  # one column at a time: no copy of the table
+        return frame[c.name].filter(mask)
+
     if target.task == "classification":
-        perfect = _separating(rows, [c for c in rest if c.kind == "numeric"], y_train)
-        perfect |= _one_class_each(rows, [c for c in rest if c.kind != "numeric"], y_train)
+        perfect = {c.name for c in rest if _predicts(train_values(c), c.kind, y_train)} \
+            if len(np.unique(y_train)) > 1 else set()
     else:
-        perfect = _correlated(rows, [c for c in rest if c.kind == "numeric"], y_train)
+        perfect = {c.name for c in rest
+                   if c.kind == "numeric" and _correlated(train_values(c), y_train)}
     what = (f"the target '{target.columns[0]}'" if len(target.columns) == 1
             else "the target")
     notes += [f"{source}: column '{c.name}' alone predicts {what} perfectly on the training "
@@ -69,60 +73,45 @@ def _is_row_id(s: pl.Series) -> bool:
     return (s.is_sorted() or s.is_sorted(descending=True)) and s.n_unique() == s.len()
 
 
-def _numbers(name: str, dtype: pl.DataType) -> pl.Expr:
-    e = pl.col(name)
-    if dtype == pl.String:
-        e = e.str.strip_chars()
-    return e.cast(pl.Float64, strict=False).fill_nan(None)
+def _numbers(s: pl.Series) -> np.ndarray:
+    """A numeric column's values as float64, NaN where empty."""
+    if s.dtype == pl.String:
+        s = s.str.strip_chars()
+    return s.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
 
 
-def _separating(rows: pl.DataFrame, cols: list[Column], y: np.ndarray) -> set[str]:
-    """Numeric columns whose value range per class overlaps no other class's range."""
-    if not cols or len(np.unique(y)) < 2:
-        return set()
-    names = [c.name for c in cols]
-    values = rows.select(_numbers(n, rows.schema[n]).alias(f"c{j}")
-                         for j, n in enumerate(names)).with_columns(__y=pl.Series(y))
-    ranges = values.group_by("__y").agg(
-        *(pl.col(f"c{j}").min().alias(f"lo{j}") for j in range(len(names))),
-        *(pl.col(f"c{j}").max().alias(f"hi{j}") for j in range(len(names))))
-    out = set()
-    for j, name in enumerate(names):
-        r = ranges.select(f"lo{j}", f"hi{j}").drop_nulls().sort(f"lo{j}")
-        if r.height < ranges.height:  # a class with no value in this column
-            continue
-        lo, hi = r[f"lo{j}"].to_numpy(), r[f"hi{j}"].to_numpy()
-        if bool((hi[:-1] < lo[1:]).all()):
-            out.add(name)
-    return out
+def _separates(s: pl.Series, y: np.ndarray) -> bool:
+    """Whether the value ranges of the classes overlap nowhere (thresholds separate them)."""
+    x = _numbers(s)
+    ok = np.isfinite(x)
+    if len(np.unique(y[ok])) != len(np.unique(y)):  # a class with no value here
+        return False
+    ranges = pl.DataFrame({"v": x[ok], "y": y[ok]}).group_by("y").agg(
+        lo=pl.col("v").min(), hi=pl.col("v").max()).sort("lo")
+    lo, hi = ranges["lo"].to_numpy(), ranges["hi"].to_numpy()
+    return bool((hi[:-1] < lo[1:]).all())
 
 
-def _one_class_each(rows: pl.DataFrame, cols: list[Column], y: np.ndarray) -> set[str]:
-    """Categorical columns whose every category holds one class (a handful of categories)."""
-    if len(np.unique(y)) < 2:
-        return set()
-    labels = pl.Series("__y", y)
-    out = set()
-    for c in cols:
-        pairs = pl.DataFrame({"v": rows[c.name].cast(pl.String), "__y": labels}).drop_nulls()
-        groups = pairs.group_by("v").agg(pl.col("__y").n_unique())
-        if 2 <= groups.height <= pairs.height // 2 and groups["__y"].max() == 1:
-            out.add(c.name)
-    return out
+def _predicts(s: pl.Series, kind: str, y: np.ndarray) -> bool:
+    return _separates(s, y) if kind == "numeric" else _one_class_each(s, y)
 
 
-def _correlated(rows: pl.DataFrame, cols: list[Column], y: np.ndarray) -> set[str]:
-    """Numeric columns whose Pearson correlation with a regression target is ±1."""
+def _one_class_each(s: pl.Series, y: np.ndarray) -> bool:
+    """Whether every category holds one class (for a handful of categories)."""
+    pairs = pl.DataFrame({"v": s.cast(pl.String), "y": y}).drop_nulls()
+    if pairs["y"].n_unique() != len(np.unique(y)):  # a class with no value here
+        return False
+    groups = pairs.group_by("v").agg(pl.col("y").n_unique())
+    return 2 <= groups.height <= pairs.height // 2 and groups["y"].max() == 1
+
+
+def _correlated(s: pl.Series, y: np.ndarray) -> bool:
+    """Whether the column's Pearson correlation with a regression target is ±1."""
+    x = _numbers(s)
     y2 = np.asarray(y, np.float64).reshape(len(y), -1)  # (N, T)
-    out = set()
-    for c in cols:
-        x = rows.select(_numbers(c.name, rows.schema[c.name])).to_series().to_numpy()
-        x = np.asarray(x, np.float64)
-        ok = np.isfinite(x)
-        if ok.sum() < MIN_ROWS or np.ptp(x[ok]) == 0:
-            continue
-        for t in range(y2.shape[1]):
-            yt = y2[ok, t]
-            if np.ptp(yt) > 0 and abs(np.corrcoef(x[ok], yt)[0, 1]) >= PERFECT_CORRELATION:
-                out.add(c.name)
-    return out
+    ok = np.isfinite(x)
+    if ok.sum() < MIN_ROWS or np.ptp(x[ok]) == 0:
+        return False
+    return any(np.ptp(y2[ok, t]) > 0
+               and abs(np.corrcoef(x[ok], y2[ok, t])[0, 1]) >= PERFECT_CORRELATION
+               for t in range(y2.shape[1]))
