@@ -24,7 +24,7 @@ import polars as pl
 
 from fcnet_cli.errors import DataError
 
-__all__ = ["SEPARATORS", "CsvFormat", "check_one_column", "comma_number_column", "csv_format",
+__all__ = ["SEPARATORS", "CsvFormat", "check_decimal_commas", "check_one_column", "csv_format",
            "decimal_points", "detect_separator", "header_line", "separator_setting",
            "serving_format"]
 
@@ -120,13 +120,13 @@ def decimal_points(frame: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col(n)).alias(n) for n in text)
 
 
-def comma_number_column(frame: pl.DataFrame, names: list[str]) -> tuple[str, str] | None:
-    """The first text column of `names` whose cells are all numbers with a decimal comma,
-    and one such cell; None if there is none."""
+def check_decimal_commas(frame: pl.DataFrame, names: list[str], source: str) -> None:
+    """DataError naming the first text column of `names` whose cells are all numbers with a
+    decimal comma (read without data.decimal_comma, they would become categories)."""
     for name in names:
-        s = frame[name]
-        if s.dtype != pl.String or s.null_count() == s.len():
-            continue
-        if bool(s.drop_nulls().str.contains(_COMMA_NUMBER).all()):
-            return name, str(s.drop_nulls()[0])
-    return None
+        s = frame[name].drop_nulls()
+        if s.dtype == pl.String and s.len() and bool(s.str.contains(_COMMA_NUMBER).all()):
+            raise DataError(f"{source}: column '{name}' holds numbers with a decimal comma "
+                            f"(e.g. {s[0]!r}); set data.decimal_comma: true to read them as "
+                            f"numbers, or list the column in data.categorical to keep it as "
+                            f"text")

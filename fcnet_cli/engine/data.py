@@ -30,7 +30,7 @@ from fcnet_cli.engine.columns import (
     fit_target,
     select_columns,
 )
-from fcnet_cli.engine.csvformat import comma_number_column
+from fcnet_cli.engine.csvformat import check_decimal_commas
 from fcnet_cli.engine.leaks import leak_notices
 from fcnet_cli.engine.splits import split_indices, split_size, with_label_noise
 from fcnet_cli.engine.synthetic import synthetic
@@ -190,7 +190,9 @@ def _table_splits(frame: pl.DataFrame, cfg: DataConfig, task: str | None,
     lines = cfg.dataset == "csv"
     notices: list[str] = []
     if prep is None:
-        _check_decimal_commas(frame, features, cfg, source)
+        if not cfg.decimal_comma:  # numbers like 3,5 would become categories
+            check_decimal_commas(frame, [f for f in features if f not in cfg.categorical],
+                                 source)
         target, y_pool = fit_target(frame, targets, task, source, lines)
     else:
         target = prep.target
@@ -220,18 +222,6 @@ def _table_splits(frame: pl.DataFrame, cfg: DataConfig, task: str | None,
         norm.apply_(x_train), _targets(y_pool[train], target),
         norm.apply_(x_pool[val]), _targets(y_pool[val], target),
         norm.apply_(x_pool[test]), _targets(y_pool[test], target), prep, notices)
-
-
-def _check_decimal_commas(frame: pl.DataFrame, features: list[str], cfg: DataConfig,
-                          source: str) -> None:
-    """A text column of numbers like 3,5 would become categories: ask for decimal_comma."""
-    if cfg.decimal_comma:
-        return
-    found = comma_number_column(frame, [f for f in features if f not in cfg.categorical])
-    if found:
-        raise DataError(f"{source}: column '{found[0]}' holds numbers with a decimal comma "
-                        f"(e.g. {found[1]!r}); set data.decimal_comma: true to read them as "
-                        f"numbers, or list the column in data.categorical to keep it as text")
 
 
 def _unseen_notices(prep: Preprocessing, x: np.ndarray, train: np.ndarray, source: str
