@@ -215,6 +215,16 @@ def test_missing_target_drop_trains_and_says_how_many(tmp_path: Path) -> None:
     assert sum(counts) == N - 3, train_line
 
 
+def test_an_error_after_dropping_says_how_rows_are_counted(tmp_path: Path) -> None:
+    frame = _with_empty_targets(_rows(), [2, 4]).with_columns(pl.col("width").cast(pl.String))
+    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == 30).then(pl.lit("wide"))
+                               .otherwise(pl.col("width")).alias("width"))
+    path = _experiment(tmp_path, _write(frame, tmp_path / "t.csv"), missing_target="drop")
+    line = _error(runner.invoke(app, ["train", str(path)]))
+    assert "'wide' is not a number" in line, line
+    assert "rows counted without the 2 dropped for an empty target" in line, line
+
+
 def test_regression_target_with_empty_cells_drop(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(N, 2))

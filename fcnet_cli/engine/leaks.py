@@ -49,8 +49,9 @@ def leak_notices(frame: pl.DataFrame, train: np.ndarray, columns: list[Column],
         return frame[c.name].filter(mask)
 
     if target.task == "classification":
-        perfect = {c.name for c in rest if _predicts(train_values(c), c.kind, y_train)} \
-            if len(np.unique(y_train)) > 1 else set()
+        classes = int(pl.Series(y_train).n_unique())
+        perfect = {c.name for c in rest
+                   if classes > 1 and _predicts(train_values(c), c.kind, y_train, classes)}
     else:
         perfect = {c.name for c in rest
                    if c.kind == "numeric" and _correlated(train_values(c), y_train)}
@@ -80,26 +81,26 @@ def _numbers(s: pl.Series) -> np.ndarray:
     return s.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
 
 
-def _separates(s: pl.Series, y: np.ndarray) -> bool:
+def _separates(s: pl.Series, y: np.ndarray, classes: int) -> bool:
     """Whether the value ranges of the classes overlap nowhere (thresholds separate them)."""
     x = _numbers(s)
     ok = np.isfinite(x)
-    if len(np.unique(y[ok])) != len(np.unique(y)):  # a class with no value here
-        return False
     ranges = pl.DataFrame({"v": x[ok], "y": y[ok]}).group_by("y").agg(
         lo=pl.col("v").min(), hi=pl.col("v").max()).sort("lo")
+    if ranges.height != classes:  # a class with no value in this column
+        return False
     lo, hi = ranges["lo"].to_numpy(), ranges["hi"].to_numpy()
     return bool((hi[:-1] < lo[1:]).all())
 
 
-def _predicts(s: pl.Series, kind: str, y: np.ndarray) -> bool:
-    return _separates(s, y) if kind == "numeric" else _one_class_each(s, y)
+def _predicts(s: pl.Series, kind: str, y: np.ndarray, classes: int) -> bool:
+    return _separates(s, y, classes) if kind == "numeric" else _one_class_each(s, y, classes)
 
 
-def _one_class_each(s: pl.Series, y: np.ndarray) -> bool:
+def _one_class_each(s: pl.Series, y: np.ndarray, classes: int) -> bool:
     """Whether every category holds one class (for a handful of categories)."""
     pairs = pl.DataFrame({"v": s.cast(pl.String), "y": y}).drop_nulls()
-    if pairs["y"].n_unique() != len(np.unique(y)):  # a class with no value here
+    if pairs["y"].n_unique() != classes:  # a class with no value in this column
         return False
     groups = pairs.group_by("v").agg(pl.col("y").n_unique())
     return 2 <= groups.height <= pairs.height // 2 and groups["y"].max() == 1
