@@ -146,8 +146,7 @@ def test_tab_separated_and_gzip_semicolon(tmp_path: Path) -> None:
     tab = _write(frame, tmp_path / "tab.csv", "\t")
     gz = _write(frame, tmp_path / "semi.csv.gz", ";", comma=True)
     _, s_tab = _train(_experiment(tmp_path, tab, "tab"))
-    _, s_gz = _train(_experiment(tmp_path, gz, "gz", decimal_comma=True,
-                                 separator=";"))
+    _, s_gz = _train(_experiment(tmp_path, gz, "gz", decimal_comma=True))  # detected
     assert s_tab["test"]["loss"] == pytest.approx(s_gz["test"]["loss"], abs=1e-6)
     p_tab = _predict(tmp_path, "tab", _write(frame.drop("label").head(5), tmp_path / "n.tsv.csv",
                                              "\t"))
