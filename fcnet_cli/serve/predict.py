@@ -152,7 +152,7 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
     data = Path(data)
     if out is not None:
         check_output(Path(out), [data], overwrite)
-    table = open_table(data)
+    table = open_table(data, model.experiment.data)
     format_for(out, fmt)  # an unknown format fails before any reading
     keep = _check_keep(model, keep, table.columns, table.source, proba)
     if table.kind == "npz":
