@@ -74,7 +74,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     from fcnet_cli.config import load_experiment
     from fcnet_cli.events import StopToken
 
-    resume = None if resume is None else _real(resume)
+    resume = None if resume is None else _real(resume, any_status=True)
     group = _check_seeds(seeds, resume)
     if seeds is not None:
         overrides = [*overrides, f"training.seeds={seeds}"]
@@ -135,11 +135,11 @@ def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
     return [StdoutGuard(display.PlainTrainDisplay(out))]
 
 
-def _real(path: Path) -> Path:
-    """runs/NAME/latest -> runs/NAME/<newest run id>."""
+def _real(path: Path, any_status: bool = False) -> Path:
+    """runs/NAME/latest -> runs/NAME/<newest run id> (failed ones too with `any_status`)."""
     from fcnet_cli.engine.files import resolve_latest
 
-    return resolve_latest(path)
+    return resolve_latest(path, any_status=any_status)
 
 
 def run_summary(result: "RunResult") -> dict[str, Any]:
