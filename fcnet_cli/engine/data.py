@@ -34,6 +34,7 @@ from fcnet_cli.engine.columns import (
 )
 from fcnet_cli.engine.csvformat import check_decimal_commas
 from fcnet_cli.engine.leaks import leak_notices
+from fcnet_cli.engine.lineage import data_lineage
 from fcnet_cli.engine.splits import split_indices, split_size, with_label_noise
 from fcnet_cli.engine.synthetic import synthetic
 from fcnet_cli.engine.tables import (
@@ -68,6 +69,7 @@ class DataSplits:
     y_test: torch.Tensor
     preprocessing: Preprocessing  # fitted on the training split; stored with checkpoints
     notices: list[str] = field(default_factory=list)  # e.g. unseen categories in val/test
+    lineage: dict[str, Any] | None = None  # the file trained on (engine.lineage); None: rebuilt
 
     @property
     def normalization(self) -> Normalization:
@@ -124,6 +126,14 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
     Raises:
         DataError: the data set is missing, malformed or too small to split.
     """
+    splits = _load(cfg, normalization, task, preprocessing)
+    if normalization is None and preprocessing is None:  # fitted here: a run's training data
+        splits.lineage = data_lineage(cfg)
+    return splits
+
+
+def _load(cfg: DataConfig, normalization: Normalization | None, task: str | None,
+          preprocessing: Preprocessing | None) -> DataSplits:
     if task is None and cfg.dataset in REGRESSION_DATASETS:
         task = "regression"
     if cfg.dataset in TABLE_DATASETS:
@@ -288,7 +298,8 @@ def _targets(y: np.ndarray, target: Target) -> torch.Tensor:
     """Class indices (N,) int64, or standardized regression targets (N, T) float32."""
     if target.task == "classification":
         return torch.as_tensor(y, dtype=torch.int64)
-    y64 = np.asarray(y, np.float64).reshape(len(y), -1)
+    # (N, T): the width comes from the target, since an empty split (test_fraction 0) has none
+    y64 = np.asarray(y, np.float64).reshape(len(y), len(target.mean))
     return torch.as_tensor((y64 - np.asarray(target.mean)) / np.asarray(target.std),
                            dtype=torch.float32)
 
