@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="also write the JSON lines here")
     p.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "fcnet-bench")
     p.add_argument("--device", default="cuda", help="cpu: a smoke run of this script only")
+    p.add_argument("--profile", type=Path, help="also write the top kernels of one uncaptured "
+                                                "epoch (K=1 fp32, K=256 tf32) to this file")
     a = p.parse_args(argv)
     a.n_pool, a.n_test = (6000, 1000) if a.quick else (60000, 10000)
     a.ks = [int(k) for k in a.ks.split(",") if not a.quick or int(k) <= 64]
@@ -160,6 +162,24 @@ def fcnet(a: argparse.Namespace, d: DataSplits, n: int, precision: str, name: st
             "engine": results[0].engine}
 
 
+def profile(a: argparse.Namespace, d: DataSplits, path: Path) -> None:
+    """The kernels of one epoch, run uncaptured (the same kernels a replay launches)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    lines = []
+    for n, precision in ((1, "fp32"), (256, "tf32")):
+        with tempfile.TemporaryDirectory() as tmp, env("FCNET_CUDA_GRAPHS", "eager"), \
+                no_checkpoints():
+            exps = [experiment(a.root, tmp, k, n, 1, precision, a.device) for k in range(n)]
+            with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+                train_population(exps, data=d, eager_checkpoints=False)
+        lines.append(f"## K={n} {precision}: one epoch uncaptured (training + evaluation)\n")
+        lines.append(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25,
+                                               max_name_column_width=70))
+    path.write_text("\n".join(lines))
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     out = ["| run | K | precision | s/epoch | member-epochs/s | peak GPU GiB | val acc |",
            "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
@@ -209,6 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     for precision in a.precisions:
         for n in ([1] if precision != "fp32" else []) + a.ks:
             run("population", fcnet, a, d, n=n, precision=precision, name="population")
+    if a.profile:
+        try:
+            profile(a, d, a.profile)
+        except Exception:  # the table above must still print
+            traceback.print_exc()
     print(table(rows), flush=True)
     if sink:
         sink.write("# " + table(rows).replace("\n", "\n# ") + "\n")

@@ -14,5 +14,6 @@ timeout "${TEST_TIMEOUT:-170}" python3 -m pytest -q -rs -k cuda tests/test_graph
   | tee "$out/tests.log"
 echo "tests exit: $?" | tee -a "$out/tests.log"
 timeout "${BENCH_TIMEOUT:-230}" python3 benchmarks/bench_gpu.py --out "$out/bench.jsonl" \
+  --profile "$out/kernels.txt" \
   ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
 echo "bench exit: $?"

@@ -14,8 +14,9 @@ optimizer state); the next one is captured.
 Divergence without a host read: the step computes `ok = isfinite(objective) & alive` on the
 device. A member whose objective is not finite gets a zero gradient and a zero learning rate
 from that step on, so its bad update is never applied and its weights stay those it had
-before that step (it is frozen); the step is recorded in `bad`. The host reads `alive` and
-`bad` once per epoch (and before an interrupt is saved), finishes the frozen members as
+before that step (it is frozen); `good` counts the steps it survived this epoch. The host
+reads `alive` and `good` once per epoch (and before an interrupt is saved), finishes the
+frozen members as
 "diverged" with their step — what the CPU loop's per-step check reports — and compacts the
 population. A finished member writes no `last` checkpoint, so its frozen optimizer state is
 never read.
@@ -109,10 +110,13 @@ class GraphEpoch:
         self.ls = torch.zeros(K, device=dev)  # Σ loss · batch this epoch
         self.corr = torch.zeros(K, device=dev)  # Σ correct predictions
         self.alive = torch.ones(K, dtype=torch.bool, device=dev)  # finite so far
-        self.bad = torch.full((K,), -1, dtype=torch.long, device=dev)  # 0-based bad step
+        self.good = torch.zeros(K, dtype=torch.long, device=dev)  # steps survived this epoch
         self.b = torch.zeros(1, dtype=torch.long, device=dev)  # the batch number
         self.t = torch.zeros(1, dtype=torch.float64, device=dev)  # optimizer step count
-        self.cols = torch.arange(e.batch_size, device=dev)  # (B,)
+        B, full = e.batch_size, e.n_train // e.batch_size
+        self.batches = self.perm[:, :full * B].view(K, full, B)  # the full batches' columns
+        self.zero = torch.zeros((), device=dev)
+        self.adam = e.opt.name in ("adam", "adamw")  # the only update that reads t
         self.lr = torch.empty(K, 1, device=dev)  # lr · alive, what the update applies
         self.lr_table = (torch.empty(e.n_batches, K, device=dev)
                          if e.exps[0].scheduler.name == "onecycle" else None)
@@ -141,7 +145,8 @@ class GraphEpoch:
         self.ls.copy_(ls)
         self.corr.copy_(corr)
         self.alive.fill_(True)
-        self.bad.fill_(-1)
+        self.good.zero_()
+        self.first = first
         self.b.fill_(first)
         self.t.fill_(e.opt.step_count)
         if self.lr_table is not None:
@@ -171,12 +176,13 @@ class GraphEpoch:
 
     def _settle(self, e: Any, epoch: int) -> bool:
         """The epoch's one read of the flags: finish the members that diverged, compact."""
-        alive, bad = self.alive.tolist(), self.bad.tolist()
+        alive, good = self.alive.tolist(), self.good.tolist()
         for k, ok in enumerate(alive):
-            if not ok:
+            if not ok:  # its first non-finite step: the one after those it survived
                 m = e.members[k]
                 m.status = "diverged"
-                m.reason = f"non-finite loss at epoch {epoch + 1}, step {bad[k] + 1}"
+                step = self.first + good[k] + 1
+                m.reason = f"non-finite loss at epoch {epoch + 1}, step {step}"
                 e._finish(m)
         keep = [k for k, ok in enumerate(alive) if ok]
         if not keep:
@@ -220,7 +226,7 @@ class GraphEpoch:
         if last:  # the partial batch: a fixed slice of the permutation
             idx = self.perm[:, (e.n_batches - 1) * B:]
         else:  # (K, B): columns b·B … b·B + B − 1, b read on the device
-            idx = self.perm.index_select(1, self.b * B + self.cols)
+            idx = self.batches.index_select(1, self.b).view(self.K, B)
         if self.lr_table is not None:
             e.hp["lr"].copy_(self.lr_table.index_select(0, self.b).view(-1))
         gens = [m.drop_gen for m in e.members]
@@ -228,14 +234,15 @@ class GraphEpoch:
         logits, loss, objective, yb = (self._autocast_step(e, idx, gens) if self.bf16
                                        else e.step(idx, gens))
         with torch.no_grad():
-            ok = torch.isfinite(objective) & self.alive  # (K,)
-            self.bad.copy_(torch.where(self.alive & ~ok, self.b, self.bad))
-            self.alive.copy_(ok)
-            e.pop.grad.masked_fill_(~ok.view(-1, 1), 0.0)  # the bad update is never applied
+            alive, g = self.alive, e.pop.grad
+            alive.logical_and_(torch.isfinite(objective))  # (K,)
+            self.good.add_(alive)
+            torch.where(alive.view(-1, 1), g, self.zero, out=g)  # the bad update is never applied
             if self.clip:
                 e.pop.clip_grads(e.hp["grad_clip"])
-            torch.mul(e.hp["lr"].view(-1, 1), ok.view(-1, 1), out=self.lr)
-            self.t.add_(1)
+            torch.mul(e.hp["lr"].view(-1, 1), alive.view(-1, 1), out=self.lr)
+            if self.adam:
+                self.t.add_(1)
             e.opt.update(self.lr, self.t)  # every member with its own lr (0 once diverged)
             self.ls.add_(loss * yb.shape[1])
             self.corr.add_((logits.argmax(-1) == yb).sum(1))
