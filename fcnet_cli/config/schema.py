@@ -34,6 +34,7 @@ __all__ = [
     "OptimizerConfig",
     "OutputConfig",
     "PredictFormat",
+    "Precision",
     "RegularizationConfig",
     "SYNTHETIC_DATASETS",
     "SchedulerConfig",
@@ -69,6 +70,7 @@ LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
 MAX_SEEDS = 256  # most seeds `training.seeds` trains together (a sweep's default max_population)
 EngineName = Literal["auto", "autograd"]
+Precision = Literal["fp32", "tf32", "bf16"]  # `training.precision` (CUDA only beyond fp32)
 Split = Literal["train", "val", "test"]
 # `fcnet predict --format` and `fcnet export --format` (fcnet_cli.serve)
 PredictFormat = Literal["csv", "parquet", "json"]
@@ -356,6 +358,11 @@ class TrainingConfig(_Strict):
         "auto", description="auto = the hand-written forward/backward where the layout allows "
                             "it (summary.json says which ran and why); autograd = always "
                             "torch.autograd (the reference, for debugging)")
+    precision: Precision = Field(
+        "fp32", description="fp32 = float32 everywhere (every device); on CUDA only: tf32 = "
+                            "float32 matrix products on the TF32 tensor cores; bf16 = the "
+                            "forward autocast to bfloat16, float32 weights, gradients and "
+                            "optimizer state (summary.json records it)")
     threads: int | None = Field(None, gt=0, description="CPU threads of torch "
                                                         "(torch.set_num_threads); null = the "
                                                         "cores available to the process "
