@@ -73,7 +73,7 @@ def _read_table(model: Model, table: Table, target: str, batch_rows: int
         raise DataError(f"{table.source}: no label column '{target}' (columns: "
                         f"{', '.join(table.columns)}); name it with --target")
     model.spec.match(table.columns, table.source)
-    names = model.spec.input_names
+    names = model.spec.names  # the raw columns; encoding happens in spec.encode
     dtypes = {target: pl.String, **model.spec.read_dtypes()}
     xs, ys = [], []
     for start, frame in table.frames(list(dict.fromkeys(names + [target])), dtypes,
@@ -136,7 +136,7 @@ def _read_regression_table(model: Model, table: Table, names: list[str], batch_r
     model.spec.match(table.columns, table.source)
     dtypes = {**model.spec.read_dtypes(), **{n: pl.Float64 for n in names}}
     xs, ys = [], []
-    for start, frame in table.frames(list(dict.fromkeys(model.spec.input_names + names)),
+    for start, frame in table.frames(list(dict.fromkeys(model.spec.names + names)),
                                      dtypes, batch_rows):
         ys.append(_regression_values(frame, names, table.source, start))
         xs.append(model.spec.encode(frame, table.source, start))

@@ -122,7 +122,7 @@ def _table_chunks(model: Model, table: Table, keep: list[str], batch_rows: int
             kept = pl.DataFrame({c: a[start:start + batch_rows] for c, a in kept_all.items()})
             yield kept, x
         return
-    names = model.spec.input_names
+    names = model.spec.names  # the raw columns; encoding happens in spec.encode
     dtypes = {**{c: pl.String for c in keep}, **model.spec.read_dtypes()}
     columns = list(dict.fromkeys(names + keep))
     for start, frame in table.frames(columns, dtypes, batch_rows):

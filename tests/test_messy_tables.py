@@ -1,0 +1,83 @@
+"""A user's own messy tables through the whole path: train → predict → eval --data → load_model.
+
+Every model here has text, integer-coded, boolean or date columns, missing cells and odd column
+names; the new rows come with shuffled columns, an extra column, an id to keep and a missing
+cell, in CSV and in Parquet. Predictions from the CLI must equal those of `load_model` on the
+same rows.
+"""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from messy_tables import MESSY, Run, train_run, write_csv
+from typer.testing import CliRunner, Result
+
+from fcnet_cli import load_model
+from fcnet_cli.cli import app
+
+runner = CliRunner()
+_RUNS: dict[str, Run] = {}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("messy")
+
+
+def _run(root: Path, name: str) -> Run:
+    """One tiny training per kind of table and test session."""
+    if name not in _RUNS:
+        _RUNS[name] = train_run(root / name, MESSY[name])
+    return _RUNS[name]
+
+
+def _ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _new_rows(run: Run, n: int = 30, seed: int = 7) -> pl.DataFrame:
+    """Rows training never saw, with an id, an extra column and the columns reordered."""
+    frame = run.kind.frame(n, seed).with_row_index("id").with_columns(
+        pl.format("r{}", pl.col("id")).alias("id"), note=pl.lit("x"))
+    return frame.select(list(reversed(frame.columns)))
+
+
+@pytest.mark.parametrize("name", ["penguins", "dated", "unicode"])
+def test_predict_reads_the_raw_columns_csv_and_parquet(root: Path, name: str) -> None:
+    run = _run(root, name)
+    rows = _new_rows(run)
+    csv = write_csv(rows, root / name / "new.csv", bom=run.kind.bom)
+    pq = root / name / "new.parquet"
+    pl.read_csv(csv).write_parquet(pq)
+    result = _ok(runner.invoke(app, ["predict", str(run.run_dir), str(csv), "--keep", "id",
+                                     "--proba"]))
+    out = pl.read_csv(io.StringIO(result.stdout))
+    assert out.columns[:2] == ["id", "prediction"] and out.height == rows.height
+    assert out["id"].to_list() == rows["id"].to_list()
+    assert "ignored 1 column(s) the model does not use: note" in result.stderr
+    model = load_model(run.run_dir)
+    proba = model.predict_proba(pl.read_csv(csv))
+    np.testing.assert_allclose(out.select(pl.selectors.starts_with("proba_")).to_numpy(), proba,
+                               atol=1e-6)
+    assert out["prediction"].to_list() == model.classes_[proba.argmax(1)].tolist()
+    from_pq = _ok(runner.invoke(app, ["predict", str(run.run_dir), str(pq), "--keep", "id",
+                                      "--proba"]))
+    assert pl.read_csv(io.StringIO(from_pq.stdout)).equals(out)
+
+
+@pytest.mark.parametrize("name", ["penguins", "dated", "unicode"])
+def test_eval_data_scores_a_holdout_file(root: Path, name: str) -> None:
+    run = _run(root, name)
+    holdout = run.kind.frame(40, 11)
+    csv = write_csv(holdout, root / name / "holdout.csv", bom=run.kind.bom)
+    result = _ok(runner.invoke(app, ["eval", str(run.run_dir), "--data", str(csv), "--json"]))
+    report = json.loads(result.stdout)
+    assert report["n"] == 40
+    labels = load_model(run.run_dir).predict(pl.read_csv(csv))
+    want = (labels == holdout[run.kind.target].cast(pl.String).to_numpy()).mean()
+    assert report["accuracy"] == pytest.approx(want)
