@@ -47,7 +47,7 @@ def _new_rows(run: Run, n: int = 30, seed: int = 7) -> pl.DataFrame:
     return frame.select(list(reversed(frame.columns)))
 
 
-@pytest.mark.parametrize("name", ["penguins", "dated", "unicode"])
+@pytest.mark.parametrize("name", list(MESSY))
 def test_predict_reads_the_raw_columns_csv_and_parquet(root: Path, name: str) -> None:
     run = _run(root, name)
     rows = _new_rows(run)
@@ -64,13 +64,13 @@ def test_predict_reads_the_raw_columns_csv_and_parquet(root: Path, name: str) ->
     proba = model.predict_proba(pl.read_csv(csv))
     np.testing.assert_allclose(out.select(pl.selectors.starts_with("proba_")).to_numpy(), proba,
                                atol=1e-6)
-    assert out["prediction"].to_list() == model.classes_[proba.argmax(1)].tolist()
+    assert out["prediction"].cast(pl.String).to_list() == model.classes_[proba.argmax(1)].tolist()
     from_pq = _ok(runner.invoke(app, ["predict", str(run.run_dir), str(pq), "--keep", "id",
                                       "--proba"]))
     assert pl.read_csv(io.StringIO(from_pq.stdout)).equals(out)
 
 
-@pytest.mark.parametrize("name", ["penguins", "dated", "unicode"])
+@pytest.mark.parametrize("name", list(MESSY))
 def test_eval_data_scores_a_holdout_file(root: Path, name: str) -> None:
     run = _run(root, name)
     holdout = run.kind.frame(40, 11)
@@ -81,3 +81,45 @@ def test_eval_data_scores_a_holdout_file(root: Path, name: str) -> None:
     labels = load_model(run.run_dir).predict(pl.read_csv(csv))
     want = (labels == holdout[run.kind.target].cast(pl.String).to_numpy()).mean()
     assert report["accuracy"] == pytest.approx(want)
+
+
+def test_boolean_column_means_the_same_whatever_the_reader_infers(root: Path) -> None:
+    """Negative control: training read `alone` as Boolean; a new file with one cell that is
+    not a boolean is read as text `True`/`False`. The other rows must not change."""
+    run = _run(root, "passengers")
+    rows = run.kind.frame(40, 3)
+    clean = write_csv(rows, root / "passengers" / "clean.csv")
+    text = rows.with_columns(pl.col("alone").cast(pl.String).str.to_titlecase())
+    dirty = write_csv(text.with_columns(
+        alone=pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("unknown"))
+        .otherwise(pl.col("alone"))), root / "passengers" / "dirty.csv")
+    assert pl.read_csv(clean).schema["alone"] == pl.Boolean
+    assert pl.read_csv(dirty).schema["alone"] == pl.String  # "True", "False", "unknown"
+    model = load_model(run.run_dir)
+    want = model.predict_proba(pl.read_csv(clean))
+    others = np.arange(40) != 5
+    with pytest.warns(UserWarning, match="'alone' 'unknown'"):
+        got = model.predict_proba(pl.read_csv(dirty))
+    np.testing.assert_array_equal(got[others], want[others])
+    assert not np.array_equal(got[5], want[5])  # the unknown cell encodes as all zeros
+    out = _ok(runner.invoke(app, ["predict", str(run.run_dir), str(dirty), "--proba"]))
+    cli = pl.read_csv(io.StringIO(out.stdout)).select("proba_0", "proba_1").to_numpy()
+    np.testing.assert_allclose(cli[others], want[others], atol=1e-6)
+    # 1/0 and yes/no spell the same booleans
+    spelled = rows.with_columns(alone=pl.col("alone").cast(pl.Int64))
+    np.testing.assert_array_equal(model.predict_proba(spelled), want)
+    yes_no = rows.with_columns(alone=pl.when(pl.col("alone")).then(pl.lit(" Yes"))
+                               .otherwise(pl.lit("no")))
+    np.testing.assert_array_equal(model.predict_proba(yes_no), want)
+
+
+def test_integer_categories_match_however_written(root: Path) -> None:
+    run = _run(root, "passengers")
+    rows = run.kind.frame(30, 4)
+    model = load_model(run.run_dir)
+    assert [n for n in model.spec.input_names if n.startswith("pclass")] == [
+        "pclass=1", "pclass=2", "pclass=3"]
+    want = model.predict_proba(rows)
+    for written in (pl.col("pclass").cast(pl.Float64), pl.col("pclass").cast(pl.String),
+                    pl.format(" {}.0 ", pl.col("pclass"))):
+        np.testing.assert_array_equal(model.predict_proba(rows.with_columns(written)), want)

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.engine.data import Normalization
-from fcnet_cli.engine.tables import Column, Preprocessing, Target
+from fcnet_cli.engine.tables import Column, Preprocessing, Target, UnseenCategories
 from fcnet_cli.errors import CheckpointError, DataError
 
 __all__ = ["FeatureSpec"]
@@ -94,16 +94,22 @@ class FeatureSpec:
         """Model input (N, in_features) float32, before normalization (the model applies it).
 
         Args:
-            frame: a chunk holding at least the feature columns.
+            frame: a chunk holding at least the feature columns (the raw ones, by name).
             source: the file (or "data frame") named in errors.
             first_row: 0-based index of ``frame``'s first row in the whole table, for errors.
 
         Raises:
-            DataError: a missing, non-numeric, NaN or infinite cell, naming its row and column.
+            DataError: a missing, non-numeric, NaN or infinite cell, naming its row and column;
+                an unseen category under ``data.unknown_categories: error``.
         """
+        return self.encode_counted(frame, source, first_row)[0]
+
+    def encode_counted(self, frame: pl.DataFrame, source: str, first_row: int = 0
+                       ) -> tuple[np.ndarray, UnseenCategories]:
+        """`encode`, and the cells whose category training never saw (all zeros)."""
         self.match(frame.columns, source)
-        x, _ = self.prep.encode(frame, source, first_row + 1)
-        return np.ascontiguousarray(x)
+        x, unseen = self.prep.encode(frame, source, first_row + 1)
+        return np.ascontiguousarray(x), unseen
 
     def encode_array(self, x: np.ndarray, source: str, first_row: int = 0) -> np.ndarray:
         """A positional (N, F) array (NPZ or numpy input), checked for width and finiteness."""

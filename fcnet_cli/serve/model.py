@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,15 @@ class Model:
 
     def features(self, x: Any, source: str = "input") -> np.ndarray:
         """Model input (N, F) float32 from a numpy array (by width) or a polars/pandas frame
-        (by column name; extra columns ignored)."""
+        (by column name; extra columns ignored). Categories training never saw encode as all
+        zeros with a `UserWarning` naming them."""
+        if hasattr(x, "columns") and hasattr(x, "to_numpy") and not isinstance(x, pl.DataFrame):
+            x = _from_pandas(x, source)  # pandas, without needing pyarrow
         if isinstance(x, pl.DataFrame):
-            return self.spec.encode(x, source)
-        if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # pandas, without needing pyarrow
-            return self.spec.encode(_from_pandas(x, source), source)
+            out, unseen = self.spec.encode_counted(x, source)
+            if unseen:
+                warnings.warn(unseen.message(source), UserWarning, stacklevel=3)
+            return out
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         return self.spec.encode_array(np.asarray(x), source)
