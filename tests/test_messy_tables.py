@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from messy_tables import MESSY, Run, train_run, write_csv
@@ -18,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from fcnet_cli import load_model
 from fcnet_cli.cli import app
+from fcnet_cli.errors import DataError
 
 runner = CliRunner()
 _RUNS: dict[str, Run] = {}
@@ -123,3 +125,38 @@ def test_integer_categories_match_however_written(root: Path) -> None:
     for written in (pl.col("pclass").cast(pl.Float64), pl.col("pclass").cast(pl.String),
                     pl.format(" {}.0 ", pl.col("pclass"))):
         np.testing.assert_array_equal(model.predict_proba(rows.with_columns(written)), want)
+
+
+def _pandas(rows: pl.DataFrame, text: str) -> pd.DataFrame:
+    """``rows`` as pandas: text columns as ``object`` (missing: None and np.nan in turn) or as
+    ``string`` (missing: pd.NA); numbers as float64 with NaN."""
+    out = {}
+    for name in rows.columns:
+        values = rows[name].to_list()
+        if rows.schema[name] == pl.String and text == "object":
+            out[name] = pd.Series([v if v is not None else (None, np.nan)[i % 2]
+                                   for i, v in enumerate(values)], dtype=object)
+        elif rows.schema[name] == pl.String:
+            out[name] = pd.Series(pd.array(values, dtype="string"))
+        else:
+            out[name] = pd.Series(values)
+    return pd.DataFrame(out)
+
+
+@pytest.mark.parametrize("name", list(MESSY))
+def test_load_model_reads_polars_pandas_and_numpy_alike(root: Path, name: str) -> None:
+    run = _run(root, name)
+    rows = pl.read_csv(write_csv(run.kind.frame(30, 8), root / name / "api.csv"))
+    assert rows.null_count().sum_horizontal().item() > 0 or name in ("passengers", "unicode")
+    model = load_model(run.run_dir)
+    want = model.predict_proba(rows)
+    for text in ("object", "string"):
+        frame = _pandas(rows, text)
+        np.testing.assert_array_equal(model.predict_proba(frame), want, err_msg=text)
+    raw = rows.select(model.feature_names_in_.tolist()).to_numpy()  # object array, raw columns
+    np.testing.assert_array_equal(model.predict_proba(raw), want)
+    with pytest.raises(DataError) as e:
+        model.predict_proba(raw[:, :-1])
+    message = str(e.value)
+    assert f"the model takes {model.n_features_in_} raw columns" in message
+    assert all(c in message for c in model.feature_names_in_)

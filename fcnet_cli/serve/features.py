@@ -112,13 +112,26 @@ class FeatureSpec:
         return np.ascontiguousarray(x), unseen
 
     def encode_array(self, x: np.ndarray, source: str, first_row: int = 0) -> np.ndarray:
-        """A positional (N, F) array (NPZ or numpy input), checked for width and finiteness."""
+        """A positional (N, F) array (NPZ or numpy input): the raw columns in `names` order,
+        or the encoded model inputs; checked for width and finiteness."""
+        return self.encode_array_counted(x, source, first_row)[0]
+
+    def encode_array_counted(self, x: np.ndarray, source: str, first_row: int = 0
+                             ) -> tuple[np.ndarray, UnseenCategories]:
+        """`encode_array`, and the cells whose category training never saw."""
         if x.ndim == 1:
             x = x.reshape(1, -1)
         x = x.reshape(len(x), -1)
+        raw = self.names != self.input_names  # encoding changes the columns
+        if raw and x.shape[1] == self.n_features:  # the raw columns, by position
+            frame = pl.DataFrame([_series(n, x[:, j]) for j, n in enumerate(self.names)])
+            return self.encode_counted(frame, source, first_row)
         if x.shape[1] != self.prep.in_features:
+            what = (f"{self.n_features} raw columns ({_short(self.names)}) or its "
+                    f"{self.prep.in_features} encoded inputs" if raw
+                    else f"{self.n_features}: {_short(self.names)}")
             raise DataError(f"{source}: has {x.shape[1]} features per row, the model takes "
-                            f"{self.prep.in_features}")
+                            f"{what}; a data frame is matched by column name")
         if x.dtype.kind not in "biuf":
             raise DataError(f"{source}: features must be numeric (got dtype {x.dtype})")
         x32 = x.astype(np.float32)
@@ -129,7 +142,22 @@ class FeatureSpec:
             i, j = np.argwhere(bad)[0]
             raise DataError(f"{source}: row {first_row + int(i) + 1}, feature {int(j)}: "
                             f"{_finite_problem(float(x[i, j]))}")
-        return np.ascontiguousarray(x32)
+        return np.ascontiguousarray(x32), UnseenCategories()
+
+
+def _short(names: list[str], n: int = 12) -> str:
+    return ", ".join(names[:n]) + (f", … ({len(names) - n} more)" if len(names) > n else "")
+
+
+def _series(name: str, values: np.ndarray) -> pl.Series:
+    """One column of a positional array; in an object array None and NaN are missing."""
+    if values.dtype.kind != "O":
+        return pl.Series(name, values)
+    cells = [None if v is None or (isinstance(v, float) and v != v) else v for v in values]
+    try:
+        return pl.Series(name, cells)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):  # mixed types: read as text
+        return pl.Series(name, [None if v is None else str(v) for v in cells], pl.String)
 
 
 def _finite_problem(v: float) -> str:

@@ -81,19 +81,21 @@ class Model:
         return str(self.checkpoint.meta["sha256"]["model.safetensors"])
 
     def features(self, x: Any, source: str = "input") -> np.ndarray:
-        """Model input (N, F) float32 from a numpy array (by width) or a polars/pandas frame
-        (by column name; extra columns ignored). Categories training never saw encode as all
+        """Model input (N, F) float32 from a polars/pandas frame (by column name; extra columns
+        ignored) or a numpy array (its columns the raw columns in `feature_names_in_` order, or
+        the model's encoded inputs). Categories training never saw encode as all
         zeros with a `UserWarning` naming them."""
         if hasattr(x, "columns") and hasattr(x, "to_numpy") and not isinstance(x, pl.DataFrame):
             x = _from_pandas(x, source)  # pandas, without needing pyarrow
         if isinstance(x, pl.DataFrame):
             out, unseen = self.spec.encode_counted(x, source)
-            if unseen:
-                warnings.warn(unseen.message(source), UserWarning, stacklevel=3)
-            return out
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-        return self.spec.encode_array(np.asarray(x), source)
+        else:
+            if isinstance(x, torch.Tensor):
+                x = x.detach().cpu().numpy()
+            out, unseen = self.spec.encode_array_counted(np.asarray(x), source)
+        if unseen:
+            warnings.warn(unseen.message(source), UserWarning, stacklevel=3)
+        return out
 
     @torch.no_grad()
     def logits(self, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
@@ -130,11 +132,26 @@ class Model:
 
 
 def _from_pandas(frame: Any, source: str) -> pl.DataFrame:
-    """A pandas frame as polars, column by column (string columns need no pyarrow this way)."""
+    """A pandas frame as polars, column by column (string columns need no pyarrow this way).
+    None, np.nan, pd.NA and NaT are all missing cells (polars nulls)."""
     try:
-        return pl.DataFrame({str(c): frame[c].to_numpy() for c in frame.columns})
+        return pl.DataFrame([_pandas_column(str(c), frame[c]) for c in frame.columns])
     except (TypeError, ValueError, pl.exceptions.PolarsError) as e:
         raise DataError(f"{source}: cannot read the data frame ({e})") from None
+
+
+def _pandas_column(name: str, s: Any) -> pl.Series:
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biufmM":  # plain numpy: NaN/NaT kept
+        return pl.Series(name, s.to_numpy())
+    if getattr(dtype, "kind", "?") in ("i", "u", "f"):  # nullable Int64, Float64: NA -> NaN
+        return pl.Series(name, s.to_numpy(dtype="float64", na_value=np.nan))
+    # text, object, category, nullable boolean: Python values, every kind of NA as None
+    values = s.astype(object).where(s.notna(), None).tolist()
+    try:
+        return pl.Series(name, values)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):  # mixed types: read as text
+        return pl.Series(name, [None if v is None else str(v) for v in values], pl.String)
 
 
 def load_model(path: str | Path) -> Model:
