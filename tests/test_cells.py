@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 
 from fcnet_cli.engine.cells import fit_form, is_missing
+from fcnet_cli.engine.encoding import UnseenCategories
 from fcnet_cli.engine.tables import FALSE_SPELLINGS, TRUE_SPELLINGS, Column, canonical_expr
 
 
@@ -61,3 +62,15 @@ def test_missing_cells() -> None:
     assert is_missing(pl.Series(["a", "", "  ", None])).to_list() == [False, True, True, True]
     assert is_missing(pl.Series([1.0, float("nan"), None])).to_list() == [False, True, True]
     assert is_missing(pl.Series([True, None])).to_list() == [False, True]
+
+
+def test_unseen_categories_add_up_over_chunks() -> None:
+    total = UnseenCategories()
+    for values in (["a", "b"], ["b", "c", "d"]):
+        chunk = UnseenCategories()
+        chunk["colour"] = len(values)
+        chunk.examples["colour"] = values
+        total.add(chunk)
+    assert total == {"colour": 5}
+    assert total.message("f.csv") == ("f.csv: categories unseen in training, encoded as all "
+                                      "zeros: 'colour' 'a', 'b', 'c', … (5 rows)")

@@ -8,6 +8,7 @@ same rows.
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,25 @@ def _run(root: Path, name: str) -> Run:
 def _ok(result: Result) -> Result:
     assert result.exit_code == 0, result.output
     return result
+
+
+def _refused(result: Result, *needles: str) -> str:
+    """Exit 2, one `error:` line on stderr naming every needle, nothing on stdout."""
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    err = result.stderr.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in err[0], (needle, err)
+    return err[0]
+
+
+def _with_unseen(run: Run, rows: pl.DataFrame, at: tuple[int, ...] = (2, 9)) -> pl.DataFrame:
+    """``rows`` with the kind's unseen category written into rows ``at`` (0-based)."""
+    column, value = run.kind.unseen
+    hit = pl.int_range(pl.len()).is_in(list(at))
+    return rows.with_columns(pl.when(hit).then(pl.lit(value))
+                             .otherwise(pl.col(column).cast(pl.String)).alias(column))
 
 
 def _new_rows(run: Run, n: int = 30, seed: int = 7) -> pl.DataFrame:
@@ -160,3 +180,46 @@ def test_load_model_reads_polars_pandas_and_numpy_alike(root: Path, name: str) -
     message = str(e.value)
     assert f"the model takes {model.n_features_in_} raw columns" in message
     assert all(c in message for c in model.feature_names_in_)
+
+
+UNSEEN = [n for n, k in MESSY.items() if k.unseen[0]]
+
+
+@pytest.mark.parametrize("name", UNSEEN)
+def test_unseen_categories_get_one_notice_line(root: Path, name: str) -> None:
+    run = _run(root, name)
+    column, value = run.kind.unseen
+    rows = _with_unseen(run, run.kind.frame(20, 9))
+    csv = write_csv(rows, root / name / "unseen.csv")
+    result = _ok(runner.invoke(app, ["predict", str(run.run_dir), str(csv),
+                                     "--batch-size", "5"]))
+    notes = [line for line in result.stderr.splitlines() if "unseen" in line]
+    assert notes == [f"note: {csv}: categories unseen in training, encoded as all zeros: "
+                     f"'{column}' '{value}' (2 rows)"], result.stderr
+    model = load_model(run.run_dir)
+    with pytest.warns(UserWarning, match=f"'{column}' '{value}' \\(2 rows\\)"):
+        labels = model.predict(pl.read_csv(csv))
+    assert pl.read_csv(io.StringIO(result.stdout))["prediction"].cast(pl.String).to_list() == \
+        labels.tolist()
+    report = json.loads(_ok(runner.invoke(app, ["eval", str(run.run_dir), "--data", str(csv),
+                                                "--json"])).stdout)
+    assert any(f"'{column}' '{value}' (2 rows)" in n for n in report["notices"])
+
+
+def test_unknown_categories_error_refuses_with_the_row(root: Path) -> None:
+    kind = MESSY["penguins"]
+    run = _run(root, "penguins")
+    strict = train_run(root / "strict2",
+                       replace(kind, data=kind.data + ", unknown_categories: error"))
+    rows = _with_unseen(run, kind.frame(20, 9), at=(6,))
+    csv = write_csv(rows, root / "strict2" / "unseen.csv")
+    out = root / "strict2" / "out.csv"
+    _refused(runner.invoke(app, ["predict", str(strict.run_dir), str(csv), "-o", str(out)]),
+             str(csv), "row 7, column 'island': 'Atlantis' is a category unseen in training",
+             "data.unknown_categories is error")
+    assert not out.exists()
+    _refused(runner.invoke(app, ["eval", str(strict.run_dir), "--data", str(csv)]),
+             "'Atlantis' is a category unseen in training")
+    with pytest.raises(DataError, match="'Atlantis' is a category unseen"):
+        load_model(strict.run_dir).predict(pl.read_csv(csv))
+    _ok(runner.invoke(app, ["predict", str(run.run_dir), str(csv), "-o", str(out)]))

@@ -176,7 +176,8 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
         if target.task == "regression":
             target.mean, target.std = _target_scaling(y_pool[train])
         empty = Normalization("none", torch.zeros(0), torch.ones(0))  # fitted below
-        prep = Preprocessing(columns, empty, target, missing=cfg.missing)
+        prep = Preprocessing(columns, empty, target, missing=cfg.missing,
+                             unknown_categories=cfg.unknown_categories)
     # (N, F) float32, unnormalized; unseen val/test categories are a notice, never an error
     x_np, _ = encode_frame(prep, frame, source, 1, lines, unknown="ignore")
     del frame

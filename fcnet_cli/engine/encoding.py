@@ -36,15 +36,16 @@ class UnseenCategories(dict[str, int]):
             self[name] = self.get(name, 0) + n
             seen = self.examples.setdefault(name, [])
             seen += [v for v in other.examples.get(name, []) if v not in seen]
-            del seen[EXAMPLES:]
+            del seen[EXAMPLES + 1:]  # one more than shown: whether to write "…"
         return self
 
     def message(self, source: str) -> str:
         """One line naming the columns, their unseen values and how many rows hold them."""
         parts = []
         for name, n in self.items():
-            values = ", ".join(map(repr, self.examples.get(name, [])))
-            more = ", …" if n > len(self.examples.get(name, [])) else ""
+            examples = self.examples.get(name, [])
+            values = ", ".join(map(repr, examples[:EXAMPLES]))
+            more = ", …" if len(examples) > EXAMPLES else ""
             parts.append(f"'{name}' {values}{more} ({n} row{'s' if n != 1 else ''})")
         return (f"{source}: categories unseen in training, encoded as all zeros: "
                 f"{'; '.join(parts)}")
@@ -77,7 +78,7 @@ def unseen_categories(columns: list[Column], frame: pl.DataFrame, texts: dict[st
                             f"(known: {known}); data.unknown_categories is error")
         out[name] = int(n)
         values = frame.select(texts[name].filter(masks[name]).unique(maintain_order=True)
-                              .head(EXAMPLES)).to_series()
+                              .head(EXAMPLES + 1)).to_series()
         out.examples[name] = [str(v) for v in values.to_list()]
     return out
 

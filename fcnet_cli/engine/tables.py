@@ -15,7 +15,8 @@ scale of image sets; the feature normalization; and the target side (`target`: t
 names, or the regression target names with the mean/std that un-standardize predictions).
 `transform` selects columns BY NAME, so extra or reordered columns in the input are fine;
 `transform_counted` also returns how many cells held a category unseen in training (those
-encode as all zeros, or are an error under `unknown_categories: error`). Errors are `DataError`s naming the row, the column and the cell text.
+encode as all zeros, or are an error under `unknown_categories: error`). Errors are
+`DataError`s naming the row, the column and the cell text.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import torch
 
 from fcnet_cli.engine.evaluate import evaluate, evaluate_regression
 from fcnet_cli.engine.losses import MemberLoss
+from fcnet_cli.engine.tables import UnseenCategories
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.serve.model import Model
@@ -67,8 +68,8 @@ def _read_npz(model: Model, table: Table) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 
-def _read_table(model: Model, table: Table, target: str, batch_rows: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _read_table(model: Model, table: Table, target: str, batch_rows: int,
+                unseen: UnseenCategories) -> tuple[np.ndarray, np.ndarray]:
     if target not in table.columns:
         raise DataError(f"{table.source}: no label column '{target}' (columns: "
                         f"{', '.join(table.columns)}); name it with --target")
@@ -79,7 +80,9 @@ def _read_table(model: Model, table: Table, target: str, batch_rows: int
     for start, frame in table.frames(list(dict.fromkeys(names + [target])), dtypes,
                                      batch_rows):
         ys.append(_label_indices(model, frame.get_column(target), table.source, start))
-        xs.append(model.spec.encode(frame, table.source, start))
+        x, new = model.spec.encode_counted(frame, table.source, start)
+        xs.append(x)
+        unseen.add(new)
     if not xs:
         return np.zeros((0, model.n_inputs), np.float32), np.zeros(0, np.int64)
     return np.concatenate(xs), np.concatenate(ys)
@@ -127,8 +130,8 @@ def _regression_values(frame: pl.DataFrame, names: list[str], source: str, first
     return y
 
 
-def _read_regression_table(model: Model, table: Table, names: list[str], batch_rows: int
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def _read_regression_table(model: Model, table: Table, names: list[str], batch_rows: int,
+                           unseen: UnseenCategories) -> tuple[np.ndarray, np.ndarray]:
     missing = [n for n in names if n not in table.columns]
     if missing:
         raise DataError(f"{table.source}: no target column '{missing[0]}' (columns: "
@@ -139,7 +142,9 @@ def _read_regression_table(model: Model, table: Table, names: list[str], batch_r
     for start, frame in table.frames(list(dict.fromkeys(model.spec.names + names)),
                                      dtypes, batch_rows):
         ys.append(_regression_values(frame, names, table.source, start))
-        xs.append(model.spec.encode(frame, table.source, start))
+        x, new = model.spec.encode_counted(frame, table.source, start)
+        xs.append(x)
+        unseen.add(new)
     if not xs:
         return np.zeros((0, model.n_inputs), np.float32), np.zeros((0, len(names)), np.float32)
     return np.concatenate(xs), _standardized(model, np.concatenate(ys))
@@ -149,14 +154,23 @@ def _evaluate_regression_file(model: Model, data: Path, target: str | None,
                               batch_size: int) -> EvalResult:
     names = _targets(model, target)
     table = open_table(Path(data))
+    unseen = UnseenCategories()
     if table.kind == "npz":
         x, y = _read_regression_npz(model, table)
     else:
-        x, y = _read_regression_table(model, table, names, batch_size)
+        x, y = _read_regression_table(model, table, names, batch_size, unseen)
     exp = model.experiment
     loss = MemberLoss(exp.loss_name, delta=torch.tensor([exp.loss.huber_delta]))
-    return evaluate_regression(model.module, torch.from_numpy(x), torch.from_numpy(y),
-                               model.target, table.source, loss, batch_size=batch_size)
+    result = evaluate_regression(model.module, torch.from_numpy(x), torch.from_numpy(y),
+                                 model.target, table.source, loss, batch_size=batch_size)
+    return _noted(result, unseen, table.source)
+
+
+def _noted(result: EvalResult, unseen: UnseenCategories, source: str) -> EvalResult:
+    """The report, with one notice line for categories training never saw."""
+    if unseen:
+        result.notices.insert(0, unseen.message(source))
+    return result
 
 
 def evaluate_file(model: Model, data: Path, target: str | None = None,
@@ -177,10 +191,12 @@ def evaluate_file(model: Model, data: Path, target: str | None = None,
     if model.task == "regression":
         return _evaluate_regression_file(model, data, target, batch_size)
     table = open_table(Path(data))
+    unseen = UnseenCategories()
     if table.kind == "npz":
         x, y = _read_npz(model, table)
     else:
-        x, y = _read_table(model, table, target or model.spec.target, batch_size)
-    return evaluate(model.module, torch.from_numpy(x), torch.from_numpy(y),
-                    model.classes_.tolist(), split=table.source,
-                    label_smoothing=model.label_smoothing, batch_size=batch_size)
+        x, y = _read_table(model, table, target or model.spec.target, batch_size, unseen)
+    result = evaluate(model.module, torch.from_numpy(x), torch.from_numpy(y),
+                      model.classes_.tolist(), split=table.source,
+                      label_smoothing=model.label_smoothing, batch_size=batch_size)
+    return _noted(result, unseen, table.source)
