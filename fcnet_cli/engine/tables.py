@@ -34,6 +34,7 @@ import torch
 
 from fcnet_cli.engine.cells import (
     FALSE_SPELLINGS,
+    FORMS,
     TRUE_SPELLINGS,
     Column,
     canonical_expr,
@@ -230,6 +231,11 @@ class Preprocessing:
                        str(d.get("unknown_categories", "ignore")))
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"preprocessing is not well formed ({_first_line(e)})") from None
+        for col in prep.columns:
+            if col.kind not in ("numeric", "categorical", "date") or col.form not in FORMS \
+                    or (col.kind == "date" and col.origin is None):
+                raise DataError(f"preprocessing of column '{col.name}' is not well formed "
+                                f"(kind {col.kind!r}, form {col.form!r})")
         if len(prep.input_names) != prep.in_features:
             raise DataError(f"preprocessing has {len(prep.input_names)} inputs but its "
                             f"normalization has {prep.in_features}")
