@@ -223,3 +223,18 @@ def test_unknown_categories_error_refuses_with_the_row(root: Path) -> None:
     with pytest.raises(DataError, match="'Atlantis' is a category unseen"):
         load_model(strict.run_dir).predict(pl.read_csv(csv))
     _ok(runner.invoke(app, ["predict", str(run.run_dir), str(csv), "-o", str(out)]))
+
+
+def test_boolean_target_is_matched_in_eval_data(root: Path) -> None:
+    """Training read the target `True`/`False` as booleans (classes false/true); eval --data
+    reads the label column as text and must still match them."""
+    kind = MESSY["passengers"]
+    frame = kind.frame(100, 0).with_columns(pl.col("survived").cast(pl.Boolean))
+    run = train_run(root / "booltarget", kind, frame=frame)
+    assert load_model(run.run_dir).classes_.tolist() == ["false", "true"]
+    labels = pl.col("survived").cast(pl.Boolean).cast(pl.String).str.to_titlecase()
+    holdout = write_csv(kind.frame(30, 12).with_columns(labels),  # True/False, as pandas writes
+                        root / "booltarget" / "holdout.csv")
+    report = json.loads(_ok(runner.invoke(app, ["eval", str(run.run_dir), "--data",
+                                                str(holdout), "--json"])).stdout)
+    assert report["n"] == 30

@@ -17,7 +17,7 @@ import torch
 
 from fcnet_cli.engine.evaluate import evaluate, evaluate_regression
 from fcnet_cli.engine.losses import MemberLoss
-from fcnet_cli.engine.tables import UnseenCategories
+from fcnet_cli.engine.tables import Column, UnseenCategories, canonical_expr
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.serve.model import Model
@@ -26,8 +26,12 @@ from fcnet_cli.serve.reader import Table, open_table
 __all__ = ["evaluate_file"]
 
 
-def _label_text(labels: pl.Series) -> pl.Series:
-    """Labels as the text the model's class names use (integral floats 3.0 → "3")."""
+def _label_text(labels: pl.Series, classes: list[str]) -> pl.Series:
+    """Labels as the text the model's class names use (integral floats 3.0 → "3"; a boolean
+    target's `True`/`yes`/1 → "true", as training named them)."""
+    if sorted(classes) == ["false", "true"]:
+        bool_form = Column(labels.name, "categorical", form="bool")
+        return labels.to_frame().select(canonical_expr(bool_form, labels.dtype)).to_series()
     if labels.dtype.is_float():
         finite = labels.drop_nulls()
         if finite.is_finite().all() and (finite == finite.round(0)).all():
@@ -38,7 +42,7 @@ def _label_text(labels: pl.Series) -> pl.Series:
 def _label_indices(model: Model, labels: pl.Series, source: str, first_row: int
                    ) -> np.ndarray:
     """Class indices (B,) int64 of one chunk of labels; unknown or missing labels raise."""
-    text = _label_text(labels)
+    text = _label_text(labels, model.classes_.tolist())
     if text.null_count():
         row = int(text.is_null().arg_max() or 0)
         raise DataError(f"{source}: row {first_row + row + 1}: missing label")
