@@ -238,3 +238,31 @@ def test_boolean_target_is_matched_in_eval_data(root: Path) -> None:
     report = json.loads(_ok(runner.invoke(app, ["eval", str(run.run_dir), "--data",
                                                 str(holdout), "--json"])).stdout)
     assert report["n"] == 30
+
+
+def test_numpy_rows_of_a_numeric_model_with_imputation(root: Path) -> None:
+    """Numeric columns only, but imputed with a missing indicator: the model has more inputs
+    than raw columns, and numpy rows of the raw columns (NaN = missing) still work."""
+    kind = MESSY["penguins"]
+    frame = kind.frame(100, 0).select("bill_length_mm", "flipper_length_mm", "species")
+    run = train_run(root / "numeric", kind, frame=frame)
+    model = load_model(run.run_dir)
+    assert model.spec.input_names == ["bill_length_mm", "bill_length_mm_missing",
+                                      "flipper_length_mm"]
+    rows = kind.frame(20, 3).select("bill_length_mm", "flipper_length_mm")
+    x = rows.to_numpy()  # float64 with NaN where the cell is empty
+    assert np.isnan(x).any()
+    np.testing.assert_array_equal(model.predict_proba(x), model.predict_proba(rows))
+    with pytest.raises(DataError, match="the model takes 2 raw columns"):
+        model.predict_proba(x[:, :1])
+
+
+def test_a_missing_column_is_one_line_and_nothing_written(root: Path) -> None:
+    run = _run(root, "penguins")
+    src = write_csv(run.kind.frame(10, 1).drop("island"), root / "penguins" / "few.csv")
+    out = root / "penguins" / "few_out.csv"
+    _refused(runner.invoke(app, ["predict", str(run.run_dir), str(src), "-o", str(out)]),
+             "missing feature column(s) island")
+    assert not out.exists()
+    _refused(runner.invoke(app, ["eval", str(run.run_dir), "--data", str(src)]),
+             "missing feature column(s) island")

@@ -1,16 +1,14 @@
 """The one seam between raw table rows and the model's input: column matching and encoding.
 
 Everything that turns a user's frame into feature arrays goes through `FeatureSpec`: the
-streaming predictor, `eval --data`, the Python API and export (which bakes `normalization`
-into the graph). The checkpoint stores the feature column names and their order
-(meta.json `feature_names`); CSV/Parquet/data-frame columns are matched by those names,
-NPZ arrays and plain numpy arrays by width.
+streaming predictor, `eval --data`, the Python API and export. The checkpoint stores its
+fitted preprocessing (`engine.tables.Preprocessing`); CSV/Parquet/data-frame columns are
+matched by the raw column names (`names`), and encoded by it: categories one-hot on their
+canonical form, dates as numbers, imputation and missing indicators. The model's inputs after
+encoding are `input_names`; the fitted normalization is the model's first layer.
 
-Today every feature is a numeric column: the graph input is the raw column values as float32
-and the fitted normalization is applied inside the model (`FeatureSpec.normalization`), so an
-exported graph takes raw features. Fitted categorical encodings, when the data pipeline adds
-them, are applied here in `encode` and the graph takes the encoded columns, listed by
-`input_names` (what the export sidecar records).
+Plain numpy arrays and NPZ `x` are positional: either the raw columns in `names` order (any
+model; an object array may hold text) or the encoded inputs (`input_names`, float).
 """
 
 from __future__ import annotations

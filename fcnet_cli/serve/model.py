@@ -3,7 +3,7 @@
     from fcnet_cli import load_model
     m = load_model("runs/iris/<run-id>")          # a run directory (→ its best checkpoint)
     m.predict(frame)                              # class names, rows matched by column name
-    m.predict_proba(x)                            # (N, C) float32, numpy input matched by width
+    m.predict_proba(x)                            # (N, C) float32; numpy: the raw columns in order
 
 `predict`, `eval --data` and `export` are thin layers over `Model`.
 """
