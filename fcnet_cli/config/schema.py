@@ -57,6 +57,7 @@ SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plate
 Task = Literal["classification", "regression"]
 Missing = Literal["error", "mean", "median", "most_frequent"]
 UnknownCategories = Literal["ignore", "error"]
+MissingTarget = Literal["error", "drop"]
 LossName = Literal["cross_entropy", "mse", "huber", "l1"]
 # validation metrics an epoch reports; classification ones and regression ones (original units)
 Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1",
@@ -105,6 +106,12 @@ class DataConfig(_Strict):
         None, validate_default=True,
         description="CSV (.csv, .csv.gz), Parquet or NPZ file (relative paths are relative "
                     "to the experiment file)")
+    separator: str | None = Field(
+        None, description="CSV column separator, one character (',' ';' '|'; a tab as tab or "
+                          "'\\t'); null: detected from the header line (, ; tab |)")
+    decimal_comma: bool = Field(
+        False, description="CSV numbers are written with a decimal comma (3,5); needs a "
+                           "separator other than ','")
     target: str | list[str] = Field(
         "label", description="table column(s) to predict; a list only for task: regression")
     features: list[str] | None = Field(
@@ -126,6 +133,9 @@ class DataConfig(_Strict):
         "ignore", description="a category the training split never saw, in predict, eval "
                               "--data and load_model: ignore (encoded as all zeros, with one "
                               "notice naming the values) or error (exit 2 naming the row)")
+    missing_target: MissingTarget = Field(
+        "error", description="rows whose target cell is empty: error (counting them), or "
+                             "drop them before splitting (the count is shown)")
     root: str = Field(
         "data", description="folder of torchvision data sets (relative to the experiment file)")
     download: bool = Field(False, description="allow torchvision to download the data set")
@@ -157,6 +167,25 @@ class DataConfig(_Strict):
         ds = info.data.get("dataset")
         if ds in FILE_DATASETS and not v:
             raise ValueError(f"dataset '{ds}' needs data.path")
+        return v
+
+    @field_validator("separator")
+    @classmethod
+    def _separator(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = "\t" if v.lower() == "tab" else v
+        if len(v) != 1 or v in "\"\r\n":
+            raise ValueError(f"separator must be one character other than a quote or a "
+                             f"newline, e.g. \";\" or \"\\t\" (got {v!r})")
+        return v
+
+    @field_validator("decimal_comma")
+    @classmethod
+    def _decimal_comma(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("separator") == ",":
+            raise ValueError("decimal_comma: true needs a separator other than \",\" (the "
+                             "comma would end the cell); set data.separator, e.g. \";\"")
         return v
 
     @field_validator("test_fraction")

@@ -121,7 +121,7 @@ def _meta(m: Member, data: DataSplits, epoch: int | None) -> dict[str, Any]:
         # n_classes is the width of the last layer: the classes, or the regression targets
         "n_classes": data.n_outputs, "classes": list(data.classes), "task": data.task,
         "normalization": data.normalization.to_json(),
-        "preprocessing": data.preprocessing.to_json(), "epoch": epoch,
+        "preprocessing": data.preprocessing.to_json(), "lineage": data.lineage, "epoch": epoch,
         "metrics": None if row is None else {k: v for k, v in row.row().items()
                                              if not k.startswith(("l1_", "l2_", "sparsity"))},
     }
