@@ -170,6 +170,8 @@ def test_load_model_reads_polars_pandas_and_numpy_alike(root: Path, name: str) -
     assert rows.null_count().sum_horizontal().item() > 0 or name in ("passengers", "unicode")
     model = load_model(run.run_dir)
     want = model.predict_proba(rows)
+    latest = load_model(run.run_dir.parent / "latest")  # NAME's newest run, as in the CLI
+    assert latest.checkpoint.dir == model.checkpoint.dir
     for text in ("object", "string"):
         frame = _pandas(rows, text)
         np.testing.assert_array_equal(model.predict_proba(frame), want, err_msg=text)

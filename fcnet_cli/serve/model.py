@@ -21,6 +21,7 @@ from torch import nn
 
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.evaluate import _experiment
+from fcnet_cli.engine.files import resolve_latest
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
@@ -155,9 +156,10 @@ def _pandas_column(name: str, s: Any) -> pl.Series:
 
 
 def load_model(path: str | Path) -> Model:
-    """Load a checkpoint directory or a run directory (→ its best checkpoint) for prediction.
+    """Load a checkpoint directory or a run directory (→ its best checkpoint) for prediction;
+    ``runs/NAME/latest`` is NAME's newest run, as in the CLI.
 
     Raises:
         CheckpointError: missing, empty, corrupt or mismatched checkpoint (exit 2 in the CLI).
     """
-    return Model(load_checkpoint(Path(path)))
+    return Model(load_checkpoint(resolve_latest(Path(path))))
