@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 
-__all__ = ["MESSY", "Messy", "Run", "penguins", "passengers", "dated", "unicode_bom", "train_run",
-           "write_csv"]
+__all__ = ["CARS", "MESSY", "Messy", "Run", "cars", "dated", "passengers", "penguins",
+           "train_run", "unicode_bom", "write_csv"]
 
 
 def penguins(n: int = 90, seed: int = 0) -> pl.DataFrame:
@@ -75,6 +75,21 @@ def unicode_bom(n: int = 80, seed: int = 0) -> pl.DataFrame:
                          "klasse": np.array(["ja", "nein"])[(colour > 0).astype(int)].tolist()})
 
 
+def cars(n: int = 100, seed: int = 0) -> pl.DataFrame:
+    """Regression: `mpg` from `origin` (text), `year` (an ISO date) and `horsepower` (holes)."""
+    rng = np.random.default_rng(seed)
+    origin = rng.integers(0, 3, n)
+    year = rng.integers(1970, 1983, n)
+    hp = np.round(rng.normal(100, 25, n), 0)
+    mpg = 20 + 4 * origin + 0.6 * (year - 1970) - 0.05 * (hp - 100) + rng.normal(0, 1, n)
+    hp_cells: list[float | None] = hp.tolist()
+    for i in range(4, n, 23):
+        hp_cells[i] = None
+    return pl.DataFrame({"origin": np.array(["usa", "europe", "japan"])[origin].tolist(),
+                         "year": [f"{y}-01-01" for y in year], "horsepower": hp_cells,
+                         "mpg": np.round(mpg, 1).tolist()})
+
+
 def write_csv(frame: pl.DataFrame, path: Path, bom: bool = False) -> Path:
     """Write ``frame`` as CSV (empty cells for missing), optionally with a UTF-8 BOM."""
     text = frame.write_csv()
@@ -92,6 +107,7 @@ class Messy:
     data: str  # extra `data:` lines (YAML flow mapping entries)
     bom: bool = False
     unseen: tuple[str, str] = ("", "")  # (column, a category training never saw)
+    top: str = ""  # top-level experiment lines, e.g. "task: regression"
 
     def frame(self, n: int, seed: int) -> pl.DataFrame:
         return self.build(n, seed)  # type: ignore[operator, no-any-return]
@@ -105,6 +121,11 @@ MESSY = {
     "dated": Messy("dated", dated, "label", "missing: median"),
     "unicode": Messy("unicode", unicode_bom, "klasse", "", bom=True, unseen=("farbe", "gelb")),
 }
+
+
+# regression, kept apart from MESSY (whose tests are about classes)
+CARS = Messy("cars", cars, "mpg", "missing: median", unseen=("origin", "mars"),
+             top="task: regression\n")
 
 
 @dataclass(frozen=True)
@@ -125,7 +146,7 @@ def train_run(root: Path, kind: Messy, frame: pl.DataFrame | None = None, epochs
     data = f"dataset: csv, path: {csv.as_posix()!r}, target: {kind.target}"
     data += f", {kind.data}" if kind.data else ""
     exp = root / f"{kind.name}.yaml"
-    exp.write_text(f"data: {{{data}}}\n"
+    exp.write_text(f"{kind.top}data: {{{data}}}\n"
                    "model: {hidden: [8]}\n"
                    "optimizer: {name: adam, lr: 0.02}\n"
                    f"training: {{epochs: {epochs}, batch_size: 16, device: cpu}}\n"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from messy_tables import MESSY, Run, train_run, write_csv
+from messy_tables import CARS, MESSY, Run, train_run, write_csv
 from typer.testing import CliRunner, Result
 
 from fcnet_cli import load_model
@@ -268,3 +268,25 @@ def test_a_missing_column_is_one_line_and_nothing_written(root: Path) -> None:
     assert not out.exists()
     _refused(runner.invoke(app, ["eval", str(run.run_dir), "--data", str(src)]),
              "missing feature column(s) island")
+
+
+def test_regression_with_text_date_and_empty_cells(root: Path) -> None:
+    """A cars-like table: `origin` text, `year` a date, `horsepower` with holes, target mpg."""
+    run = train_run(root / "cars", CARS)
+    model = load_model(run.run_dir)
+    assert model.task == "regression"
+    assert model.spec.input_names == ["origin=europe", "origin=japan", "origin=usa",
+                                      "year.days", "year.month", "year.weekday", "horsepower"]
+    rows = _with_unseen(run, CARS.frame(25, 6), at=(3,))
+    csv = write_csv(rows.select(list(reversed(rows.columns))), root / "cars" / "new.csv")
+    result = _ok(runner.invoke(app, ["predict", str(run.run_dir), str(csv)]))
+    out = pl.read_csv(io.StringIO(result.stdout))
+    with pytest.warns(UserWarning, match="'origin' 'mars' \\(1 row\\)"):
+        want = model.predict(_pandas(pl.read_csv(csv), "object"))
+    np.testing.assert_allclose(out["mpg"].to_numpy(), want, rtol=1e-5)
+    assert "'origin' 'mars' (1 row)" in result.stderr
+    report = json.loads(_ok(runner.invoke(app, ["eval", str(run.run_dir), "--data", str(csv),
+                                                "--json"])).stdout)
+    assert report["n"] == 25
+    rmse = float(np.sqrt(np.mean((want - rows["mpg"].to_numpy()) ** 2)))
+    assert report["metrics"]["rmse"] == pytest.approx(rmse, rel=1e-4)
