@@ -96,6 +96,8 @@ def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
     if report.ignored:
         typer.echo(f"note: ignored {len(report.ignored)} column(s) the model does not use: "
                    f"{', '.join(report.ignored)}", err=True)
+    if report.unseen and data is not None:
+        typer.echo(f"note: {report.unseen.message(str(data))}", err=True)
     if report.output is not None:
         typer.echo(f"wrote {report.rows} predictions to {report.output}", err=True)
     return 0

@@ -57,6 +57,7 @@ OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
 Task = Literal["classification", "regression"]
 Missing = Literal["error", "mean", "median", "most_frequent"]
+UnknownCategories = Literal["ignore", "error"]
 MissingTarget = Literal["error", "drop"]
 LossName = Literal["cross_entropy", "mse", "huber", "l1"]
 # validation metrics an epoch reports; classification ones and regression ones (original units)
@@ -130,6 +131,10 @@ class DataConfig(_Strict):
                              "training split's mean / median / most frequent value")
     missing_indicator: bool = Field(False, description="add a 0/1 column per feature with "
                                                        "imputed cells")
+    unknown_categories: UnknownCategories = Field(
+        "ignore", description="a category the training split never saw, in predict, eval "
+                              "--data and load_model: ignore (encoded as all zeros, with one "
+                              "notice naming the values) or error (exit 2 naming the row)")
     missing_target: MissingTarget = Field(
         "error", description="rows whose target cell is empty: error (counting them), or "
                              "drop them before splitting (the count is shown)")

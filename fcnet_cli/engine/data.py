@@ -192,7 +192,8 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
         else:
             y_pool = encode_target(prep.target, frame, source, lines=lines, standardize=False)
             train, val, test = _table_split(y_pool, prep.target, cfg, source)
-        x_np, _ = encode_frame(prep, frame, source, 1, lines)  # (N, F) float32, unnormalized
+        # (N, F) float32, unnormalized; unseen val/test categories are a notice, never an error
+        x_np, _ = encode_frame(prep, frame, source, 1, lines, unknown="ignore")
     del frame
     target = prep.target
     notices += _unseen_notices(prep, x_np, train, source)
@@ -231,7 +232,9 @@ def _fit_table(frame: pl.DataFrame, cfg: DataConfig, task: str | None, features:
         target.mean, target.std = _target_scaling(y_pool[train])
     empty = Normalization("none", torch.zeros(0), torch.ones(0))  # fitted by the caller
     notices += leak_notices(frame, mask, columns, target, y_pool, source)
-    return Preprocessing(columns, empty, target, missing=cfg.missing), y_pool, (train, val, test)
+    prep = Preprocessing(columns, empty, target, missing=cfg.missing,
+                         unknown_categories=cfg.unknown_categories)
+    return prep, y_pool, (train, val, test)
 
 
 @contextmanager

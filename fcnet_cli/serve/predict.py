@@ -20,6 +20,7 @@ from fcnet_cli.config import SPLITS
 from fcnet_cli.engine.data import Normalization, load_data
 from fcnet_cli.engine.evaluate import _experiment, require_rows
 from fcnet_cli.engine.lineage import check_lineage
+from fcnet_cli.engine.tables import UnseenCategories
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.reader import Table, open_table
@@ -34,12 +35,14 @@ Chunk = tuple[pl.DataFrame | None, np.ndarray]  # (kept columns or None, feature
 
 @dataclass
 class PredictReport:
-    """What a prediction run did: rows written, where, and the input columns it ignored."""
+    """What a prediction run did: rows written, where, the input columns it ignored and the
+    categories training never saw (encoded as all zeros; `unseen.message(source)` says so)."""
 
     rows: int
     output: Path | None
     format: str
     ignored: list[str] = field(default_factory=list)
+    unseen: UnseenCategories = field(default_factory=UnseenCategories)
     notices: list[str] = field(default_factory=list)  # e.g. a changed training data file
 
 
@@ -114,21 +117,26 @@ def _check_keep(model: Model, keep: Sequence[str], columns: list[str], source: s
     return keep
 
 
-def _table_chunks(model: Model, table: Table, keep: list[str], batch_rows: int
-                  ) -> Iterator[Chunk]:
+def _table_chunks(model: Model, table: Table, keep: list[str], batch_rows: int,
+                  unseen: UnseenCategories) -> Iterator[Chunk]:
+    """Encoded chunks of ``table``; unseen categories are counted into ``unseen``."""
     if table.kind == "npz":
         x_all = table.npz_array("x")
         kept_all = {c: table.npz_array(c) for c in keep}
         for start in range(0, len(x_all), batch_rows):
-            x = model.spec.encode_array(x_all[start:start + batch_rows], table.source, start)
+            x, new = model.spec.encode_array_counted(x_all[start:start + batch_rows],
+                                                     table.source, start)
+            unseen.add(new)
             kept = pl.DataFrame({c: a[start:start + batch_rows] for c, a in kept_all.items()})
             yield kept, x
         return
-    names = model.spec.input_names
+    names = model.spec.names  # the raw columns; encoding happens in spec.encode
     dtypes = {**{c: pl.String for c in keep}, **model.spec.read_dtypes()}
     columns = list(dict.fromkeys(names + keep))
     for start, frame in table.frames(columns, dtypes, batch_rows):
-        yield frame.select(keep), model.spec.encode(frame, table.source, start)
+        x, new = model.spec.encode_counted(frame, table.source, start)
+        unseen.add(new)
+        yield frame.select(keep), x
 
 
 def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bool = False,
@@ -162,9 +170,10 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
         model.spec.encode_array(table.npz_array("x")[:1], table.source)  # width, up front
     else:
         ignored = [c for c in model.spec.match(table.columns, table.source) if c not in keep]
-    rows, fmt_ = _write_all(model, _table_chunks(model, table, keep, batch_size),
+    unseen = UnseenCategories()
+    rows, fmt_ = _write_all(model, _table_chunks(model, table, keep, batch_size, unseen),
                             None if out is None else Path(out), fmt, proba, keep, stream)
-    return PredictReport(rows, None if out is None else Path(out), fmt_, ignored)
+    return PredictReport(rows, None if out is None else Path(out), fmt_, ignored, unseen=unseen)
 
 
 def predict_split(model: Model, split: str, out: Path | None = None, *, proba: bool = False,
