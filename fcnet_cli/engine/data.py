@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 
 from fcnet_cli.config import (
@@ -36,7 +37,7 @@ from fcnet_cli.engine.tables import (
 )
 from fcnet_cli.errors import DataError
 
-__all__ = ["DataSplits", "Normalization", "Preprocessing", "load_data"]
+__all__ = ["DataSplits", "Normalization", "Preprocessing", "load_data", "load_frame"]
 
 _SKLEARN = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
             "breast_cancer": "load_breast_cancer", "diabetes": "load_diabetes"}
@@ -159,6 +160,27 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
     """CSV/Parquet: columns by name, preprocessing fitted on the training rows."""
     frame = read_table(cfg.path or "", cfg.dataset)  # type: ignore[arg-type]
     source, lines = str(Path(cfg.path or "").expanduser()), cfg.dataset == "csv"
+    return load_frame(frame, cfg, task=task, preprocessing=prep, source=source, lines=lines)
+
+
+def load_frame(frame: pl.DataFrame, cfg: DataConfig, *, task: str | None = None,
+               preprocessing: Preprocessing | None = None, source: str = "data frame",
+               lines: bool = False) -> DataSplits:
+    """A table already in memory, split and preprocessed exactly as a CSV/Parquet file is.
+
+    Args:
+        frame: the feature and target columns, named as ``cfg`` names them (``data.path``
+            and ``data.dataset`` are not read).
+        cfg: the ``data`` section: target, features, drop, categorical, missing, splits.
+        task: the experiment's ``task`` (None: classification, unless the target says no).
+        preprocessing: used instead of fitting a new one (e.g. from a checkpoint).
+        source: names the table in error messages.
+        lines: a CSV file: messages give the line of a row as well.
+
+    Raises:
+        DataError: missing columns, bad cells, or too few rows to split.
+    """
+    prep = preprocessing
     if prep is None:
         features, targets = select_columns(frame, cfg, source)
         target, y_pool = fit_target(frame, targets, task, source, lines)
