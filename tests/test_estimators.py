@@ -44,7 +44,12 @@ EXPECTED_FAILURES = {
         "check_methods_subset_invariance": TINY_CLASSES,
         "check_fit2d_1feature": TINY_CLASSES,
     },
-    "FCNetRegressor": {},
+    "FCNetRegressor": {
+        # the model computes in float32: a matrix product over fewer rows may round a value
+        # differently in its last bit (~1e-7 relative), the check's whole tolerance
+        "check_methods_subset_invariance": "float32 products: last-bit differences between "
+                                           "batch sizes exceed the check's rtol=1e-7",
+    },
 }
 
 

@@ -63,8 +63,9 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     `data`: splits already loaded (e.g. `load_frame` of an in-memory table) instead of
     `exp.data`'s; `run_dir`: the run directory to write instead of a new one under
     `output.dir/name`; `eager_checkpoints=False`: write the records and checkpoints once, when
-    the run ends (a run directory nobody watches). torch uses `training.threads` CPU threads (default: the cores
-    available to the process) while it trains; the previous setting is restored afterwards.
+    the run ends (a run directory nobody watches). torch uses `training.threads` CPU threads
+    (default: the cores available to the process) while it trains; the previous setting is
+    restored afterwards.
     """
     if resume is not None:
         records.check_resume_config(resume, exp)

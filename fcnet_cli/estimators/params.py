@@ -128,7 +128,8 @@ def _put(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def build_experiment(owner: str, fields: Mapping[str, str], params: Mapping[str, Any], *,
-                     config: Any, task: str, target: list[str], output_dir: str | None
+                     config: Any, task: str, target: list[str],
+                     output_dir: str | Path | None
                      ) -> Experiment:
     """The experiment an estimator trains: `config`, then the parameters set, then the data
     section of an in-memory table (`target`: its target column(s)).
@@ -153,7 +154,7 @@ def build_experiment(owner: str, fields: Mapping[str, str], params: Mapping[str,
         where[dotted] = Loc(f"{name} ({dotted})")
     _put(raw, "task", task)
     where["task"] = Loc(f"{owner} (task)")
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    data: dict[str, Any] = raw["data"] if isinstance(raw.get("data"), dict) else {}
     data.update(dataset="csv", path=IN_MEMORY, target=target[0] if task == "classification"
                 or len(target) == 1 else target)
     raw["data"] = data
