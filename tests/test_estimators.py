@@ -23,7 +23,9 @@ from typer.testing import CliRunner
 
 from fcnet_cli import FCNetClassifier, FCNetRegressor, load_model
 from fcnet_cli.cli import app
+from fcnet_cli.config import load_experiment
 from fcnet_cli.errors import CheckpointError
+from fcnet_cli.estimators.params import CLASSIFIER, REGRESSOR, build_experiment
 
 runner = CliRunner()
 # small and quick, yet able to pass scikit-learn's accuracy (> 0.83) and R² (> 0.5) checks
@@ -98,6 +100,21 @@ def test_parameters_default_to_a_minimal_yaml_and_round_trip() -> None:
     clf.set_params(lr=0.1, hidden=(8, 4))
     assert clf.get_params()["lr"] == 0.1 and clf.get_params()["hidden"] == (8, 4)
     assert clone(clf).get_params() == clf.get_params()
+
+
+def test_defaults_are_a_minimal_yaml_files(tmp_path: Path) -> None:
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("data: {dataset: csv, path: t.csv, target: label}\n", encoding="utf-8")
+    cli = load_experiment(minimal)
+    for owner, fields, task in (("FCNetClassifier", CLASSIFIER, "classification"),
+                                ("FCNetRegressor", REGRESSOR, "regression")):
+        ours = build_experiment(owner, fields, {}, config=None, task=task, target=["label"],
+                                output_dir=None)
+        for section in ("model", "loss", "regularization", "optimizer", "scheduler",
+                        "training"):
+            assert getattr(ours, section) == getattr(cli, section), section
+        same = {"path", "root"}  # the file names, resolved against the YAML file
+        assert ours.data.model_dump(exclude=same) == cli.data.model_dump(exclude=same)
 
 
 def test_bad_parameters_raise_the_message_the_cli_prints() -> None:
