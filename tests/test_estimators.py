@@ -29,7 +29,8 @@ from fcnet_cli.estimators.params import CLASSIFIER, REGRESSOR, build_experiment
 
 runner = CliRunner()
 # small and quick, yet able to pass scikit-learn's accuracy (> 0.83) and R² (> 0.5) checks
-FAST = dict(hidden=[16], epochs=5, batch_size=32, optimizer="adam", lr=0.05, threads=1)
+FAST = dict(hidden=[16], epochs=5, batch_size=32, optimizer="adam", lr=0.05, threads=1,
+            device="cpu")
 
 # fcnet splits every training table into stratified train / validation / test rows (the
 # validation rows choose the best epoch, as in `fcnet train`), so each class needs at least
@@ -87,7 +88,8 @@ def _fields(path: Path) -> Path:
         f"data: {{dataset: csv, path: {path.name}, target: label, missing: most_frequent}}\n"
         "model: {hidden: [16]}\n"
         "optimizer: {name: adam, lr: 0.05}\n"
-        "training: {epochs: 5, batch_size: 32, threads: 1, seed: 3}\n", encoding="utf-8")
+        "training: {epochs: 5, batch_size: 32, threads: 1, seed: 3, device: cpu}\n",
+        encoding="utf-8")
     return path.with_suffix(".yaml")
 
 
@@ -137,7 +139,7 @@ def test_config_file_is_overridden_by_parameters_and_placed_in_errors(tmp_path: 
     cfg.write_text("model: {hidden: [8]}\noptimizer: {lr: 0.0}\n", encoding="utf-8")
     with pytest.raises(ValueError, match=rf"{cfg}:2: optimizer.lr: Input should be greater"):
         FCNetClassifier(config=cfg, epochs=2).fit(X, y)
-    clf = FCNetClassifier(config=cfg, lr=0.05, epochs=2, threads=1).fit(X, y)
+    clf = FCNetClassifier(config=cfg, lr=0.05, epochs=2, threads=1, device="cpu").fit(X, y)
     assert clf.model_.experiment.model.hidden == [8]
     assert clf.model_.experiment.optimizer.lr == 0.05
     with pytest.raises(ValueError, match=r"config model.hiden: unknown key; did you mean"):
@@ -146,7 +148,7 @@ def test_config_file_is_overridden_by_parameters_and_placed_in_errors(tmp_path: 
 
 def test_l1_and_l2_are_the_penalty_coefficients() -> None:
     X, y = _blobs()
-    clf = FCNetClassifier(l1=1e-4, l2=3e-4, epochs=2, threads=1).fit(X, y)
+    clf = FCNetClassifier(l1=1e-4, l2=3e-4, epochs=2, threads=1, device="cpu").fit(X, y)
     reg = clf.model_.experiment.regularization
     assert (reg.type, reg.strength, reg.l1_ratio) == ("elastic_net", pytest.approx(4e-4),
                                                       pytest.approx(0.25))
@@ -205,6 +207,7 @@ def test_quiet_by_default_verbose_shows_the_epoch_table(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "training FCNetClassifier on cpu: 54 train / 18 val / 18 test" in out
     assert "epoch 5/5  train_loss" in out
+    assert "run directory" not in out  # fit's temporary one is gone when fit returns
 
 
 # ----------------------------------------------------------------------------- sklearn tools
@@ -274,7 +277,7 @@ def test_same_weights_as_fcnet_train(tmp_path: Path) -> None:
     assert run.exit_code == 0, run.output
     (best,) = (tmp_path / "runs").glob("*/*/checkpoints/best/model.safetensors")
     clf = FCNetClassifier(hidden=[16], optimizer="adam", lr=0.05, epochs=5, batch_size=32,
-                          threads=1, seed=3, missing="most_frequent").fit(X, y)
+                          threads=1, seed=3, device="cpu", missing="most_frequent").fit(X, y)
     ours = safetensors.torch.load(clf.checkpoint_files_["model.safetensors"])
     theirs = safetensors.torch.load_file(best)
     assert sorted(ours) == sorted(theirs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from fcnet_cli.engine.train import train
 from fcnet_cli.errors import DataError, RunError
 from fcnet_cli.estimators.inputs import InputError, as_table
 from fcnet_cli.estimators.params import build_experiment
-from fcnet_cli.events import Callback, RunResult
+from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart
 from fcnet_cli.serve.model import Model
 
 __all__ = ["FCNetEstimator", "free_name"]
@@ -46,8 +47,27 @@ def free_name(base: str, taken: list[str]) -> str:
     return name
 
 
+class _Unnamed(Callback):
+    """Forwards a display's events, without the name of a run directory that fit removes."""
+
+    def __init__(self, shown: Callback) -> None:
+        self.shown = shown
+
+    def on_run_start(self, start: RunStart) -> None:
+        self.shown.on_run_start(replace(start, run_dirs=[""] * len(start.run_dirs)))
+
+    def on_batch_end(self, progress: BatchProgress) -> None:
+        self.shown.on_batch_end(progress)
+
+    def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
+        self.shown.on_epoch_end(metrics)
+
+    def on_member_end(self, member: int, result: RunResult) -> None:
+        self.shown.on_member_end(member, result)
+
+
 @contextlib.contextmanager
-def _display(verbose: int) -> Iterator[list[Callback]]:
+def _display(verbose: int, temporary: bool) -> Iterator[list[Callback]]:
     """verbose >= 1: the epoch table `fcnet train` shows (rich, imported only then)."""
     if not verbose:
         yield []
@@ -58,7 +78,7 @@ def _display(verbose: int) -> Iterator[list[Callback]]:
     live = display.is_terminal(console)
     shown = display.LiveTrainDisplay(console) if live else display.PlainTrainDisplay(console)
     try:
-        yield [shown]
+        yield [_Unnamed(shown) if temporary else shown]
     finally:
         if isinstance(shown, display.LiveTrainDisplay):
             shown.close()
@@ -123,7 +143,7 @@ class FCNetEstimator(BaseEstimator):
                 data = load_frame(frame, exp.data, task=exp.task, source=SOURCE)
             except DataError as e:
                 raise InputError(str(e)) from None
-            callbacks = stack.enter_context(_display(self.verbose))
+            callbacks = stack.enter_context(_display(self.verbose, run_dir is not None))
             result = train(exp, data=data, run_dir=run_dir, callbacks=callbacks,
                            eager_checkpoints=run_dir is None)
             if result.best_epoch is None or result.run_dir is None:
