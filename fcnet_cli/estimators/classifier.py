@@ -24,7 +24,7 @@ class FCNetClassifier(ClassifierMixin, FCNetEstimator):
     """A fully connected network classifier trained by fcnet's engine.
 
     Every parameter left at None takes the value a minimal experiment YAML gets; each sets
-    one experiment field (`fcnet describe` documents them all):
+    one experiment field (`fcnet schema` lists them all):
 
     hidden (model.hidden), activation (model.activation), dropout (model.dropout),
     batch_norm (model.batch_norm), optimizer (optimizer.name), lr (optimizer.lr),
