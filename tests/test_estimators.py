@@ -303,6 +303,10 @@ def test_save_then_fcnet_predict_eval_and_export(tmp_path: Path) -> None:
     report = runner.invoke(app, ["eval", str(saved), "--data", str(rows), "--json"])
     assert report.exit_code == 0, report.output
     assert json.loads(report.stdout)["accuracy"] == pytest.approx(clf.score(X, y))
+    again = runner.invoke(app, ["eval", str(saved)])  # no file: the table was in memory
+    assert again.exit_code == 2 and "trained on a table in memory" in again.stderr
+    np.testing.assert_array_equal(load_model(saved).predict_proba(X),
+                                  clf.predict_proba(X).astype(np.float32))
     exported = runner.invoke(app, ["export", str(saved), "--format", "torchscript", "-o",
                                    str(tmp_path / "model.pt")])
     assert exported.exit_code == 0, exported.output

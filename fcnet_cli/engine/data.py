@@ -37,10 +37,12 @@ from fcnet_cli.engine.tables import (
 )
 from fcnet_cli.errors import DataError
 
-__all__ = ["DataSplits", "Normalization", "Preprocessing", "load_data", "load_frame"]
+__all__ = ["IN_MEMORY", "DataSplits", "Normalization", "Preprocessing", "load_data",
+           "load_frame"]
 
 _SKLEARN = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
             "breast_cancer": "load_breast_cancer", "diabetes": "load_diabetes"}
+IN_MEMORY = "<in-memory table>"  # data.path of a model fitted on a table `load_frame` was given
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",
                 "cifar10": "CIFAR10"}
 
@@ -158,6 +160,10 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
 def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | None
                      ) -> DataSplits:
     """CSV/Parquet: columns by name, preprocessing fitted on the training rows."""
+    if cfg.path == IN_MEMORY:
+        raise DataError("the model was trained on a table in memory (fit from Python), which "
+                        "cannot be read again: give a data file (eval --data FILE, predict "
+                        "FILE)")
     frame = read_table(cfg.path or "", cfg.dataset)  # type: ignore[arg-type]
     source, lines = str(Path(cfg.path or "").expanduser()), cfg.dataset == "csv"
     return load_frame(frame, cfg, task=task, preprocessing=prep, source=source, lines=lines)

@@ -19,8 +19,9 @@ import numpy as np
 
 from fcnet_cli.config import ConfigError, Experiment, Loc, Source, load_source, validate
 from fcnet_cli.config.source import source_from_mapping
+from fcnet_cli.engine.data import IN_MEMORY
 
-__all__ = ["COMMON", "IN_MEMORY", "ParameterError", "build_experiment", "plain",
+__all__ = ["COMMON", "ParameterError", "build_experiment", "plain",
            "regularization_of"]
 
 # estimator parameter -> the experiment field it sets (both estimators)
@@ -53,7 +54,6 @@ COMMON: dict[str, str] = {
 CLASSIFIER = {**COMMON, "label_smoothing": "loss.label_smoothing",
               "class_weights": "loss.class_weights"}
 REGRESSOR = {**COMMON, "loss": "loss.name"}
-IN_MEMORY = "<in-memory table>"  # data.path of a model fitted from Python (no file to reread)
 
 
 class ParameterError(ConfigError, ValueError):
