@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from fcnet_cli import FCNetClassifier, FCNetRegressor, load_model
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment
-from fcnet_cli.errors import CheckpointError
+from fcnet_cli.errors import CheckpointError, RunError
 from fcnet_cli.estimators.params import CLASSIFIER, REGRESSOR, build_experiment
 
 runner = CliRunner()
@@ -155,6 +155,12 @@ def test_l1_and_l2_are_the_penalty_coefficients() -> None:
     with pytest.raises(ValueError, match=r"^l2 \(regularization.strength\): Input should be "
                                          r"greater than or equal to 0"):
         FCNetClassifier(l2=-1.0).fit(X, y)
+
+
+def test_a_run_that_diverges_at_once_leaves_no_model() -> None:
+    X, y = _blobs()
+    with pytest.raises(RunError, match=r"training ended diverged \(non-finite loss at epoch 1"):
+        FCNetClassifier(**{**FAST, "optimizer": "sgd", "lr": 1e30}).fit(X, y)
 
 
 def test_text_columns_and_missing_cells_from_pandas() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from fcnet_cli.config import Experiment
@@ -150,6 +152,10 @@ class FCNetEstimator(BaseEstimator):
                 why = f" ({result.reason})" if result.reason else ""
                 raise RunError(f"training ended {result.status}{why} before any epoch "
                                f"finished: no model to keep")
+            if result.status == "diverged":  # a model exists: its last finite best epoch
+                warnings.warn(f"training diverged ({result.reason}); the model kept is the "
+                              f"best epoch before it, {result.best_epoch}",
+                              ConvergenceWarning, stacklevel=3)
             return checkpoint_files(Path(result.run_dir)), result
 
     def _allow_nan(self) -> bool:
