@@ -27,6 +27,8 @@ ALLOWED = {
     "studies": {"leaves", "engine", "analysis", "sweep"},
     "display": {"leaves", "analysis"},
     "cli": {"leaves", "engine", "analysis", "sweep", "serve", "display", "studies"},
+    # the scikit-learn estimators: a Python skin beside the CLI (display only when verbose)
+    "estimators": {"leaves", "engine", "serve", "display"},
 }
 
 

@@ -57,11 +57,16 @@ def pick_device(name: str) -> torch.device:
 
 
 def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToken | None = None,
-          resume: Path | None = None) -> RunResult:
+          resume: Path | None = None, data: DataSplits | None = None,
+          run_dir: Path | None = None, eager_checkpoints: bool = True) -> RunResult:
     """Train one experiment (a population of one). `resume` continues a run directory.
 
-    torch uses `training.threads` CPU threads (default: the cores available to the process)
-    while it trains; the previous setting is restored afterwards.
+    `data`: splits already loaded (e.g. `load_frame` of an in-memory table) instead of
+    `exp.data`'s; `run_dir`: the run directory to write instead of a new one under
+    `output.dir/name`; `eager_checkpoints=False`: write the records and checkpoints once, when
+    the run ends (a run directory nobody watches). torch uses `training.threads` CPU threads
+    (default: the cores available to the process) while it trains; the previous setting is
+    restored afterwards.
     """
     if resume is not None:
         records.check_resume_config(resume, exp)
@@ -70,8 +75,10 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     try:
         if resume is not None:
             return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
-                                    resume=True)[0]
-        return train_population([exp], callbacks=callbacks, stop=stop)[0]
+                                    resume=True, data=data)[0]
+        return train_population([exp], callbacks=callbacks, stop=stop, data=data,
+                                run_dirs=None if run_dir is None else [run_dir],
+                                eager_checkpoints=eager_checkpoints)[0]
     finally:
         torch.set_num_threads(before)
 
