@@ -293,7 +293,6 @@ def test_same_weights_as_fcnet_train(tmp_path: Path) -> None:
 
 def test_save_then_fcnet_predict_eval_and_export(tmp_path: Path) -> None:
     X, y = _blobs()
-    X = X[["a", "b"]]  # text columns: `fcnet predict` reads them once the tables work lands
     clf = FCNetClassifier(**FAST).fit(X, y)
     saved = clf.save(tmp_path / "model")
     with pytest.raises(FileExistsError):
