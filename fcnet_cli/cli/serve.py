@@ -8,7 +8,7 @@ import typer
 
 from fcnet_cli.cli.app import DebugOpt, _run, app
 from fcnet_cli.cli.pipes import silence_stdout
-from fcnet_cli.cli.run import checkpoint_dir
+from fcnet_cli.cli.run import ThresholdOpt, checkpoint_dir
 from fcnet_cli.config.schema import ExportFormat, PredictFormat, Split
 from fcnet_cli.errors import UsageError
 
@@ -43,6 +43,7 @@ def predict(
         help="Output file (default: CSV on stdout).")] = None,
     proba: Annotated[bool, typer.Option(
         "--proba", help="Add one proba_<class> column per class.")] = False,
+    threshold: ThresholdOpt = None,
     keep: Annotated[list[str] | None, typer.Option(
         "--keep", metavar="COL", show_default=False,
         help="Copy an input column (e.g. an id) into the output (repeatable).")] = None,
@@ -65,17 +66,18 @@ def predict(
     output is written to a temporary file renamed into place at the end.
     """
     _run(ctx, debug, lambda: _predict(checkpoint, data, out, proba, keep or [], fmt,
-                                      split, batch_size, overwrite))
+                                      split, batch_size, overwrite, threshold))
 
 
 def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
              keep: list[str], fmt: str | None, split: str | None, batch_size: int,
-             overwrite: bool) -> int:
+             overwrite: bool, threshold: float | None = None) -> int:
     if (data is None) == (split is None):
         raise UsageError("give a DATA file or --split train|val|test (one of the two)")
     if split is not None and keep:
         raise UsageError("--keep needs a DATA file (a split has no extra columns)")
     model = _model(checkpoint)
+    model.set_threshold(threshold)
     from fcnet_cli.serve.predict import predict_file, predict_split
 
     try:

@@ -57,12 +57,15 @@ SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plate
 Task = Literal["classification", "regression"]
 Missing = Literal["error", "mean", "median", "most_frequent"]
 LossName = Literal["cross_entropy", "mse", "huber", "l1"]
-# validation metrics an epoch reports; classification ones and regression ones (original units)
+# validation metrics an epoch reports; classification ones (ROC-AUC and PR-AUC: binary
+# tasks only) and regression ones (original units)
 Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1",
-                  "val_rmse", "val_mae", "val_r2"]
-CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1")
+                  "val_roc_auc", "val_pr_auc", "val_rmse", "val_mae", "val_r2"]
+CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1",
+                          "val_roc_auc", "val_pr_auc")
 REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2")
-MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_r2")
+MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_roc_auc",
+             "val_pr_auc", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
 LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed

@@ -31,6 +31,7 @@ from fcnet_cli.engine.members import Member, new_member
 from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
+from fcnet_cli.engine.ranking import average_precision, check_binary_monitors, roc_auc
 from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
@@ -103,6 +104,14 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         return engine.run(run_dirs, resume, locks)
 
 
+def _monitors(exps: Sequence[Experiment]) -> list[tuple[str, str]]:
+    """(config key, metric) of every validation metric the members watch."""
+    out = [("training.early_stopping.monitor", e.training.early_stopping.monitor)
+           for e in exps]  # also picks the best epoch, with or without patience
+    return out + [("scheduler.monitor", e.scheduler.monitor) for e in exps
+                  if e.scheduler.name == "plateau"]
+
+
 class _Engine:
     def __init__(self, exps: Sequence[Experiment], callbacks: Sequence[Callback],
                  stop: StopToken, pruner: Pruner | None, eager: bool,
@@ -115,6 +124,7 @@ class _Engine:
         self.device = pick_device(first.training.device)
         self.data = (data or load_data(first.data, task=first.task)).to(self.device)
         self.regression = self.data.task == "regression"
+        check_binary_monitors(_monitors(exps), self.data.n_classes, self.data.task)
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
         self.n_train = len(self.data.y_train)
         self.n_batches = math.ceil(self.n_train / self.batch_size)
@@ -291,6 +301,8 @@ class _Engine:
         sse = torch.zeros(K, C, dtype=torch.float64, device=self.device)
         sae = torch.zeros_like(sse)
         member = torch.arange(K, device=self.device).unsqueeze(1)  # (K, 1)
+        margins = []  # binary: logit[1] − logit[0] per batch, (K, B) each, for the AUCs
+        binary = not self.regression and C == 2
         for s in range(0, len(y), EVAL_BATCH):
             xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
             out = self.pop.forward(xb.expand(K, -1, -1), False)
@@ -303,6 +315,8 @@ class _Engine:
             else:
                 conf += torch.bincount(((member * C + yk) * C + out.argmax(-1)).flatten(),
                                        minlength=K * C * C)
+                if binary:
+                    margins.append((out[..., 1] - out[..., 0]).float())
         n = max(len(y), 1)
         if self.regression:
             yd = y.double()
@@ -310,6 +324,10 @@ class _Engine:
             metrics = regression_metrics(sse, sae, sst, len(y), self.data.preprocessing.target.std)
         else:
             metrics = classification_metrics(conf.view(K, C, C))
+            if binary and margins:
+                scores, positive = torch.cat(margins, 1), y == 1  # (K, N), (N,)
+                metrics["val_roc_auc"] = roc_auc(scores, positive)
+                metrics["val_pr_auc"] = average_precision(scores, positive)
         return (loss_sum / n).tolist(), {k: v.tolist() for k, v in metrics.items()}
 
     def _end_epoch(self, epoch: int, seconds: float) -> None:

@@ -57,7 +57,7 @@ def _scores(model: Model, x: np.ndarray, proba: bool) -> pl.DataFrame:
     # sub-batches keep the hidden activations small: (FORWARD_ROWS, width) each
     logits = torch.from_numpy(model.logits(x, FORWARD_ROWS))  # (B, C)
     names = pl.Series(PREDICTION, model.classes_.tolist(), dtype=pl.String)
-    cols = [names.gather(pl.Series(logits.argmax(-1).numpy(), dtype=pl.UInt32))]
+    cols = [names.gather(pl.Series(model.decide(logits.numpy()), dtype=pl.UInt32))]
     if proba:
         p = torch.softmax(logits, dim=-1).numpy()  # (B, C)
         cols += [pl.Series(f"proba_{c}", p[:, j]) for j, c in enumerate(model.classes_)]
