@@ -61,9 +61,9 @@ LossName = Literal["cross_entropy", "mse", "huber", "l1"]
 # tasks only) and regression ones (original units)
 Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1",
                   "val_roc_auc", "val_pr_auc", "val_rmse", "val_mae", "val_r2"]
-CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1",
+CLASSIFICATION_METRICS: tuple[str, ...] = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1",
                           "val_roc_auc", "val_pr_auc")
-REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2")
+REGRESSION_METRICS: tuple[str, ...] = ("val_rmse", "val_mae", "val_r2")
 MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_roc_auc",
              "val_pr_auc", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -307,7 +307,9 @@ class SchedulerConfig(_Strict):
 
 
 class EarlyStoppingConfig(_Strict):
-    monitor: Monitor = Field("val_loss", description="validation metric watched")
+    monitor: Monitor = Field(
+        "val_loss", description="validation metric watched (it also picks the best "
+                                "checkpoint); val_roc_auc and val_pr_auc: binary tasks only")
     patience: int | None = Field(None, gt=0, le=MAX_COUNT,
                                  description="epochs without improvement before "
                                              "stopping (null = off)")
