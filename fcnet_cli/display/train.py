@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.console import Console, Group, RenderableType
@@ -268,10 +269,11 @@ def _threshold_parts(t: EvalResult) -> list[str]:
     if "threshold" in m:
         lines.append(f"predicted '{positive}' when its probability is at least "
                      f"{m['threshold']:g} (--threshold)")
-    if m.get("best_threshold") == m.get("best_threshold"):  # present and not NaN
+    best = m.get("best_threshold", math.nan)
+    if not math.isnan(best):
         lines.append(f"validation split: balanced accuracy is highest, "
                      f"{m['best_threshold_balanced_accuracy']:.4f}, at --threshold "
-                     f"{m['best_threshold']:.4g} (probability of '{positive}')")
+                     f"{best:.4g} (probability of '{positive}')")
     return lines
 
 

@@ -22,6 +22,7 @@ from fcnet_cli.engine.evaluate import _experiment
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.reader import Table, open_table
+from fcnet_cli.serve.splits import split_kept
 from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged_output
 
 __all__ = ["PredictReport", "predict_file", "predict_split", "output_columns"]
@@ -167,25 +168,36 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
 
 def predict_split(model: Model, split: str, out: Path | None = None, *, proba: bool = False,
                   fmt: str | None = None, batch_size: int = 65536, overwrite: bool = False,
-                  stream: IO[str] | None = None) -> PredictReport:
+                  stream: IO[str] | None = None, keep: Sequence[str] = ()) -> PredictReport:
     """Predict the checkpoint's own ``train``/``val``/``test`` split (rebuilt from its config).
 
-    Rows come in the split's order, the same rows `fcnet eval --split` scores.
+    Rows come in the split's order, the same rows `fcnet eval --split` scores; ``keep``
+    copies columns of those rows from the data's source file (`serve.splits.split_kept`).
     """
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
     _check_options(model, proba, batch_size)
     if out is not None:
         check_output(Path(out), [], overwrite)
+    keep = list(dict.fromkeys(keep))
+    clash = [c for c in keep if c in output_columns(model, proba)]
+    if clash:
+        raise UsageError(f"--keep {clash[0]}: the output already has a column of that name")
+    kept = _split_kept(model, split, keep)
     x = raw_split(model, split)
 
     def chunks() -> Iterator[Chunk]:
         for start in range(0, len(x), batch_size):
-            yield None, x[start:start + batch_size]
+            yield None if kept is None else kept.slice(start, batch_size), \
+                x[start:start + batch_size]
 
     rows, fmt_ = _write_all(model, chunks(), None if out is None else Path(out), fmt, proba,
-                            [], stream)
+                            keep, stream)
     return PredictReport(rows, None if out is None else Path(out), fmt_)
+
+
+def _split_kept(model: Model, split: str, keep: list[str]) -> pl.DataFrame | None:
+    return split_kept(model, split, keep) if keep else None
 
 
 def raw_split(model: Model, split: str) -> np.ndarray:
