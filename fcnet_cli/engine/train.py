@@ -105,9 +105,10 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
 
 
 def _monitors(exps: Sequence[Experiment]) -> list[tuple[str, str]]:
-    """(config key, metric) of every validation metric the members watch."""
+    """(config key, metric) of every validation metric the members watch; the early-stopping
+    monitor also picks the best epoch, with or without patience."""
     out: list[tuple[str, str]] = [
-        ("training.early_stopping.monitor", e.training.early_stopping.monitor) for e in exps]  # also picks the best epoch, with or without patience
+        ("training.early_stopping.monitor", e.training.early_stopping.monitor) for e in exps]
     return out + [("scheduler.monitor", e.scheduler.monitor) for e in exps
                   if e.scheduler.name == "plateau"]
 
