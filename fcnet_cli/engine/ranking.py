@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 import torch
 
+from fcnet_cli.config import Experiment
 from fcnet_cli.errors import UsageError
 
 __all__ = ["BINARY_METRICS", "average_precision", "best_threshold", "check_binary_monitors",
-           "check_threshold", "margin_threshold", "roc_auc"]
+           "check_threshold", "margin_threshold", "roc_auc", "watched_metrics"]
 
 BINARY_METRICS = ("val_roc_auc", "val_pr_auc")  # monitorable; need exactly two classes
 
@@ -109,6 +110,15 @@ def check_threshold(threshold: float, classes: Sequence[str]) -> None:
 def margin_threshold(threshold: float) -> float:
     """The margin logit[1] − logit[0] at which the positive probability equals `threshold`."""
     return math.log(threshold / (1 - threshold))
+
+
+def watched_metrics(exps: Sequence[Experiment]) -> list[tuple[str, str]]:
+    """(config key, metric) of every validation metric the members watch; the early-stopping
+    monitor also picks the best epoch, with or without patience."""
+    out: list[tuple[str, str]] = [
+        ("training.early_stopping.monitor", e.training.early_stopping.monitor) for e in exps]
+    return out + [("scheduler.monitor", e.scheduler.monitor) for e in exps
+                  if e.scheduler.name == "plateau"]
 
 
 def check_binary_monitors(monitors: Sequence[tuple[str, str]], n_classes: int,

@@ -31,7 +31,12 @@ from fcnet_cli.engine.members import Member, new_member
 from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
-from fcnet_cli.engine.ranking import average_precision, check_binary_monitors, roc_auc
+from fcnet_cli.engine.ranking import (
+    average_precision,
+    check_binary_monitors,
+    roc_auc,
+    watched_metrics,
+)
 from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
@@ -104,15 +109,6 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         return engine.run(run_dirs, resume, locks)
 
 
-def _monitors(exps: Sequence[Experiment]) -> list[tuple[str, str]]:
-    """(config key, metric) of every validation metric the members watch; the early-stopping
-    monitor also picks the best epoch, with or without patience."""
-    out: list[tuple[str, str]] = [
-        ("training.early_stopping.monitor", e.training.early_stopping.monitor) for e in exps]
-    return out + [("scheduler.monitor", e.scheduler.monitor) for e in exps
-                  if e.scheduler.name == "plateau"]
-
-
 class _Engine:
     def __init__(self, exps: Sequence[Experiment], callbacks: Sequence[Callback],
                  stop: StopToken, pruner: Pruner | None, eager: bool,
@@ -125,7 +121,7 @@ class _Engine:
         self.device = pick_device(first.training.device)
         self.data = (data or load_data(first.data, task=first.task)).to(self.device)
         self.regression = self.data.task == "regression"
-        check_binary_monitors(_monitors(exps), self.data.n_classes, self.data.task)
+        check_binary_monitors(watched_metrics(exps), self.data.n_classes, self.data.task)
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
         self.n_train = len(self.data.y_train)
         self.n_batches = math.ceil(self.n_train / self.batch_size)
