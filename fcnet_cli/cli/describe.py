@@ -43,8 +43,9 @@ def _validate(config: Path, overrides: list[str], explain: bool, data: bool = Fa
     exp = cfg.validate(source)
     out = display.make_console()
     if explain:
-        values = {k: "null" if v is None else repr(v)
-                  for k, v in cfg.flatten(exp.model_dump()).items()}
+        from fcnet_cli.config.typetext import value_text
+
+        values = {k: value_text(v) for k, v in cfg.flatten(exp.model_dump()).items()}
         display.render_schema(out, cfg.describe_schema(), values, cfg.explain(exp, source))
     elif not data:
         display.render_config(out, cfg.dump_experiment(exp))

@@ -416,7 +416,10 @@ class Experiment(_Strict):
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:
-    """Every field as (dotted path, type, default, description)."""
+    """Every field as (dotted path, type, default, description), type and default as a
+    user writes them (`typetext`): ``int ≥ 1``, ``one of: sgd, adam``, ``null``."""
+    from fcnet_cli.config.typetext import type_text, value_text
+
     rows: list[tuple[str, str, str, str]] = []
 
     def walk(model: type[BaseModel], prefix: str) -> None:
@@ -427,9 +430,7 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
                 walk(ann, path + ".")
                 continue
             default = f.get_default(call_default_factory=True)
-            tname = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
-            rows.append((path, tname, "null" if default is None else repr(default),
-                         f.description or ""))
+            rows.append((path, type_text(f), value_text(default), f.description or ""))
 
     walk(Experiment, "")
     return rows

@@ -14,15 +14,19 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.text import Text
 
-__all__ = ["print_wrapped", "wrap_parts", "wrap_words"]
+__all__ = ["NBSP", "print_wrapped", "wrap_parts", "wrap_words"]
+
+NBSP = "\u00a0"  # a space no line breaks at; printed as a plain space
 
 
 def wrap_words(text: str, width: int, indent: str = "", first: str = "") -> list[str]:
     """`text` as lines of at most `width` characters, broken only at spaces (a word longer
-    than a line keeps its own line). `first` starts the first line, `indent` the others."""
-    return textwrap.wrap(text, width=max(width, 20), initial_indent=first,
-                         subsequent_indent=indent, break_long_words=False,
-                         break_on_hyphens=False) or [first.rstrip()]
+    than a line keeps its own line; `NBSP` joins words that must stay on one line). `first`
+    starts the first line, `indent` the others."""
+    lines = textwrap.wrap(text, width=max(width, 20), initial_indent=first,
+                          subsequent_indent=indent, break_long_words=False,
+                          break_on_hyphens=False) or [first.rstrip()]
+    return [line.replace(NBSP, " ") for line in lines]
 
 
 def wrap_parts(parts: Sequence[str], width: int, sep: str = "  ", indent: str = "  "
