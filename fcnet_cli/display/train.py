@@ -45,8 +45,7 @@ def _start_line(start: RunStart) -> Text:
     line = (f"training {who} on {start.device}: {start.n_train} train / {start.n_val} val / "
             f"{start.n_test} test, {start.n_features} features, {_outputs(start)}, "
             f"{start.epochs} epochs{resumed}")
-    notes = "".join(f"\n{n}" for n in start.notices)
-    return Text(line + (f"\nrun directory: {where}" if where else "") + notes)
+    return Text(line + (f"\nrun directory: {where}" if where else ""))
 
 
 def _outputs(start: RunStart) -> str:
@@ -90,6 +89,8 @@ class LiveTrainDisplay(Callback):
         self._names, self._epochs = list(start.names), start.epochs
         self._regression = start.task == "regression"
         self.console.print(_start_line(start))
+        for note in start.notices:
+            print_wrapped(self.console, note)
         self._progress.reset(self._task, total=start.batches_per_epoch, completed=0,
                              description=f"epoch {start.start_epoch + 1}/{start.epochs}",
                              visible=True)
@@ -187,6 +188,8 @@ class PlainTrainDisplay(Callback):
     def on_run_start(self, start: RunStart) -> None:
         self._names, self._epochs = list(start.names), start.epochs
         self._line(_start_line(start))
+        for note in start.notices:
+            print_wrapped(self.console, note)
 
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         for m in metrics:
