@@ -201,3 +201,34 @@ def test_eval_threshold_changes_the_confusion_matrix(binary_run: Path) -> None:
     low = confusion("--threshold", "1e-9")
     assert low[0][0] == 0 and low[1][0] == 0  # every row predicted 'yes'
     assert confusion("--threshold", "0.5") == confusion()
+
+
+def _sweep(tmp: Path, data: dict[str, object]) -> Path:
+    import yaml
+
+    base = {"data": data, "model": {"hidden": [8]}, "optimizer": {"name": "sgd", "lr": 0.1},
+            "training": {"epochs": 2, "batch_size": 32, "device": "cpu"},
+            "output": {"dir": str(tmp / "runs")}}
+    doc = {"name": "auc", "base": base, "method": "grid", "metric": "val_roc_auc",
+           "parameters": {"optimizer.lr": [0.001, 0.3]}}
+    path = tmp / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_sweep_ranks_by_roc_auc_highest_first(tmp_path: Path) -> None:
+    from fcnet_cli.sweep.run import load_sweep, run_sweep
+
+    table = binary_table(tmp_path / "bin.csv")
+    result = run_sweep(load_sweep(_sweep(tmp_path, {"dataset": "csv", "path": str(table),
+                                                    "drop": ["id"]})))
+    values = [t.value for t in result.trials if t.value is not None]
+    assert len(values) == 2 and result.best is not None
+    assert result.best.value == max(values)  # higher is better for ROC-AUC
+
+
+def test_sweep_by_roc_auc_on_three_classes_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sweep", str(_sweep(tmp_path, {"dataset": "iris"}))])
+    assert result.exit_code == 2, result.output
+    assert "metric: val_roc_auc needs a binary target (2 classes); the data has 3 classes" \
+        in result.output
