@@ -3,9 +3,9 @@ directory, metrics as monitors, and `fcnet datasets`."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import itertools
 from pathlib import Path
 
 import numpy as np
