@@ -243,8 +243,8 @@ def eval_(
 
     With --data, on a new labelled file: its labels are matched to the class names (a
     regression model's target columns by name). A binary classifier also gets ROC-AUC and
-    PR-AUC of its positive class (the second class), and the threshold that maximizes
-    balanced accuracy on the validation split, to pass to --threshold.
+    PR-AUC of its positive class (the second class) and, evaluating a split, the threshold
+    that maximizes balanced accuracy on the validation split, to pass to --threshold.
     """
     _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target, threshold))
 
