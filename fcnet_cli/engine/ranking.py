@@ -102,8 +102,8 @@ def check_threshold(threshold: float, classes: Sequence[str]) -> None:
     if not 0 < threshold < 1:
         raise UsageError(f"--threshold must lie strictly between 0 and 1 (got {threshold:g})")
     if len(classes) != 2:
-        what = "a regression model" if not classes else f"{len(classes)} classes"
-        raise UsageError(f"--threshold is for binary classifiers (2 classes); this model has "
+        what = "is a regression model" if not classes else f"has {len(classes)} classes"
+        raise UsageError(f"--threshold is for binary classifiers (2 classes); this model "
                          f"{what}")
 
 
