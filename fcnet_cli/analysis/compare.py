@@ -298,7 +298,8 @@ _HEADERS = {"name": "run", "best_val_accuracy": "best val acc", "best_val_loss":
             "test bal acc", "best_val_macro_f1": "best val F1", "test_macro_f1": "test F1",
             "best_val_rmse": "best val rmse", "test_rmse": "test rmse", "best_val_mae":
             "best val mae", "test_mae": "test mae", "best_val_r2": "best val r2",
-            "test_r2": "test r2",
+            "test_r2": "test r2", "best_val_roc_auc": "best val AUC", "test_roc_auc": "test AUC",
+            "best_val_pr_auc": "best val PR-AUC", "test_pr_auc": "test PR-AUC",
             "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
             "seconds": "s", "ci95": "95% interval", "vs_best": "vs best"}
 _PRIORITY = {"name": 0, "best_val_accuracy": 0, "best_val_loss": 0, "test_accuracy": 2,

@@ -20,17 +20,22 @@ def validate(
     explain: Annotated[bool, typer.Option(
         "--explain", help="Show every field with its value, where the value came from (file "
                           "and line, --set, or default), its default and meaning.")] = False,
+    data: Annotated[bool, typer.Option(
+        "--data", help="Also open the data as train would (columns, target, missing cells, "
+                       "categories) and print its rows, splits and columns instead of the "
+                       "config; what train would refuse is an error here.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Check an experiment file and print the resolved config that train would run.
 
     The files it extends are merged in first. Each problem is reported on its own line as
-    FILE:LINE: FIELD: PROBLEM (exit code 2).
+    FILE:LINE: FIELD: PROBLEM (exit code 2). With --data the table is read and split too,
+    without training: a data problem gets the error train would print (exit code 2).
     """
-    _run(ctx, debug, lambda: _validate(config, set_ or [], explain))
+    _run(ctx, debug, lambda: _validate(config, set_ or [], explain, data))
 
 
-def _validate(config: Path, overrides: list[str], explain: bool) -> int:
+def _validate(config: Path, overrides: list[str], explain: bool, data: bool = False) -> int:
     from fcnet_cli import config as cfg
     from fcnet_cli import display
 
@@ -38,11 +43,17 @@ def _validate(config: Path, overrides: list[str], explain: bool) -> int:
     exp = cfg.validate(source)
     out = display.make_console()
     if explain:
-        values = {k: "null" if v is None else repr(v)
-                  for k, v in cfg.flatten(exp.model_dump()).items()}
+        from fcnet_cli.config.typetext import value_text
+
+        values = {k: value_text(v) for k, v in cfg.flatten(exp.model_dump()).items()}
         display.render_schema(out, cfg.describe_schema(), values, cfg.explain(exp, source))
-    else:
+    elif not data:
         display.render_config(out, cfg.dump_experiment(exp))
+    if data:
+        from fcnet_cli.cli.datacheck import data_summary  # torch: only with --data
+
+        pairs, notices = data_summary(exp)
+        display.render_data_summary(out, pairs, notices)
     return 0
 
 

@@ -32,6 +32,10 @@ from fcnet_cli.cli.app import (
 from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 from fcnet_cli.config.schema import Split
 
+ThresholdOpt = Annotated[float | None, typer.Option(
+    "--threshold", metavar="T", show_default=False,
+    help="Binary classifiers: predict the positive (second) class when its probability is "
+         "at least T, 0 < T < 1 (default: the more probable class).")]
 # ---------------------------------------------------------------- train
 
 
@@ -230,6 +234,7 @@ def eval_(
     target: Annotated[str | None, typer.Option(
         metavar="COL", show_default=False,
         help="Label column of --data (default: the one the model was trained with).")] = None,
+    threshold: ThresholdOpt = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the metrics as JSON instead of tables (with the checkpoint "
                        "path, its epoch and macro averages).")] = False,
@@ -241,9 +246,11 @@ def eval_(
     A split is rebuilt from the training data file, which must still hold the bytes the run
     trained on (its size, time stamp and SHA-256 are in the checkpoint). With --data, on a
     new labelled file: its labels are matched to the class names (a regression model's
-    target columns by name).
+    target columns by name). A binary classifier also gets ROC-AUC and PR-AUC of its
+    positive class (the second class) and, evaluating a split, the threshold that maximizes
+    balanced accuracy on the validation split, to pass to --threshold.
     """
-    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target,
+    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target, threshold,
                                    allow_changed_data))
 
 
@@ -275,19 +282,23 @@ def eval_payload(checkpoint: Path, result: "EvalResult") -> dict[str, Any]:
 
 
 def _eval(checkpoint: Path, split: str, as_json: bool, data: Path | None = None,
-          target: str | None = None, allow_changed_data: bool = False) -> int:
+          target: str | None = None, threshold: float | None = None,
+          allow_changed_data: bool = False) -> int:
     checkpoint = checkpoint_dir(checkpoint)
     if data is not None:
         from fcnet_cli.serve.evaluate import evaluate_file
         from fcnet_cli.serve.model import load_model
 
-        result = evaluate_file(load_model(checkpoint), data, target)
+        model = load_model(checkpoint)
+        model.set_threshold(threshold)
+        result = evaluate_file(model, data, target)
     else:
         if target is not None:
             raise UsageError("--target needs --data")
         from fcnet_cli.engine.evaluate import evaluate_checkpoint
 
-        result = evaluate_checkpoint(checkpoint, split, allow_changed_data=allow_changed_data)
+        result = evaluate_checkpoint(checkpoint, split, threshold,
+                                     allow_changed_data=allow_changed_data)
     if as_json:
         typer.echo(json.dumps(eval_payload(checkpoint, result), indent=2))
     else:

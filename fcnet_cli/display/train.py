@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.console import Console, Group, RenderableType
@@ -16,6 +17,7 @@ from fcnet_cli.display.base import (
     _num,
 )
 from fcnet_cli.display.fit import Col, fit_table
+from fcnet_cli.display.wrap import print_wrapped, wrap_parts
 from fcnet_cli.events import (
     BatchProgress,
     Callback,
@@ -43,8 +45,7 @@ def _start_line(start: RunStart) -> Text:
     line = (f"training {who} on {start.device}: {start.n_train} train / {start.n_val} val / "
             f"{start.n_test} test, {start.n_features} features, {_outputs(start)}, "
             f"{start.epochs} epochs{resumed}")
-    notes = "".join(f"\n{n}" for n in start.notices)
-    return Text(line + (f"\nrun directory: {where}" if where else "") + notes)
+    return Text(line + (f"\nrun directory: {where}" if where else ""))
 
 
 def _outputs(start: RunStart) -> str:
@@ -88,6 +89,8 @@ class LiveTrainDisplay(Callback):
         self._names, self._epochs = list(start.names), start.epochs
         self._regression = start.task == "regression"
         self.console.print(_start_line(start))
+        for note in start.notices:
+            print_wrapped(self.console, note)
         self._progress.reset(self._task, total=start.batches_per_epoch, completed=0,
                              description=f"epoch {start.start_epoch + 1}/{start.epochs}",
                              visible=True)
@@ -185,6 +188,8 @@ class PlainTrainDisplay(Callback):
     def on_run_start(self, start: RunStart) -> None:
         self._names, self._epochs = list(start.names), start.epochs
         self._line(_start_line(start))
+        for note in start.notices:
+            print_wrapped(self.console, note)
 
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         for m in metrics:
@@ -209,47 +214,70 @@ class PlainTrainDisplay(Callback):
 def render_run_summary(console: Console, result: RunResult) -> None:
     """Status, best epoch with its validation metrics, test metrics, run directory."""
     status = result.status + (f" ({result.reason})" if result.reason else "")
-    pairs = [("run", result.name), ("status", status)]
+    pairs: list[tuple[str, str | list[str]]] = [("run", result.name), ("status", status)]
     best = result.best
     if best is not None and "val_rmse" in best.metrics:
         b = best.metrics
         pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
-                  ("val", f"loss {best.val_loss:.4f}  rmse {b['val_rmse']:.4g}  "
-                          f"mae {b['val_mae']:.4g}  r2 {b['val_r2']:.4f}"),
-                  ("train", f"loss {best.train_loss:.4f}  gap {best.gap_loss:+.4f}")]
+                  ("val", [f"loss {best.val_loss:.4f}", f"rmse {b['val_rmse']:.4g}",
+                           f"mae {b['val_mae']:.4g}", f"r2 {b['val_r2']:.4f}"]),
+                  ("train", [f"loss {best.train_loss:.4f}", f"gap {best.gap_loss:+.4f}"])]
     elif best is not None:
         pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
-                  ("val", f"loss {best.val_loss:.4f}  accuracy {best.val_accuracy:.4f}"
-                          f"{_balanced(best.metrics, 'val_')}"),
-                  ("train", f"loss {best.train_loss:.4f}  accuracy {best.train_accuracy:.4f}"
-                            f"  gap {best.gap_accuracy:+.4f}")]
+                  ("val", [f"loss {best.val_loss:.4f}", f"accuracy {best.val_accuracy:.4f}",
+                           *_val_parts(best.metrics)]),
+                  ("train", [f"loss {best.train_loss:.4f}",
+                             f"accuracy {best.train_accuracy:.4f}",
+                             f"gap {best.gap_accuracy:+.4f}"])]
     else:
         pairs.append(("best epoch", "none (no epoch completed)"))
     if result.test is not None:
-        pairs.append(("test", _eval_line(result.test)))
+        pairs.append(("test", _eval_parts(result.test)))
     pairs.append(("time", f"{result.seconds:.1f}s"))
     if result.run_dir:
         pairs.append(("run directory", result.run_dir))
-    console.print(_kv_grid(pairs))
+    # whole parts per line: "(n = 86)" never breaks across lines
+    room = console.width - len("run directory") - 2
+    console.print(_kv_grid([(k, v if isinstance(v, str) else "\n".join(
+        wrap_parts(v, room, indent=""))) for k, v in pairs]))
     for note in result.notices:
-        console.print(Text(note, style="yellow"), soft_wrap=True)
+        print_wrapped(console, note, style="yellow")
 
 
-def _balanced(metrics: dict[str, float], prefix: str = "") -> str:
-    if f"{prefix}balanced_accuracy" not in metrics:
-        return ""
-    return (f"  balanced acc {metrics[f'{prefix}balanced_accuracy']:.4f}  "
-            f"macro F1 {metrics[f'{prefix}macro_f1']:.4f}")
+def _val_parts(metrics: dict[str, float]) -> list[str]:
+    """An epoch's further classification metrics (`EpochMetrics.metrics`), one part each."""
+    names = (("val_balanced_accuracy", "balanced acc"), ("val_macro_f1", "macro F1"),
+             ("val_roc_auc", "ROC-AUC"), ("val_pr_auc", "PR-AUC"))
+    return [f"{label} {metrics[k]:.4f}" for k, label in names if k in metrics]
 
 
-def _eval_line(t: EvalResult) -> str:
-    """Loss and the headline metrics of one split."""
+def _eval_parts(t: EvalResult) -> list[str]:
+    """Loss and the headline metrics of one split, one unbreakable part each."""
+    m, nan = t.metrics, float("nan")
     if t.task == "regression":
-        m = t.metrics
-        return (f"loss {t.loss:.4f}  rmse {m.get('rmse', float('nan')):.4g}  "
-                f"mae {m.get('mae', float('nan')):.4g}  r2 {m.get('r2', float('nan')):.4f}  "
-                f"(n = {t.n})")
-    return f"loss {t.loss:.4f}  accuracy {t.accuracy:.4f}{_balanced(t.metrics)}  (n = {t.n})"
+        return [f"loss {t.loss:.4f}", f"rmse {m.get('rmse', nan):.4g}",
+                f"mae {m.get('mae', nan):.4g}", f"r2 {m.get('r2', nan):.4f}", f"(n = {t.n})"]
+    parts = [f"loss {t.loss:.4f}", f"accuracy {t.accuracy:.4f}"]
+    if "balanced_accuracy" in m:
+        parts += [f"balanced acc {m['balanced_accuracy']:.4f}", f"macro F1 {m['macro_f1']:.4f}"]
+    if "roc_auc" in m:
+        parts += [f"ROC-AUC {m['roc_auc']:.4f}", f"PR-AUC {m['pr_auc']:.4f}"]
+    return parts + [f"(n = {t.n})"]
+
+
+def _threshold_parts(t: EvalResult) -> list[str]:
+    """Binary: the threshold used, and the one that maximizes validation balanced accuracy."""
+    m, lines = t.metrics, []
+    positive = t.classes[1] if len(t.classes) == 2 else "1"
+    if "threshold" in m:
+        lines.append(f"predicted '{positive}' when its probability is at least "
+                     f"{m['threshold']:g} (--threshold)")
+    best = m.get("best_threshold", math.nan)
+    if not math.isnan(best):
+        lines.append(f"validation split: balanced accuracy is highest, "
+                     f"{m['best_threshold_balanced_accuracy']:.4f}, at --threshold "
+                     f"{best:.4g} (probability of '{positive}')")
+    return lines
 
 
 def _class_label(i: int, name: str) -> str:
@@ -260,8 +288,10 @@ def render_eval(console: Console, result: EvalResult) -> None:
     """Loss and accuracy, a per-class precision/recall/F1/support table, the confusion matrix;
     for regression the metrics per target and a residual summary."""
     for note in result.notices:
-        console.print(Text(note, style="yellow"), soft_wrap=True)
-    console.print(Text(f"split {result.split}: {result.n} examples  {_eval_line(result)}"))
+        print_wrapped(console, note, style="yellow")
+    print_wrapped(console, [f"split {result.split}: {result.n} examples", *_eval_parts(result)])
+    for line in _threshold_parts(result):
+        print_wrapped(console, line)
     if result.task == "regression":
         _render_regression(console, result)
         return

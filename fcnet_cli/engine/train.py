@@ -32,6 +32,12 @@ from fcnet_cli.engine.members import Member, new_member
 from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
+from fcnet_cli.engine.ranking import (
+    average_precision,
+    check_binary_monitors,
+    roc_auc,
+    watched_metrics,
+)
 from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
@@ -123,6 +129,7 @@ class _Engine:
         self.device = pick_device(first.training.device)
         self.data = (data or load_data(first.data, task=first.task)).to(self.device)
         self.regression = self.data.task == "regression"
+        check_binary_monitors(watched_metrics(exps), self.data.n_classes, self.data.task)
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
         self.n_train = len(self.data.y_train)
         self.n_batches = math.ceil(self.n_train / self.batch_size)
@@ -315,6 +322,8 @@ class _Engine:
         sse = torch.zeros(K, C, dtype=torch.float64, device=self.device)
         sae = torch.zeros_like(sse)
         member = torch.arange(K, device=self.device).unsqueeze(1)  # (K, 1)
+        margins = []  # binary: logit[1] − logit[0] per batch, (K, B) each, for the AUCs
+        binary = not self.regression and C == 2
         for s in range(0, len(y), EVAL_BATCH):
             xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
             out = self.pop.forward(xb.expand(K, -1, -1), False)
@@ -327,6 +336,8 @@ class _Engine:
             else:
                 conf += torch.bincount(((member * C + yk) * C + out.argmax(-1)).flatten(),
                                        minlength=K * C * C)
+                if binary:
+                    margins.append((out[..., 1] - out[..., 0]).float())
         n = max(len(y), 1)
         if self.regression:
             yd = y.double()
@@ -334,6 +345,10 @@ class _Engine:
             metrics = regression_metrics(sse, sae, sst, len(y), self.data.preprocessing.target.std)
         else:
             metrics = classification_metrics(conf.view(K, C, C))
+            if binary and margins:
+                scores, positive = torch.cat(margins, 1), y == 1  # (K, N), (N,)
+                metrics["val_roc_auc"] = roc_auc(scores, positive)
+                metrics["val_pr_auc"] = average_precision(scores, positive)
         return (loss_sum / n).tolist(), {k: v.tolist() for k, v in metrics.items()}
 
     def _end_epoch(self, epoch: int, seconds: float) -> None:

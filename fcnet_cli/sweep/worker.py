@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from fcnet_cli.config import ConfigError, Experiment, layout_key, metric_mode
 from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.ranking import check_binary_monitors
 from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.engine.train import train_population
 from fcnet_cli.events import FINAL_FAILS, Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
@@ -243,7 +244,9 @@ class Worker:
     def _data(self, exp: Experiment) -> DataSplits:
         key = json.dumps(exp.data.model_dump(mode="json"), sort_keys=True)
         if key not in self.data:
-            self.data[key] = load_data(exp.data, task=exp.task)
+            data = load_data(exp.data, task=exp.task)
+            check_binary_monitors([("metric", self.spec.metric)], data.n_classes, data.task)
+            self.data[key] = data
         return self.data[key]
 
     def _train_group(self, group: list[Claimed]) -> None:
