@@ -7,20 +7,23 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fcnet_cli.config import Experiment
     from fcnet_cli.engine.data import DataSplits
+    from fcnet_cli.engine.defaults import DataFacts
 
 __all__ = ["data_summary"]
 
 SHOWN = 12  # most columns or classes named in one line
 
 
-def data_summary(exp: Experiment) -> tuple[list[tuple[str, str]], list[str]]:
+def data_summary(exp: Experiment) -> tuple[list[tuple[str, str]], list[str], DataFacts]:
     """Load and split `exp`'s data exactly as training does (the same errors), and return
-    (label, text) lines describing it plus the data notices training would print.
+    (label, text) lines describing it, the data notices training would print and the facts
+    the default rule reads (engine/defaults.py).
 
     Raises:
         DataError / UsageError: what training would refuse.
     """
     from fcnet_cli.engine.data import load_data
+    from fcnet_cli.engine.defaults import data_facts
     from fcnet_cli.engine.ranking import check_binary_monitors, watched_metrics
 
     data = load_data(exp.data, task=exp.task)
@@ -31,7 +34,7 @@ def data_summary(exp: Experiment) -> tuple[list[tuple[str, str]], list[str]]:
              *_target_pairs(data), *_column_pairs(data)]
     if exp.data.drop:
         pairs.append(("dropped", _names(list(exp.data.drop))))
-    return pairs, list(data.notices)
+    return pairs, list(data.notices), data_facts(data)
 
 
 def _names(names: list[str]) -> str:

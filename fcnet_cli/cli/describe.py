@@ -38,23 +38,35 @@ def validate(
 def _validate(config: Path, overrides: list[str], explain: bool, data: bool = False) -> int:
     from fcnet_cli import config as cfg
     from fcnet_cli import display
+    from fcnet_cli.engine import defaults  # torch-free: the default rule
 
     source = cfg.load_source(config, overrides)
     exp = cfg.validate(source)
     out = display.make_console()
+    pairs: list[tuple[str, str]] = []
+    notices: list[str] = []
+    sources = cfg.explain(exp, source)
+    if data:
+        from fcnet_cli.cli.datacheck import data_summary  # torch: only with --data
+
+        pairs, notices, facts = data_summary(exp)
+        exp, reasons = defaults.resolve_defaults(exp, facts)
+        sources.update(reasons)
+    else:
+        sources.update({k: AUTO_LATER for k in defaults.auto_fields(exp)})
     if explain:
         from fcnet_cli.config.typetext import value_text
 
         values = {k: value_text(v) for k, v in cfg.flatten(exp.model_dump()).items()}
-        display.render_schema(out, cfg.describe_schema(), values, cfg.explain(exp, source))
+        display.render_schema(out, cfg.describe_schema(), values, sources)
     elif not data:
         display.render_config(out, cfg.dump_experiment(exp))
     if data:
-        from fcnet_cli.cli.datacheck import data_summary  # torch: only with --data
-
-        pairs, notices = data_summary(exp)
         display.render_data_summary(out, pairs, notices)
     return 0
+
+
+AUTO_LATER = "auto: resolved from the data when training (validate --data shows the value)"
 
 
 @app.command()

@@ -127,8 +127,17 @@ def with_values(exp: Experiment, values: Mapping[str, Any], where: Mapping[str, 
 
 
 def dump_experiment(exp: Experiment) -> str:
-    """The resolved config as YAML (what `config.yaml` in a run directory holds)."""
-    return dump_yaml(exp.model_dump(mode="json"))  # no anchors: load_yaml refuses them
+    """The resolved config as YAML (what `config.yaml` in a run directory holds); the fields
+    the default rule resolved from the data are listed first, as comments, with reasons."""
+    text = dump_yaml(exp.model_dump(mode="json"))  # no anchors: load_yaml refuses them
+    if not exp.auto:
+        return text
+    head = [AUTO_HEADER] + [f"#   {k}: {v}" for k, v in sorted(exp.auto.items())]
+    return "\n".join(head) + "\n" + text
+
+
+AUTO_HEADER = ("# left out of the experiment, resolved from the data by the default rule "
+               "(set below,\n# so training this file reproduces the run):")
 
 
 def explain(exp: Experiment, source: Source) -> dict[str, str]:

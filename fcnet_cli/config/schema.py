@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -51,7 +59,7 @@ Dataset = Literal[
     "csv", "parquet", "npz",
 ]
 Activation = Literal["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu"]
-Normalize = Literal["standard", "minmax", "none"]
+Normalize = Literal["standard", "minmax", "robust", "none"]
 RegType = Literal["none", "l1", "l2", "elastic_net"]
 OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
@@ -150,7 +158,9 @@ class DataConfig(_Strict):
         0.2, ge=0, lt=1,
         description="fraction held out for test (sets without an official test split)")
     normalize: Normalize = Field(
-        "standard", description="feature scaling, fitted on the training split only")
+        "standard", description="feature scaling, fitted on the training split only: "
+                                "standard (mean/std), minmax, robust (median/IQR, then the "
+                                "smooth clip z/sqrt(1+(z/3)²) of outliers) or none")
     split_seed: int = Field(0, ge=0, le=MAX_SEED,
                             description="seed of the stratified train/val/test split "
                                         "(and of the points of moons/circles/spirals)")
@@ -411,6 +421,20 @@ class Experiment(_Strict):
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig())
     output: OutputConfig = Field(default_factory=lambda: OutputConfig())
+    # dotted field -> "auto: <reason>" for the fields the default rule filled in from the data
+    # (engine/defaults.py); not a field: config.yaml records it as a comment
+    _auto: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def auto(self) -> dict[str, str]:
+        """The fields resolved from the data by the default rule, with their reasons."""
+        return dict(self._auto)
+
+    def with_auto(self, reasons: dict[str, str]) -> Experiment:
+        """A copy recording `reasons` (more fields resolved by the default rule)."""
+        new = self.model_copy()
+        new._auto = {**self._auto, **reasons}
+        return new
 
     @property
     def name(self) -> str:

@@ -41,6 +41,8 @@ def _head(path: str, type_: str, default: str, value: str | None, source: str | 
     head = f"{path} = {_whole(value) if len(value) < 30 else value}"
     if source in (None, "", "default"):
         return f"{head}  (default)"
+    if source.startswith("auto:"):  # the default rule's value and its reason
+        return f"{head}  {source}"
     return f"{head}  {_whole(f'from {source}')}  {_whole(f'(default {default})')}"
 
 

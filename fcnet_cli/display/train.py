@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from fcnet_cli.analysis.diagnose import diagnose_history
 from fcnet_cli.display.base import (
     _FINAL_ROWS,
     _kv_grid,
@@ -242,6 +243,8 @@ def render_run_summary(console: Console, result: RunResult) -> None:
         wrap_parts(v, room, indent=""))) for k, v in pairs]))
     for note in result.notices:
         print_wrapped(console, note, style="yellow")
+    for line in diagnose_history(result.history):
+        print_wrapped(console, line, style="yellow")
 
 
 def _val_parts(metrics: dict[str, float]) -> list[str]:

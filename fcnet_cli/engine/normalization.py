@@ -1,4 +1,10 @@
-"""Per-feature affine scaling fitted on the training split (stored in every checkpoint)."""
+"""Per-feature scaling fitted on the training split (stored in every checkpoint).
+
+``standard`` / ``minmax`` / ``none`` are affine; ``robust`` is the affine median / IQR scaling
+followed by the smooth clip ``z / sqrt(1 + (z / 3)^2)`` (RealMLP's preprocessing): outliers are
+squashed towards ±3 while the bulk of the column stays nearly linear. Every kind is elementwise,
+so the serving module and the exported graph compute it with the same ops.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,21 @@ import torch
 from fcnet_cli.config import NORMALIZATIONS
 from fcnet_cli.errors import DataError
 
-__all__ = ["Normalization"]
+__all__ = ["CLIP", "Normalization", "smooth_clip"]
+
+CLIP = 3.0  # robust: where the smooth clip bends (in robust standard deviations)
+IQR_TO_STD = 1.349  # the interquartile range of a normal distribution, in standard deviations
+
+
+def smooth_clip(z: torch.Tensor) -> torch.Tensor:
+    """``z / sqrt(1 + (z / CLIP)^2)``: ≈ z near 0, tends to ±CLIP; a new tensor."""
+    return z / torch.sqrt(1 + (z / CLIP) ** 2)
 
 
 @dataclass
 class Normalization:
-    """Per-feature affine scaling, ``x_normalized = (x - shift) / scale``."""
+    """Per-feature scaling, ``x_normalized = (x - shift) / scale`` (``robust``: then
+    `smooth_clip`)."""
 
     kind: str
     shift: torch.Tensor  # (F,) float32
@@ -29,12 +44,19 @@ class Normalization:
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Normalize ``x`` of shape (N, F); returns a new float32 tensor on ``x``'s device."""
         self._check(x)
-        return (x - self.shift.to(x.device)) / self.scale.to(x.device)
+        z = (x - self.shift.to(x.device)) / self.scale.to(x.device)
+        return smooth_clip(z) if self.clip else z
 
     def apply_(self, x: torch.Tensor) -> torch.Tensor:
         """In-place `apply` for a float32 tensor the caller owns (no extra copy)."""
         self._check(x)
-        return x.sub_(self.shift.to(x.device)).div_(self.scale.to(x.device))
+        x.sub_(self.shift.to(x.device)).div_(self.scale.to(x.device))
+        return x.copy_(smooth_clip(x)) if self.clip else x
+
+    @property
+    def clip(self) -> bool:
+        """Whether `smooth_clip` follows the affine step (``robust``)."""
+        return self.kind == "robust"
 
     def to_json(self) -> dict:
         """Plain-JSON form: ``{"kind": ..., "shift": [floats], "scale": [floats]}``."""
@@ -60,11 +82,18 @@ class Normalization:
     @classmethod
     def fit(cls, kind: str, x_train: torch.Tensor) -> Normalization:
         """Fit on the training split (N, F) only: ``standard`` (mean / population std),
-        ``minmax`` (min / max − min) or ``none``; constant features get scale 1."""
+        ``minmax`` (min / max − min), ``robust`` (median / IQR/1.349, the std where the IQR
+        is 0, as one-hot columns of rare categories have) or ``none``; constant features get
+        scale 1."""
         x = x_train.detach().to("cpu", torch.float32)  # (N, F); pairwise sums keep it stable
         lo, hi = torch.aminmax(x, dim=0) if len(x) else (x.sum(0), x.sum(0))  # (F,)
         if kind == "standard":
             scale, shift = torch.std_mean(x, 0, correction=0)
+        elif kind == "robust":
+            q = torch.quantile(x.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64),
+                               dim=0) if len(x) else torch.zeros(3, x.shape[1])  # (3, F)
+            shift, scale = q[1], (q[2] - q[0]) / IQR_TO_STD
+            scale = torch.where(scale > 0, scale, x.double().std(0, correction=0))
         elif kind == "minmax":
             shift, scale = lo, hi - lo
         elif kind == "none":

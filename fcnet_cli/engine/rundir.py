@@ -27,6 +27,7 @@ from fcnet_cli.config import (
     validate_experiment,
 )
 from fcnet_cli.engine import checkpoint as ck
+from fcnet_cli.engine.defaults import AUTO_FIELDS, set_fields
 from fcnet_cli.engine.data import DataSplits
 from fcnet_cli.engine.evaluate import evaluate_split, majority_notice
 from fcnet_cli.engine.members import Member
@@ -95,8 +96,11 @@ def check_resume_config(run_dir: Path, exp: Experiment) -> None:
     raw, _ = read_config_file(run_dir / "config.yaml")
     saved = validate_experiment(raw, str(run_dir / "config.yaml"))  # as saved: paths resolved
     a, b = flatten(saved.model_dump(mode="json")), flatten(exp.model_dump(mode="json"))
+    # a field left out now was resolved from the same data by the same rule then
+    auto = {k for k in AUTO_FIELDS if k not in set_fields(exp)}
     diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in MACHINE_KEYS]
+            for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and k not in MACHINE_KEYS and k not in auto]
     if diff:
         raise ConfigError([f"cannot resume {run_dir}: the config changed"] + diff)
 

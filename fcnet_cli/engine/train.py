@@ -21,6 +21,7 @@ from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.backprop import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.cpus import apply_threads
 from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.defaults import data_facts, resolve_defaults
 from fcnet_cli.engine.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
 from fcnet_cli.engine.losses import (
     MemberLoss,
@@ -128,6 +129,11 @@ class _Engine:
             raise ValueError("members of one population must share a layout (config.layout_key)")
         self.device = pick_device(first.training.device)
         self.data = (data or load_data(first.data, task=first.task)).to(self.device)
+        # fields left out are resolved from the data (engine/defaults.py), before anything
+        # reads them; the same rule for every member keeps their layout shared
+        facts = data_facts(self.data)
+        self.exps = exps = [resolve_defaults(e, facts)[0] for e in exps]
+        first = exps[0]
         self.regression = self.data.task == "regression"
         check_binary_monitors(watched_metrics(exps), self.data.n_classes, self.data.task)
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size

@@ -23,6 +23,7 @@ from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.evaluate import _experiment
 from fcnet_cli.engine.files import resolve_latest
 from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.normalization import smooth_clip
 from fcnet_cli.engine.ranking import check_threshold, margin_threshold
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
@@ -31,17 +32,20 @@ __all__ = ["Model", "Standardize", "load_model"]
 
 
 class Standardize(nn.Module):
-    """The fitted normalization as the graph's first step: ``(x - shift) / scale``."""
+    """The fitted normalization as the graph's first step: ``(x - shift) / scale``, then
+    ``robust``'s smooth clip when `clip` (elementwise ops: the exported graph has them too)."""
 
-    def __init__(self, shift: torch.Tensor, scale: torch.Tensor):
+    def __init__(self, shift: torch.Tensor, scale: torch.Tensor, clip: bool = False):
         super().__init__()
+        self.clip = clip
         self.register_buffer("shift", shift.reshape(1, -1).clone())  # (1, F)
         self.register_buffer("scale", scale.reshape(1, -1).clone())  # (1, F)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the same float32 ops as training's in-place normalization: bit-identical inputs
         # (no class-level annotations for the buffers: TorchScript cannot resolve them)
-        return (x - self.shift) / self.scale  # type: ignore[operator]
+        z = (x - self.shift) / self.scale  # type: ignore[operator]
+        return smooth_clip(z) if self.clip else z
 
 
 class Model:
@@ -78,7 +82,7 @@ class Model:
             mlp = build_mlp(exp.model, meta["in_features"], meta["n_classes"])
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
-        self.module = nn.Sequential(Standardize(norm.shift, norm.scale), mlp).eval()
+        self.module = nn.Sequential(Standardize(norm.shift, norm.scale, norm.clip), mlp).eval()
         self.threshold: float | None = None
 
     def set_threshold(self, threshold: float | None) -> None:

@@ -1,0 +1,254 @@
+"""Quality of fcnet's defaults against the peers a practitioner would use instead.
+
+    python benchmarks/bench_quality.py                 # every table, 5 seeds
+    python benchmarks/bench_quality.py --seeds 2 --tables iris wine
+
+Every method sees the same stratified 80/20 split per seed (scikit-learn's
+`train_test_split`, `random_state=seed`) and is scored on the same 20% (accuracy; regression:
+RMSE). fcnet trains on the 80% with a minimal YAML (a `data:` section only, plus
+`missing: median` where the table has empty cells), once with the default rule
+(engine/defaults.py) and once with the constants it replaced (SGD lr 0.01, 20 epochs of
+batch 64, no schedule, no early stopping), and is scored through `load_model` as a user
+would. Peers: scikit-learn's default `MLPClassifier`/`MLPRegressor` (imputed, one-hot, scaled)
+and `HistGradientBoosting*`; pytabkit's RealMLP-TD when it is installed. The tables ship
+offline: scikit-learn's bundled sets and generated tables with text columns and missing cells
+(tests/messy_tables.py). Prints mean ± std per table and method, Welch's p against the best
+peer, the mean rank and the wall time per fit. Needs scikit-learn and scipy (the `bench`
+extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+OLD_DEFAULTS = {"optimizer": {"name": "sgd", "lr": 0.01}, "scheduler": {"name": "none"},
+                "training": {"epochs": 20, "batch_size": 64}}
+
+
+@dataclass
+class Table:
+    name: str
+    frame: pl.DataFrame
+    target: str
+    task: str  # classification | regression
+    missing: bool = False
+
+
+def _sklearn_table(name: str) -> Table:
+    import sklearn.datasets as ds
+
+    load = {"iris": ds.load_iris, "wine": ds.load_wine, "breast_cancer": ds.load_breast_cancer,
+            "digits": ds.load_digits, "diabetes": ds.load_diabetes}[name]
+    bunch = load()
+    cols = {f"x{i}": bunch.data[:, i] for i in range(bunch.data.shape[1])}
+    task = "regression" if name == "diabetes" else "classification"
+    target = bunch.target.astype(float if task == "regression" else int)
+    return Table(name, pl.DataFrame({**cols, "label": target}), "label", task)
+
+
+def tables(names: list[str] | None) -> list[Table]:
+    from messy_tables import cars, penguins
+
+    out = [_sklearn_table(n) for n in ("iris", "wine", "breast_cancer", "digits", "diabetes")]
+    out += [Table("penguins", penguins(400, 7), "species", "classification", True),
+            Table("cars", cars(400, 7), "mpg", "regression", True)]
+    return [t for t in out if names is None or t.name in names]
+
+
+def split(t: Table, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    y = t.frame[t.target].to_numpy()
+    idx = np.arange(len(y))
+    strat = y if t.task == "classification" else None
+    tr, te = train_test_split(idx, test_size=0.2, random_state=seed, stratify=strat)
+    return t.frame[tr.tolist()], t.frame[te.tolist()]
+
+
+def score(t: Table, truth: np.ndarray, pred: np.ndarray) -> float:
+    if t.task == "classification":
+        return float(np.mean(truth.astype(str) == pred.astype(str)))
+    return float(np.sqrt(np.mean((truth.astype(float) - pred.astype(float)) ** 2)))
+
+
+# ---------------------------------------------------------------- methods
+
+
+def fcnet(extra: dict) -> Callable[[Table, pl.DataFrame, pl.DataFrame, int], np.ndarray]:
+    def fit_predict(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.ndarray:
+        from fcnet_cli.config import validate_experiment
+        from fcnet_cli.engine.train import train as run
+        from fcnet_cli.serve.model import load_model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "train.csv"
+            train.write_csv(path)
+            data = {"dataset": "csv", "path": str(path), "target": t.target,
+                    "test_fraction": 0.0, "split_seed": seed}
+            if t.missing:
+                data["missing"] = "median"
+            raw = {**extra, "data": {**data, **extra.get("data", {})},
+                   "training": {**extra.get("training", {}), "seed": seed, "device": "cpu"},
+                   "output": {"dir": str(Path(tmp) / "runs"), "name": "bench"}}
+            if t.task == "regression":
+                raw["task"] = "regression"
+            exp = validate_experiment(raw)
+            result = run(exp, eager_checkpoints=False)
+            assert result.run_dir is not None
+            model = load_model(Path(result.run_dir) / "checkpoints" / "best")
+            return model.predict(test.drop(t.target))
+    return fit_predict
+
+
+def _sk_inputs(train: pl.DataFrame, test: pl.DataFrame, target: str, scale: bool
+               ) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    features = train.drop(target)
+    text = [c for c, d in features.schema.items() if d in (pl.String, pl.Boolean)]
+    x_tr, x_te = features.to_pandas(), test.drop(target).to_pandas()
+    num = [c for c in x_tr.columns if c not in text]
+    num_steps = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale else [])
+    ct = ColumnTransformer([
+        ("num", make_pipeline(*num_steps), num),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                              OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+         text)])
+    for c in text:
+        x_tr[c], x_te[c] = x_tr[c].astype(str), x_te[c].astype(str)
+    return ct.fit_transform(x_tr), ct.transform(x_te)
+
+
+def sk_mlp(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.ndarray:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    x_tr, x_te = _sk_inputs(train, test, t.target, scale=True)
+    y = train[t.target].to_numpy()
+    if t.task == "classification":
+        return MLPClassifier(random_state=seed).fit(x_tr, y).predict(x_te)
+    ys = StandardScaler().fit(y.reshape(-1, 1))  # as fcnet does: a standardized target
+    m = MLPRegressor(random_state=seed).fit(x_tr, ys.transform(y.reshape(-1, 1)).ravel())
+    return ys.inverse_transform(m.predict(x_te).reshape(-1, 1)).ravel()
+
+
+def sk_hgb(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.ndarray:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    x_tr, x_te = _sk_inputs(train, test, t.target, scale=False)
+    y = train[t.target].to_numpy()
+    cls = HistGradientBoostingClassifier if t.task == "classification" else \
+        HistGradientBoostingRegressor
+    return cls(random_state=seed).fit(x_tr, y).predict(x_te)
+
+
+def realmlp(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.ndarray:
+    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor  # optional peer
+
+    x_tr, x_te = _sk_inputs(train, test, t.target, scale=False)
+    y = train[t.target].to_numpy()
+    cls = RealMLP_TD_Classifier if t.task == "classification" else RealMLP_TD_Regressor
+    return np.asarray(cls(random_state=seed).fit(x_tr, y).predict(x_te)).ravel()
+
+
+def methods() -> dict[str, Callable]:
+    out: dict[str, Callable] = {"fcnet (defaults)": fcnet({}),
+                                "fcnet (old constants)": fcnet(OLD_DEFAULTS),
+                                "fcnet (robust)": fcnet({"data": {"normalize": "robust"}}),
+                                "sklearn MLP": sk_mlp, "sklearn HGB": sk_hgb}
+    try:
+        import pytabkit  # noqa: F401
+        out["RealMLP-TD"] = realmlp
+    except ImportError:
+        pass
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def welch_p(a: list[float], b: list[float]) -> float:
+    from scipy.stats import ttest_ind
+
+    if np.allclose(a, a[0]) and np.allclose(b, b[0]):
+        return 1.0 if math.isclose(a[0], b[0]) else 0.0
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def report(results: dict[str, dict[str, list[float]]], seconds: dict[str, list[float]],
+           table_list: list[Table]) -> str:
+    names = list(seconds)
+    ranks: dict[str, list[float]] = {m: [] for m in names}
+    lines = ["| table | metric | " + " | ".join(names) + " |",
+             "| --- | --- |" + " --- |" * len(names)]
+    for t in table_list:
+        res = results[t.name]
+        sign = 1 if t.task == "classification" else -1  # larger is better after the sign
+        means = {m: sign * float(np.mean(res[m])) for m in names}
+        order = sorted(names, key=lambda m: -means[m])
+        for m in names:
+            ranks[m].append(1 + sum(means[o] > means[m] for o in names))
+        cells = []
+        for m in names:
+            peers = [o for o in order if o != m and not o.startswith("fcnet")]
+            best = peers[0] if peers else None
+            p = welch_p(res[m], res[best]) if best else math.nan
+            worse = best is not None and means[m] < means[best] and p < 0.05
+            mark = " (worse, p=%.3f)" % p if worse else ""
+            cells.append(f"{np.mean(res[m]):.3f} ± {np.std(res[m], ddof=1):.3f}{mark}")
+        metric = "accuracy" if t.task == "classification" else "RMSE"
+        lines.append(f"| {t.name} | {metric} | " + " | ".join(cells) + " |")
+    lines.append("| mean rank | | " + " | ".join(f"{np.mean(ranks[m]):.2f}" for m in names)
+                 + " |")
+    lines.append("| s per fit | | " + " | ".join(f"{np.mean(seconds[m]):.2f}" for m in names)
+                 + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--tables", nargs="*", default=None)
+    ap.add_argument("--methods", nargs="*", default=None)
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")  # scikit-learn's convergence warnings
+    table_list = tables(args.tables)
+    chosen = {k: v for k, v in methods().items() if args.methods is None or k in args.methods}
+    results: dict[str, dict[str, list[float]]] = {}
+    seconds: dict[str, list[float]] = {m: [] for m in chosen}
+    for t in table_list:
+        results[t.name] = {m: [] for m in chosen}
+        for seed in range(args.seeds):
+            train, test = split(t, seed)
+            truth = test[t.target].to_numpy()
+            for name, fit_predict in chosen.items():
+                t0 = time.perf_counter()
+                pred = fit_predict(t, train, test, seed)
+                seconds[name].append(time.perf_counter() - t0)
+                results[t.name][name].append(score(t, truth, pred))
+            print(f"{t.name} seed {seed}: " + ", ".join(
+                f"{m} {results[t.name][m][-1]:.3f}" for m in chosen), file=sys.stderr, flush=True)
+    print(report(results, seconds, table_list))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

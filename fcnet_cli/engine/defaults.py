@@ -1,0 +1,141 @@
+"""The data-aware default rule: what a field left out of an experiment becomes, decided from
+the data (training rows, features, classes, task) once it is loaded. Torch-free: `validate
+--explain --data` shows the same values and reasons that `train` records.
+
+    facts = DataFacts(n_train=258, n_features=13, n_outputs=3, task="classification")
+    exp, reasons = resolve_defaults(exp, facts)   # reasons: {"training.epochs": "..."}
+
+The rule (every value can still be set; a set field is never changed):
+
+- ``training.batch_size``: the training rows / 8 rounded down to a power of two, within
+  16..256 (small tables get several steps per epoch, large ones RealMLP's 256).
+- ``training.epochs``: a budget of `STEPS` optimizer steps, within 20..`MAX_EPOCHS` epochs.
+- ``training.early_stopping.patience`` (only when the epochs are auto): a fifth of the epochs,
+  within 10..30; the run's `best` checkpoint is the best validation epoch's.
+- ``optimizer.name`` / ``optimizer.lr`` (only when no optimizer field is set): AdamW at `LR`
+  (scikit-learn's MLP uses Adam at 1e-3 for 200 epochs; a decayed schedule affords more).
+- ``scheduler.name`` (only when no optimizer or scheduler field is set): cosine decay over
+  the epochs.
+
+Fields set by the file, a file it `extends:`, `--set`, or an estimator's parameter count as
+set (`set_fields`); a run directory's config.yaml sets every field, so training it again
+reproduces the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from fcnet_cli.config import Experiment
+
+if TYPE_CHECKING:
+    from fcnet_cli.engine.data import DataSplits
+
+__all__ = ["AUTO_FIELDS", "DataFacts", "auto_fields", "data_facts", "LR", "MAX_EPOCHS", "STEPS", "default_rule",
+           "resolve_defaults", "set_fields"]
+
+STEPS = 1000  # optimizer steps the default run may take (early stopping usually ends sooner)
+MAX_EPOCHS = 200
+LR = 3e-3  # AdamW, decayed by the cosine schedule
+AUTO_FIELDS = ("training.batch_size", "training.epochs", "training.early_stopping.patience",
+               "optimizer.name", "optimizer.lr", "scheduler.name")
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the rule reads from the loaded data."""
+
+    n_train: int  # rows of the training split
+    n_features: int  # model inputs after encoding
+    n_outputs: int  # classes, or regression targets
+    task: str  # classification | regression
+
+
+def data_facts(data: DataSplits) -> DataFacts:
+    """The facts of loaded splits."""
+    return DataFacts(len(data.y_train), data.n_features, data.n_outputs, data.task)
+
+
+def set_fields(model: BaseModel, prefix: str = "") -> set[str]:
+    """Dotted names of the fields set explicitly (pydantic's `model_fields_set`, nested)."""
+    out: set[str] = set()
+    for name in model.model_fields_set:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out |= set_fields(value, f"{prefix}{name}.") or {f"{prefix}{name}"}
+        else:
+            out.add(f"{prefix}{name}")
+    return out
+
+
+def _pow2_floor(x: float) -> int:
+    return 1 << max(0, math.floor(math.log2(max(x, 1.0))))
+
+
+def _section_untouched(given: set[str], *sections: str) -> bool:
+    return not any(g == s or g.startswith(s + ".") for g in given for s in sections)
+
+
+def default_rule(facts: DataFacts, given: set[str], batch_size: int
+                 ) -> dict[str, tuple[Any, str]]:
+    """The value and reason of each field of `AUTO_FIELDS` left out of `given`.
+
+    Args:
+        facts: the loaded data.
+        given: the dotted fields set explicitly (`set_fields`).
+        batch_size: the experiment's batch size (used when it is set).
+    """
+    out: dict[str, tuple[Any, str]] = {}
+    n = facts.n_train
+    if "training.batch_size" not in given:
+        batch_size = min(256, max(16, _pow2_floor(n / 8)))
+        out["training.batch_size"] = (batch_size, f"{n} training rows: rows/8 as a power of "
+                                                  f"two, within 16..256")
+    if "training.epochs" not in given:
+        per_epoch = max(1, math.ceil(n / batch_size))
+        epochs = min(MAX_EPOCHS, max(20, math.ceil(STEPS / per_epoch)))
+        out["training.epochs"] = (epochs, f"a budget of {STEPS} steps at {per_epoch} steps "
+                                          f"per epoch, within 20..{MAX_EPOCHS}")
+        if "training.early_stopping.patience" not in given:
+            out["training.early_stopping.patience"] = (
+                min(30, max(10, epochs // 5)), f"a fifth of the {epochs} epochs, within "
+                                               f"10..30; the best epoch is kept")
+    if _section_untouched(given, "optimizer"):
+        out["optimizer.name"] = ("adamw", "no optimizer field set: AdamW trains without "
+                                          "tuning")
+        out["optimizer.lr"] = (LR, "AdamW's default step, decayed by the cosine schedule")
+        if _section_untouched(given, "scheduler"):
+            out["scheduler.name"] = ("cosine", "no optimizer or scheduler field set: decay "
+                                               "the lr to 0 over the epochs")
+    return out
+
+
+def auto_fields(exp: Experiment) -> list[str]:
+    """The fields of `exp` the rule will decide once the data is loaded (which ones does not
+    depend on the data, only on what is set)."""
+    return list(default_rule(DataFacts(1, 1, 1, exp.resolved_task), set_fields(exp),
+                             exp.training.batch_size))
+
+
+def _replace(model: BaseModel, dotted: str, value: Any) -> BaseModel:
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        return model.model_copy(update={head: value})
+    return model.model_copy(update={head: _replace(getattr(model, head), rest, value)})
+
+
+def resolve_defaults(exp: Experiment, facts: DataFacts) -> tuple[Experiment, dict[str, str]]:
+    """`exp` with every field the rule decides and the experiment leaves out filled in, and
+    each such field's reason. Idempotent: the filled fields count as set afterwards."""
+    given = set_fields(exp)
+    decided = default_rule(facts, given, exp.training.batch_size)
+    out: BaseModel = exp
+    for dotted, (value, _) in decided.items():
+        out = _replace(out, dotted, value)
+    assert isinstance(out, Experiment)
+    reasons = {k: f"auto: {why}" for k, (_, why) in decided.items()}
+    return out.with_auto(reasons), reasons
