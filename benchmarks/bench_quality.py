@@ -212,7 +212,7 @@ def report(results: dict[str, dict[str, list[float]]], seconds: dict[str, list[f
             best = peers[0] if peers else None
             p = welch_p(res[m], res[best]) if best else math.nan
             worse = best is not None and means[m] < means[best] and p < 0.05
-            mark = " (worse, p=%.3f)" % p if worse else ""
+            mark = f" (worse, p={p:.3f})" if worse else ""
             cells.append(f"{np.mean(res[m]):.3f} ± {np.std(res[m], ddof=1):.3f}{mark}")
         metric = "accuracy" if t.task == "classification" else "RMSE"
         lines.append(f"| {t.name} | {metric} | " + " | ".join(cells) + " |")

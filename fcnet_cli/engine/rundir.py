@@ -27,8 +27,8 @@ from fcnet_cli.config import (
     validate_experiment,
 )
 from fcnet_cli.engine import checkpoint as ck
-from fcnet_cli.engine.defaults import AUTO_FIELDS, set_fields
 from fcnet_cli.engine.data import DataSplits
+from fcnet_cli.engine.defaults import AUTO_FIELDS, set_fields
 from fcnet_cli.engine.evaluate import evaluate_split, majority_notice
 from fcnet_cli.engine.members import Member
 from fcnet_cli.engine.model import build_mlp
