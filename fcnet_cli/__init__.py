@@ -14,13 +14,7 @@ torch.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-try:
-    __version__ = version("fcnet")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "FCNetClassifier",
@@ -44,7 +38,21 @@ _LAZY = {
 }
 
 
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata: looked up on first use, it
+    costs a start-up that predict and eval do not need)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fcnet")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()["__version__"] = value = _version()
+        return value
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'fcnet_cli' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from fcnet_cli import __version__
+import fcnet_cli
 from fcnet_cli.config import (
     ConfigError,
     Experiment,
@@ -51,7 +51,7 @@ __all__ = [
 
 def versions() -> dict[str, str]:
     """The versions a run records (summary.json, checkpoint metadata) and `--version` shows."""
-    return {"fcnet": __version__, "torch": torch.__version__,
+    return {"fcnet": fcnet_cli.__version__, "torch": torch.__version__,
             "python": platform.python_version()}
 
 
