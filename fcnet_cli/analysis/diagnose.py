@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["FALLING", "GAP_ACCURACY", "GAP_LOSS", "RISE", "diagnose", "diagnose_history",
            "window"]
 
-FALLING = 0.01  # still improving: train loss falling ≥ 1% per epoch over the last window...
+FALLING = 0.01  # still improving: train loss falling ≥ 1% of its first epoch's value per
+# epoch over the last window (a share of the first value: a loss near 0 falling by a large
+# share of itself is done, not improving)...
 RISE = 0.10  # overfitting: the last val loss ≥ 10% above its best...
 GAP_ACCURACY = 0.10  # ...and train accuracy ≥ 10 points above validation's
 GAP_LOSS = 2.0  # ...(regression: the val loss ≥ 2× the train loss)
@@ -37,8 +39,8 @@ def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
         train_loss, val_loss: per epoch, in order (the training loss as the epoch averaged it).
         train_acc, val_acc: per epoch (classification); None or NaN for regression.
 
-    Still improving: the training loss fell at least `FALLING` per epoch (relative) over the
-    last `window` epochs and the best validation loss is among them. Overfitting: the last
+    Still improving: the training loss fell at least `FALLING` of its first epoch's value per
+    epoch over the last `window` epochs and the best validation loss is among them. Overfitting: the last
     validation loss is `RISE` above its best, and train accuracy is `GAP_ACCURACY` above
     validation's (regression: the val loss `GAP_LOSS` times the train loss).
     """
@@ -49,12 +51,13 @@ def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
     lines = []
     w = min(window(n), n - 1)
     start, end = train_loss[-w - 1], train_loss[-1]
-    per_epoch = (start - end) / start / w if start > 0 else 0.0
+    per_epoch = (start - end) / train_loss[0] / w if train_loss[0] > 0 else 0.0
     best = min(range(n), key=val_loss.__getitem__)
     if per_epoch >= FALLING and best >= n - w:
-        lines.append(f"still improving: the training loss fell {per_epoch:.1%} per epoch over "
-                     f"the last {w} epochs and validation was best at epoch {best + 1} of {n}: "
-                     f"more epochs or a higher lr")
+        lines.append(f"still improving: the training loss fell {(start - end) / w:.3g} per "
+                     f"epoch over the last {w} epochs ({per_epoch:.1%} of its first value) and "
+                     f"validation was best at epoch {best + 1} of {n}: more epochs or a higher "
+                     f"lr")
     rise = val_loss[-1] / val_loss[best] - 1 if val_loss[best] > 0 else 0.0
     classification = (train_acc is not None and val_acc is not None
                       and math.isfinite(train_acc[-1]) and math.isfinite(val_acc[-1]))
