@@ -47,6 +47,7 @@ def test_rule_values_for_data_shapes(rows: int, batch: int, epochs: int, patienc
     assert decided["optimizer.name"][0] == "adamw"
     assert decided["optimizer.lr"][0] == LR
     assert decided["scheduler.name"][0] == "cosine"
+    assert decided["loss.label_smoothing"][0] == 0.1
     assert f"{rows} training rows" in decided["training.batch_size"][1]
 
 
@@ -59,7 +60,13 @@ def test_a_set_field_is_never_overridden() -> None:
     assert (out.optimizer.lr, out.training.batch_size, out.training.epochs) == (0.5, 7, 3)
     assert out.optimizer.name == "sgd"  # an optimizer field is set: its recipe is the user's
     assert out.scheduler.name == "none" and out.training.early_stopping.patience is None
+    assert out.loss.label_smoothing == 0.0
     assert reasons == {}
+
+
+def test_regression_gets_no_label_smoothing() -> None:
+    decided = default_rule(DataFacts(300, 8, 1, "regression"), set(), 64)
+    assert "loss.label_smoothing" not in decided and decided["optimizer.name"][0] == "adamw"
 
 
 def test_epochs_follow_a_set_batch_size() -> None:

@@ -137,7 +137,9 @@ def test_validate_shows_the_resolved_config_and_explains_sources(
     assert "base.yaml:9" in rows["optimizer.momentum"]
     assert "top.yaml:3" in rows["optimizer.lr"]
     assert "--set training.epochs" in rows["training.epochs"]
-    assert "default" in rows["training.batch_size"]
+    assert "(default)" in rows["training.seed"]
+    # left out, and decided from the data by the default rule once it is loaded
+    assert "auto: resolved from the data" in rows["training.batch_size"]
 
 
 def test_sweep_base_uses_extends(tmp_path: Path) -> None:

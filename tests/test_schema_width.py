@@ -51,7 +51,7 @@ def test_types_read_as_users_write_them() -> None:
     assert type_text(fields["data.val_fraction"]) == "float in (0, 1)"
     assert type_text(fields["training.seeds"]) == "int in [1, 256]"
     assert type_text(fields["data.drop"]) == "list of text"
-    assert type_text(fields["data.normalize"]) == "one of: standard, minmax, none"
+    assert type_text(fields["data.normalize"]) == "one of: standard, minmax, robust, none"
     assert type_text(fields["training.grad_clip"]) == "float > 0 or null"
     rows = {r[0]: r for r in describe_schema()}
     assert rows["task"][1] == "one of: classification, regression, null"
