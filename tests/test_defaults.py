@@ -255,3 +255,38 @@ def test_an_overfit_run_ends_with_overfitting(tmp_path: Path) -> None:
 def test_a_good_run_ends_silently(tmp_path: Path) -> None:
     out = _train_output(tmp_path, "training: {epochs: 12, device: cpu}\n")  # the defaults
     assert "still improving" not in out and "overfitting" not in out
+
+
+def test_robust_normalization_exports_with_the_model(tmp_path: Path) -> None:
+    """The smooth clip is elementwise ops inside the serving module: ONNX (run by
+    onnxruntime) and TorchScript compute what the module does."""
+    import warnings
+
+    import onnxruntime as ort
+
+    from fcnet_cli.serve.model import load_model
+
+    path = _write_table(tmp_path)
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(f"data: {{dataset: csv, path: {path.as_posix()!r}, normalize: robust}}\n"
+                   f"training: {{epochs: 1, device: cpu}}\n"
+                   f"output: {{dir: {(tmp_path / 'runs').as_posix()!r}}}\n")
+    res = CliRunner().invoke(app, ["train", "-q", str(cfg)])
+    assert res.exit_code == 0, res.output
+    model = load_model(Path(res.stdout.strip().splitlines()[-1]))
+    x = torch.from_numpy(model.features(pl.read_csv(path).drop("label")))
+    x[0, 0] = 1e5  # far out: on the clipped part of the curve
+    with torch.no_grad():
+        expected = model.module(x).numpy()
+    onnx_path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.module, (x[:2],), str(onnx_path), dynamo=True,
+                          input_names=["features"], external_data=False, verbose=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+        scripted = torch.jit.script(model.module)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"features": x.numpy()})[0]
+    assert np.abs(got - expected).max() < 1e-5
+    with torch.no_grad():
+        assert np.abs(scripted(x).numpy() - expected).max() < 1e-5

@@ -22,9 +22,10 @@ CLIP = 3.0  # robust: where the smooth clip bends (in robust standard deviations
 IQR_TO_STD = 1.349  # the interquartile range of a normal distribution, in standard deviations
 
 
-def smooth_clip(z: torch.Tensor) -> torch.Tensor:
-    """``z / sqrt(1 + (z / CLIP)^2)``: ≈ z near 0, tends to ±CLIP; a new tensor."""
-    return z / torch.sqrt(1 + (z / CLIP) ** 2)
+def smooth_clip(z: torch.Tensor, bend: float = CLIP) -> torch.Tensor:
+    """``z / sqrt(1 + (z / bend)^2)``: ≈ z near 0, tends to ±bend; a new tensor. (TorchScript
+    compiles it inside the serving module: no globals in the body.)"""
+    return z / torch.sqrt(1 + (z / bend) ** 2)
 
 
 @dataclass
