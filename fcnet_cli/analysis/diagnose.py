@@ -40,9 +40,10 @@ def diagnose(train_loss: Sequence[float], val_loss: Sequence[float],
         train_acc, val_acc: per epoch (classification); None or NaN for regression.
 
     Still improving: the training loss fell at least `FALLING` of its first epoch's value per
-    epoch over the last `window` epochs and the best validation loss is among them. Overfitting: the last
-    validation loss is `RISE` above its best, and train accuracy is `GAP_ACCURACY` above
-    validation's (regression: the val loss `GAP_LOSS` times the train loss).
+    epoch over the last `window` epochs and the best validation loss is among them.
+    Overfitting: the last validation loss is `RISE` above its best, and train accuracy is
+    `GAP_ACCURACY` above validation's (regression: the val loss `GAP_LOSS` times the train
+    loss).
     """
     n = len(train_loss)
     finite = all(math.isfinite(v) for v in (*train_loss, *val_loss))

@@ -37,8 +37,8 @@ from fcnet_cli.config import Experiment
 if TYPE_CHECKING:
     from fcnet_cli.engine.data import DataSplits
 
-__all__ = ["AUTO_FIELDS", "LABEL_SMOOTHING", "LR", "MAX_EPOCHS", "STEPS", "DataFacts", "auto_fields", "data_facts",
-           "default_rule", "resolve_defaults", "set_fields"]
+__all__ = ["AUTO_FIELDS", "LABEL_SMOOTHING", "LR", "MAX_EPOCHS", "STEPS", "DataFacts",
+           "auto_fields", "data_facts", "default_rule", "resolve_defaults", "set_fields"]
 
 STEPS = 1000  # optimizer steps the default run may take (early stopping usually ends sooner)
 MAX_EPOCHS = 200
