@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The torch build this project is tested with (a CPU/CUDA wheel pip finds locally or on PyPI).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test lint bench studies clean
+.PHONY: install run test lint bench bench-quality studies clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# minutes on 2 cores: fcnet's defaults against scikit-learn's MLP and gradient boosting
+bench-quality: $(STAMP)
+	$(BIN)/python benchmarks/bench_quality.py
 
 studies: $(STAMP)
 	$(BIN)/python -m fcnet_cli.studies
