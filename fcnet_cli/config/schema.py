@@ -71,7 +71,7 @@ EngineName = Literal["auto", "autograd"]
 Split = Literal["train", "val", "test"]
 # `fcnet predict --format` and `fcnet export --format` (fcnet_cli.serve)
 PredictFormat = Literal["csv", "parquet", "json"]
-ExportFormat = Literal["onnx", "torchscript"]
+ExportFormat = Literal["onnx", "pt2", "torchscript"]  # torchscript: deprecated alias of pt2
 
 FILE_DATASETS = ("csv", "parquet", "npz")
 TABLE_DATASETS = ("csv", "parquet")
