@@ -134,7 +134,7 @@ def test_sidecar_describes_each_raw_input(messy: Messy, cls_onnx: tuple[Path, di
     assert island["dtype"] == "string" and island["shape"] == ["batch", 1]
     assert island["categories"] == ["Biscoe", "Dream", "Torgersen"]
     assert island["fill"] == columns["island"].fill and island["indicator"] is True
-    assert island["missing"].startswith("empty string")
+    assert island["missing"].startswith("empty or blank string")
     assert island["encoded_as"] == ["island=Biscoe", "island=Dream", "island=Torgersen",
                                     "island_missing"]
     bill = inputs["bill_length_mm"]

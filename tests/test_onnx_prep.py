@@ -73,11 +73,12 @@ def _form(col: Column, form: str) -> Column:
 def test_bool_form_accepts_every_spelling() -> None:
     col = _form(Column("smoker", "categorical", ["false", "true"], fill="false"), "bool")
     words = ["true", "True", "TRUE", "t", "T", "yes", "Yes", "YES", "y", "1", "1.0",
-             "false", "False", "FALSE", "f", "no", "NO", "n", "0", "0.0", "", "maybe"]
+             "false", "False", "FALSE", "f", "no", "NO", "n", "0", "0.0", "", " \t", "NA",
+             "maybe", " true"]
     got = _run(_prep([col]), {"smoker": np.array(words, object)})
     assert got[:11].tolist() == [[0, 1]] * 11
-    assert got[11:21].tolist() == [[1, 0]] * 10  # "" → the fill, false
-    assert got[21].tolist() == [0, 0]  # not a boolean: unseen
+    assert got[11:23].tolist() == [[1, 0]] * 12  # "", blank, NA: missing → the fill, false
+    assert got[23:].tolist() == [[0, 0]] * 2  # not a spelling (nor stripped): unseen
 
 
 def test_int_form_accepts_float_spellings() -> None:

@@ -170,13 +170,16 @@ def _batch() -> dict[int, Any]:
 
 def _network_onnx(model: Model, input_name: str, divisor: float) -> Any:
     """The network part as an ONNX ModelProto: `input_name` (batch, F) → the outputs."""
+    from fcnet_cli.serve.onnx_prep import OPSET
+
     names = [o["name"] for o in _outputs(model, "onnx")]
     graph = Network(model, divisor, logits=model.task != "regression").eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(graph, (_example(model),), dynamo=True,
                                     input_names=[input_name], output_names=names,
-                                    dynamic_shapes=(_batch(),), verbose=False)
+                                    dynamic_shapes=(_batch(),), opset_version=OPSET,
+                                    verbose=False)
     assert program is not None  # no file given: the exporter returns the program
     return program.model_proto
 

@@ -5,8 +5,8 @@ named as the column, shape (N, 1), in the convention of scikit-learn's ONNX conv
 
 - numeric column: float32, NaN = missing → imputed with the stored fill value (Where +
   IsNaN), divided by the input divisor, plus a 0/1 "was missing" column when fitted;
-- categorical column: string, empty string = missing (so are the CSV reader's null spellings
-  NA, N/A, null, ... unless one is a category) → a category index by `ai.onnx.ml`
+- categorical column: string, empty (or blank) string = missing (so are the CSV reader's
+  null spellings NA, N/A, null, ... unless one is a category) → a category index by `ai.onnx.ml`
   LabelEncoder (default -1: an unseen category), then one-hot by Equal against 0..C-1, so an
   unseen category is all zeros, as `Preprocessing.encode` does; the missing cell takes the
   fill category's index;
@@ -20,6 +20,7 @@ Each column kind (and categorical form) is one small function below.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +30,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from fcnet_cli.engine.tables import NULL_VALUES, Column, Preprocessing
 
-__all__ = ["ML_OPSET", "category_keys", "describe_inputs", "free_prefix", "preprocessing_model"]
+__all__ = ["ML_OPSET", "OPSET", "category_keys", "describe_inputs", "free_prefix",
+           "preprocessing_model"]
 
 ML_OPSET = 3  # ai.onnx.ml: LabelEncoder-2 (keys_strings → values_int64s, default_int64)
+OPSET = 20  # ai.onnx: RegexFullMatch (blank cells) is new in opset 20
 EPOCH_SHIFT = 719_468  # days from 0000-03-01 to 1970-01-01 (civil-from-days)
 # spellings of booleans accepted by the "bool" form (the canonical categories: false/true)
 _TRUE = ("true", "t", "yes", "y", "1", "1.0")
@@ -101,11 +104,12 @@ def missing_keys(col: Column) -> list[str]:
 
 def category_keys(col: Column) -> dict[str, int]:
     """The LabelEncoder's table: accepted string → category index (absent: unseen, -1)."""
-    keys = KEY_FORMS.get(_form(col), _text_keys)(col)
-    fill = -1 if col.fill is None else keys.get(str(col.fill), -1)
-    if fill >= 0:  # a missing cell takes the fill category (no fill: encoded as unseen)
-        keys.update({k: fill for k in missing_keys(col) if k not in keys})
-    return keys
+    return KEY_FORMS.get(_form(col), _text_keys)(col)
+
+
+def fill_index(col: Column) -> int:
+    """The category a missing cell takes; -1 (all zeros, as unseen) without a fill."""
+    return -1 if col.fill is None else category_keys(col).get(str(col.fill), -1)
 
 
 class _Graph:
@@ -151,14 +155,15 @@ def _categorical(g: _Graph, col: Column, prep: Preprocessing) -> list[str]:
     keys = category_keys(col)
     index = g.op("LabelEncoder", [col.name], domain="ai.onnx.ml",
                  keys_strings=list(keys), values_int64s=list(keys.values()), default_int64=-1)
+    gone = missing_keys(col)
+    spelled = g.op("LabelEncoder", [col.name], domain="ai.onnx.ml", keys_strings=gone,
+                   values_int64s=[1] * len(gone), default_int64=0)
+    blank = g.op("RegexFullMatch", [col.name], pattern=r"\s*")  # "" or whitespace only
+    miss = g.op("Or", [blank, g.op("Cast", [spelled], to=TensorProto.BOOL)])
+    index = g.op("Where", [miss, g.const([[fill_index(col)]], np.int64), index])
     rng = g.const(np.arange(len(col.categories)).reshape(1, -1), np.int64)  # (1, C)
     parts = [g.to_float(g.op("Equal", [index, rng]))]  # (N, C); unseen (-1): all zeros
-    if col.indicator:
-        gone = missing_keys(col)
-        miss = g.op("LabelEncoder", [col.name], domain="ai.onnx.ml", keys_strings=gone,
-                    values_int64s=[1] * len(gone), default_int64=0)
-        parts.append(g.to_float(miss))
-    return parts
+    return parts + ([g.to_float(miss)] if col.indicator else [])
 
 
 def _floor_div(g: _Graph, a: str, b: int) -> str:
@@ -233,22 +238,29 @@ def describe_inputs(prep: Preprocessing) -> list[dict[str, Any]]:
     return [_describe(c) for c in prep.columns]
 
 
+def _iso(days: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
+
+
 def _describe(col: Column) -> dict[str, Any]:
     d: dict[str, Any] = {"name": col.name, "shape": ["batch", 1], "kind": col.kind}
     if col.kind == "categorical":
         keys = category_keys(col)
         d |= {"dtype": "string", "form": _form(col), "categories": list(col.categories),
-              "accepted": {k: col.categories[i] for k, i in keys.items()
-                           if k not in missing_keys(col)},
-              "missing": "empty string (also " + ", ".join(NULL_VALUES[1:]) + ")",
+              "accepted": {k: col.categories[i] for k, i in keys.items()},
+              "missing": "empty or blank string (also " + ", ".join(NULL_VALUES[1:]) + ")",
+              "whitespace": "matched exactly: strip spaces around the text before feeding it",
               "unseen": "a string not in `accepted` encodes as all zeros (no error)"}
     else:
         d |= {"dtype": "float32", "missing": "NaN"}
-    if col.kind == "date":
-        d |= {"unit": "days since 1970-01-01 (fractions are floored)",
-              "origin": int(getattr(col, "origin", 0) or 0),
-              "computes": "days since origin, month (1-12), weekday (0 = Monday)"}
     d["fill"] = col.fill
+    if col.kind == "date":
+        origin = int(getattr(col, "origin", 0) or 0)
+        d |= {"unit": "days since 1970-01-01 (fractions are floored)", "origin": origin,
+              "origin_date": _iso(origin),
+              "computes": "days since origin, month (1-12), weekday (0 = Monday)"}
+        if col.fill is not None:
+            d["fill_date"] = _iso(int(float(col.fill)))
     if col.fill is None:
         d["missing"] += (": not expected (trained with data.missing: error); "
                          + ("encoded as unseen" if col.kind == "categorical"
