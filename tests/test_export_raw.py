@@ -173,3 +173,25 @@ def test_unseen_and_missing_cells_are_encoded_as_predict_does(
     gone = {**feeds, "sex": feeds["sex"].copy()}
     gone["sex"][2, 0] = "NA"  # the CSV reader's null spelling: missing too
     np.testing.assert_allclose(_run_onnx(out, gone)[1], base, atol=1e-6)
+
+
+def test_pt2_takes_the_encoded_matrix(messy: Messy, tmp_path: Path) -> None:
+    """torch.export takes tensors, not strings: the program takes `encoded_names`."""
+    import torch
+
+    out = tmp_path / "penguins.pt2"
+    result = runner.invoke(app, ["export", str(messy.classifier), "--format", "pt2",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads(out.with_name("penguins.pt2.json").read_text("utf-8"))
+    model = load_model(messy.classifier)
+    assert sidecar["inputs"][0]["columns"] == sidecar["encoded_names"] == model.spec.input_names
+    assert [c["name"] for c in sidecar["columns"]] == FEATURES
+    assert "not strings" in sidecar["preprocessing"]
+    frame = read_table(messy.new, "csv")
+    with torch.no_grad():
+        proba = torch.export.load(str(out)).module()(
+            torch.from_numpy(model.features(frame))).numpy()
+    expected = model.predict_proba(frame)
+    assert float(np.abs(proba - expected).max()) <= 1e-5
+    assert (proba.argmax(1) == expected.argmax(1)).all()
