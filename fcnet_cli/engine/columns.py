@@ -13,20 +13,24 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.tables import (
-    Column,
-    Target,
+from fcnet_cli.engine.cells import (
+    canonical_expr,
     describe_cell,
+    fit_form,
     is_missing,
     missing_counts,
     row_text,
 )
+from fcnet_cli.engine.dates import date_expr, date_share, is_date_dtype
+from fcnet_cli.engine.tables import Column, Target
 from fcnet_cli.errors import DataError
 
-__all__ = ["encode_target", "fit_columns", "fit_target", "select_columns"]
+__all__ = ["drop_missing_target", "encode_target", "fit_columns", "fit_target",
+           "select_columns"]
 
 MAX_AUTO_CLASSES = 50  # a numeric target with more distinct values asks for task: regression
 NUMERIC_SHARE = 0.9  # a text column whose cells are ≥ 90 % numbers is a numeric column with typos
+DATE_SHARE = 0.9  # the same for ISO dates
 
 
 def _exists(names: Sequence[str], frame: pl.DataFrame, key: str, source: str) -> None:
@@ -64,8 +68,9 @@ def select_columns(frame: pl.DataFrame, cfg: DataConfig, source: str
 def _numeric_text(s: pl.Series, source: str, lines: bool, categorical_hint: bool) -> bool:
     """Whether a text column holds numbers; a few non-numbers among many is an error."""
     parsed = s.str.strip_chars().cast(pl.Float64, strict=False)
-    bad = s.is_not_null() & parsed.is_null()
-    n_bad, n_cells = int(bad.sum()), int(s.is_not_null().sum())
+    present = ~is_missing(s)
+    bad = present & parsed.is_null()
+    n_bad, n_cells = int(bad.sum()), int(present.sum())
     if n_bad == 0 and n_cells:
         return True
     if n_cells and (n_cells - n_bad) / n_cells >= NUMERIC_SHARE:
@@ -79,18 +84,50 @@ def _numeric_text(s: pl.Series, source: str, lines: bool, categorical_hint: bool
 def _kind(s: pl.Series, cfg: DataConfig, source: str, lines: bool) -> str:
     if s.name in cfg.categorical or s.dtype == pl.Boolean:
         return "categorical"
+    if is_date_dtype(s.dtype):
+        return "date"
     if s.dtype.is_numeric():
         return "numeric"
     if s.dtype in (pl.String, pl.Categorical, pl.Null):
+        if _date_text(s, source, lines):
+            return "date"
         return "numeric" if _numeric_text(s.cast(pl.String), source, lines, True) \
             else "categorical"
     raise DataError(f"{source}: column '{s.name}' has type {s.dtype}; fcnet reads numbers, "
-                    f"text and booleans (convert it, or list it in data.drop)")
+                    f"text, booleans and dates (convert it, or list it in data.drop)")
+
+
+def _date_text(s: pl.Series, source: str, lines: bool) -> bool:
+    """Whether a text column holds ISO dates; a few other cells among many is an error."""
+    present = s.filter(~is_missing(s))
+    share = date_share(present) if present.len() else 0.0
+    if share == 1.0:
+        return True
+    if share >= DATE_SHARE:
+        day = s.to_frame().select(date_expr(s.name, s.dtype)).to_series()  # type: ignore[arg-type]
+        i = int((day.is_null() & ~is_missing(s)).arg_max() or 0)
+        raise DataError(f"{source}: {row_text(i, 1, lines)}, column '{s.name}': "
+                        f"{describe_cell(s[i])} is not a date (YYYY-MM-DD); fix the cell, or "
+                        f"list the column in data.categorical")
+    return False
 
 
 def _as_text(s: pl.Series) -> pl.Series:
+    """Target labels as text (booleans lower case, as their canonical form)."""
     return s.cast(pl.String).str.strip_chars() if s.dtype != pl.Boolean \
         else s.cast(pl.String).str.to_lowercase()
+
+
+def _canonical(s: pl.Series, col: Column) -> pl.Series:
+    """The canonical text of a categorical column's cells (`cells.canonical_expr`)."""
+    return s.to_frame().select(canonical_expr(col, s.dtype)).to_series()
+
+
+def _days(s: pl.Series) -> pl.Series:
+    """A date column's cells as days since 1970-01-01 (Int64, null where missing)."""
+    day = date_expr(s.name, s.dtype)
+    assert day is not None  # the column was found to hold dates
+    return s.to_frame().select(day.cast(pl.Int64)).to_series()
 
 
 def _missing_error(frame: pl.DataFrame, features: list[str], source: str) -> None:
@@ -132,8 +169,16 @@ def fit_columns(frame: pl.DataFrame, train: np.ndarray, features: list[str], cfg
         if present.len() == 0:
             raise DataError(f"{source}: column '{name}' has no values in the training split; "
                             f"add it to data.drop")
-        col = Column(name, "numeric") if kinds[name] == "numeric" \
-            else _fit_categories(name, _as_text(present), cfg, source)
+        if kinds[name] == "numeric":
+            col = Column(name, "numeric")
+        elif kinds[name] == "date":
+            present = _days(present)
+            col = Column(name, "date", origin=int(present.min()))  # type: ignore[arg-type]
+        else:
+            col = Column(name, "categorical", form=fit_form(frame[name].filter(
+                ~is_missing(frame[name]))))
+            present = _canonical(present, col)
+            col.categories = _categories(name, present, cfg, source)
         if cfg.missing != "error":
             col.fill = _fill_value(col, present, cfg.missing)
             col.indicator = cfg.missing_indicator and bool(miss.any())
@@ -141,21 +186,29 @@ def fit_columns(frame: pl.DataFrame, train: np.ndarray, features: list[str], cfg
     return cols
 
 
-def _fit_categories(name: str, text: pl.Series, cfg: DataConfig, source: str) -> Column:
+def _categories(name: str, text: pl.Series, cfg: DataConfig, source: str) -> list[str]:
     cats = sorted(text.unique().to_list())
     if len(cats) > cfg.max_categories:
         raise DataError(f"{source}: column '{name}' has {len(cats)} categories in the training "
                         f"split (data.max_categories is {cfg.max_categories}); if it is an id, "
                         f"add it to data.drop, otherwise raise data.max_categories")
-    return Column(name, "categorical", categories=cats)
+    return cats
 
 
 def _fill_value(col: Column, present: pl.Series, how: str) -> float | str:
+    """The imputation value from the present training cells (canonical text for categories,
+    days since 1970-01-01 for dates, rounded to a whole day)."""
+    if col.kind == "date":
+        return float(round(_number_fill(present, how)))
     if col.kind == "categorical":  # text has no mean: the most frequent category
-        text = _as_text(present)
+        text = present
         counts = text.value_counts(sort=True)
         top = counts.filter(pl.col("count") == counts["count"].max())[text.name]
         return str(sorted(top.to_list())[0])
+    return _number_fill(present, how)
+
+
+def _number_fill(present: pl.Series, how: str) -> float:
     x = present.cast(pl.Float64, strict=False) if present.dtype == pl.String else present
     x = x.cast(pl.Float64)
     if how == "mean":
@@ -168,6 +221,31 @@ def _fill_value(col: Column, present: pl.Series, how: str) -> float | str:
 
 
 # ----------------------------------------------------------------------------- target
+
+
+def drop_missing_target(frame: pl.DataFrame, targets: list[str], how: str, source: str
+                        ) -> tuple[pl.DataFrame, list[str]]:
+    """`data.missing_target`: rows with an empty target cell are an error naming their count
+    and first rows, or dropped (before splitting) with one notice saying how many."""
+    miss = pl.Series([False] * frame.height)
+    for name in targets:
+        miss = miss | is_missing(frame[name])
+    n = int(miss.sum())
+    if not n:
+        return frame, []
+    empty = [t for t in targets if bool(is_missing(frame[t]).any())]
+    what = (f"target '{empty[0]}'" if len(empty) == 1
+            else f"target column(s) {', '.join(map(repr, empty))}")
+    first = (np.flatnonzero(miss.to_numpy())[:3] + 1).tolist()
+    rows = f"row{'s' if n > 1 else ''} {', '.join(map(str, first))}{', …' if n > 3 else ''}"
+    if how == "error":
+        raise DataError(f"{source}: {what} is empty in {n} row{'s' if n > 1 else ''} "
+                        f"({rows}); set data.missing_target: drop to train without them, or "
+                        f"fill them")
+    if n == frame.height:
+        raise DataError(f"{source}: {what} is empty in all {n} rows; nothing to train on")
+    return frame.filter(~miss), [f"{source}: dropped {n} row{'s' if n > 1 else ''} whose "
+                                 f"{what} is empty ({rows}; data.missing_target: drop)"]
 
 
 def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source: str,

@@ -8,13 +8,15 @@ Public surface (also used by `fcnet_cli.serve`):
     prep = Preprocessing.from_meta(meta)            # from a checkpoint's meta.json
 
 `Preprocessing` holds everything fitted on the training split: per raw input column (in the
-order the model expects, `feature_names`) its kind (numeric or categorical), its category
-list, its imputation value and whether a missing-indicator column follows it; the pixel
+order the model expects, `feature_names`) its kind (numeric, categorical or date), its
+category list and canonical form (`engine.cells`), a date's origin (`engine.dates`), its
+imputation value and whether a missing-indicator column follows it; the pixel
 scale of image sets; the feature normalization; and the target side (`target`: the class
 names, or the regression target names with the mean/std that un-standardize predictions).
 `transform` selects columns BY NAME, so extra or reordered columns in the input are fine;
 `transform_counted` also returns how many cells held a category unseen in training (those
-encode as all zeros). Errors are `DataError`s naming the row, the column and the cell text.
+encode as all zeros, or are an error under `unknown_categories: error`). Errors are
+`DataError`s naming the row, the column and the cell text.
 """
 
 from __future__ import annotations
@@ -30,10 +32,33 @@ import polars as pl
 import polars.selectors as cs
 import torch
 
+from fcnet_cli.engine.cells import (
+    FALSE_SPELLINGS,
+    FORMS,
+    TRUE_SPELLINGS,
+    Column,
+    canonical_expr,
+    describe_cell,
+    is_missing,
+    missing_counts,
+    missing_expr,
+    row_text,
+)
+from fcnet_cli.engine.csvformat import CsvFormat, check_one_column, csv_format, decimal_points
+from fcnet_cli.engine.encoding import (
+    UnseenCategories,
+    check_numeric,
+    column_of,
+    date_exprs,
+    numeric_expr,
+    refuse_missing,
+    unseen_categories,
+)
 from fcnet_cli.engine.normalization import Normalization
 from fcnet_cli.errors import DataError
 
-__all__ = ["NULL_VALUES", "Column", "Normalization", "Preprocessing", "Target", "describe_cell",
+__all__ = ["FALSE_SPELLINGS", "NULL_VALUES", "TRUE_SPELLINGS", "Column", "Normalization",
+           "Preprocessing", "Target", "UnseenCategories", "canonical_expr", "describe_cell",
            "encode_frame", "existing_file", "is_missing", "iter_table", "missing_counts",
            "read_table", "row_text"]
 
@@ -56,43 +81,57 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def _check_header(path: Path) -> None:
-    """Polars renames duplicate CSV columns (a, a_duplicated_0); fcnet refuses them."""
+def _check_header(path: Path, fmt: CsvFormat) -> None:
+    """Polars renames duplicate CSV columns (a, a_duplicated_0); fcnet refuses them. A header
+    that reads as one column holding another separator names the separator to set."""
     try:
-        head = pl.read_csv(path, has_header=False, n_rows=1, infer_schema=False)
+        head = pl.read_csv(path, has_header=False, n_rows=1, infer_schema=False,
+                           separator=fmt.separator)
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: file is empty (no header row)") from None
     names = [str(v).strip() for v in head.row(0)] if head.height else []
+    check_one_column(names, fmt.separator, str(path))
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, dup))} in the "
                         f"header; rename them")
 
 
-def read_table(path: str | Path, kind: TableKind) -> pl.DataFrame:
+def read_table(path: str | Path, kind: TableKind, separator: str | None = None,
+               decimal_comma: bool = False) -> pl.DataFrame:
     """Read a whole CSV (also .csv.gz) or Parquet file.
 
+    Args:
+        separator: CSV separator; None detects it from the header line (engine.csvformat).
+        decimal_comma: CSV numbers are written 3,5 (needs a separator other than ',').
+
     Raises:
-        DataError: missing file, not a CSV/Parquet file, duplicate column names.
+        DataError: missing file, not a CSV/Parquet file, duplicate column names, a header
+            that reads as one column holding another separator.
     """
     path = existing_file(path)
     try:
         if kind == "parquet":
             return _float32(pl.scan_parquet(path))
-        _check_header(path)
+        fmt = csv_format(path, separator, decimal_comma)
+        _check_header(path, fmt)
         try:
-            return _float32(pl.scan_csv(path, null_values=NULL_VALUES,
-                                        infer_schema_length=10_000))
+            frame = _float32(_scan_csv(path, fmt, 10_000))
         except pl.exceptions.ComputeError:
             # a text cell far down a numeric column: read every row's type, so the
             # column comes back as text and the caller can name the bad cell
-            return _float32(pl.scan_csv(path, null_values=NULL_VALUES,
-                                        infer_schema_length=None))
+            frame = _float32(_scan_csv(path, fmt, None))
+        return decimal_points(frame) if fmt.decimal_comma else frame
     except DataError:
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError) as e:
         what = "a Parquet file" if kind == "parquet" else "a readable CSV file"
         raise DataError(f"{path}: not {what} ({_first_line(e)})") from None
+
+
+def _scan_csv(path: Path, fmt: CsvFormat, infer_rows: int | None) -> pl.LazyFrame:
+    return pl.scan_csv(path, null_values=NULL_VALUES, infer_schema_length=infer_rows,
+                       separator=fmt.separator, decimal_comma=fmt.decimal_comma)
 
 
 def _float32(lf: pl.LazyFrame) -> pl.DataFrame:
@@ -101,47 +140,25 @@ def _float32(lf: pl.LazyFrame) -> pl.DataFrame:
     return lf.with_columns(cs.float().cast(pl.Float32)).collect(engine="streaming")
 
 
-def iter_table(path: str | Path, batch_rows: int = 65_536) -> Iterator[pl.DataFrame]:
+def iter_table(path: str | Path, batch_rows: int = 65_536, separator: str | None = None,
+               decimal_comma: bool = False) -> Iterator[pl.DataFrame]:
     """Yield a CSV/.csv.gz/Parquet file (kind from the suffix) as DataFrames of up to
     `batch_rows` rows, in file order, holding about one batch in memory at a time."""
     path = existing_file(path)
     parquet = path.suffix.lower() in (".parquet", ".pq")
-    if not parquet:
-        _check_header(path)
-    lf = (pl.scan_parquet(path) if parquet
-          else pl.scan_csv(path, null_values=NULL_VALUES, infer_schema_length=10_000))
+    if parquet:
+        lf = pl.scan_parquet(path)
+    else:
+        fmt = csv_format(path, separator, decimal_comma)
+        _check_header(path, fmt)
+        lf = _scan_csv(path, fmt, 10_000)
     try:
         yield from lf.collect_batches(chunk_size=batch_rows, maintain_order=True)
     except pl.exceptions.PolarsError as e:
         raise DataError(f"{path}: cannot read ({_first_line(e)})") from None
 
 
-def describe_cell(value: Any) -> str:
-    """A cell as the user wrote it: 'blue', 3.5, true — never a numpy repr."""
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    return str(value.item() if isinstance(value, np.generic) else value)
-
-
 # ----------------------------------------------------------------------------- preprocessing
-
-
-@dataclass
-class Column:
-    """One raw input column and how it becomes model inputs."""
-
-    name: str
-    kind: Literal["numeric", "categorical"]
-    categories: list[str] = field(default_factory=list)  # categorical: one input each
-    fill: float | str | None = None  # imputation value; None: a missing cell is an error
-    indicator: bool = False  # a 0/1 "was missing" input follows the column's inputs
-
-    def input_names(self) -> list[str]:
-        names = ([self.name] if self.kind == "numeric"
-                 else [f"{self.name}={c}" for c in self.categories])
-        return names + ([f"{self.name}_missing"] if self.indicator else [])
 
 
 @dataclass
@@ -173,6 +190,7 @@ class Preprocessing:
     target: Target
     input_divisor: float = 1.0  # every raw value is divided by it first (255 for image pixels)
     missing: str = "error"
+    unknown_categories: str = "ignore"  # unseen category: "ignore" (all zeros) or "error"
 
     @property
     def feature_names(self) -> list[str]:
@@ -189,12 +207,13 @@ class Preprocessing:
         return int(self.normalization.shift.numel())
 
     def encode(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
-               ) -> tuple[np.ndarray, dict[str, int]]:
-        """Unnormalized model inputs (n, in_features) float32 and unseen-category counts."""
+               ) -> tuple[np.ndarray, UnseenCategories]:
+        """Unnormalized model inputs (n, in_features) float32 and unseen-category counts
+        (a dict column -> cells, with example values)."""
         return encode_frame(self, frame, source, first_row)
 
     def transform_counted(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
-                          ) -> tuple[np.ndarray, dict[str, int]]:
+                          ) -> tuple[np.ndarray, UnseenCategories]:
         """`transform`, and per categorical column the number of unseen-category cells."""
         x, unseen = self.encode(frame, source, first_row)
         t = torch.from_numpy(x)
@@ -215,6 +234,7 @@ class Preprocessing:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for meta.json."""
         return {"format": 1, "missing": self.missing, "input_divisor": self.input_divisor,
+                "unknown_categories": self.unknown_categories,
                 "columns": [vars(c) for c in self.columns],
                 "normalization": self.normalization.to_json(), "target": vars(self.target)}
 
@@ -225,9 +245,15 @@ class Preprocessing:
             cols = [Column(**c) for c in d["columns"]]
             target = Target(**d["target"])
             prep = cls(cols, Normalization.from_json(d["normalization"]), target,
-                       float(d["input_divisor"]), str(d["missing"]))
+                       float(d["input_divisor"]), str(d["missing"]),
+                       str(d.get("unknown_categories", "ignore")))
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"preprocessing is not well formed ({_first_line(e)})") from None
+        for col in prep.columns:
+            if col.kind not in ("numeric", "categorical", "date") or col.form not in FORMS \
+                    or (col.kind == "date" and col.origin is None):
+                raise DataError(f"preprocessing of column '{col.name}' is not well formed "
+                                f"(kind {col.kind!r}, form {col.form!r})")
         if len(prep.input_names) != prep.in_features:
             raise DataError(f"preprocessing has {len(prep.input_names)} inputs but its "
                             f"normalization has {prep.in_features}")
@@ -260,62 +286,41 @@ def _short_list(names: list[str], n: int = 8) -> str:
 # ----------------------------------------------------------------------------- encoding
 
 
-def row_text(i: int, first_row: int, lines: bool) -> str:
-    """Row `i` (0-based in the frame) as the user counts it; CSV rows also give the line."""
-    n = first_row + i
-    return f"row {n} (line {n + 1})" if lines else f"row {n}"
-
-
-def missing_counts(frame: pl.DataFrame, names: list[str]) -> dict[str, int]:
-    """Empty cells per column, all columns in one query."""
-    exprs = [(pl.col(n).is_null() | pl.col(n).is_nan()).sum() if frame.schema[n].is_float()
-             else pl.col(n).null_count() for n in names]
-    return dict(zip(names, frame.select(exprs).row(0) if names else (), strict=True))
-
-
-def is_missing(s: pl.Series) -> pl.Series:
-    """Empty cells: null, and NaN in float columns."""
-    return s.is_null() | s.is_nan() if s.dtype.is_float() else s.is_null()
-
-
-
-def _numeric_expr(col: Column, dtype: pl.DataType) -> pl.Expr:
-    e = pl.col(col.name)
-    if dtype == pl.String:
-        e = e.str.strip_chars()
-    e = e.cast(pl.Float64, strict=False).fill_nan(None)
-    return e if col.fill is None else e.fill_null(float(col.fill))
-
-
 def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input",
-                 first_row: int = 1, lines: bool = False) -> tuple[np.ndarray, dict[str, int]]:
-    """Unnormalized model inputs (n, in_features) float32 and unseen-category counts."""
+                 first_row: int = 1, lines: bool = False, unknown: str | None = None,
+                 ) -> tuple[np.ndarray, UnseenCategories]:
+    """Unnormalized model inputs (n, in_features) float32 and the unseen categories.
+
+    Args:
+        unknown: ``ignore`` or ``error`` for unseen categories; default the preprocessing's
+            ``unknown_categories``.
+    """
     prep.check_columns(frame, source)
     holes = missing_counts(frame, [c.name for c in prep.columns if c.fill is None])
     exprs: list[pl.Expr] = []
-    unseen_exprs: list[pl.Expr] = []
+    texts: dict[str, pl.Expr] = {}  # categorical column -> its canonical text
     for col in prep.columns:
         dtype = frame.schema[col.name]
+        if holes.get(col.name):
+            refuse_missing(frame, col, source, first_row, lines)
         if col.kind == "numeric":
-            _check_numeric(frame[col.name], col, source, first_row, lines,
-                           holes.get(col.name, 0))
-            exprs.append(_numeric_expr(col, dtype).truediv(prep.input_divisor).cast(pl.Float32)
+            check_numeric(frame[col.name], col, source, first_row, lines)
+            exprs.append(numeric_expr(col, dtype).truediv(prep.input_divisor).cast(pl.Float32)
                          .alias(col.name))
+        elif col.kind == "date":
+            exprs += date_exprs(frame, col, source, first_row, lines)
         else:
-            text = pl.col(col.name).cast(pl.String).str.strip_chars()
-            if dtype == pl.Boolean:
-                text = text.str.to_lowercase()
-            if holes.get(col.name):
-                _check_present(frame[col.name], col, source, first_row, lines)
-            else:
+            text = canonical_expr(col, dtype)
+            if col.fill is not None:
                 text = text.fill_null(str(col.fill))
+            texts[col.name] = text
             exprs += [(text == c).fill_null(False).cast(pl.Float32).alias(f"{col.name}={c}")
                       for c in col.categories]
-            unseen_exprs.append((text.is_not_null() & ~text.is_in(col.categories)).sum()
-                                .alias(col.name))
         if col.indicator:
-            exprs.append(_missing_expr(col.name, dtype).cast(pl.Float32)
+            exprs.append(missing_expr(col.name, dtype).cast(pl.Float32)
                          .alias(f"{col.name}_missing"))
+    unseen = unseen_categories(prep.columns, frame, texts, source, first_row, lines,
+                               unknown or prep.unknown_categories)
     # column by column into one C-order array: peak memory is the table plus x, not
     # the table plus a float32 copy of it plus x
     x = np.empty((frame.height, len(exprs)), dtype=np.float32)  # (n, in_features)
@@ -323,38 +328,7 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
         x[:, j] = frame.select(e).to_series().to_numpy()
     if not np.isfinite(x).all():
         i, j = np.argwhere(~np.isfinite(x))[0]
-        name = prep.input_names[j].split("=")[0]
+        name = prep.columns[column_of(prep.columns, int(j))].name
         raise DataError(f"{source}: {row_text(int(i), first_row, lines)}, column '{name}': "
                         f"{describe_cell(frame[name][int(i)])} is not a finite number")
-    counts = frame.select(unseen_exprs).row(0) if unseen_exprs else ()
-    unseen = {e: int(n) for e, n in zip([c.name for c in prep.columns if c.kind != "numeric"],
-                                        counts, strict=True) if n}
-    return x.astype(np.float32, copy=False), unseen
-
-
-def _missing_expr(name: str, dtype: pl.DataType) -> pl.Expr:
-    e = pl.col(name)
-    return (e.is_null() | e.is_nan()) if dtype.is_float() else e.is_null()
-
-
-def _check_present(s: pl.Series, col: Column, source: str, first_row: int, lines: bool) -> None:
-    miss = is_missing(s)
-    if bool(miss.any()):
-        i = int(miss.arg_max() or 0)
-        raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{col.name}': empty "
-                        f"cell (the model was trained with data.missing: error)")
-
-
-def _check_numeric(s: pl.Series, col: Column, source: str, first_row: int, lines: bool,
-                   holes: int) -> None:
-    if s.dtype == pl.String:
-        parsed = s.str.strip_chars().cast(pl.Float64, strict=False)
-        bad = parsed.is_null() & s.is_not_null()
-        if bool(bad.any()):
-            i = int(bad.arg_max() or 0)
-            raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{col.name}': "
-                            f"{describe_cell(s[i])} is not a number")
-    elif not (s.dtype.is_numeric() or s.dtype == pl.Null):
-        raise DataError(f"{source}: column '{col.name}' has type {s.dtype}, expected numbers")
-    if holes:
-        _check_present(s, col, source, first_row, lines)
+    return x, unseen

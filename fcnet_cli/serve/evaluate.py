@@ -17,6 +17,7 @@ import torch
 
 from fcnet_cli.engine.evaluate import evaluate, evaluate_regression
 from fcnet_cli.engine.losses import MemberLoss
+from fcnet_cli.engine.tables import Column, UnseenCategories, canonical_expr
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.serve.model import Model
@@ -25,8 +26,12 @@ from fcnet_cli.serve.reader import Table, open_table
 __all__ = ["evaluate_file"]
 
 
-def _label_text(labels: pl.Series) -> pl.Series:
-    """Labels as the text the model's class names use (integral floats 3.0 → "3")."""
+def _label_text(labels: pl.Series, classes: list[str]) -> pl.Series:
+    """Labels as the text the model's class names use (integral floats 3.0 → "3"; a boolean
+    target's `True`/`yes`/1 → "true", as training named them)."""
+    if sorted(classes) == ["false", "true"]:
+        bool_form = Column(labels.name, "categorical", form="bool")
+        return labels.to_frame().select(canonical_expr(bool_form, labels.dtype)).to_series()
     if labels.dtype.is_float():
         finite = labels.drop_nulls()
         if finite.is_finite().all() and (finite == finite.round(0)).all():
@@ -37,7 +42,7 @@ def _label_text(labels: pl.Series) -> pl.Series:
 def _label_indices(model: Model, labels: pl.Series, source: str, first_row: int
                    ) -> np.ndarray:
     """Class indices (B,) int64 of one chunk of labels; unknown or missing labels raise."""
-    text = _label_text(labels)
+    text = _label_text(labels, model.classes_.tolist())
     if text.null_count():
         row = int(text.is_null().arg_max() or 0)
         raise DataError(f"{source}: row {first_row + row + 1}: missing label")
@@ -67,19 +72,21 @@ def _read_npz(model: Model, table: Table) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 
-def _read_table(model: Model, table: Table, target: str, batch_rows: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _read_table(model: Model, table: Table, target: str, batch_rows: int,
+                unseen: UnseenCategories) -> tuple[np.ndarray, np.ndarray]:
     if target not in table.columns:
         raise DataError(f"{table.source}: no label column '{target}' (columns: "
                         f"{', '.join(table.columns)}); name it with --target")
     model.spec.match(table.columns, table.source)
-    names = model.spec.input_names
+    names = model.spec.names  # the raw columns; encoding happens in spec.encode
     dtypes = {target: pl.String, **model.spec.read_dtypes()}
     xs, ys = [], []
     for start, frame in table.frames(list(dict.fromkeys(names + [target])), dtypes,
                                      batch_rows):
         ys.append(_label_indices(model, frame.get_column(target), table.source, start))
-        xs.append(model.spec.encode(frame, table.source, start))
+        x, new = model.spec.encode_counted(frame, table.source, start)
+        xs.append(x)
+        unseen.add(new)
     if not xs:
         return np.zeros((0, model.n_inputs), np.float32), np.zeros(0, np.int64)
     return np.concatenate(xs), np.concatenate(ys)
@@ -127,8 +134,8 @@ def _regression_values(frame: pl.DataFrame, names: list[str], source: str, first
     return y
 
 
-def _read_regression_table(model: Model, table: Table, names: list[str], batch_rows: int
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def _read_regression_table(model: Model, table: Table, names: list[str], batch_rows: int,
+                           unseen: UnseenCategories) -> tuple[np.ndarray, np.ndarray]:
     missing = [n for n in names if n not in table.columns]
     if missing:
         raise DataError(f"{table.source}: no target column '{missing[0]}' (columns: "
@@ -136,10 +143,12 @@ def _read_regression_table(model: Model, table: Table, names: list[str], batch_r
     model.spec.match(table.columns, table.source)
     dtypes = {**model.spec.read_dtypes(), **{n: pl.Float64 for n in names}}
     xs, ys = [], []
-    for start, frame in table.frames(list(dict.fromkeys(model.spec.input_names + names)),
+    for start, frame in table.frames(list(dict.fromkeys(model.spec.names + names)),
                                      dtypes, batch_rows):
         ys.append(_regression_values(frame, names, table.source, start))
-        xs.append(model.spec.encode(frame, table.source, start))
+        x, new = model.spec.encode_counted(frame, table.source, start)
+        xs.append(x)
+        unseen.add(new)
     if not xs:
         return np.zeros((0, model.n_inputs), np.float32), np.zeros((0, len(names)), np.float32)
     return np.concatenate(xs), _standardized(model, np.concatenate(ys))
@@ -148,15 +157,24 @@ def _read_regression_table(model: Model, table: Table, names: list[str], batch_r
 def _evaluate_regression_file(model: Model, data: Path, target: str | None,
                               batch_size: int) -> EvalResult:
     names = _targets(model, target)
-    table = open_table(Path(data))
+    table = open_table(Path(data), model.experiment.data)
+    unseen = UnseenCategories()
     if table.kind == "npz":
         x, y = _read_regression_npz(model, table)
     else:
-        x, y = _read_regression_table(model, table, names, batch_size)
+        x, y = _read_regression_table(model, table, names, batch_size, unseen)
     exp = model.experiment
     loss = MemberLoss(exp.loss_name, delta=torch.tensor([exp.loss.huber_delta]))
-    return evaluate_regression(model.module, torch.from_numpy(x), torch.from_numpy(y),
-                               model.target, table.source, loss, batch_size=batch_size)
+    result = evaluate_regression(model.module, torch.from_numpy(x), torch.from_numpy(y),
+                                 model.target, table.source, loss, batch_size=batch_size)
+    return _noted(result, unseen, table.source)
+
+
+def _noted(result: EvalResult, unseen: UnseenCategories, source: str) -> EvalResult:
+    """The report, with one notice line for categories training never saw."""
+    if unseen:
+        result.notices.insert(0, unseen.message(source))
+    return result
 
 
 def evaluate_file(model: Model, data: Path, target: str | None = None,
@@ -176,11 +194,13 @@ def evaluate_file(model: Model, data: Path, target: str | None = None,
     """
     if model.task == "regression":
         return _evaluate_regression_file(model, data, target, batch_size)
-    table = open_table(Path(data))
+    table = open_table(Path(data), model.experiment.data)
+    unseen = UnseenCategories()
     if table.kind == "npz":
         x, y = _read_npz(model, table)
     else:
-        x, y = _read_table(model, table, target or model.spec.target, batch_size)
-    return evaluate(model.module, torch.from_numpy(x), torch.from_numpy(y),
-                    model.classes_.tolist(), split=table.source,
-                    label_smoothing=model.label_smoothing, batch_size=batch_size)
+        x, y = _read_table(model, table, target or model.spec.target, batch_size, unseen)
+    result = evaluate(model.module, torch.from_numpy(x), torch.from_numpy(y),
+                      model.classes_.tolist(), split=table.source,
+                      label_smoothing=model.label_smoothing, batch_size=batch_size)
+    return _noted(result, unseen, table.source)

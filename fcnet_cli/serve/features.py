@@ -1,16 +1,14 @@
 """The one seam between raw table rows and the model's input: column matching and encoding.
 
 Everything that turns a user's frame into feature arrays goes through `FeatureSpec`: the
-streaming predictor, `eval --data`, the Python API and export (which bakes `normalization`
-into the graph). The checkpoint stores the feature column names and their order
-(meta.json `feature_names`); CSV/Parquet/data-frame columns are matched by those names,
-NPZ arrays and plain numpy arrays by width.
+streaming predictor, `eval --data`, the Python API and export. The checkpoint stores its
+fitted preprocessing (`engine.tables.Preprocessing`); CSV/Parquet/data-frame columns are
+matched by the raw column names (`names`), and encoded by it: categories one-hot on their
+canonical form, dates as numbers, imputation and missing indicators. The model's inputs after
+encoding are `input_names`; the fitted normalization is the model's first layer.
 
-Today every feature is a numeric column: the graph input is the raw column values as float32
-and the fitted normalization is applied inside the model (`FeatureSpec.normalization`), so an
-exported graph takes raw features. Fitted categorical encodings, when the data pipeline adds
-them, are applied here in `encode` and the graph takes the encoded columns, listed by
-`input_names` (what the export sidecar records).
+Plain numpy arrays and NPZ `x` are positional: either the raw columns in `names` order (any
+model; an object array may hold text) or the encoded inputs (`input_names`, float).
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.engine.data import Normalization
-from fcnet_cli.engine.tables import Column, Preprocessing, Target
+from fcnet_cli.engine.tables import Column, Preprocessing, Target, UnseenCategories
 from fcnet_cli.errors import CheckpointError, DataError
 
 __all__ = ["FeatureSpec"]
@@ -94,25 +92,44 @@ class FeatureSpec:
         """Model input (N, in_features) float32, before normalization (the model applies it).
 
         Args:
-            frame: a chunk holding at least the feature columns.
+            frame: a chunk holding at least the feature columns (the raw ones, by name).
             source: the file (or "data frame") named in errors.
             first_row: 0-based index of ``frame``'s first row in the whole table, for errors.
 
         Raises:
-            DataError: a missing, non-numeric, NaN or infinite cell, naming its row and column.
+            DataError: a missing, non-numeric, NaN or infinite cell, naming its row and column;
+                an unseen category under ``data.unknown_categories: error``.
         """
+        return self.encode_counted(frame, source, first_row)[0]
+
+    def encode_counted(self, frame: pl.DataFrame, source: str, first_row: int = 0
+                       ) -> tuple[np.ndarray, UnseenCategories]:
+        """`encode`, and the cells whose category training never saw (all zeros)."""
         self.match(frame.columns, source)
-        x, _ = self.prep.encode(frame, source, first_row + 1)
-        return np.ascontiguousarray(x)
+        x, unseen = self.prep.encode(frame, source, first_row + 1)
+        return np.ascontiguousarray(x), unseen
 
     def encode_array(self, x: np.ndarray, source: str, first_row: int = 0) -> np.ndarray:
-        """A positional (N, F) array (NPZ or numpy input), checked for width and finiteness."""
+        """A positional (N, F) array (NPZ or numpy input): the raw columns in `names` order,
+        or the encoded model inputs; checked for width and finiteness."""
+        return self.encode_array_counted(x, source, first_row)[0]
+
+    def encode_array_counted(self, x: np.ndarray, source: str, first_row: int = 0
+                             ) -> tuple[np.ndarray, UnseenCategories]:
+        """`encode_array`, and the cells whose category training never saw."""
         if x.ndim == 1:
             x = x.reshape(1, -1)
         x = x.reshape(len(x), -1)
+        raw = self.names != self.input_names  # encoding changes the columns
+        if raw and x.shape[1] == self.n_features:  # the raw columns, by position
+            frame = pl.DataFrame([_series(n, x[:, j]) for j, n in enumerate(self.names)])
+            return self.encode_counted(frame, source, first_row)
         if x.shape[1] != self.prep.in_features:
+            what = (f"{self.n_features} raw columns ({_short(self.names)}) or its "
+                    f"{self.prep.in_features} encoded inputs" if raw
+                    else f"{self.n_features}: {_short(self.names)}")
             raise DataError(f"{source}: has {x.shape[1]} features per row, the model takes "
-                            f"{self.prep.in_features}")
+                            f"{what}; a data frame is matched by column name")
         if x.dtype.kind not in "biuf":
             raise DataError(f"{source}: features must be numeric (got dtype {x.dtype})")
         x32 = x.astype(np.float32)
@@ -123,7 +140,22 @@ class FeatureSpec:
             i, j = np.argwhere(bad)[0]
             raise DataError(f"{source}: row {first_row + int(i) + 1}, feature {int(j)}: "
                             f"{_finite_problem(float(x[i, j]))}")
-        return np.ascontiguousarray(x32)
+        return np.ascontiguousarray(x32), UnseenCategories()
+
+
+def _short(names: list[str], n: int = 12) -> str:
+    return ", ".join(names[:n]) + (f", … ({len(names) - n} more)" if len(names) > n else "")
+
+
+def _series(name: str, values: np.ndarray) -> pl.Series:
+    """One column of a positional array; in an object array None and NaN are missing."""
+    if values.dtype.kind != "O":
+        return pl.Series(name, values)
+    cells = [None if v is None or (isinstance(v, float) and v != v) else v for v in values]
+    try:
+        return pl.Series(name, cells)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):  # mixed types: read as text
+        return pl.Series(name, [None if v is None else str(v) for v in cells], pl.String)
 
 
 def _finite_problem(v: float) -> str:

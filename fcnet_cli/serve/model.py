@@ -3,13 +3,14 @@
     from fcnet_cli import load_model
     m = load_model("runs/iris/<run-id>")          # a run directory (→ its best checkpoint)
     m.predict(frame)                              # class names, rows matched by column name
-    m.predict_proba(x)                            # (N, C) float32, numpy input matched by width
+    m.predict_proba(x)                            # (N, C) float32; numpy: the raw columns in order
 
 `predict`, `eval --data` and `export` are thin layers over `Model`.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from torch import nn
 
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.evaluate import _experiment
+from fcnet_cli.engine.files import resolve_latest
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
@@ -80,15 +82,21 @@ class Model:
         return str(self.checkpoint.meta["sha256"]["model.safetensors"])
 
     def features(self, x: Any, source: str = "input") -> np.ndarray:
-        """Model input (N, F) float32 from a numpy array (by width) or a polars/pandas frame
-        (by column name; extra columns ignored)."""
+        """Model input (N, F) float32 from a polars/pandas frame (by column name; extra columns
+        ignored) or a numpy array (its columns the raw columns in `feature_names_in_` order, or
+        the model's encoded inputs). Categories training never saw encode as all
+        zeros with a `UserWarning` naming them."""
+        if hasattr(x, "columns") and hasattr(x, "to_numpy") and not isinstance(x, pl.DataFrame):
+            x = _from_pandas(x, source)  # pandas, without needing pyarrow
         if isinstance(x, pl.DataFrame):
-            return self.spec.encode(x, source)
-        if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # pandas, without needing pyarrow
-            return self.spec.encode(_from_pandas(x, source), source)
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-        return self.spec.encode_array(np.asarray(x), source)
+            out, unseen = self.spec.encode_counted(x, source)
+        else:
+            if isinstance(x, torch.Tensor):
+                x = x.detach().cpu().numpy()
+            out, unseen = self.spec.encode_array_counted(np.asarray(x), source)
+        if unseen:
+            warnings.warn(unseen.message(source), UserWarning, stacklevel=3)
+        return out
 
     @torch.no_grad()
     def logits(self, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
@@ -125,17 +133,33 @@ class Model:
 
 
 def _from_pandas(frame: Any, source: str) -> pl.DataFrame:
-    """A pandas frame as polars, column by column (string columns need no pyarrow this way)."""
+    """A pandas frame as polars, column by column (string columns need no pyarrow this way).
+    None, np.nan, pd.NA and NaT are all missing cells (polars nulls)."""
     try:
-        return pl.DataFrame({str(c): frame[c].to_numpy() for c in frame.columns})
+        return pl.DataFrame([_pandas_column(str(c), frame[c]) for c in frame.columns])
     except (TypeError, ValueError, pl.exceptions.PolarsError) as e:
         raise DataError(f"{source}: cannot read the data frame ({e})") from None
 
 
+def _pandas_column(name: str, s: Any) -> pl.Series:
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biufmM":  # plain numpy: NaN/NaT kept
+        return pl.Series(name, s.to_numpy())
+    if getattr(dtype, "kind", "?") in ("i", "u", "f"):  # nullable Int64, Float64: NA -> NaN
+        return pl.Series(name, s.to_numpy(dtype="float64", na_value=np.nan))
+    # text, object, category, nullable boolean: Python values, every kind of NA as None
+    values = s.astype(object).where(s.notna(), None).tolist()
+    try:
+        return pl.Series(name, values)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):  # mixed types: read as text
+        return pl.Series(name, [None if v is None else str(v) for v in values], pl.String)
+
+
 def load_model(path: str | Path) -> Model:
-    """Load a checkpoint directory or a run directory (→ its best checkpoint) for prediction.
+    """Load a checkpoint directory or a run directory (→ its best checkpoint) for prediction;
+    ``runs/NAME/latest`` is NAME's newest run, as in the CLI.
 
     Raises:
         CheckpointError: missing, empty, corrupt or mismatched checkpoint (exit 2 in the CLI).
     """
-    return Model(load_checkpoint(Path(path)))
+    return Model(load_checkpoint(resolve_latest(Path(path))))

@@ -28,7 +28,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fcnet_cli.engine.tables import NULL_VALUES, Column, Preprocessing
+from fcnet_cli.engine.tables import (
+    FALSE_SPELLINGS,
+    NULL_VALUES,
+    TRUE_SPELLINGS,
+    Column,
+    Preprocessing,
+)
 
 __all__ = ["ML_OPSET", "OPSET", "category_keys", "describe_inputs", "free_prefix",
            "preprocessing_model"]
@@ -36,9 +42,6 @@ __all__ = ["ML_OPSET", "OPSET", "category_keys", "describe_inputs", "free_prefix
 ML_OPSET = 3  # ai.onnx.ml: LabelEncoder-2 (keys_strings → values_int64s, default_int64)
 OPSET = 20  # ai.onnx: RegexFullMatch (blank cells) is new in opset 20
 EPOCH_SHIFT = 719_468  # days from 0000-03-01 to 1970-01-01 (civil-from-days)
-# spellings of booleans accepted by the "bool" form (the canonical categories: false/true)
-_TRUE = ("true", "t", "yes", "y", "1", "1.0")
-_FALSE = ("false", "f", "no", "n", "0", "0.0")
 
 
 def free_prefix(names: list[str], base: str = "fcnet.") -> str:
@@ -49,17 +52,6 @@ def free_prefix(names: list[str], base: str = "fcnet.") -> str:
     return prefix
 
 
-def _form(col: Column) -> str:
-    return str(getattr(col, "form", "text") or "text")
-
-
-def _spellings(col: Column) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from fcnet_cli.engine import tables
-
-    return (tuple(getattr(tables, "TRUE_SPELLINGS", _TRUE)),
-            tuple(getattr(tables, "FALSE_SPELLINGS", _FALSE)))
-
-
 def _case_variants(word: str) -> list[str]:
     return list(dict.fromkeys([word, word.lower(), word.title(), word.upper()]))
 
@@ -67,8 +59,7 @@ def _case_variants(word: str) -> list[str]:
 def _bool_keys(col: Column) -> dict[str, int]:
     """"bool" form: every spelling (lower/Title/UPPER) of true and false → its category."""
     keys: dict[str, int] = {}
-    truth, falsity = _spellings(col)
-    for canonical, words in (("true", truth), ("false", falsity)):
+    for canonical, words in (("true", TRUE_SPELLINGS), ("false", FALSE_SPELLINGS)):
         if canonical in col.categories:
             i = col.categories.index(canonical)
             keys.update({v: i for w in words for v in _case_variants(w)})
@@ -104,7 +95,7 @@ def missing_keys(col: Column) -> list[str]:
 
 def category_keys(col: Column) -> dict[str, int]:
     """The LabelEncoder's table: accepted string → category index (absent: unseen, -1)."""
-    return KEY_FORMS.get(_form(col), _text_keys)(col)
+    return KEY_FORMS.get(col.form, _text_keys)(col)
 
 
 def fill_index(col: Column) -> int:
@@ -200,7 +191,7 @@ def _date(g: _Graph, col: Column, prep: Preprocessing) -> list[str]:
     else:  # no imputation: 0 keeps the integer ops defined; the days column stays NaN below
         x = g.op("Where", [miss, g.const([[0.0]], np.float32), x])
     days = g.op("Cast", [g.op("Floor", [x])], to=TensorProto.INT64)
-    origin = int(getattr(col, "origin", 0) or 0)
+    origin = int(col.origin or 0)
     since = g.to_float(g.op("Sub", [days, g.const(origin, np.int64)]))
     if col.fill is None:
         since = g.op("Where", [miss, g.const([[np.nan]], np.float32), since])
@@ -246,7 +237,7 @@ def _describe(col: Column) -> dict[str, Any]:
     d: dict[str, Any] = {"name": col.name, "shape": ["batch", 1], "kind": col.kind}
     if col.kind == "categorical":
         keys = category_keys(col)
-        d |= {"dtype": "string", "form": _form(col), "categories": list(col.categories),
+        d |= {"dtype": "string", "form": col.form, "categories": list(col.categories),
               "accepted": {k: col.categories[i] for k, i in keys.items()},
               "missing": "empty or blank string (also " + ", ".join(NULL_VALUES[1:]) + ")",
               "whitespace": "matched exactly: strip spaces around the text before feeding it",
@@ -255,7 +246,7 @@ def _describe(col: Column) -> dict[str, Any]:
         d |= {"dtype": "float32", "missing": "NaN"}
     d["fill"] = col.fill
     if col.kind == "date":
-        origin = int(getattr(col, "origin", 0) or 0)
+        origin = int(col.origin or 0)
         d |= {"unit": "days since 1970-01-01 (fractions are floored)", "origin": origin,
               "origin_date": _iso(origin),
               "computes": "days since origin, month (1-12), weekday (0 = Monday)"}

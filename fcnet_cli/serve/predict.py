@@ -18,7 +18,9 @@ import torch
 
 from fcnet_cli.config import SPLITS
 from fcnet_cli.engine.data import Normalization, load_data
-from fcnet_cli.engine.evaluate import _experiment
+from fcnet_cli.engine.evaluate import _experiment, require_rows
+from fcnet_cli.engine.lineage import check_lineage
+from fcnet_cli.engine.tables import UnseenCategories
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.reader import Table, open_table
@@ -33,12 +35,15 @@ Chunk = tuple[pl.DataFrame | None, np.ndarray]  # (kept columns or None, feature
 
 @dataclass
 class PredictReport:
-    """What a prediction run did: rows written, where, and the input columns it ignored."""
+    """What a prediction run did: rows written, where, the input columns it ignored and the
+    categories training never saw (encoded as all zeros; `unseen.message(source)` says so)."""
 
     rows: int
     output: Path | None
     format: str
     ignored: list[str] = field(default_factory=list)
+    unseen: UnseenCategories = field(default_factory=UnseenCategories)
+    notices: list[str] = field(default_factory=list)  # e.g. a changed training data file
 
 
 def output_columns(model: Model, proba: bool) -> list[str]:
@@ -112,21 +117,26 @@ def _check_keep(model: Model, keep: Sequence[str], columns: list[str], source: s
     return keep
 
 
-def _table_chunks(model: Model, table: Table, keep: list[str], batch_rows: int
-                  ) -> Iterator[Chunk]:
+def _table_chunks(model: Model, table: Table, keep: list[str], batch_rows: int,
+                  unseen: UnseenCategories) -> Iterator[Chunk]:
+    """Encoded chunks of ``table``; unseen categories are counted into ``unseen``."""
     if table.kind == "npz":
         x_all = table.npz_array("x")
         kept_all = {c: table.npz_array(c) for c in keep}
         for start in range(0, len(x_all), batch_rows):
-            x = model.spec.encode_array(x_all[start:start + batch_rows], table.source, start)
+            x, new = model.spec.encode_array_counted(x_all[start:start + batch_rows],
+                                                     table.source, start)
+            unseen.add(new)
             kept = pl.DataFrame({c: a[start:start + batch_rows] for c, a in kept_all.items()})
             yield kept, x
         return
-    names = model.spec.input_names
+    names = model.spec.names  # the raw columns; encoding happens in spec.encode
     dtypes = {**{c: pl.String for c in keep}, **model.spec.read_dtypes()}
     columns = list(dict.fromkeys(names + keep))
     for start, frame in table.frames(columns, dtypes, batch_rows):
-        yield frame.select(keep), model.spec.encode(frame, table.source, start)
+        x, new = model.spec.encode_counted(frame, table.source, start)
+        unseen.add(new)
+        yield frame.select(keep), x
 
 
 def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bool = False,
@@ -152,7 +162,7 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
     data = Path(data)
     if out is not None:
         check_output(Path(out), [data], overwrite)
-    table = open_table(data)
+    table = open_table(data, model.experiment.data)
     format_for(out, fmt)  # an unknown format fails before any reading
     keep = _check_keep(model, keep, table.columns, table.source, proba)
     if table.kind == "npz":
@@ -160,24 +170,28 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
         model.spec.encode_array(table.npz_array("x")[:1], table.source)  # width, up front
     else:
         ignored = [c for c in model.spec.match(table.columns, table.source) if c not in keep]
-    rows, fmt_ = _write_all(model, _table_chunks(model, table, keep, batch_size),
+    unseen = UnseenCategories()
+    rows, fmt_ = _write_all(model, _table_chunks(model, table, keep, batch_size, unseen),
                             None if out is None else Path(out), fmt, proba, keep, stream)
-    return PredictReport(rows, None if out is None else Path(out), fmt_, ignored)
+    return PredictReport(rows, None if out is None else Path(out), fmt_, ignored, unseen=unseen)
 
 
 def predict_split(model: Model, split: str, out: Path | None = None, *, proba: bool = False,
                   fmt: str | None = None, batch_size: int = 65536, overwrite: bool = False,
-                  stream: IO[str] | None = None) -> PredictReport:
+                  stream: IO[str] | None = None, allow_changed_data: bool = False
+                  ) -> PredictReport:
     """Predict the checkpoint's own ``train``/``val``/``test`` split (rebuilt from its config).
 
-    Rows come in the split's order, the same rows `fcnet eval --split` scores.
+    Rows come in the split's order, the same rows `fcnet eval --split` scores. A changed or
+    missing training data file is refused as `evaluate_checkpoint` refuses it.
     """
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
     _check_options(model, proba, batch_size)
     if out is not None:
         check_output(Path(out), [], overwrite)
-    x = raw_split(model, split)
+    notices = check_lineage(model.checkpoint.meta, allow_changed_data)
+    x = _rebuild_split(model, split)
 
     def chunks() -> Iterator[Chunk]:
         for start in range(0, len(x), batch_size):
@@ -185,12 +199,17 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
 
     rows, fmt_ = _write_all(model, chunks(), None if out is None else Path(out), fmt, proba,
                             [], stream)
-    return PredictReport(rows, None if out is None else Path(out), fmt_)
+    return PredictReport(rows, None if out is None else Path(out), fmt_, notices=notices)
 
 
-def raw_split(model: Model, split: str) -> np.ndarray:
+def raw_split(model: Model, split: str, *, allow_changed_data: bool = False) -> np.ndarray:
     """The encoded, un-normalized features (N, n_inputs) float32 of the checkpoint's own
-    split (what `Model.module` and an exported graph take)."""
+    split (what `Model.module` and an exported graph take), from an unchanged data file."""
+    check_lineage(model.checkpoint.meta, allow_changed_data)
+    return _rebuild_split(model, split)
+
+
+def _rebuild_split(model: Model, split: str) -> np.ndarray:
     exp = _experiment(model.checkpoint)
     n = model.n_inputs
     identity = Normalization("none", torch.zeros(n), torch.ones(n))
@@ -199,5 +218,6 @@ def raw_split(model: Model, split: str) -> np.ndarray:
     if model.task == "classification" and list(splits.classes) != list(model.classes_):
         raise DataError(f"{exp.data.path or exp.data.dataset}: data set classes "
                         f"{splits.classes} differ from the checkpoint's {list(model.classes_)}")
+    require_rows(splits, split)
     x, _ = splits.split(split)
     return np.ascontiguousarray(x.numpy())
