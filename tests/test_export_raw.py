@@ -203,3 +203,39 @@ def test_pt2_takes_the_encoded_matrix(messy: Messy, tmp_path: Path) -> None:
     expected = _predict(messy.classifier, messy.new, "--proba")
     assert float(np.abs(proba - expected).max()) <= 1e-5
     assert (proba.argmax(1) == expected.argmax(1)).all()
+
+
+def test_positional_data_set_takes_one_features_input(tmp_path: Path) -> None:
+    """A model of an NPZ set (matched by width everywhere) takes `features` (N, F); the
+    input divisor of image sets (255) is inside the graph and the program."""
+    import onnxruntime as ort
+    import torch
+
+    from fcnet_cli import load_experiment, train
+    from fcnet_cli.serve.export import export_model
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (80, 6)).astype(np.float32)
+    np.savez(tmp_path / "px.npz", x=x, y=(x[:, 0] + x[:, 1] > 255).astype(np.int64))
+    (tmp_path / "px.yaml").write_text(
+        f"data: {{dataset: npz, path: {(tmp_path / 'px.npz').as_posix()}}}\n"
+        "model: {hidden: [8]}\ntraining: {epochs: 2, batch_size: 16, device: cpu}\n"
+        f"output: {{dir: {(tmp_path / 'runs').as_posix()}}}\n", encoding="utf-8")
+    run = train(load_experiment(tmp_path / "px.yaml")).run_dir
+    model = load_model(run)
+    model.spec.prep.input_divisor = 255.0  # as an image set's (pixels 0..255)
+    expected = model.predict_proba(x)
+    onnx_report = export_model(model, tmp_path / "px.onnx", "onnx")
+    session = ort.InferenceSession(str(onnx_report.path), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.shape[1]) for i in session.get_inputs()] == [("features", 6)]
+    proba = session.run(None, {"features": x})[0]
+    export_model(model, tmp_path / "px.pt2", "pt2")
+    with torch.no_grad():
+        program = torch.export.load(str(tmp_path / "px.pt2")).module()(torch.from_numpy(x))
+    for got in (proba, program.numpy()):
+        assert float(np.abs(got - expected).max()) <= 1e-5
+    sidecar = json.loads((tmp_path / "px.onnx.json").read_text("utf-8"))
+    assert sidecar["inputs"][0]["name"] == "features" and sidecar["inputs"][0]["columns"] == [
+        f"x_{i}" for i in range(6)]
+    model.spec.prep.input_divisor = 1.0  # the divisor matters: the graphs above used it
+    assert float(np.abs(model.predict_proba(x) - expected).max()) > 1e-3
