@@ -239,3 +239,15 @@ def test_positional_data_set_takes_one_features_input(tmp_path: Path) -> None:
         f"x_{i}" for i in range(6)]
     model.spec.prep.input_divisor = 1.0  # the divisor matters: the graphs above used it
     assert float(np.abs(model.predict_proba(x) - expected).max()) > 1e-3
+
+
+def test_a_column_named_as_an_output_is_refused(messy: Messy, tmp_path: Path) -> None:
+    from fcnet_cli.errors import UsageError
+    from fcnet_cli.serve.export import export_model
+
+    model = load_model(messy.classifier)
+    model.spec.prep.columns[1].name = "logits"
+    with pytest.raises(UsageError, match="^cannot export to ONNX: the column 'logits' has the "
+                                         "name of a graph output"):
+        export_model(model, tmp_path / "m.onnx", "onnx")
+    assert list(tmp_path.iterdir()) == []
