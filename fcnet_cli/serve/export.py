@@ -113,9 +113,13 @@ def _outputs(model: Model, fmt: ExportFormat) -> list[dict[str, Any]]:
 
 def _features_input(model: Model, raw: bool) -> dict[str, Any]:
     prep = model.spec.prep
-    what = ("raw values, columns by position (the input divisor is applied inside)" if raw
-            else "the encoded columns `encoded_names`, un-normalized: as "
-                 "fcnet_cli.load_model(...).features(frame) computes them")
+    if raw:
+        what = "raw values, columns by position (the input divisor is applied inside)"
+    elif prep.input_divisor != 1.0:
+        what = f"raw values, columns by position (divided by {prep.input_divisor:g} inside)"
+    else:
+        what = ("the encoded columns `encoded_names`, un-normalized: as "
+                "fcnet_cli.load_model(...).features(frame) computes them")
     return {"name": "features", "dtype": "float32", "shape": ["batch", prep.in_features],
             "columns": prep.input_names if not raw else prep.feature_names, "values": what,
             "missing": "not accepted: NaN gives NaN outputs"}
