@@ -125,8 +125,9 @@ class BestSeed:
     of: int  # seeds with a best checkpoint and a value, among which it was chosen
 
     def line(self, group_dir: Path) -> str:
-        return (f"{group_dir} is a seed group: using {self.run_dir.name}, its best seed by "
-                f"{self.monitor} ({self.value:.4g}, best of {self.of})")
+        return (f"{group_dir} is a seed group: using {self.run_dir.name}, the best of "
+                f"{self.of} seeds by {self.monitor} ({self.value:.4f}); give "
+                f"{group_dir.name}/seed-N for another")
 
 
 def best_seed(group_dir: Path) -> BestSeed:

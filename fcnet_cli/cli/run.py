@@ -243,10 +243,18 @@ def eval_(
 
 
 def checkpoint_dir(path: Path) -> Path:
-    """A checkpoint directory, or a run directory's `checkpoints/best` (`latest` resolved)."""
+    """A checkpoint directory, a run directory's `checkpoints/best`, or a seed group's best
+    seed's (by the monitored validation metric; one line on stderr says which); `latest`
+    resolved anywhere in the path."""
     path = _real(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
+    from fcnet_cli.analysis.groups import best_seed, is_group_dir
+
+    if is_group_dir(path):
+        chosen = best_seed(path)
+        typer.echo(chosen.line(path), err=True)
+        path = chosen.run_dir
     best = path / "checkpoints" / "best"
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
         if not best.is_dir():

@@ -153,9 +153,14 @@ def _run_id_key(path: Path) -> tuple[str, int]:
 
 
 def resolve_latest(path: str | Path) -> Path:
-    """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times);
-    any other path is returned as it is. Raises UsageError when NAME has no runs."""
+    """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times), also
+    inside a longer path (`runs/NAME/latest/seed-0`: a seed of the newest group); any other
+    path is returned as it is. Raises UsageError when NAME has no runs."""
     path = Path(path)
+    inner = [i for i, part in enumerate(path.parts[:-1]) if part == LATEST]
+    if inner and not path.exists():
+        head = resolve_latest(Path(*path.parts[:inner[0] + 1]))
+        return resolve_latest(head.joinpath(*path.parts[inner[0] + 1:]))
     if path.name != LATEST or path.exists():
         return path
     folder = path.parent
