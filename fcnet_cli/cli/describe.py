@@ -153,8 +153,8 @@ def compare(
 
     Runs that repeat a configuration with several seeds (seed groups from train --seeds,
     sweeps with seeds > 1) give one row per configuration instead: mean ± std over the seeds,
-    the 95% t-interval, and a Welch t-test against the best row ("within noise" when
-    p >= 0.05).
+    the 95% t-interval (cut to the metric's range, marked *), and a Welch t-test against the
+    best row ("within noise" when p >= 0.05); a repeated (configuration, seed) counts once.
     """
     _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric, best, columns))
 

@@ -220,8 +220,9 @@ def eval_(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(
         metavar="CHECKPOINT", show_default=False,
-        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), or a run directory for "
-             "its best checkpoint (runs/NAME/latest: the newest run of NAME).")],
+        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), a run directory for "
+             "its best checkpoint (runs/NAME/latest: the newest run of NAME), or a seed group "
+             "for its best seed's (by the monitored metric; or GROUP/seed-N).")],
     split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = "test",
     data: Annotated[Path | None, typer.Option(
         metavar="FILE", show_default=False,
