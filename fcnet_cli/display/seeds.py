@@ -32,11 +32,10 @@ def render_group_summary(console: Console, stats: GroupStats, seconds: float | N
         pairs.append(("time", f"{seconds:.1f}s (all seeds, one population)"))
     console.print(_kv_grid(pairs))
     clipped = any(s.clipped for _, s in stats.rows)
-    notes = ["val: at each best epoch; test: that checkpoint; ◀ monitored",
-             "95% interval: Student's t" + (
+    notes = ["◀ monitored: picks each seed's best epoch; val: at it; test: its checkpoint",
+             "95% interval: Student's t over the seeds" + (
                  f"; {CLIP_MARK} cut to the metric's range" if clipped else "")]
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption=Text("\n".join(notes)), caption_justify="left")
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("metric", no_wrap=True)
     table.add_column("mean ± std", justify="right", no_wrap=True)
     table.add_column("95% interval", justify="right", no_wrap=True)
@@ -46,6 +45,8 @@ def render_group_summary(console: Console, stats: GroupStats, seconds: float | N
         shown = f"{name} ◀" if name == stats.monitor else name
         table.add_row(Text(shown), s.text(spec), s.interval(spec) or "-", str(s.n))
     console.print(table)
+    for note in notes:  # under the table, not a caption: as wide as the terminal allows
+        console.print(Text(note))
     console.print(_kv_grid([("group directory", str(stats.group_dir))]))
 
 
