@@ -233,6 +233,23 @@ def test_eval_predict_export_on_a_group_use_its_best_seed(built: dict[str, Any],
     assert out.is_file() and "seed group" in exported.stderr
 
 
+def test_load_model_takes_a_group_and_latest_paths(built: dict[str, Any]) -> None:
+    from fcnet_cli import load_model
+    from fcnet_cli.engine.checkpoint import load_checkpoint
+    from fcnet_cli.errors import CheckpointError
+
+    group = built["none"]
+    chosen = best_seed(group)
+    frame = np.zeros((3, 2), dtype=np.float32)
+    expected = load_model(chosen.run_dir).predict_proba(frame)
+    assert np.array_equal(load_model(group).predict_proba(frame), expected)
+    latest = built["tmp"] / "runs" / "g_none" / "latest"
+    assert np.array_equal(load_model(latest).predict_proba(frame), expected)
+    assert load_model(latest / "seed-0").predict_proba(frame).shape == (3, 2)
+    with pytest.raises(CheckpointError, match="a seed group, not one checkpoint"):
+        load_checkpoint(group)
+
+
 def test_latest_resolves_through_a_seed_path(built: dict[str, Any]) -> None:
     latest = built["tmp"] / "runs" / "g_none" / "latest"
     seed = runner.invoke(app, ["eval", str(latest / "seed-1"), "--json"])

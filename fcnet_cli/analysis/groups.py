@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.stats import Summary, summarize
+from fcnet_cli.engine.seedpick import GROUP_FILE, BestSeed, best_seed, group_monitor, is_group_dir
 from fcnet_cli.errors import UsageError
-from fcnet_cli.metrics import REGISTRY, best_first
+from fcnet_cli.metrics import REGISTRY
 
 __all__ = ["GROUP_FILE", "BestSeed", "GroupStats", "best_seed", "group_monitor", "group_stats",
            "is_group_dir", "metric_values", "write_stats"]
 
-GROUP_FILE = "group.json"  # the name engine.group writes
 # from summary.json "best": every validation metric of the registry, then the gaps
 VAL_KEYS = (*(f"val_{m}" for m in REGISTRY if not m.startswith("gap_")), "gap_accuracy",
             "gap_loss")
@@ -46,10 +46,6 @@ class GroupStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: s.to_dict() for name, s in self.rows}
-
-
-def is_group_dir(path: Path) -> bool:
-    return (Path(path) / GROUP_FILE).is_file()
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -83,14 +79,6 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def group_monitor(data: dict[str, Any]) -> str:
-    """The monitored validation metric of a group, from its group.json config."""
-    config = data.get("config") or {}
-    stopping = (config.get("training") or {}).get("early_stopping") or {}
-    monitor = stopping.get("monitor") if isinstance(stopping, dict) else None
-    return str(monitor) if monitor else "val_loss"
-
-
 def _seed_summaries(group_dir: Path, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for run in data.get("runs", []):
@@ -113,38 +101,6 @@ def group_stats(group_dir: Path) -> GroupStats:
     return GroupStats(group_dir, str(data.get("name", group_dir.name)),
                       [int(s) for s in data.get("seeds", [])], dict(data.get("status") or {}),
                       rows, monitor)
-
-
-@dataclass
-class BestSeed:
-    """The seed of a group that a single-model command uses, and why."""
-
-    run_dir: Path
-    monitor: str
-    value: float
-    of: int  # seeds with a best checkpoint and a value, among which it was chosen
-
-    def line(self, group_dir: Path) -> str:
-        return (f"{group_dir} is a seed group: using {self.run_dir.name}, the best of "
-                f"{self.of} seeds by {self.monitor} ({self.value:.4f}); give "
-                f"{group_dir.name}/seed-N for another")
-
-
-def best_seed(group_dir: Path) -> BestSeed:
-    """The seed whose best checkpoint has the best monitored validation metric (the metric
-    registry says which way is better). Raises UsageError when no seed has a checkpoint."""
-    group_dir = Path(group_dir)
-    data = _read(group_dir / GROUP_FILE)
-    monitor = group_monitor(data)
-    found = [(group_dir / run, float((s.get("best") or {})[monitor]))
-             for run, s in _seed_summaries(group_dir, data)
-             if _number((s.get("best") or {}).get(monitor))
-             and (group_dir / run / "checkpoints" / "best").is_dir()]
-    if not found:
-        raise UsageError(f"{group_dir}: no seed of this group has a best checkpoint yet; "
-                         "give a seed's folder (e.g. its seed-N) once one has finished an epoch")
-    run_dir, value = best_first(found, monitor, value=lambda f: f[1])[0]
-    return BestSeed(run_dir, monitor, value, len(found))
 
 
 def write_stats(stats: GroupStats) -> Path:

@@ -250,7 +250,7 @@ def checkpoint_dir(path: Path) -> Path:
     path = _real(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
-    from fcnet_cli.analysis.groups import best_seed, is_group_dir
+    from fcnet_cli.engine.seedpick import best_seed, is_group_dir
 
     if is_group_dir(path):
         chosen = best_seed(path)
