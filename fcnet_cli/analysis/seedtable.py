@@ -81,7 +81,8 @@ class SeedComparison(Comparison):
         text = (f"{len(self.rows)} configurations, {seeds} runs, sorted by mean best "
                 f"{self.metric} ({self._way()}); ± is the std over seeds; 'vs best': "
                 "Welch t-test")
-        if any(s.clipped for sums in self.summaries for s in sums.values()):
+        if "ci95" in self.shown() and any(s.clipped for sums in self.summaries
+                                          for s in sums.values()):
             text += f"; {CLIP_MARK} interval cut to the metric's range"
         if self.repeated:
             text += (f"; {self.repeated} run{'s' if self.repeated > 1 else ''} left out: same "
