@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench.py                  # CPU, full 60000-image data set
     .venv/bin/python benchmarks/bench.py --quick          # smoke run: 6000 images, 1+1 epochs
-    .venv/bin/python benchmarks/bench.py --device cuda --out bench.jsonl
+    .venv/bin/python benchmarks/bench.py --device cuda --out bench.jsonl  # bench_gpu.py
     .venv/bin/python benchmarks/bench.py --only fcnet,plain --epochs 5
 
 One layout everywhere: 784 → 256 → 128 → 10 (ReLU), batch 128, SGD lr 0.05 momentum 0.9.
@@ -416,6 +416,13 @@ def describe_error(e: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.device == "cuda":  # the GPU's own comparison: captured epoch, populations of K
+        from bench_gpu import main as gpu_main
+
+        gpu_main(["--epochs", str(args.epochs), "--data-dir", str(args.data_dir)]
+                 + (["--quick"] if args.quick else [])
+                 + (["--out", str(args.out)] if args.out else []))
+        return
     make_mnist(args.root, args.n_pool, args.n_test)
     if args.rss_child:
         rss_child(args)

@@ -156,6 +156,7 @@ class RunResult:
     engine_reason: str | None = None  # why autograd ran (None for the explicit engine)
     # per Linear layer, whose products trained it: "onednn" or "aten" (autograd: all "aten")
     products: list[str] = field(default_factory=list)
+    precision: str = "fp32"  # training.precision as it ran: fp32, tf32 or bf16
 
     @property
     def best(self) -> EpochMetrics | None:

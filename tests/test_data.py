@@ -218,7 +218,7 @@ def test_csv_too_few_rows_for_classes(tmp_path: Path) -> None:
 
 def test_csv_short_row_names_the_empty_target(tmp_path: Path) -> None:
     p = write_csv(tmp_path / "d.csv", "a,b,label\n1,2,x\n3,y\n")
-    with pytest.raises(DataError, match=r"row 2 \(line 3\): the target 'label' is empty"):
+    with pytest.raises(DataError, match=r"target 'label' is empty in 1 row \(row 2\)"):
         load_data(csv_cfg(p))
 
 

@@ -9,7 +9,7 @@ import typer
 from fcnet_cli.cli.group import FcnetGroup
 from fcnet_cli.errors import ConfigError, FcnetError
 
-__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "JsonOpt", "ThreadsOpt", "app"]
+__all__ = ["EXIT_CODES", "EXIT_SIGNAL", "AllowChangedOpt", "JsonOpt", "ThreadsOpt", "app"]
 
 # DESIGN.md: 0 success, 1 runtime failure, 2 usage/config error, 3 diverged,
 # 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -41,6 +41,10 @@ ThreadsOpt = Annotated[int | None, typer.Option(
          "process).")]
 JsonOpt = Annotated[bool, typer.Option(
     "--json", help="Print the result as JSON on stdout (nothing else there).")]
+AllowChangedOpt = Annotated[bool, typer.Option(
+    "--allow-changed-data",
+    help="Rebuild the split even if the training data file changed since the run "
+         "(a warning instead of an error).")]
 
 
 def _print_version(value: bool) -> None:

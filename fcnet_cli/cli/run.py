@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 from fcnet_cli.cli.app import (
     EXIT_CODES,
     EXIT_SIGNAL,
+    AllowChangedOpt,
     DebugOpt,
     JsonOpt,
     SetOpt,
@@ -73,7 +74,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     from fcnet_cli.config import load_experiment
     from fcnet_cli.events import StopToken
 
-    resume = None if resume is None else _real(resume)
+    resume = None if resume is None else _real(resume, any_status=True)
     group = _check_seeds(seeds, resume)
     if seeds is not None:
         overrides = [*overrides, f"training.seeds={seeds}"]
@@ -134,11 +135,11 @@ def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
     return [StdoutGuard(display.PlainTrainDisplay(out))]
 
 
-def _real(path: Path) -> Path:
-    """runs/NAME/latest -> runs/NAME/<newest run id>."""
+def _real(path: Path, any_status: bool = False) -> Path:
+    """runs/NAME/latest -> runs/NAME/<newest run id> (failed ones too with `any_status`)."""
     from fcnet_cli.engine.files import resolve_latest
 
-    return resolve_latest(path)
+    return resolve_latest(path, any_status=any_status)
 
 
 def run_summary(result: "RunResult") -> dict[str, Any]:
@@ -233,14 +234,18 @@ def eval_(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the metrics as JSON instead of tables (with the checkpoint "
                        "path, its epoch and macro averages).")] = False,
+    allow_changed_data: AllowChangedOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a saved checkpoint: loss, accuracy, per-class metrics, confusion matrix.
 
-    With --data, on a new labelled file: its labels are matched to the class names (a
-    regression model's target columns by name).
+    A split is rebuilt from the training data file, which must still hold the bytes the run
+    trained on (its size, time stamp and SHA-256 are in the checkpoint). With --data, on a
+    new labelled file: its labels are matched to the class names (a regression model's
+    target columns by name).
     """
-    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target))
+    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target,
+                                   allow_changed_data))
 
 
 def checkpoint_dir(path: Path) -> Path:
@@ -279,7 +284,7 @@ def eval_payload(checkpoint: Path, result: "EvalResult") -> dict[str, Any]:
 
 
 def _eval(checkpoint: Path, split: str, as_json: bool, data: Path | None = None,
-          target: str | None = None) -> int:
+          target: str | None = None, allow_changed_data: bool = False) -> int:
     checkpoint = checkpoint_dir(checkpoint)
     if data is not None:
         from fcnet_cli.serve.evaluate import evaluate_file
@@ -291,7 +296,7 @@ def _eval(checkpoint: Path, split: str, as_json: bool, data: Path | None = None,
             raise UsageError("--target needs --data")
         from fcnet_cli.engine.evaluate import evaluate_checkpoint
 
-        result = evaluate_checkpoint(checkpoint, split)
+        result = evaluate_checkpoint(checkpoint, split, allow_changed_data=allow_changed_data)
     if as_json:
         typer.echo(json.dumps(eval_payload(checkpoint, result), indent=2))
     else:

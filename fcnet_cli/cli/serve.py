@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fcnet_cli.cli.app import DebugOpt, _run, app
+from fcnet_cli.cli.app import AllowChangedOpt, DebugOpt, _run, app
 from fcnet_cli.cli.pipes import silence_stdout
 from fcnet_cli.cli.run import checkpoint_dir
 from fcnet_cli.config.schema import ExportFormat, PredictFormat, Split
@@ -56,6 +56,7 @@ def predict(
         metavar="ROWS", help="Rows read, predicted and written at a time (bounds the memory).")
     ] = 65536,
     overwrite: OverwriteOpt = False,
+    allow_changed_data: AllowChangedOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Predict the class of every row of DATA, in input order, with the checkpoint's own
@@ -66,12 +67,12 @@ def predict(
     output is written to a temporary file renamed into place at the end.
     """
     _run(ctx, debug, lambda: _predict(checkpoint, data, out, proba, keep or [], fmt,
-                                      split, batch_size, overwrite))
+                                      split, batch_size, overwrite, allow_changed_data))
 
 
 def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
              keep: list[str], fmt: str | None, split: str | None, batch_size: int,
-             overwrite: bool) -> int:
+             overwrite: bool, allow_changed_data: bool = False) -> int:
     if (data is None) == (split is None):
         raise UsageError("give a DATA file or --split train|val|test (one of the two)")
     if split is not None and keep:
@@ -86,10 +87,13 @@ def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
         else:
             assert split is not None
             report = predict_split(model, split, out, proba=proba, fmt=fmt,
-                                   batch_size=batch_size, overwrite=overwrite, stream=sys.stdout)
+                                   batch_size=batch_size, overwrite=overwrite, stream=sys.stdout,
+                                   allow_changed_data=allow_changed_data)
     except BrokenPipeError:  # `fcnet predict … | head`: the reader has what it wanted
         silence_stdout()
         return 0
+    for note in report.notices:
+        typer.echo(note, err=True)
     if report.ignored:
         typer.echo(f"note: ignored {len(report.ignored)} column(s) the model does not use: "
                    f"{', '.join(report.ignored)}", err=True)

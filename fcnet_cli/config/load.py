@@ -140,12 +140,14 @@ def explain(exp: Experiment, source: Source) -> dict[str, str]:
 def layout_key(exp: Experiment) -> str:
     """Everything members of one population must share (DESIGN.md: the layout)."""
     m, t = exp.model, exp.training
-    key = {"data": exp.data.model_dump(mode="json"), "task": exp.resolved_task,
+    key: dict[str, Any] = {"data": exp.data.model_dump(mode="json"), "task": exp.resolved_task,
            "loss": exp.loss_name, "hidden": m.hidden,
            "activation": m.activation, "batch_norm": m.batch_norm,
            "batch_size": t.batch_size, "epochs": t.epochs, "device": t.device,
            "engine": t.engine, "optimizer": exp.optimizer.name,
            "include_bias": exp.regularization.include_bias}
+    if t.precision != "fp32":  # fp32 layouts keep the key they always had
+        key["precision"] = t.precision
     return yaml.safe_dump(key, sort_keys=True)
 
 

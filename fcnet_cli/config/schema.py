@@ -36,6 +36,7 @@ __all__ = [
     "OptimizerConfig",
     "OutputConfig",
     "PredictFormat",
+    "Precision",
     "RegularizationConfig",
     "SYNTHETIC_DATASETS",
     "SchedulerConfig",
@@ -58,6 +59,7 @@ OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
 Task = Literal["classification", "regression"]
 Missing = Literal["error", "mean", "median", "most_frequent"]
+MissingTarget = Literal["error", "drop"]
 LossName = Literal["cross_entropy", "mse", "huber", "l1"]
 # validation metrics an epoch reports; classification ones and regression ones (original units)
 Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1",
@@ -69,6 +71,7 @@ LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
 MAX_SEEDS = 256  # most seeds `training.seeds` trains together (a sweep's default max_population)
 EngineName = Literal["auto", "autograd"]
+Precision = Literal["fp32", "tf32", "bf16"]  # `training.precision` (CUDA only beyond fp32)
 Split = Literal["train", "val", "test"]
 # `fcnet predict --format` and `fcnet export --format` (fcnet_cli.serve)
 PredictFormat = Literal["csv", "parquet", "json"]
@@ -108,6 +111,12 @@ class DataConfig(_Strict):
         None, validate_default=True,
         description="CSV (.csv, .csv.gz), Parquet or NPZ file (relative paths are relative "
                     "to the experiment file)")
+    separator: str | None = Field(
+        None, description="CSV column separator, one character (',' ';' '|'; a tab as tab or "
+                          "'\\t'); null: detected from the header line (, ; tab |)")
+    decimal_comma: bool = Field(
+        False, description="CSV numbers are written with a decimal comma (3,5); needs a "
+                           "separator other than ','")
     target: str | list[str] = Field(
         "label", description="table column(s) to predict; a list only for task: regression")
     features: list[str] | None = Field(
@@ -125,6 +134,9 @@ class DataConfig(_Strict):
                              "training split's mean / median / most frequent value")
     missing_indicator: bool = Field(False, description="add a 0/1 column per feature with "
                                                        "imputed cells")
+    missing_target: MissingTarget = Field(
+        "error", description="rows whose target cell is empty: error (counting them), or "
+                             "drop them before splitting (the count is shown)")
     root: str = Field(
         "data", description="folder of torchvision data sets (relative to the experiment file)")
     download: bool = Field(False, description="allow torchvision to download the data set")
@@ -156,6 +168,25 @@ class DataConfig(_Strict):
         ds = info.data.get("dataset")
         if ds in FILE_DATASETS and not v:
             raise ValueError(f"dataset '{ds}' needs data.path")
+        return v
+
+    @field_validator("separator")
+    @classmethod
+    def _separator(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = "\t" if v.lower() == "tab" else v
+        if len(v) != 1 or v in "\"\r\n":
+            raise ValueError(f"separator must be one character other than a quote or a "
+                             f"newline, e.g. \";\" or \"\\t\" (got {v!r})")
+        return v
+
+    @field_validator("decimal_comma")
+    @classmethod
+    def _decimal_comma(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("separator") == ",":
+            raise ValueError("decimal_comma: true needs a separator other than \",\" (the "
+                             "comma would end the cell); set data.separator, e.g. \";\"")
         return v
 
     @field_validator("test_fraction")
@@ -331,6 +362,11 @@ class TrainingConfig(_Strict):
         "auto", description="auto = the hand-written forward/backward where the layout allows "
                             "it (summary.json says which ran and why); autograd = always "
                             "torch.autograd (the reference, for debugging)")
+    precision: Precision = Field(
+        "fp32", description="fp32 = float32 everywhere (every device); on CUDA only: tf32 = "
+                            "float32 matrix products on the TF32 tensor cores; bf16 = the "
+                            "forward autocast to bfloat16, float32 weights, gradients and "
+                            "optimizer state (summary.json records it)")
     threads: int | None = Field(None, gt=0, description="CPU threads of torch "
                                                         "(torch.set_num_threads); null = the "
                                                         "cores available to the process "

@@ -23,7 +23,8 @@ from fcnet_cli.engine.tables import (
 )
 from fcnet_cli.errors import DataError
 
-__all__ = ["encode_target", "fit_columns", "fit_target", "select_columns"]
+__all__ = ["drop_missing_target", "encode_target", "fit_columns", "fit_target",
+           "select_columns"]
 
 MAX_AUTO_CLASSES = 50  # a numeric target with more distinct values asks for task: regression
 NUMERIC_SHARE = 0.9  # a text column whose cells are ≥ 90 % numbers is a numeric column with typos
@@ -168,6 +169,31 @@ def _fill_value(col: Column, present: pl.Series, how: str) -> float | str:
 
 
 # ----------------------------------------------------------------------------- target
+
+
+def drop_missing_target(frame: pl.DataFrame, targets: list[str], how: str, source: str
+                        ) -> tuple[pl.DataFrame, list[str]]:
+    """`data.missing_target`: rows with an empty target cell are an error naming their count
+    and first rows, or dropped (before splitting) with one notice saying how many."""
+    miss = pl.Series([False] * frame.height)
+    for name in targets:
+        miss = miss | is_missing(frame[name])
+    n = int(miss.sum())
+    if not n:
+        return frame, []
+    empty = [t for t in targets if bool(is_missing(frame[t]).any())]
+    what = (f"target '{empty[0]}'" if len(empty) == 1
+            else f"target column(s) {', '.join(map(repr, empty))}")
+    first = (np.flatnonzero(miss.to_numpy())[:3] + 1).tolist()
+    rows = f"row{'s' if n > 1 else ''} {', '.join(map(str, first))}{', …' if n > 3 else ''}"
+    if how == "error":
+        raise DataError(f"{source}: {what} is empty in {n} row{'s' if n > 1 else ''} "
+                        f"({rows}); set data.missing_target: drop to train without them, or "
+                        f"fill them")
+    if n == frame.height:
+        raise DataError(f"{source}: {what} is empty in all {n} rows; nothing to train on")
+    return frame.filter(~miss), [f"{source}: dropped {n} row{'s' if n > 1 else ''} whose "
+                                 f"{what} is empty ({rows}; data.missing_target: drop)"]
 
 
 def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source: str,

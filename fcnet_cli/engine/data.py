@@ -8,11 +8,14 @@ them relative to the experiment file.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 
 from fcnet_cli.config import (
@@ -22,7 +25,16 @@ from fcnet_cli.config import (
     TABLE_DATASETS,
     DataConfig,
 )
-from fcnet_cli.engine.columns import encode_target, fit_columns, fit_target, select_columns
+from fcnet_cli.engine.columns import (
+    drop_missing_target,
+    encode_target,
+    fit_columns,
+    fit_target,
+    select_columns,
+)
+from fcnet_cli.engine.csvformat import check_decimal_commas
+from fcnet_cli.engine.leaks import leak_notices
+from fcnet_cli.engine.lineage import data_lineage
 from fcnet_cli.engine.splits import split_indices, split_size, with_label_noise
 from fcnet_cli.engine.synthetic import synthetic
 from fcnet_cli.engine.tables import (
@@ -57,6 +69,7 @@ class DataSplits:
     y_test: torch.Tensor
     preprocessing: Preprocessing  # fitted on the training split; stored with checkpoints
     notices: list[str] = field(default_factory=list)  # e.g. unseen categories in val/test
+    lineage: dict[str, Any] | None = None  # the file trained on (engine.lineage); None: rebuilt
 
     @property
     def normalization(self) -> Normalization:
@@ -113,6 +126,14 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
     Raises:
         DataError: the data set is missing, malformed or too small to split.
     """
+    splits = _load(cfg, normalization, task, preprocessing)
+    if normalization is None and preprocessing is None:  # fitted here: a run's training data
+        splits.lineage = data_lineage(cfg)
+    return splits
+
+
+def _load(cfg: DataConfig, normalization: Normalization | None, task: str | None,
+          preprocessing: Preprocessing | None) -> DataSplits:
     if task is None and cfg.dataset in REGRESSION_DATASETS:
         task = "regression"
     if cfg.dataset in TABLE_DATASETS:
@@ -157,29 +178,24 @@ def load_data(cfg: DataConfig, normalization: Normalization | None = None, *,
 def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | None
                      ) -> DataSplits:
     """CSV/Parquet: columns by name, preprocessing fitted on the training rows."""
-    frame = read_table(cfg.path or "", cfg.dataset)  # type: ignore[arg-type]
+    frame = read_table(cfg.path or "", cfg.dataset,  # type: ignore[arg-type]
+                       cfg.separator, cfg.decimal_comma)
     source, lines = str(Path(cfg.path or "").expanduser()), cfg.dataset == "csv"
-    if prep is None:
-        features, targets = select_columns(frame, cfg, source)
-        target, y_pool = fit_target(frame, targets, task, source, lines)
-    else:
-        target = prep.target
-        y_pool = encode_target(target, frame, source, lines=lines, standardize=False)
-    n = len(y_pool)
-    n_val, n_test = split_size(cfg.val_fraction, n), split_size(cfg.test_fraction, n)
-    train, val, test = split_indices(_strata(y_pool, target), n_val, n_test, cfg.split_seed,
-                                      source, target.classes)
-    if prep is None:
-        mask = np.zeros(n, dtype=bool)
-        mask[train] = True
-        columns = fit_columns(frame, mask, features, cfg, source, lines)
-        if target.task == "regression":
-            target.mean, target.std = _target_scaling(y_pool[train])
-        empty = Normalization("none", torch.zeros(0), torch.ones(0))  # fitted below
-        prep = Preprocessing(columns, empty, target, missing=cfg.missing)
-    x_np, _ = encode_frame(prep, frame, source, 1, lines)  # (N, F) float32, unnormalized
+    features, targets = (select_columns(frame, cfg, source) if prep is None
+                         else ([], list(prep.target.columns)))
+    rows = frame.height
+    frame, notices = drop_missing_target(frame, targets, cfg.missing_target, source)
+    with _rows_counted_after_drop(rows - frame.height):
+        if prep is None:
+            prep, y_pool, (train, val, test) = _fit_table(frame, cfg, task, features, targets,
+                                                          source, lines, notices)
+        else:
+            y_pool = encode_target(prep.target, frame, source, lines=lines, standardize=False)
+            train, val, test = _table_split(y_pool, prep.target, cfg, source)
+        x_np, _ = encode_frame(prep, frame, source, 1, lines)  # (N, F) float32, unnormalized
     del frame
-    notices = _unseen_notices(prep, x_np, train, source)
+    target = prep.target
+    notices += _unseen_notices(prep, x_np, train, source)
     x_pool = torch.from_numpy(x_np)
     x_train = x_pool[train]
     if prep.in_features != x_pool.shape[1]:  # a freshly fitted one: normalization still empty
@@ -189,6 +205,45 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
         norm.apply_(x_train), _targets(y_pool[train], target),
         norm.apply_(x_pool[val]), _targets(y_pool[val], target),
         norm.apply_(x_pool[test]), _targets(y_pool[test], target), prep, notices)
+
+
+def _table_split(y_pool: np.ndarray, target: Target, cfg: DataConfig, source: str
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(y_pool)
+    n_val, n_test = split_size(cfg.val_fraction, n), split_size(cfg.test_fraction, n)
+    return split_indices(_strata(y_pool, target), n_val, n_test, cfg.split_seed, source,
+                         target.classes)
+
+
+def _fit_table(frame: pl.DataFrame, cfg: DataConfig, task: str | None, features: list[str],
+               targets: list[str], source: str, lines: bool, notices: list[str]
+               ) -> tuple[Preprocessing, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Target, split and preprocessing (normalization still empty) fitted on the table;
+    leak warnings are added to `notices`."""
+    if not cfg.decimal_comma:  # numbers like 3,5 would become categories
+        check_decimal_commas(frame, [f for f in features if f not in cfg.categorical], source)
+    target, y_pool = fit_target(frame, targets, task, source, lines)
+    train, val, test = _table_split(y_pool, target, cfg, source)
+    mask = np.zeros(len(y_pool), dtype=bool)
+    mask[train] = True
+    columns = fit_columns(frame, mask, features, cfg, source, lines)
+    if target.task == "regression":
+        target.mean, target.std = _target_scaling(y_pool[train])
+    empty = Normalization("none", torch.zeros(0), torch.ones(0))  # fitted by the caller
+    notices += leak_notices(frame, mask, columns, target, y_pool, source)
+    return Preprocessing(columns, empty, target, missing=cfg.missing), y_pool, (train, val, test)
+
+
+@contextmanager
+def _rows_counted_after_drop(dropped: int) -> Iterator[None]:
+    """Row numbers in errors count the rows left after data.missing_target: drop."""
+    try:
+        yield
+    except DataError as e:
+        if not dropped:
+            raise
+        raise DataError(f"{e} (rows counted without the {dropped} dropped for an empty "
+                        f"target)") from None
 
 
 def _unseen_notices(prep: Preprocessing, x: np.ndarray, train: np.ndarray, source: str
@@ -243,7 +298,8 @@ def _targets(y: np.ndarray, target: Target) -> torch.Tensor:
     """Class indices (N,) int64, or standardized regression targets (N, T) float32."""
     if target.task == "classification":
         return torch.as_tensor(y, dtype=torch.int64)
-    y64 = np.asarray(y, np.float64).reshape(len(y), -1)
+    # (N, T): the width comes from the target, since an empty split (test_fraction 0) has none
+    y64 = np.asarray(y, np.float64).reshape(len(y), len(target.mean))
     return torch.as_tensor((y64 - np.asarray(target.mean)) / np.asarray(target.std),
                            dtype=torch.float32)
 

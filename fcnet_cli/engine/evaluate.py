@@ -17,15 +17,16 @@ from torch.nn import functional as F
 from fcnet_cli.config import SPLITS, Experiment
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.data import DataSplits, Normalization, Preprocessing, load_data
+from fcnet_cli.engine.lineage import check_lineage
 from fcnet_cli.engine.losses import MemberLoss, class_weight_table, classification_metrics
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.tables import Target
-from fcnet_cli.errors import CheckpointError, DataError
+from fcnet_cli.errors import CheckpointError, DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.metrics import REGISTRY, MetricInfo, metric_info, metric_mode
 
 __all__ = ["REGISTRY", "MetricInfo", "evaluate", "evaluate_checkpoint", "evaluate_regression",
-           "evaluate_split", "majority_notice", "metric_info", "metric_mode"]
+           "evaluate_split", "majority_notice", "metric_info", "metric_mode", "require_rows"]
 
 
 def _model_device(model: nn.Module) -> torch.device | None:
@@ -193,17 +194,32 @@ def evaluate_split(model: nn.Module, exp: Experiment, data: DataSplits, split: s
                     class_weights=None if weights is None else weights[0])
 
 
-def evaluate_checkpoint(path: Path, split: str = "test") -> EvalResult:
+def require_rows(data: DataSplits, split: str) -> None:
+    """Refuse to score or predict a split with no rows (a run trained with test_fraction 0)."""
+    if len(data.split(split)[1]):
+        return
+    if split == "test":
+        raise UsageError("no test split (the run used data.test_fraction: 0); use --split val "
+                         "or --data FILE")
+    raise UsageError(f"the {split} split has no rows; use another split or --data FILE")
+
+
+def evaluate_checkpoint(path: Path, split: str = "test", *, allow_changed_data: bool = False
+                        ) -> EvalResult:
     """Load a checkpoint, rebuild its data with the stored preprocessing, evaluate one split.
 
-    Works from any working directory: the stored config holds absolute data paths.
-    Raises CheckpointError (unusable checkpoint) or DataError (data that does not fit it).
+    Works from any working directory: the stored config holds absolute data paths. The data
+    file must still hold the bytes the run trained on (`engine.lineage`); with
+    `allow_changed_data` a changed file gives a warning notice instead of an error.
+    Raises CheckpointError (unusable checkpoint), DataError (data that does not fit it,
+    a changed or missing data file) or UsageError (a split with no rows).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
     ckpt = load_checkpoint(Path(path))
     meta = ckpt.meta
     exp = _experiment(ckpt)
+    lineage_notices = check_lineage(meta, allow_changed_data)
     in_features, n_outputs = meta["in_features"], meta["n_classes"]
     splits = _load_splits(exp, meta, in_features, ckpt.dir / "meta.json")
     source = exp.data.path or exp.data.dataset
@@ -219,7 +235,8 @@ def evaluate_checkpoint(path: Path, split: str = "test") -> EvalResult:
                         f"checkpoint's {meta['classes']}")
     with torch.device("meta"):  # no init work: every tensor is replaced by the checkpoint's
         model = build_mlp(exp.model, in_features, n_outputs)
+    require_rows(splits, split)
     model.load_state_dict(ckpt.state_dict, assign=True)
     result = evaluate_split(model, exp, splits, split)
-    result.notices = list(splits.notices) + result.notices
+    result.notices = lineage_notices + list(splits.notices) + result.notices
     return result

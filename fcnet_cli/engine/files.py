@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import secrets
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from fcnet_cli.errors import RunError, UsageError
 
-__all__ = ["LATEST", "LOCK_FILE", "RunBusyError", "RunLock", "atomic_write_bytes",
+__all__ = ["GROUP_FILE", "LATEST", "LOCK_FILE", "RunBusyError", "RunLock", "atomic_write_bytes",
            "atomic_write_text", "cause", "fsync_dir", "holder_alive", "new_run_dir",
            "resolve_latest", "write_new_file"]
 
@@ -152,15 +153,47 @@ def _run_id_key(path: Path) -> tuple[str, int]:
     return "-".join(parts[:2]), int(n) if n.isdigit() else 0
 
 
-def resolve_latest(path: str | Path) -> Path:
+GROUP_FILE = "group.json"  # a seed group's record (engine.group)
+_GROUP_FAILED = ("failed", "diverged")  # a seed group with such a seed has no whole result
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _broken(run: Path) -> bool:
+    """A run `latest` passes over: a run that failed; a seed group with a seed that failed
+    or diverged, or that was killed while training (group.json still says `training` for a
+    seed no process holds). A single run that diverged or was killed keeps its place: its
+    best checkpoint predates the divergence, and a killed run is shown as incomplete by
+    `fcnet compare` and continued by `--resume`.
+    """
+    if (run / GROUP_FILE).is_file():
+        statuses = _read_json(run / GROUP_FILE).get("status") or {}
+        if not isinstance(statuses, dict):
+            return True
+        return any(s in _GROUP_FAILED or (s == "training" and not holder_alive(run / str(name)))
+                   for name, s in statuses.items())
+    return _read_json(run / "summary.json").get("status") == "failed"
+
+
+def resolve_latest(path: str | Path, *, any_status: bool = False) -> Path:
     """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times), also
     inside a longer path (`runs/NAME/latest/seed-0`: a seed of the newest group); any other
-    path is returned as it is. Raises UsageError when NAME has no runs."""
+    path is returned as it is. Raises UsageError when NAME has no runs.
+
+    Failed runs and killed seed groups are passed over unless `any_status` (what `--resume`
+    asks for: the newest run, to continue it).
+    """
     path = Path(path)
     inner = [i for i, part in enumerate(path.parts[:-1]) if part == LATEST]
     if inner and not path.exists():
-        head = resolve_latest(Path(*path.parts[:inner[0] + 1]))
-        return resolve_latest(head.joinpath(*path.parts[inner[0] + 1:]))
+        head = resolve_latest(Path(*path.parts[:inner[0] + 1]), any_status=any_status)
+        return resolve_latest(head.joinpath(*path.parts[inner[0] + 1:]), any_status=any_status)
     if path.name != LATEST or path.exists():
         return path
     folder = path.parent
@@ -168,7 +201,11 @@ def resolve_latest(path: str | Path) -> Path:
         if folder.is_dir() else []
     if not runs:
         raise UsageError(f"{path}: no runs in {folder} (`latest` is the newest run there)")
-    return max(runs, key=_run_id_key)
+    usable = runs if any_status else [p for p in runs if not _broken(p)]
+    if not usable:
+        raise UsageError(f"{path}: every run in {folder} failed or was killed (`latest` "
+                         f"passes over those); name a run directory")
+    return max(usable, key=_run_id_key)
 
 
 def holder_alive(run_dir: Path) -> bool:

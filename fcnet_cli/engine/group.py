@@ -21,13 +21,13 @@ from typing import Any
 from fcnet_cli.config import Experiment, dump_experiment, validate_experiment
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine import rundir as records
+from fcnet_cli.engine.files import GROUP_FILE
 from fcnet_cli.engine.train import train_population
 from fcnet_cli.errors import UsageError
-from fcnet_cli.events import Callback, GroupResult, StopToken
+from fcnet_cli.events import Callback, GroupResult, RunResult, StopToken
 
 __all__ = ["GROUP_FILE", "is_group_dir", "read_group", "seed_members", "train_group"]
 
-GROUP_FILE = "group.json"
 GROUP_FORMAT = "fcnet-group"
 RESUMABLE = ("interrupted", "failed")
 
@@ -56,10 +56,12 @@ def read_group(group_dir: Path) -> dict[str, Any]:
 
 
 def _write_group(group_dir: Path, exp: Experiment, seeds: Sequence[int],
-                 statuses: dict[str, str]) -> None:
+                 statuses: dict[str, str], reason: str | None = None) -> None:
     data = {"format": GROUP_FORMAT, "version": 1, "name": exp.name, "seeds": list(seeds),
             "runs": [f"seed-{s}" for s in seeds], "status": statuses,
             "config": exp.model_dump(mode="json"), "versions": records.versions()}
+    if reason is not None:
+        data["reason"] = reason
     ck.atomic_write_text(group_dir / GROUP_FILE, json.dumps(data, indent=2))
     if not (group_dir / "config.yaml").exists():  # what `fcnet train --resume GROUP` reads
         ck.atomic_write_text(group_dir / "config.yaml", dump_experiment(exp))
@@ -79,10 +81,32 @@ def train_group(exp: Experiment, *, callbacks: Sequence[Callback] = (),
     group_dir = ck.new_run_dir(Path(exp.output.dir), exp.name)
     dirs = [group_dir / f"seed-{s}" for s in seeds]
     _write_group(group_dir, exp, seeds, dict.fromkeys((d.name for d in dirs), "training"))
-    results = train_population(members, callbacks=callbacks, stop=stop, run_dirs=dirs)
-    _write_group(group_dir, exp, seeds, {d.name: r.status for d, r in zip(dirs, results,
-                                                                          strict=True)})
+    results = _train_recorded(group_dir, exp, seeds, dirs, members,
+                              callbacks=callbacks, stop=stop, run_dirs=dirs)
     return GroupResult(exp.name, str(group_dir), seeds, results)
+
+
+def _train_recorded(group_dir: Path, exp: Experiment, seeds: Sequence[int],
+                    dirs: Sequence[Path], members: Sequence[Experiment],
+                    statuses: dict[str, str] | None = None, **kwargs: Any
+                    ) -> list[RunResult]:
+    """`train_population(members, **kwargs)`, then each seed's final status in group.json.
+
+    When training raises (bad data, disk full, an error mid-epoch), group.json still gets
+    each seed's status as its summary.json records it (`failed` for a seed that never
+    started) and the error's one line as `reason`, so the group never stays `training`.
+    """
+    statuses = dict(statuses or {})
+    try:
+        results = train_population(members, **kwargs)
+    except BaseException as err:
+        statuses.update({d.name: _member_status(d) for d in dirs})
+        why = " ".join(str(err).split()) or type(err).__name__
+        _write_group(group_dir, exp, seeds, statuses, reason=why)
+        raise
+    statuses.update({d.name: r.status for d, r in zip(dirs, results, strict=True)})
+    _write_group(group_dir, exp, seeds, statuses)
+    return results
 
 
 def _saved_config(group_dir: Path, data: dict[str, Any]) -> Experiment:
@@ -116,18 +140,20 @@ def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback
                          "folder on its own with fcnet train --resume")
     for i in todo:
         records.check_resume_config(dirs[i], members[i])
-    results = train_population([members[i] for i in todo], callbacks=callbacks, stop=stop,
-                               run_dirs=[dirs[i] for i in todo], resume=True)
-    statuses.update({dirs[i].name: r.status for i, r in zip(todo, results, strict=True)})
-    _write_group(group_dir, saved, [m.training.seed for m in members], statuses)
+    seeds = [m.training.seed for m in members]
+    results = _train_recorded(group_dir, saved, seeds, [dirs[i] for i in todo],
+                              [members[i] for i in todo], statuses, callbacks=callbacks,
+                              stop=stop, run_dirs=[dirs[i] for i in todo], resume=True)
     return GroupResult(exp.name, str(group_dir), [m.training.seed for m in members], results)
 
 
 def _member_status(run_dir: Path) -> str:
     try:
-        return str(json.loads((run_dir / "summary.json").read_text("utf-8")).get("status"))
+        status = json.loads((run_dir / "summary.json").read_text("utf-8")).get("status")
     except (OSError, ValueError):
         return "failed"  # never finished its first epoch: no summary yet
+    # `running` after the process is gone: killed mid-run, resumable from its last checkpoint
+    return "interrupted" if status in (None, "running") else str(status)
 
 
 def _last_epoch(run_dir: Path) -> int:

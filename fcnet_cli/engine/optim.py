@@ -64,15 +64,24 @@ class PopulationOptimizer:
     def step(self) -> None:
         """One update of every member with its own hyperparameters (lr from the table)."""
         self.step_count += 1
+        self.update(self._lr, self.step_count)
+
+    @torch.no_grad()
+    def update(self, lr: torch.Tensor, t: int | torch.Tensor) -> None:
+        """The update of `step` with lr (K, 1) and step number t given; no host read.
+
+        The CUDA epoch (engine/graphs.py) passes an lr that is 0 for stopped members and t
+        as a device tensor, so that one captured update serves every step.
+        """
         p, g = self.pop.flat, self.pop.grad
         if self.name == "sgd":
-            self._sgd(p, g)
+            self._sgd(p, g, lr)
         elif self.name in ("adam", "adamw"):
-            self._adam(p, g)
+            self._adam(p, g, lr, t)
         else:
-            self._rmsprop(p, g)
+            self._rmsprop(p, g, lr)
 
-    def _sgd(self, p: torch.Tensor, g: torch.Tensor) -> None:
+    def _sgd(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor) -> None:
         if self._wd is not None:
             g.addcmul_(self._wd, p)  # g + wd·w (the gradient buffer is rewritten every step)
         if self._any_momentum:
@@ -87,12 +96,13 @@ class PopulationOptimizer:
                 g = torch.where(self._nesterov, g.addcmul_(self._mom, buf), buf)
             else:
                 g = buf
-        p.addcmul_(self._lr, g, value=-1)  # w ← w − lr·g
+        p.addcmul_(lr, g, value=-1)  # w ← w − lr·g
 
-    def _adam(self, p: torch.Tensor, g: torch.Tensor) -> None:
+    def _adam(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor,
+              t: int | torch.Tensor) -> None:
         if self._wd is not None:
             if self.name == "adamw":
-                p.mul_(1 - self._lr * self._wd)
+                p.mul_(1 - lr * self._wd)
             else:
                 g.addcmul_(self._wd, p)
         if "exp_avg" not in self.state:
@@ -102,13 +112,12 @@ class PopulationOptimizer:
         m.lerp_(g, 1 - self._b1)
         s2.mul_(self._b2).addcmul_(g * g, 1 - self._b2)
         # bias corrections in float64, like torch's python-float arithmetic; (K, 1)
-        t = self.step_count
         bc1 = (1 - self._b1.double() ** t).to(p.dtype)
         bc2_sqrt = (1 - self._b2.double() ** t).sqrt().to(p.dtype)
         denom = (s2.sqrt() / bc2_sqrt).add_(self._eps)
-        p.sub_((self._lr / bc1) * m / denom)
+        p.sub_((lr / bc1) * m / denom)
 
-    def _rmsprop(self, p: torch.Tensor, g: torch.Tensor) -> None:
+    def _rmsprop(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor) -> None:
         if self._wd is not None:
             g.addcmul_(self._wd, p)
         if "square_avg" not in self.state:
@@ -121,9 +130,9 @@ class PopulationOptimizer:
                 self.state["momentum_buffer"] = torch.zeros_like(p)
             buf = self.state["momentum_buffer"]
             buf.mul_(self._mom).add_(g / avg)
-            p.addcmul_(self._lr, buf, value=-1)
+            p.addcmul_(lr, buf, value=-1)
         else:
-            p.sub_(self._lr * g / avg)
+            p.sub_(lr * g / avg)
 
     def member_state(self, k: int) -> dict[str, Any]:
         """Optimizer state of member k alone, one dict per parameter (for train_state.pt)."""

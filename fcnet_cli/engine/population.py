@@ -230,11 +230,13 @@ class Population:
 
     # ------------------------------------------------------------------ loss and penalty
 
-    def penalty(self, l1: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
+    def penalty(self, l1: torch.Tensor, l2: torch.Tensor,
+                use: tuple[bool, bool] | None = None) -> torch.Tensor:
         """λ-weighted L1/L2 penalty per member (K,) on the parameter views (differentiable):
-        weights always, biases when the layout's include_bias says so."""
+        weights always, biases when the layout's include_bias says so. `use` (L1 on, L2 on)
+        spares the two host reads of the λ columns (a captured CUDA step cannot make them)."""
         total = torch.zeros(self.K, device=self.device)
-        use_l1, use_l2 = bool((l1 > 0).any()), bool((l2 > 0).any())
+        use_l1, use_l2 = use if use is not None else (bool((l1 > 0).any()), bool((l2 > 0).any()))
         for w, b in self.linears():
             for t in (w, b) if self.include_bias else (w,):
                 dims = tuple(range(1, t.dim()))

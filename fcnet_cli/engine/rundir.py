@@ -121,7 +121,7 @@ def _meta(m: Member, data: DataSplits, epoch: int | None) -> dict[str, Any]:
         # n_classes is the width of the last layer: the classes, or the regression targets
         "n_classes": data.n_outputs, "classes": list(data.classes), "task": data.task,
         "normalization": data.normalization.to_json(),
-        "preprocessing": data.preprocessing.to_json(), "epoch": epoch,
+        "preprocessing": data.preprocessing.to_json(), "lineage": data.lineage, "epoch": epoch,
         "metrics": None if row is None else {k: v for k, v in row.row().items()
                                              if not k.startswith(("l1_", "l2_", "sparsity"))},
     }
@@ -172,7 +172,8 @@ def finish_member(m: Member, data: DataSplits) -> RunResult:
                        status=m.status or "interrupted", history=list(m.history),
                        best_epoch=m.best_epoch, monitor=m.monitor, test=test, reason=m.reason,
                        seconds=m.seconds, notices=notices, engine=m.engine,
-                       engine_reason=m.engine_reason, products=list(m.products))
+                       engine_reason=m.engine_reason, products=list(m.products),
+                       precision=m.exp.training.precision)
     if m.run_dir is not None:
         write_metrics(m.run_dir, m.history)
         ck.atomic_write_text(m.run_dir / "summary.json", json.dumps(summary(result), indent=2))
@@ -195,7 +196,7 @@ def summary(r: RunResult) -> dict[str, Any]:
         "notices": list(r.notices),
         "seconds": r.seconds, "run_dir": r.run_dir, "threads": torch.get_num_threads(),
         "versions": versions(), "engine": r.engine, "engine_reason": r.engine_reason,
-        "products": list(r.products),
+        "products": list(r.products), "precision": r.precision,
     }
 
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fcnet_cli.engine.files import GROUP_FILE
 from fcnet_cli.errors import UsageError
 from fcnet_cli.metrics import best_first
 
 __all__ = ["GROUP_FILE", "BestSeed", "best_seed", "group_monitor", "is_group_dir"]
-
-GROUP_FILE = "group.json"  # as engine.group writes it
 
 
 def is_group_dir(path: Path) -> bool:

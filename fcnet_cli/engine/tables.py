@@ -30,6 +30,7 @@ import polars as pl
 import polars.selectors as cs
 import torch
 
+from fcnet_cli.engine.csvformat import CsvFormat, check_one_column, csv_format, decimal_points
 from fcnet_cli.engine.normalization import Normalization
 from fcnet_cli.errors import DataError
 
@@ -56,43 +57,57 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def _check_header(path: Path) -> None:
-    """Polars renames duplicate CSV columns (a, a_duplicated_0); fcnet refuses them."""
+def _check_header(path: Path, fmt: CsvFormat) -> None:
+    """Polars renames duplicate CSV columns (a, a_duplicated_0); fcnet refuses them. A header
+    that reads as one column holding another separator names the separator to set."""
     try:
-        head = pl.read_csv(path, has_header=False, n_rows=1, infer_schema=False)
+        head = pl.read_csv(path, has_header=False, n_rows=1, infer_schema=False,
+                           separator=fmt.separator)
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: file is empty (no header row)") from None
     names = [str(v).strip() for v in head.row(0)] if head.height else []
+    check_one_column(names, fmt.separator, str(path))
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, dup))} in the "
                         f"header; rename them")
 
 
-def read_table(path: str | Path, kind: TableKind) -> pl.DataFrame:
+def read_table(path: str | Path, kind: TableKind, separator: str | None = None,
+               decimal_comma: bool = False) -> pl.DataFrame:
     """Read a whole CSV (also .csv.gz) or Parquet file.
 
+    Args:
+        separator: CSV separator; None detects it from the header line (engine.csvformat).
+        decimal_comma: CSV numbers are written 3,5 (needs a separator other than ',').
+
     Raises:
-        DataError: missing file, not a CSV/Parquet file, duplicate column names.
+        DataError: missing file, not a CSV/Parquet file, duplicate column names, a header
+            that reads as one column holding another separator.
     """
     path = existing_file(path)
     try:
         if kind == "parquet":
             return _float32(pl.scan_parquet(path))
-        _check_header(path)
+        fmt = csv_format(path, separator, decimal_comma)
+        _check_header(path, fmt)
         try:
-            return _float32(pl.scan_csv(path, null_values=NULL_VALUES,
-                                        infer_schema_length=10_000))
+            frame = _float32(_scan_csv(path, fmt, 10_000))
         except pl.exceptions.ComputeError:
             # a text cell far down a numeric column: read every row's type, so the
             # column comes back as text and the caller can name the bad cell
-            return _float32(pl.scan_csv(path, null_values=NULL_VALUES,
-                                        infer_schema_length=None))
+            frame = _float32(_scan_csv(path, fmt, None))
+        return decimal_points(frame) if fmt.decimal_comma else frame
     except DataError:
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError) as e:
         what = "a Parquet file" if kind == "parquet" else "a readable CSV file"
         raise DataError(f"{path}: not {what} ({_first_line(e)})") from None
+
+
+def _scan_csv(path: Path, fmt: CsvFormat, infer_rows: int | None) -> pl.LazyFrame:
+    return pl.scan_csv(path, null_values=NULL_VALUES, infer_schema_length=infer_rows,
+                       separator=fmt.separator, decimal_comma=fmt.decimal_comma)
 
 
 def _float32(lf: pl.LazyFrame) -> pl.DataFrame:
@@ -101,15 +116,18 @@ def _float32(lf: pl.LazyFrame) -> pl.DataFrame:
     return lf.with_columns(cs.float().cast(pl.Float32)).collect(engine="streaming")
 
 
-def iter_table(path: str | Path, batch_rows: int = 65_536) -> Iterator[pl.DataFrame]:
+def iter_table(path: str | Path, batch_rows: int = 65_536, separator: str | None = None,
+               decimal_comma: bool = False) -> Iterator[pl.DataFrame]:
     """Yield a CSV/.csv.gz/Parquet file (kind from the suffix) as DataFrames of up to
     `batch_rows` rows, in file order, holding about one batch in memory at a time."""
     path = existing_file(path)
     parquet = path.suffix.lower() in (".parquet", ".pq")
-    if not parquet:
-        _check_header(path)
-    lf = (pl.scan_parquet(path) if parquet
-          else pl.scan_csv(path, null_values=NULL_VALUES, infer_schema_length=10_000))
+    if parquet:
+        lf = pl.scan_parquet(path)
+    else:
+        fmt = csv_format(path, separator, decimal_comma)
+        _check_header(path, fmt)
+        lf = _scan_csv(path, fmt, 10_000)
     try:
         yield from lf.collect_batches(chunk_size=batch_rows, maintain_order=True)
     except pl.exceptions.PolarsError as e:

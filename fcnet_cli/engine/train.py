@@ -21,6 +21,7 @@ from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.backprop import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.cpus import apply_threads
 from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
 from fcnet_cli.engine.losses import (
     MemberLoss,
     class_weight_table,
@@ -131,6 +132,13 @@ class _Engine:
                      self.device)  # refuse what cannot fit before allocating it
         # the engine: the hand-written backward unless the layout needs autograd (one decision)
         reason = fast_path_reason(self.exps)
+        # CUDA: each epoch without host reads, steps as graphs (engine/graphs.py)
+        mode = epoch_mode(self.exps, self.device, reason)
+        precision = self.exps[0].training.precision
+        if precision == "bf16":
+            reason = BF16_REASON
+        locks.enter_context(matmul_precision(self.device, precision))
+        self.graphs = None if mode is None else GraphEpoch(mode == "graph", precision == "bf16")
         self.pop = Population(self.exps, d.n_features, d.n_outputs, self.device,
                               autograd=reason is not None)
         self.members = [new_member(i, e, self.device) for i, e in enumerate(self.exps)]
@@ -199,7 +207,6 @@ class _Engine:
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
-        B = self.batch_size
         clip = bool(torch.isfinite(self.hp["grad_clip"]).any())
         for epoch in range(self.start_epoch, self.epochs):
             t0 = time.perf_counter()
@@ -211,34 +218,44 @@ class _Engine:
                 z = torch.zeros(self.pop.K, device=self.device)
                 self.acc = (z, z.clone(), 0)
             self._set_epoch_lrs(epoch)
-            for b in range(first_batch, self.n_batches):
-                if self.stop.requested:
-                    self._interrupt(epoch, b)
+            if self.graphs is not None:  # CUDA: the same steps, no host read until the end
+                if not self.graphs.run(self, epoch, first_batch):
                     return
-                if self._onecycle:
-                    self._set_onecycle_lrs(epoch * self.n_batches + b)
-                assert self.perms is not None
-                idx = self.perms[:, b * B:(b + 1) * B]  # (K, batch)
-                # forward → loss (+ explicit penalty) → backward (gradients into pop.grad)
-                logits, loss, objective, yb = self.step(idx, [m.drop_gen for m in self.members])
-                if not math.isfinite(float(objective.sum())):  # one check (sync) per step
-                    keep = self._diverge(torch.isfinite(objective), epoch, b)
-                    if keep is None:
-                        return
-                    logits, loss, yb = logits[keep], loss[keep], yb[keep]
-                if clip:
-                    self.pop.clip_grads(self.hp["grad_clip"])
-                self.opt.step()  # every member with its own lr from the table
-                with torch.no_grad():
-                    ls, corr, cnt = self.acc
-                    if not self.regression:
-                        corr = corr + (logits.argmax(-1) == yb).sum(1)
-                    self.acc = (ls + loss * yb.shape[1], corr, cnt + yb.shape[1])
-                for cb in self.callbacks:
-                    cb.on_batch_end(BatchProgress(epoch + 1, b + 1, self.n_batches))
+            elif not self._batches(epoch, first_batch, clip):
+                return
             self._end_epoch(epoch, time.perf_counter() - t0)
             if not self.members:
                 return
+
+    def _batches(self, epoch: int, first_batch: int, clip: bool) -> bool:
+        """The epoch's steps from `first_batch`; False when the loop ends here."""
+        B = self.batch_size
+        for b in range(first_batch, self.n_batches):
+            if self.stop.requested:
+                self._interrupt(epoch, b)
+                return False
+            if self._onecycle:
+                self._set_onecycle_lrs(epoch * self.n_batches + b)
+            assert self.perms is not None
+            idx = self.perms[:, b * B:(b + 1) * B]  # (K, batch)
+            # forward → loss (+ explicit penalty) → backward (gradients into pop.grad)
+            logits, loss, objective, yb = self.step(idx, [m.drop_gen for m in self.members])
+            if not math.isfinite(float(objective.sum())):  # one check (sync) per step
+                keep = self._diverge(torch.isfinite(objective), epoch, b)
+                if keep is None:
+                    return False
+                logits, loss, yb = logits[keep], loss[keep], yb[keep]
+            if clip:
+                self.pop.clip_grads(self.hp["grad_clip"])
+            self.opt.step()  # every member with its own lr from the table
+            with torch.no_grad():
+                ls, corr, cnt = self.acc
+                if not self.regression:
+                    corr = corr + (logits.argmax(-1) == yb).sum(1)
+                self.acc = (ls + loss * yb.shape[1], corr, cnt + yb.shape[1])
+            for cb in self.callbacks:
+                cb.on_batch_end(BatchProgress(epoch + 1, b + 1, self.n_batches))
+        return True
 
     # ------------------------------------------------------------------ learning rates
 

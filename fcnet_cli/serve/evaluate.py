@@ -148,7 +148,7 @@ def _read_regression_table(model: Model, table: Table, names: list[str], batch_r
 def _evaluate_regression_file(model: Model, data: Path, target: str | None,
                               batch_size: int) -> EvalResult:
     names = _targets(model, target)
-    table = open_table(Path(data))
+    table = open_table(Path(data), model.experiment.data)
     if table.kind == "npz":
         x, y = _read_regression_npz(model, table)
     else:
@@ -176,7 +176,7 @@ def evaluate_file(model: Model, data: Path, target: str | None = None,
     """
     if model.task == "regression":
         return _evaluate_regression_file(model, data, target, batch_size)
-    table = open_table(Path(data))
+    table = open_table(Path(data), model.experiment.data)
     if table.kind == "npz":
         x, y = _read_npz(model, table)
     else:

@@ -18,7 +18,8 @@ import torch
 
 from fcnet_cli.config import SPLITS
 from fcnet_cli.engine.data import Normalization, load_data
-from fcnet_cli.engine.evaluate import _experiment
+from fcnet_cli.engine.evaluate import _experiment, require_rows
+from fcnet_cli.engine.lineage import check_lineage
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.reader import Table, open_table
@@ -39,6 +40,7 @@ class PredictReport:
     output: Path | None
     format: str
     ignored: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # e.g. a changed training data file
 
 
 def output_columns(model: Model, proba: bool) -> list[str]:
@@ -152,7 +154,7 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
     data = Path(data)
     if out is not None:
         check_output(Path(out), [data], overwrite)
-    table = open_table(data)
+    table = open_table(data, model.experiment.data)
     format_for(out, fmt)  # an unknown format fails before any reading
     keep = _check_keep(model, keep, table.columns, table.source, proba)
     if table.kind == "npz":
@@ -167,17 +169,20 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
 
 def predict_split(model: Model, split: str, out: Path | None = None, *, proba: bool = False,
                   fmt: str | None = None, batch_size: int = 65536, overwrite: bool = False,
-                  stream: IO[str] | None = None) -> PredictReport:
+                  stream: IO[str] | None = None, allow_changed_data: bool = False
+                  ) -> PredictReport:
     """Predict the checkpoint's own ``train``/``val``/``test`` split (rebuilt from its config).
 
-    Rows come in the split's order, the same rows `fcnet eval --split` scores.
+    Rows come in the split's order, the same rows `fcnet eval --split` scores. A changed or
+    missing training data file is refused as `evaluate_checkpoint` refuses it.
     """
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
     _check_options(model, proba, batch_size)
     if out is not None:
         check_output(Path(out), [], overwrite)
-    x = raw_split(model, split)
+    notices = check_lineage(model.checkpoint.meta, allow_changed_data)
+    x = _rebuild_split(model, split)
 
     def chunks() -> Iterator[Chunk]:
         for start in range(0, len(x), batch_size):
@@ -185,12 +190,17 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
 
     rows, fmt_ = _write_all(model, chunks(), None if out is None else Path(out), fmt, proba,
                             [], stream)
-    return PredictReport(rows, None if out is None else Path(out), fmt_)
+    return PredictReport(rows, None if out is None else Path(out), fmt_, notices=notices)
 
 
-def raw_split(model: Model, split: str) -> np.ndarray:
+def raw_split(model: Model, split: str, *, allow_changed_data: bool = False) -> np.ndarray:
     """The encoded, un-normalized features (N, n_inputs) float32 of the checkpoint's own
-    split (what `Model.module` and an exported graph take)."""
+    split (what `Model.module` and an exported graph take), from an unchanged data file."""
+    check_lineage(model.checkpoint.meta, allow_changed_data)
+    return _rebuild_split(model, split)
+
+
+def _rebuild_split(model: Model, split: str) -> np.ndarray:
     exp = _experiment(model.checkpoint)
     n = model.n_inputs
     identity = Normalization("none", torch.zeros(n), torch.ones(n))
@@ -199,5 +209,6 @@ def raw_split(model: Model, split: str) -> np.ndarray:
     if model.task == "classification" and list(splits.classes) != list(model.classes_):
         raise DataError(f"{exp.data.path or exp.data.dataset}: data set classes "
                         f"{splits.classes} differ from the checkpoint's {list(model.classes_)}")
+    require_rows(splits, split)
     x, _ = splits.split(split)
     return np.ascontiguousarray(x.numpy())

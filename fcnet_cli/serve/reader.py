@@ -18,6 +18,8 @@ from typing import IO, Any, Literal, cast
 import numpy as np
 import polars as pl
 
+from fcnet_cli.config import DataConfig
+from fcnet_cli.engine.csvformat import CsvFormat, serving_format
 from fcnet_cli.errors import DataError
 
 __all__ = ["TableKind", "Table", "open_table"]
@@ -43,14 +45,20 @@ def _first_line(e: BaseException) -> str:
 
 
 class Table:
-    """One input file: its columns, and its rows in chunks of chosen columns."""
+    """One input file: its columns, and its rows in chunks of chosen columns.
 
-    def __init__(self, path: Path):
+    A CSV file's separator is the model's (`separator`) if its header line holds it, else
+    the one detected there (engine.csvformat); `decimal_comma` applies unless that is ','.
+    """
+
+    def __init__(self, path: Path, separator: str | None = None, decimal_comma: bool = False):
         self.path = path
         self.source = str(path)
         self.kind = _kind(path)
         self._npz: dict[str, np.ndarray] | None = None
         self._header = b""
+        self._stored = (separator, decimal_comma)  # the model's data settings
+        self.format = CsvFormat()
         self.columns = self._read_columns()
 
     def _open(self) -> IO[bytes]:
@@ -71,7 +79,9 @@ class Table:
                 raise DataError(f"{self.path}: file is empty (no header row)")
             if self._header.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
                 self._header = self._header[3:]
-            return pl.read_csv(io.BytesIO(self._header), n_rows=0).columns
+            self.format = serving_format(self._header.rstrip(b"\r\n"), *self._stored)
+            return pl.read_csv(io.BytesIO(self._header), n_rows=0,
+                               separator=self.format.separator).columns
         except (OSError, EOFError, pl.exceptions.PolarsError) as e:
             raise DataError(f"{self.path}: cannot read {self.kind} ({_first_line(e)})") from None
 
@@ -109,8 +119,9 @@ class Table:
         """One block of rows (no header line): ``columns`` parsed with ``schema``."""
         where = [self.columns.index(c) for c in columns]
         try:
-            return pl.read_csv(block, has_header=False, schema=schema,
-                               columns=where).select(columns)
+            return pl.read_csv(block, has_header=False, schema=schema, columns=where,
+                               separator=self.format.separator,
+                               decimal_comma=self.format.decimal_comma).select(columns)
         except pl.exceptions.PolarsError as e:
             self._raise_bad_cell(block, [c for c in columns if schema[c] != pl.String], start)
             raise DataError(f"{self.path}: cannot read csv ({_first_line(e)})") from None
@@ -120,12 +131,13 @@ class Table:
         try:
             text = pl.read_csv(block, has_header=False, new_columns=self.columns,
                                infer_schema=False, columns=[self.columns.index(c) for c in typed],
-                               truncate_ragged_lines=True)
+                               truncate_ragged_lines=True, separator=self.format.separator)
         except pl.exceptions.PolarsError:
             return  # not a cell problem (encoding, quoting): the caller reports polars' reason
         for name in typed:
             col = text.get_column(name)
-            bad = col.str.strip_chars().cast(pl.Float64, strict=False).is_null() \
+            cells = col.str.replace(",", ".") if self.format.decimal_comma else col
+            bad = cells.str.strip_chars().cast(pl.Float64, strict=False).is_null() \
                 & col.is_not_null()
             if bad.any():
                 row = int(bad.arg_max() or 0)
@@ -183,8 +195,9 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def open_table(path: Path) -> Table:
-    """Open a CSV/Parquet/NPZ file for chunked reading.
+def open_table(path: Path, data: DataConfig | None = None) -> Table:
+    """Open a CSV/Parquet/NPZ file for chunked reading; a CSV file with the separator and
+    decimal comma of `data` (the model's training config), see `Table`.
 
     Raises:
         DataError: missing file, directory, unknown suffix, empty or unreadable file.
@@ -194,4 +207,6 @@ def open_table(path: Path) -> Table:
         raise DataError(f"{path}: is a directory, expected a data file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    return Table(path)
+    if data is None:
+        return Table(path)
+    return Table(path, data.separator, data.decimal_comma)
