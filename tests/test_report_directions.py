@@ -192,7 +192,7 @@ def test_group_json_carries_every_metric_the_monitored_one_first(built: dict[str
     names = list(stats)
     assert names[0] == "val_loss"  # the monitor of these runs
     for key in ("val_balanced_accuracy", "val_macro_f1", "test_balanced_accuracy",
-                "test_macro_f1", "val_accuracy", "test_loss"):
+                "test_macro_f1", "val_accuracy", "test_loss", "train_loss", "gap_accuracy"):
         assert stats[key]["n"] == 2, key
     monitored = group_stats(built["none"])
     assert monitored.rows[0][0] == monitored.monitor == "val_loss"

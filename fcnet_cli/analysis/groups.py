@@ -25,9 +25,10 @@ from fcnet_cli.metrics import REGISTRY
 __all__ = ["GROUP_FILE", "BestSeed", "GroupStats", "best_seed", "group_monitor", "group_stats",
            "is_group_dir", "metric_values", "write_stats"]
 
-# from summary.json "best": every validation metric of the registry, then the gaps
-VAL_KEYS = (*(f"val_{m}" for m in REGISTRY if not m.startswith("gap_")), "gap_accuracy",
-            "gap_loss")
+# from summary.json "best": every validation metric of the registry, the training loss and
+# accuracy (as the run summary shows them), then the gaps
+VAL_KEYS = (*(f"val_{m}" for m in REGISTRY if not m.startswith("gap_")), "train_loss",
+            "train_accuracy", "gap_accuracy", "gap_loss")
 
 
 @dataclass
