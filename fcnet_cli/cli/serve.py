@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from fcnet_cli.serve.model import Model
 
 CheckpointArg = Annotated[Path, typer.Argument(
-    help="Checkpoint directory, or a run directory (its best checkpoint).", show_default=False)]
+    help="Checkpoint directory, a run directory (its best checkpoint), or a seed group (its "
+         "best seed's, by the monitored metric).", show_default=False)]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace an existing output file.")]
 
