@@ -5,6 +5,7 @@ The public Python API; every command is a few lines over it::
     from fcnet_cli import load_experiment, train
     result = train(load_experiment("experiments/digits.yaml"))
     model = load_model(result.run_dir)          # predict / predict_proba, scikit-learn style
+    clf = FCNetClassifier(hidden=[64]).fit(X, y)  # scikit-learn estimators (and FCNetRegressor)
 
 Names are imported on first use so that `import fcnet_cli` (and `fcnet --help`) stays free of
 torch.
@@ -22,6 +23,8 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "FCNetClassifier",
+    "FCNetRegressor",
     "__version__",
     "load_experiment",
     "load_model",
@@ -31,6 +34,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "FCNetClassifier": "fcnet_cli.estimators",
+    "FCNetRegressor": "fcnet_cli.estimators",
     "load_experiment": "fcnet_cli.config",
     "train": "fcnet_cli.engine.train",
     "load_model": "fcnet_cli.serve.model",

@@ -46,7 +46,8 @@ class EpochMetrics:
     lr: float  # learning rate used in this epoch (at its last batch)
     seconds: float  # wall time of the epoch (whole population)
     layers: list[LayerStats] = field(default_factory=list)
-    # further validation metrics: val_balanced_accuracy and val_macro_f1 (classification),
+    # further validation metrics: val_balanced_accuracy and val_macro_f1 (classification;
+    # two classes also val_roc_auc and val_pr_auc of the second class),
     # or val_rmse, val_mae (target units) and val_r2 (regression; accuracies are then NaN)
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -101,6 +102,7 @@ class RunStart:
     n_classes: int  # regression: the number of targets
     task: str = "classification"
     notices: list[str] = field(default_factory=list)  # data notices (e.g. unseen categories)
+    monitor: str = "val_loss"  # the validation metric that picks the best epoch (member 0's)
 
 
 @dataclass
@@ -126,7 +128,9 @@ class EvalResult:
     confusion: list[list[int]]  # rows = true class, columns = predicted
     task: str = "classification"
     # classification: balanced_accuracy, macro_f1, majority_rate (share of the most frequent
-    # class); regression: rmse, mae, r2 (mean over targets, target units), and per target
+    # class); two classes also roc_auc, pr_auc, threshold (when one was given) and, from
+    # `evaluate_checkpoint`, best_threshold / best_threshold_balanced_accuracy on the
+    # validation split; regression: rmse, mae, r2 (mean over targets, target units), and per target
     # rmse_<name> / mae_<name> / r2_<name> plus residual quantiles residual_q05 … residual_q95
     metrics: dict[str, float] = field(default_factory=dict)
     targets: list[str] = field(default_factory=list)  # regression target names

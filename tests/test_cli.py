@@ -108,8 +108,8 @@ def test_validate_explain_shows_values_and_schema(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(path), "--explain"])
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.stdout.splitlines() if "optimizer.momentum" in ln)
-    assert "0.9" in line and "0.0" in line  # value and default
-    assert "value" in result.stdout and "description" in result.stdout
+    assert "= 0.9" in line and "(default 0.0)" in line  # value and default
+    assert f"from {path}:2" in " ".join(result.stdout.split())  # where the value came from
 
 
 def test_schema_lists_every_field() -> None:

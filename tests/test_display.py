@@ -159,16 +159,17 @@ def test_schema_table_lists_fields_with_defaults() -> None:
     text = _text(console)
     assert "optimizer.momentum" in text
     assert "training.early_stopping.patience" in text
-    assert "choice" in text and "rmsprop" in text  # Literal choices are listed, not repr'd
-    assert "Literal[" not in text
+    assert "one of: sgd, adam, adamw, rmsprop" in text  # as a user writes them
+    assert "Literal[" not in text and "Optional" not in text
 
 
 def test_schema_table_with_values() -> None:
     console = _console()
-    rows = [("optimizer.lr", "float", "0.01", "learning rate")]
-    render_schema(console, rows, {"optimizer.lr": "0.5"})
+    rows = [("optimizer.lr", "float > 0", "0.01", "learning rate")]
+    render_schema(console, rows, {"optimizer.lr": "0.5"}, {"optimizer.lr": "x.yaml:3"})
     text = _text(console)
-    assert "value" in text and "0.5" in text and "0.01" in text
+    assert text.splitlines()[0] == "optimizer.lr = 0.5  from x.yaml:3  (default 0.01)"
+    assert "learning rate (float > 0)" in text
 
 
 def test_config_is_printed_verbatim_off_a_terminal() -> None:

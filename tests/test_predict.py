@@ -288,8 +288,9 @@ def test_bad_checkpoints(trained: Trained, tmp_path: Path) -> None:
 def test_argument_conflicts(trained: Trained, tmp_path: Path) -> None:
     ckpt = str(trained.run_dir)
     _usage_error(runner.invoke(app, ["predict", ckpt]), "give a DATA file or --split")
+    # --split --keep reads the source file, which has no id column
     _usage_error(runner.invoke(app, ["predict", ckpt, "--split", "val", "--keep", "id"]),
-                 "--keep needs a DATA file")
+                 "no column(s) id to keep")
     src = tmp_path / "rows.csv"
     trained.frame.write_csv(src)
     _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--keep", "nope"]),

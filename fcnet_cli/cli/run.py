@@ -32,6 +32,10 @@ from fcnet_cli.cli.app import (
 from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 from fcnet_cli.config.schema import Split
 
+ThresholdOpt = Annotated[float | None, typer.Option(
+    "--threshold", metavar="T", show_default=False,
+    help="Binary classifiers: predict the positive (second) class when its probability is "
+         "at least T, 0 < T < 1 (default: the more probable class).")]
 # ---------------------------------------------------------------- train
 
 
@@ -221,8 +225,9 @@ def eval_(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(
         metavar="CHECKPOINT", show_default=False,
-        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), or a run directory for "
-             "its best checkpoint (runs/NAME/latest: the newest run of NAME).")],
+        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), a run directory for "
+             "its best checkpoint (runs/NAME/latest: the newest run of NAME), or a seed group "
+             "for its best seed's (by the monitored metric; or GROUP/seed-N).")],
     split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = "test",
     data: Annotated[Path | None, typer.Option(
         metavar="FILE", show_default=False,
@@ -230,6 +235,7 @@ def eval_(
     target: Annotated[str | None, typer.Option(
         metavar="COL", show_default=False,
         help="Label column of --data (default: the one the model was trained with).")] = None,
+    threshold: ThresholdOpt = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the metrics as JSON instead of tables (with the checkpoint "
                        "path, its epoch and macro averages).")] = False,
@@ -241,17 +247,27 @@ def eval_(
     A split is rebuilt from the training data file, which must still hold the bytes the run
     trained on (its size, time stamp and SHA-256 are in the checkpoint). With --data, on a
     new labelled file: its labels are matched to the class names (a regression model's
-    target columns by name).
+    target columns by name). A binary classifier also gets ROC-AUC and PR-AUC of its
+    positive class (the second class) and, evaluating a split, the threshold that maximizes
+    balanced accuracy on the validation split, to pass to --threshold.
     """
-    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target,
+    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target, threshold,
                                    allow_changed_data))
 
 
 def checkpoint_dir(path: Path) -> Path:
-    """A checkpoint directory, or a run directory's `checkpoints/best` (`latest` resolved)."""
+    """A checkpoint directory, a run directory's `checkpoints/best`, or a seed group's best
+    seed's (by the monitored validation metric; one line on stderr says which); `latest`
+    resolved anywhere in the path."""
     path = _real(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
+    from fcnet_cli.engine.seedpick import best_seed, is_group_dir
+
+    if is_group_dir(path):
+        chosen = best_seed(path)
+        typer.echo(chosen.line(path), err=True)
+        path = chosen.run_dir
     best = path / "checkpoints" / "best"
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
         if not best.is_dir():
@@ -275,19 +291,23 @@ def eval_payload(checkpoint: Path, result: "EvalResult") -> dict[str, Any]:
 
 
 def _eval(checkpoint: Path, split: str, as_json: bool, data: Path | None = None,
-          target: str | None = None, allow_changed_data: bool = False) -> int:
+          target: str | None = None, threshold: float | None = None,
+          allow_changed_data: bool = False) -> int:
     checkpoint = checkpoint_dir(checkpoint)
     if data is not None:
         from fcnet_cli.serve.evaluate import evaluate_file
         from fcnet_cli.serve.model import load_model
 
-        result = evaluate_file(load_model(checkpoint), data, target)
+        model = load_model(checkpoint)
+        model.set_threshold(threshold)
+        result = evaluate_file(model, data, target)
     else:
         if target is not None:
             raise UsageError("--target needs --data")
         from fcnet_cli.engine.evaluate import evaluate_checkpoint
 
-        result = evaluate_checkpoint(checkpoint, split, allow_changed_data=allow_changed_data)
+        result = evaluate_checkpoint(checkpoint, split, threshold,
+                                     allow_changed_data=allow_changed_data)
     if as_json:
         typer.echo(json.dumps(eval_payload(checkpoint, result), indent=2))
     else:

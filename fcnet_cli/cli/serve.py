@@ -1,4 +1,4 @@
-"""`fcnet predict` and `fcnet export`: thin commands over `fcnet_cli.serve`."""
+"""`fcnet predict`, `fcnet splits` and `fcnet export`: thin commands over `fcnet_cli.serve`."""
 
 import sys
 from pathlib import Path
@@ -8,7 +8,7 @@ import typer
 
 from fcnet_cli.cli.app import AllowChangedOpt, DebugOpt, _run, app
 from fcnet_cli.cli.pipes import silence_stdout
-from fcnet_cli.cli.run import checkpoint_dir
+from fcnet_cli.cli.run import ThresholdOpt, checkpoint_dir
 from fcnet_cli.config.schema import ExportFormat, PredictFormat, Split
 from fcnet_cli.errors import UsageError
 
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from fcnet_cli.serve.model import Model
 
 CheckpointArg = Annotated[Path, typer.Argument(
-    help="Checkpoint directory, or a run directory (its best checkpoint).", show_default=False)]
+    help="Checkpoint directory, a run directory (its best checkpoint), or a seed group (its "
+         "best seed's, by the monitored metric).", show_default=False)]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace an existing output file.")]
 
@@ -43,9 +44,11 @@ def predict(
         help="Output file (default: CSV on stdout).")] = None,
     proba: Annotated[bool, typer.Option(
         "--proba", help="Add one proba_<class> column per class.")] = False,
+    threshold: ThresholdOpt = None,
     keep: Annotated[list[str] | None, typer.Option(
         "--keep", metavar="COL", show_default=False,
-        help="Copy an input column (e.g. an id) into the output (repeatable).")] = None,
+        help="Copy an input column (e.g. an id) into the output (repeatable); with --split, "
+             "from the data's source file.")] = None,
     fmt: Annotated[PredictFormat | None, typer.Option(
         "--format", show_default=False,
         help="Output format; default from the -o suffix, else csv.")] = None,
@@ -66,17 +69,18 @@ def predict(
     output is written to a temporary file renamed into place at the end.
     """
     _run(ctx, debug, lambda: _predict(checkpoint, data, out, proba, keep or [], fmt,
-                                      split, batch_size, overwrite, allow_changed_data))
+                                      split, batch_size, overwrite, threshold,
+                                      allow_changed_data))
 
 
 def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
              keep: list[str], fmt: str | None, split: str | None, batch_size: int,
-             overwrite: bool, allow_changed_data: bool = False) -> int:
+             overwrite: bool, threshold: float | None = None,
+             allow_changed_data: bool = False) -> int:
     if (data is None) == (split is None):
         raise UsageError("give a DATA file or --split train|val|test (one of the two)")
-    if split is not None and keep:
-        raise UsageError("--keep needs a DATA file (a split has no extra columns)")
     model = _model(checkpoint)
+    model.set_threshold(threshold)
     from fcnet_cli.serve.predict import predict_file, predict_split
 
     try:
@@ -85,7 +89,7 @@ def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
                                   batch_size=batch_size, overwrite=overwrite, stream=sys.stdout)
         else:
             assert split is not None
-            report = predict_split(model, split, out, proba=proba, fmt=fmt,
+            report = predict_split(model, split, out, proba=proba, fmt=fmt, keep=keep,
                                    batch_size=batch_size, overwrite=overwrite, stream=sys.stdout,
                                    allow_changed_data=allow_changed_data)
     except BrokenPipeError:  # `fcnet predict … | head`: the reader has what it wanted
@@ -100,6 +104,55 @@ def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
         typer.echo(f"note: {report.unseen.message(str(data))}", err=True)
     if report.output is not None:
         typer.echo(f"wrote {report.rows} predictions to {report.output}", err=True)
+    return 0
+
+
+# ---------------------------------------------------------------- splits
+
+
+@app.command()
+def splits(
+    ctx: typer.Context,
+    checkpoint: CheckpointArg,
+    out: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE", show_default=False,
+        help="Output file (default: CSV on stdout).")] = None,
+    keep: Annotated[list[str] | None, typer.Option(
+        "--keep", metavar="COL", show_default=False,
+        help="Copy a column of the source file (e.g. an id) into the output (repeatable).")
+    ] = None,
+    fmt: Annotated[PredictFormat | None, typer.Option(
+        "--format", show_default=False,
+        help="Output format; default from the -o suffix, else csv.")] = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List which rows of the run's data went to train, validation and test.
+
+    One line per data row: split, row (1 = the first data row, as fcnet's messages count
+    rows) and the --keep columns; train rows first, then val, then test, each in the order
+    eval --split and predict --split use. The split is rebuilt from the run's stored config
+    (data.split_seed, the fractions), so the source file must still be there.
+    """
+    _run(ctx, debug, lambda: _splits(checkpoint, out, keep or [], fmt, overwrite))
+
+
+def _splits(checkpoint: Path, out: Path | None, keep: list[str], fmt: str | None,
+            overwrite: bool) -> int:
+    model = _model(checkpoint)
+    from fcnet_cli.serve.splits import split_table, write_splits
+
+    frame = split_table(model, keep)
+    try:
+        write_splits(frame, out, fmt, overwrite, stream=sys.stdout)
+    except BrokenPipeError:  # `fcnet splits … | head`
+        silence_stdout()
+        return 0
+    if out is not None:
+        counts = frame.get_column("split").value_counts(sort=False)
+        n = dict(zip(counts["split"].to_list(), counts["count"].to_list(), strict=True))
+        typer.echo(f"wrote {out}: {n.get('train', 0)} train, {n.get('val', 0)} val, "
+                   f"{n.get('test', 0)} test rows", err=True)
     return 0
 
 

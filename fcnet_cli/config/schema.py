@@ -11,6 +11,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from fcnet_cli import metrics as registry
+
 __all__ = [
     "CLASSIFICATION_METRICS",
     "FILE_DATASETS",
@@ -60,12 +62,13 @@ Missing = Literal["error", "mean", "median", "most_frequent"]
 UnknownCategories = Literal["ignore", "error"]
 MissingTarget = Literal["error", "drop"]
 LossName = Literal["cross_entropy", "mse", "huber", "l1"]
-# validation metrics an epoch reports; classification ones and regression ones (original units)
+# validation metrics an epoch reports; classification ones (ROC-AUC and PR-AUC: binary
+# tasks only) and regression ones (original units)
 Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1",
-                  "val_rmse", "val_mae", "val_r2"]
-CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1")
+                  "val_roc_auc", "val_pr_auc", "val_rmse", "val_mae", "val_r2"]
+CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1",
+                          "val_roc_auc", "val_pr_auc")
 REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2")
-MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
 LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
@@ -82,6 +85,8 @@ TABLE_DATASETS = ("csv", "parquet")
 REGRESSION_DATASETS = ("diabetes",)
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
 METRICS: tuple[str, ...] = get_args(Monitor)
+# the monitorable metrics a larger value of which is better (from the metric registry)
+MAXIMIZED = tuple(m for m in METRICS if registry.metric_mode(m) == "max")
 SPLITS: tuple[str, ...] = get_args(Split)
 # Upper bounds on counts: far beyond any real run, low enough that a typo (10^24 epochs) or a
 # hostile file is refused at validation instead of overflowing torch or running forever.
@@ -93,8 +98,9 @@ MAX_BATCH = 1 << 24
 
 
 def metric_mode(metric: str) -> Literal["min", "max"]:
-    """Whether a larger value of a validation metric is better ("max") or a smaller one."""
-    return "max" if metric in MAXIMIZED else "min"
+    """Whether a larger value of a validation metric is better ("max") or a smaller one
+    (`fcnet_cli.metrics`, the one registry)."""
+    return registry.metric_mode(metric)
 
 
 class _Strict(BaseModel):
@@ -340,7 +346,9 @@ class SchedulerConfig(_Strict):
 
 
 class EarlyStoppingConfig(_Strict):
-    monitor: Monitor = Field("val_loss", description="validation metric watched")
+    monitor: Monitor = Field(
+        "val_loss", description="validation metric watched (it also picks the best "
+                                "checkpoint); val_roc_auc and val_pr_auc: binary tasks only")
     patience: int | None = Field(None, gt=0, le=MAX_COUNT,
                                  description="epochs without improvement before "
                                              "stopping (null = off)")
@@ -452,7 +460,10 @@ class Experiment(_Strict):
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:
-    """Every field as (dotted path, type, default, description)."""
+    """Every field as (dotted path, type, default, description), type and default as a
+    user writes them (`typetext`): ``int ≥ 1``, ``one of: sgd, adam``, ``null``."""
+    from fcnet_cli.config.typetext import type_text, value_text
+
     rows: list[tuple[str, str, str, str]] = []
 
     def walk(model: type[BaseModel], prefix: str) -> None:
@@ -463,9 +474,7 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
                 walk(ann, path + ".")
                 continue
             default = f.get_default(call_default_factory=True)
-            tname = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
-            rows.append((path, tname, "null" if default is None else repr(default),
-                         f.description or ""))
+            rows.append((path, type_text(f), value_text(default), f.description or ""))
 
     walk(Experiment, "")
     return rows

@@ -13,8 +13,9 @@ from fcnet_cli.display.base import (
     render_config,
     render_errors,
     render_importances,
-    render_schema,
 )
+from fcnet_cli.display.data import render_data_summary
+from fcnet_cli.display.schema import render_schema
 from fcnet_cli.display.seeds import render_group_summary, render_lr_find
 from fcnet_cli.display.sweep import SweepDisplay, leaderboard_table, render_leaderboard
 from fcnet_cli.display.train import (
@@ -33,6 +34,7 @@ __all__ = [
     "make_console",
     "render_comparison",
     "render_config",
+    "render_data_summary",
     "render_errors",
     "render_importances",
     "render_leaderboard",

@@ -42,40 +42,6 @@ def _kv_grid(pairs: Iterable[tuple[str, str]]) -> Table:
     return grid
 
 
-def _schema_type(type_: str, description: str) -> tuple[str, str]:
-    """Literal['a', 'b'] -> ("choice", "...; one of: a, b"): keeps the type column narrow."""
-    if not type_.startswith("Literal["):
-        return type_, description
-    choices = ", ".join(c.strip().strip("'\"") for c in type_[8:-1].split(","))
-    return "choice", f"{description}; one of: {choices}" if description else f"one of: {choices}"
-
-
-def render_schema(console: Console, rows: Sequence[tuple[str, str, str, str]],
-                  values: dict[str, str] | None = None,
-                  sources: dict[str, str] | None = None) -> None:
-    """The config schema: one row per field. `values` adds a column with a config's values,
-    `sources` one with where each value came from."""
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
-    table.add_column("field", no_wrap=True)
-    table.add_column("type", overflow="fold", max_width=12)
-    if values is not None:
-        table.add_column("value", overflow="fold", max_width=24)
-    if sources is not None:
-        table.add_column("from", overflow="fold", max_width=40)
-    table.add_column("default", overflow="fold", max_width=14)
-    table.add_column("description", overflow="fold", min_width=20)
-    for path, type_, default, description in rows:
-        shown_type, description = _schema_type(type_, description)
-        cells = [Text(path), Text(shown_type)]
-        if values is not None:
-            value = values.get(path, "")
-            cells.append(Text(value, style="bold" if value != default else ""))
-        if sources is not None:
-            cells.append(Text(sources.get(path, "")))
-        table.add_row(*cells, Text(default), Text(description))
-    console.print(table)
-
-
 def render_config(console: Console, yaml_text: str) -> None:
     """A resolved config: highlighted on a terminal, verbatim (valid YAML) otherwise."""
     if is_terminal(console):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.console import Console, Group, RenderableType
@@ -16,6 +17,7 @@ from fcnet_cli.display.base import (
     _num,
 )
 from fcnet_cli.display.fit import Col, fit_table
+from fcnet_cli.display.wrap import print_wrapped, wrap_parts
 from fcnet_cli.events import (
     BatchProgress,
     Callback,
@@ -24,16 +26,29 @@ from fcnet_cli.events import (
     RunResult,
     RunStart,
 )
+from fcnet_cli.metrics import label
 
 
-def _epoch_cells(m: EpochMetrics, epochs: int) -> list[str]:
+def _epoch_cells(m: EpochMetrics, epochs: int, extra: str | None = None) -> list[str]:
+    """The cells of one epoch row; `extra` (the monitored metric when the table has no column
+    of its own for it) comes last."""
     if "val_rmse" in m.metrics:
-        return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.metrics["val_r2"]),
-                _num(m.val_loss), _num(m.metrics["val_rmse"], ".4g"), _num(m.gap_loss, "+.4f"),
-                _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
-    return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.train_accuracy),
-            _num(m.val_loss), _num(m.val_accuracy), _num(m.gap_accuracy, "+.4f"),
-            _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
+        cells = [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.metrics["val_r2"]),
+                 _num(m.val_loss), _num(m.metrics["val_rmse"], ".4g"),
+                 _num(m.gap_loss, "+.4f"), _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
+    else:
+        cells = [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.train_accuracy),
+                 _num(m.val_loss), _num(m.val_accuracy), _num(m.gap_accuracy, "+.4f"),
+                 _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
+    return cells + ([_num(m.value(extra))] if extra else [])
+
+
+def monitored_column(monitor: str, task: str) -> str | None:
+    """The monitored metric when the epoch table has no column for it (balanced accuracy,
+    macro F1, MAE), else None: the table always shows what picks the best epoch."""
+    shown = ("val_loss", "val_r2", "val_rmse") if task == "regression" else (
+        "val_loss", "val_accuracy")
+    return None if monitor in shown else monitor
 
 
 def _start_line(start: RunStart) -> Text:
@@ -43,8 +58,7 @@ def _start_line(start: RunStart) -> Text:
     line = (f"training {who} on {start.device}: {start.n_train} train / {start.n_val} val / "
             f"{start.n_test} test, {start.n_features} features, {_outputs(start)}, "
             f"{start.epochs} epochs{resumed}")
-    notes = "".join(f"\n{n}" for n in start.notices)
-    return Text(line + (f"\nrun directory: {where}" if where else "") + notes)
+    return Text(line + (f"\nrun directory: {where}" if where else ""))
 
 
 def _outputs(start: RunStart) -> str:
@@ -67,6 +81,7 @@ class LiveTrainDisplay(Callback):
         self._names: list[str] = []
         self._epochs = 0
         self._regression = False
+        self._extra: str | None = None  # the monitored metric's own column
         self._ended: set[int] = set()
         self._final = False
         self._live: Live | None = None
@@ -87,7 +102,10 @@ class LiveTrainDisplay(Callback):
         self._rows, self._ended, self._final = [], set(), False
         self._names, self._epochs = list(start.names), start.epochs
         self._regression = start.task == "regression"
+        self._extra = monitored_column(start.monitor, start.task)
         self.console.print(_start_line(start))
+        for note in start.notices:
+            print_wrapped(self.console, note)
         self._progress.reset(self._task, total=start.batches_per_epoch, completed=0,
                              description=f"epoch {start.start_epoch + 1}/{start.epochs}",
                              visible=True)
@@ -106,7 +124,8 @@ class LiveTrainDisplay(Callback):
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         for i, m in enumerate(metrics):
             name = self._names[m.member] if m.member < len(self._names) else str(m.member)
-            self._rows.append((name, _epoch_cells(m, self._epochs), i == len(metrics) - 1))
+            self._rows.append((name, _epoch_cells(m, self._epochs, self._extra),
+                               i == len(metrics) - 1))
         if metrics:
             nxt = metrics[0].epoch + 1
             if nxt <= self._epochs:
@@ -144,7 +163,7 @@ class LiveTrainDisplay(Callback):
         if hidden:
             notes.append(f"{hidden} earlier rows not shown (all are in metrics.csv)")
         many = len(self._names) > 1
-        cols = epoch_columns([cells for _, cells, _ in rows], self._regression)
+        cols = epoch_columns([cells for _, cells, _ in rows], self._regression, self._extra)
         if many:
             # Populations: the epoch number on the first member's row only.
             firsts = [i == 0 or rows[i - 1][2] for i in range(len(rows))]
@@ -164,10 +183,15 @@ _REGRESSION_HEADERS = (("ep", 0), ("loss", 1), ("val r2", 3), ("val loss", 0), (
                        ("gap", 2), ("lr", 4), ("time", 5))
 
 
-def epoch_columns(rows: list[list[str]], regression: bool = False) -> list[Col]:
-    """The epoch table's columns from `_epoch_cells` rows."""
+def epoch_columns(rows: list[list[str]], regression: bool = False,
+                  extra: str | None = None) -> list[Col]:
+    """The epoch table's columns from `_epoch_cells` rows; the monitored metric's column
+    (`extra`), when there is one, after the validation columns and never left out."""
     heads = _REGRESSION_HEADERS if regression else _EPOCH_HEADERS
-    return [Col(head, [r[i] for r in rows], priority=p) for i, (head, p) in enumerate(heads)]
+    cols = [Col(head, [r[i] for r in rows], priority=p) for i, (head, p) in enumerate(heads)]
+    if extra is not None:
+        cols.insert(5, Col(label(extra), [r[len(heads)] for r in rows], priority=0))
+    return cols
 
 
 class PlainTrainDisplay(Callback):
@@ -177,6 +201,7 @@ class PlainTrainDisplay(Callback):
         self.console = console
         self._names: list[str] = []
         self._epochs = 0
+        self._extra: str | None = None
 
     def _line(self, text: str | Text) -> None:
         self.console.print(text if isinstance(text, Text) else Text(text), soft_wrap=True)
@@ -184,18 +209,23 @@ class PlainTrainDisplay(Callback):
 
     def on_run_start(self, start: RunStart) -> None:
         self._names, self._epochs = list(start.names), start.epochs
+        self._extra = monitored_column(start.monitor, start.task)
         self._line(_start_line(start))
+        for note in start.notices:
+            print_wrapped(self.console, note)
 
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         for m in metrics:
-            c = _epoch_cells(m, self._epochs)
+            c = _epoch_cells(m, self._epochs, self._extra)
             who = f"{self._names[m.member]}  " if len(self._names) > 1 else ""
+            more = f"  {self._extra} {c[8]}" if self._extra else ""
             if "val_rmse" in m.metrics:
                 self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  val_loss {c[3]}  "
-                           f"val_rmse {c[4]}  val_r2 {c[2]}  gap {c[5]}  lr {c[6]}  {c[7]}")
+                           f"val_rmse {c[4]}  val_r2 {c[2]}{more}  gap {c[5]}  lr {c[6]}  "
+                           f"{c[7]}")
                 continue
             self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  train_acc {c[2]}  "
-                       f"val_loss {c[3]}  val_acc {c[4]}  gap {c[5]}  lr {c[6]}  {c[7]}")
+                       f"val_loss {c[3]}  val_acc {c[4]}{more}  gap {c[5]}  lr {c[6]}  {c[7]}")
 
     def on_member_end(self, member: int, result: RunResult) -> None:
         if len(self._names) > 1 and result.status != "completed":
@@ -209,47 +239,70 @@ class PlainTrainDisplay(Callback):
 def render_run_summary(console: Console, result: RunResult) -> None:
     """Status, best epoch with its validation metrics, test metrics, run directory."""
     status = result.status + (f" ({result.reason})" if result.reason else "")
-    pairs = [("run", result.name), ("status", status)]
+    pairs: list[tuple[str, str | list[str]]] = [("run", result.name), ("status", status)]
     best = result.best
     if best is not None and "val_rmse" in best.metrics:
         b = best.metrics
         pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
-                  ("val", f"loss {best.val_loss:.4f}  rmse {b['val_rmse']:.4g}  "
-                          f"mae {b['val_mae']:.4g}  r2 {b['val_r2']:.4f}"),
-                  ("train", f"loss {best.train_loss:.4f}  gap {best.gap_loss:+.4f}")]
+                  ("val", [f"loss {best.val_loss:.4f}", f"rmse {b['val_rmse']:.4g}",
+                           f"mae {b['val_mae']:.4g}", f"r2 {b['val_r2']:.4f}"]),
+                  ("train", [f"loss {best.train_loss:.4f}", f"gap {best.gap_loss:+.4f}"])]
     elif best is not None:
         pairs += [("best epoch", f"{best.epoch} (by {result.monitor})"),
-                  ("val", f"loss {best.val_loss:.4f}  accuracy {best.val_accuracy:.4f}"
-                          f"{_balanced(best.metrics, 'val_')}"),
-                  ("train", f"loss {best.train_loss:.4f}  accuracy {best.train_accuracy:.4f}"
-                            f"  gap {best.gap_accuracy:+.4f}")]
+                  ("val", [f"loss {best.val_loss:.4f}", f"accuracy {best.val_accuracy:.4f}",
+                           *_val_parts(best.metrics)]),
+                  ("train", [f"loss {best.train_loss:.4f}",
+                             f"accuracy {best.train_accuracy:.4f}",
+                             f"gap {best.gap_accuracy:+.4f}"])]
     else:
         pairs.append(("best epoch", "none (no epoch completed)"))
     if result.test is not None:
-        pairs.append(("test", _eval_line(result.test)))
+        pairs.append(("test", _eval_parts(result.test)))
     pairs.append(("time", f"{result.seconds:.1f}s"))
     if result.run_dir:
         pairs.append(("run directory", result.run_dir))
-    console.print(_kv_grid(pairs))
+    # whole parts per line: "(n = 86)" never breaks across lines
+    room = console.width - len("run directory") - 2
+    console.print(_kv_grid([(k, v if isinstance(v, str) else "\n".join(
+        wrap_parts(v, room, indent=""))) for k, v in pairs]))
     for note in result.notices:
-        console.print(Text(note, style="yellow"), soft_wrap=True)
+        print_wrapped(console, note, style="yellow")
 
 
-def _balanced(metrics: dict[str, float], prefix: str = "") -> str:
-    if f"{prefix}balanced_accuracy" not in metrics:
-        return ""
-    return (f"  balanced acc {metrics[f'{prefix}balanced_accuracy']:.4f}  "
-            f"macro F1 {metrics[f'{prefix}macro_f1']:.4f}")
+def _val_parts(metrics: dict[str, float]) -> list[str]:
+    """An epoch's further classification metrics (`EpochMetrics.metrics`), one part each."""
+    names = (("val_balanced_accuracy", "balanced acc"), ("val_macro_f1", "macro F1"),
+             ("val_roc_auc", "ROC-AUC"), ("val_pr_auc", "PR-AUC"))
+    return [f"{label} {metrics[k]:.4f}" for k, label in names if k in metrics]
 
 
-def _eval_line(t: EvalResult) -> str:
-    """Loss and the headline metrics of one split."""
+def _eval_parts(t: EvalResult) -> list[str]:
+    """Loss and the headline metrics of one split, one unbreakable part each."""
+    m, nan = t.metrics, float("nan")
     if t.task == "regression":
-        m = t.metrics
-        return (f"loss {t.loss:.4f}  rmse {m.get('rmse', float('nan')):.4g}  "
-                f"mae {m.get('mae', float('nan')):.4g}  r2 {m.get('r2', float('nan')):.4f}  "
-                f"(n = {t.n})")
-    return f"loss {t.loss:.4f}  accuracy {t.accuracy:.4f}{_balanced(t.metrics)}  (n = {t.n})"
+        return [f"loss {t.loss:.4f}", f"rmse {m.get('rmse', nan):.4g}",
+                f"mae {m.get('mae', nan):.4g}", f"r2 {m.get('r2', nan):.4f}", f"(n = {t.n})"]
+    parts = [f"loss {t.loss:.4f}", f"accuracy {t.accuracy:.4f}"]
+    if "balanced_accuracy" in m:
+        parts += [f"balanced acc {m['balanced_accuracy']:.4f}", f"macro F1 {m['macro_f1']:.4f}"]
+    if "roc_auc" in m:
+        parts += [f"ROC-AUC {m['roc_auc']:.4f}", f"PR-AUC {m['pr_auc']:.4f}"]
+    return parts + [f"(n = {t.n})"]
+
+
+def _threshold_parts(t: EvalResult) -> list[str]:
+    """Binary: the threshold used, and the one that maximizes validation balanced accuracy."""
+    m, lines = t.metrics, []
+    positive = t.classes[1] if len(t.classes) == 2 else "1"
+    if "threshold" in m:
+        lines.append(f"predicted '{positive}' when its probability is at least "
+                     f"{m['threshold']:g} (--threshold)")
+    best = m.get("best_threshold", math.nan)
+    if not math.isnan(best):
+        lines.append(f"validation split: balanced accuracy is highest, "
+                     f"{m['best_threshold_balanced_accuracy']:.4f}, at --threshold "
+                     f"{best:.4g} (probability of '{positive}')")
+    return lines
 
 
 def _class_label(i: int, name: str) -> str:
@@ -260,8 +313,10 @@ def render_eval(console: Console, result: EvalResult) -> None:
     """Loss and accuracy, a per-class precision/recall/F1/support table, the confusion matrix;
     for regression the metrics per target and a residual summary."""
     for note in result.notices:
-        console.print(Text(note, style="yellow"), soft_wrap=True)
-    console.print(Text(f"split {result.split}: {result.n} examples  {_eval_line(result)}"))
+        print_wrapped(console, note, style="yellow")
+    print_wrapped(console, [f"split {result.split}: {result.n} examples", *_eval_parts(result)])
+    for line in _threshold_parts(result):
+        print_wrapped(console, line)
     if result.task == "regression":
         _render_regression(console, result)
         return

@@ -48,8 +48,9 @@ from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, RunError
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
-           "atomic_write_text", "clean_stale", "load_checkpoint", "load_train_state",
-           "new_run_dir", "save_checkpoint"]
+           "atomic_write_text", "checkpoint_files", "checkpoint_from_files", "clean_stale",
+           "load_checkpoint", "load_train_state", "new_run_dir", "save_checkpoint",
+           "write_checkpoint_files"]
 
 WEIGHTS, META, TRAIN_STATE, MANIFEST = (
     "model.safetensors", "meta.json", "train_state.pt", "manifest.json")
@@ -192,6 +193,10 @@ def _checkpoint_dir(path: Path) -> Path:
         return path
     if (path / "checkpoints" / "best").is_dir():
         return path / "checkpoints" / "best"
+    if (path / "group.json").is_file():
+        raise CheckpointError(f"{path}: a seed group, not one checkpoint: give one of its seeds "
+                              f"({path.name}/seed-N), or the group to fcnet eval, predict, "
+                              "export or load_model (they use its best seed)")
     raise CheckpointError(f"{path}: no checkpoint in this directory "
                           f"(expected {WEIGHTS} and {META}, or checkpoints/best)")
 
@@ -215,7 +220,10 @@ def _read_limited(path: Path, limit: int, shown: Path) -> bytes:
 
 def _read_meta(real: Path, ckpt: Path) -> dict:
     path = ckpt / META
-    raw = _read_limited(real / META, MAX_META_BYTES, path)
+    return _parse_meta(_read_limited(real / META, MAX_META_BYTES, path), path)
+
+
+def _parse_meta(raw: bytes, path: Path) -> dict:
     try:
         meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
@@ -301,8 +309,13 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     ckpt = _checkpoint_dir(Path(path))
     real = ckpt.resolve()  # read both files from one directory even if `best` is re-pointed
     meta = _read_meta(real, ckpt)
+    data = _read_limited(real / WEIGHTS, MAX_WEIGHTS_BYTES, ckpt / WEIGHTS)
+    return _verified(ckpt, real, meta, data)
+
+
+def _verified(ckpt: Path, real: Path, meta: dict, data: bytes) -> LoadedCheckpoint:
+    """The weights `data` parsed, checked against meta.json's hash and layout."""
     weights = ckpt / WEIGHTS
-    data = _read_limited(real / WEIGHTS, MAX_WEIGHTS_BYTES, weights)
     if not data:
         raise CheckpointError(f"{weights}: empty file (0 bytes)")
     try:
@@ -313,6 +326,43 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     _verify_hash(weights, data, meta, real)
     _check_layout(weights, meta, state_dict)
     return LoadedCheckpoint(dir=ckpt, state_dict=state_dict, meta=meta)
+
+
+def checkpoint_files(path: Path) -> dict[str, bytes]:
+    """The verified weights and meta.json of a checkpoint (or run directory), as bytes."""
+    ckpt = _checkpoint_dir(Path(path))
+    real = ckpt.resolve()
+    out = {name: _read_limited(real / name, limit, ckpt / name)
+           for name, limit in ((META, MAX_META_BYTES), (WEIGHTS, MAX_WEIGHTS_BYTES))}
+    _verified(ckpt, real, _parse_meta(out[META], ckpt / META), out[WEIGHTS])
+    return out
+
+
+def checkpoint_from_files(files: dict[str, bytes], where: Path) -> LoadedCheckpoint:
+    """A checkpoint held in memory (`checkpoint_files`), with every check `load_checkpoint`
+    makes; `where` names it in messages."""
+    for name, limit in ((META, MAX_META_BYTES), (WEIGHTS, MAX_WEIGHTS_BYTES)):
+        data = files.get(name)
+        if not isinstance(data, bytes):
+            raise CheckpointError(f"{where / name}: missing")
+        if len(data) > limit:
+            raise CheckpointError(f"{where / name}: implausibly large ({len(data)} bytes, "
+                                  f"limit {limit}); refusing to read it")
+    meta = _parse_meta(files[META], where / META)
+    return _verified(where, where, meta, files[WEIGHTS])
+
+
+def write_checkpoint_files(path: Path, files: dict[str, bytes]) -> Path:
+    """Write a checkpoint directory from `checkpoint_files` (created if missing; each file
+    replaced atomically, the weights first). Raises RunError."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create {path}: {cause(e)}") from None
+    for name in (WEIGHTS, META):  # meta.json last: it holds the hash of the weights
+        atomic_write_bytes(path / name, files[name])
+    return path
 
 
 def load_train_state(ckpt_dir: Path) -> dict:

@@ -48,10 +48,12 @@ from fcnet_cli.engine.tables import (
 )
 from fcnet_cli.errors import DataError
 
-__all__ = ["DataSplits", "Normalization", "Preprocessing", "load_data"]
+__all__ = ["IN_MEMORY", "DataSplits", "Normalization", "Preprocessing", "load_data",
+           "load_frame"]
 
 _SKLEARN = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
             "breast_cancer": "load_breast_cancer", "diabetes": "load_diabetes"}
+IN_MEMORY = "<in-memory table>"  # data.path of a model fitted on a table `load_frame` was given
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",
                 "cifar10": "CIFAR10"}
 
@@ -178,9 +180,41 @@ def _load(cfg: DataConfig, normalization: Normalization | None, task: str | None
 def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | None
                      ) -> DataSplits:
     """CSV/Parquet: columns by name, preprocessing fitted on the training rows."""
-    frame = read_table(cfg.path or "", cfg.dataset,  # type: ignore[arg-type]
-                       cfg.separator, cfg.decimal_comma)
+    if cfg.path == IN_MEMORY:
+        raise DataError("the model was trained on a table in memory (fit from Python), which "
+                        "cannot be read again: give a data file (eval --data FILE, predict "
+                        "FILE)")
     source, lines = str(Path(cfg.path or "").expanduser()), cfg.dataset == "csv"
+    table = [read_table(cfg.path or "", cfg.dataset,  # type: ignore[arg-type]
+                        cfg.separator, cfg.decimal_comma)]
+    return _table_splits(table, cfg, task, prep, source, lines)
+
+
+def load_frame(frame: pl.DataFrame, cfg: DataConfig, *, task: str | None = None,
+               preprocessing: Preprocessing | None = None, source: str = "data frame",
+               lines: bool = False) -> DataSplits:
+    """A table already in memory, split and preprocessed exactly as a CSV/Parquet file is.
+
+    Args:
+        frame: the feature and target columns, named as ``cfg`` names them (``data.path``
+            and ``data.dataset`` are not read).
+        cfg: the ``data`` section: target, features, drop, categorical, missing, splits.
+        task: the experiment's ``task`` (None: classification, unless the target says no).
+        preprocessing: used instead of fitting a new one (e.g. from a checkpoint).
+        source: names the table in error messages.
+        lines: a CSV file: messages give the line of a row as well.
+
+    Raises:
+        DataError: missing columns, bad cells, or too few rows to split.
+    """
+    return _table_splits([frame], cfg, task, preprocessing, source, lines)
+
+
+def _table_splits(table: list[pl.DataFrame], cfg: DataConfig, task: str | None,
+                  prep: Preprocessing | None, source: str, lines: bool) -> DataSplits:
+    """Split and preprocess `table[0]`; the list hands over the caller's reference, so a table
+    read from a file is released before the tensors are built."""
+    frame = table.pop()
     features, targets = (select_columns(frame, cfg, source) if prep is None
                          else ([], list(prep.target.columns)))
     rows = frame.height

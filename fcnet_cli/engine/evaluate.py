@@ -1,4 +1,8 @@
-"""Metrics of a model on one split: loss, accuracy, per-class precision/recall/F1, confusion."""
+"""Metrics of a model on one split: loss, accuracy, per-class precision/recall/F1, confusion.
+
+Which way each metric is better, its bounds and its display name are the metric registry's
+(`fcnet_cli.metrics`, re-exported here): a leaf module, so that reports read it without torch.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,21 @@ from fcnet_cli.engine.data import DataSplits, Normalization, Preprocessing, load
 from fcnet_cli.engine.lineage import check_lineage
 from fcnet_cli.engine.losses import MemberLoss, class_weight_table, classification_metrics
 from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.ranking import (
+    average_precision,
+    best_threshold,
+    check_threshold,
+    margin_threshold,
+    roc_auc,
+)
 from fcnet_cli.engine.tables import Target
 from fcnet_cli.errors import CheckpointError, DataError, UsageError
 from fcnet_cli.events import EvalResult
+from fcnet_cli.metrics import REGISTRY, MetricInfo, metric_info, metric_mode
 
-__all__ = ["evaluate", "evaluate_checkpoint", "evaluate_regression", "evaluate_split",
-           "majority_notice", "require_rows"]
+__all__ = ["REGISTRY", "MetricInfo", "evaluate", "evaluate_checkpoint", "evaluate_regression",
+           "evaluate_split", "majority_notice", "metric_info", "metric_mode", "require_rows",
+           "validation_threshold"]
 
 
 def _model_device(model: nn.Module) -> torch.device | None:
@@ -60,7 +73,8 @@ def majority_notice(accuracy: float, y: torch.Tensor, classes: list[str], split:
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[str],
              split: str, label_smoothing: float = 0.0, batch_size: int = 8192,
-             class_weights: torch.Tensor | None = None) -> EvalResult:
+             class_weights: torch.Tensor | None = None,
+             threshold: float | None = None) -> EvalResult:
     """Evaluate a classifier on one split, in eval mode and without gradients.
 
     Args:
@@ -70,6 +84,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[s
         split: the split's name, recorded in the result.
         label_smoothing, class_weights: as in `nn.CrossEntropyLoss`; the loss is its mean.
         batch_size: rows per forward pass.
+        threshold: binary only: predict the positive class (``classes[1]``) when its
+            probability is at least this (default: the more probable class).
 
     Returns:
         EvalResult; precision/recall/F1 are 0 where undefined (no predictions / no examples),
@@ -86,7 +102,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[s
     loss_sum = F.cross_entropy(logits.float(), truth, weight=w, reduction="sum",
                                label_smoothing=label_smoothing).double() if n else 0.0
     denom = float(w[truth].sum()) if w is not None and n else n
-    pred = logits.argmax(-1) if n else truth
+    pred = _decide(logits, threshold) if n else truth
     # confusion[i, j] = #examples of true class i predicted as j: one bincount over i·C + j
     confusion = torch.bincount(truth * c + pred, minlength=c * c).reshape(c, c).cpu()
     tp = confusion.diag().double()  # (C,)
@@ -104,8 +120,39 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[s
         precision=precision.tolist(), recall=recall.tolist(), f1=f1.tolist(),
         support=support.tolist(), confusion=confusion.tolist(),
         metrics={"balanced_accuracy": float(summary["val_balanced_accuracy"][0]),
-                 "macro_f1": float(summary["val_macro_f1"][0]), "majority_rate": rate},
+                 "macro_f1": float(summary["val_macro_f1"][0]), "majority_rate": rate,
+                 **_binary_metrics(logits, truth, c, threshold)},
         notices=notices)
+
+
+def _decide(logits: torch.Tensor, threshold: float | None) -> torch.Tensor:
+    """Predicted class per row (N,): the most probable one, or with a binary `threshold`
+    the positive class when its probability is at least `threshold`."""
+    if threshold is None:
+        return logits.argmax(-1)
+    check_threshold(threshold, [str(i) for i in range(logits.shape[-1])])
+    return (logits[:, 1] - logits[:, 0] >= margin_threshold(threshold)).long()
+
+
+def _binary_metrics(logits: torch.Tensor, truth: torch.Tensor, c: int,
+                    threshold: float | None) -> dict[str, float]:
+    """Two classes: ROC-AUC and PR-AUC of the positive class (and the threshold used)."""
+    if c != 2 or not len(truth):
+        return {}
+    margin, positive = (logits[:, 1] - logits[:, 0]).float(), truth == 1
+    out = {"roc_auc": float(roc_auc(margin, positive)),
+           "pr_auc": float(average_precision(margin, positive))}
+    return out if threshold is None else {**out, "threshold": threshold}
+
+
+def validation_threshold(model: nn.Module, data: DataSplits) -> dict[str, float]:
+    """Binary: the probability threshold that maximizes balanced accuracy on the validation
+    split (``best_threshold``) and that balanced accuracy; empty otherwise."""
+    if data.task != "classification" or data.n_classes != 2 or not len(data.y_val):
+        return {}
+    logits = _outputs(model, data.x_val, 8192).float()
+    t, balanced = best_threshold(logits[:, 1] - logits[:, 0], data.y_val.to(logits.device) == 1)
+    return {"best_threshold": t, "best_threshold_balanced_accuracy": balanced}
 
 
 def evaluate_regression(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: Target,
@@ -176,9 +223,10 @@ def _load_splits(exp: Experiment, meta: dict, in_features: int, where: Path) -> 
         raise
 
 
-def evaluate_split(model: nn.Module, exp: Experiment, data: DataSplits, split: str
-                   ) -> EvalResult:
-    """Evaluate `model` (trained by `exp`) on one split of `data`, with the run's loss."""
+def evaluate_split(model: nn.Module, exp: Experiment, data: DataSplits, split: str,
+                   threshold: float | None = None) -> EvalResult:
+    """Evaluate `model` (trained by `exp`) on one split of `data`, with the run's loss;
+    `threshold` as in `evaluate`."""
     x, y = data.split(split)
     if data.task == "regression":
         delta = torch.tensor([exp.loss.huber_delta])
@@ -186,7 +234,7 @@ def evaluate_split(model: nn.Module, exp: Experiment, data: DataSplits, split: s
                                    MemberLoss(exp.loss_name, delta=delta))
     weights = class_weight_table([exp], data.y_train, data.n_classes, torch.device("cpu"))
     return evaluate(model, x, y, data.classes, split, label_smoothing=exp.loss.label_smoothing,
-                    class_weights=None if weights is None else weights[0])
+                    class_weights=None if weights is None else weights[0], threshold=threshold)
 
 
 def require_rows(data: DataSplits, split: str) -> None:
@@ -199,9 +247,12 @@ def require_rows(data: DataSplits, split: str) -> None:
     raise UsageError(f"the {split} split has no rows; use another split or --data FILE")
 
 
-def evaluate_checkpoint(path: Path, split: str = "test", *, allow_changed_data: bool = False
-                        ) -> EvalResult:
+def evaluate_checkpoint(path: Path, split: str = "test", threshold: float | None = None, *,
+                        allow_changed_data: bool = False) -> EvalResult:
     """Load a checkpoint, rebuild its data with the stored preprocessing, evaluate one split.
+
+    A binary classifier's result also holds the threshold that maximizes balanced accuracy
+    on the validation split (`validation_threshold`); `threshold` as in `evaluate`.
 
     Works from any working directory: the stored config holds absolute data paths. The data
     file must still hold the bytes the run trained on (`engine.lineage`); with
@@ -232,6 +283,9 @@ def evaluate_checkpoint(path: Path, split: str = "test", *, allow_changed_data: 
         model = build_mlp(exp.model, in_features, n_outputs)
     require_rows(splits, split)
     model.load_state_dict(ckpt.state_dict, assign=True)
-    result = evaluate_split(model, exp, splits, split)
+    if threshold is not None:
+        check_threshold(threshold, splits.classes)
+    result = evaluate_split(model, exp, splits, split, threshold)
+    result.metrics.update(validation_threshold(model, splits))
     result.notices = lineage_notices + list(splits.notices) + result.notices
     return result

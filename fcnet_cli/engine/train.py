@@ -32,6 +32,12 @@ from fcnet_cli.engine.members import Member, new_member
 from fcnet_cli.engine.memory import check_memory
 from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
 from fcnet_cli.engine.population import Population, member_hparams
+from fcnet_cli.engine.ranking import (
+    average_precision,
+    check_binary_monitors,
+    roc_auc,
+    watched_metrics,
+)
 from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
@@ -57,11 +63,16 @@ def pick_device(name: str) -> torch.device:
 
 
 def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToken | None = None,
-          resume: Path | None = None) -> RunResult:
+          resume: Path | None = None, data: DataSplits | None = None,
+          run_dir: Path | None = None, eager_checkpoints: bool = True) -> RunResult:
     """Train one experiment (a population of one). `resume` continues a run directory.
 
-    torch uses `training.threads` CPU threads (default: the cores available to the process)
-    while it trains; the previous setting is restored afterwards.
+    `data`: splits already loaded (e.g. `load_frame` of an in-memory table) instead of
+    `exp.data`'s; `run_dir`: the run directory to write instead of a new one under
+    `output.dir/name`; `eager_checkpoints=False`: write the records and checkpoints once, when
+    the run ends (a run directory nobody watches). torch uses `training.threads` CPU threads
+    (default: the cores available to the process) while it trains; the previous setting is
+    restored afterwards.
     """
     if resume is not None:
         records.check_resume_config(resume, exp)
@@ -70,8 +81,10 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     try:
         if resume is not None:
             return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
-                                    resume=True)[0]
-        return train_population([exp], callbacks=callbacks, stop=stop)[0]
+                                    resume=True, data=data)[0]
+        return train_population([exp], callbacks=callbacks, stop=stop, data=data,
+                                run_dirs=None if run_dir is None else [run_dir],
+                                eager_checkpoints=eager_checkpoints)[0]
     finally:
         torch.set_num_threads(before)
 
@@ -116,6 +129,7 @@ class _Engine:
         self.device = pick_device(first.training.device)
         self.data = (data or load_data(first.data, task=first.task)).to(self.device)
         self.regression = self.data.task == "regression"
+        check_binary_monitors(watched_metrics(exps), self.data.n_classes, self.data.task)
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
         self.n_train = len(self.data.y_train)
         self.n_batches = math.ceil(self.n_train / self.batch_size)
@@ -171,7 +185,8 @@ class _Engine:
                 epochs=self.epochs, batches_per_epoch=self.n_batches,
                 start_epoch=self.start_epoch, device=str(self.device), n_train=self.n_train,
                 n_val=len(d.y_val), n_test=len(d.y_test), n_features=d.n_features,
-                n_classes=d.n_outputs, task=d.task, notices=list(d.notices)))
+                n_classes=d.n_outputs, task=d.task, notices=list(d.notices),
+                monitor=self.exps[0].training.early_stopping.monitor))
         try:
             self._loop()
         except BaseException as err:
@@ -308,6 +323,8 @@ class _Engine:
         sse = torch.zeros(K, C, dtype=torch.float64, device=self.device)
         sae = torch.zeros_like(sse)
         member = torch.arange(K, device=self.device).unsqueeze(1)  # (K, 1)
+        margins = []  # binary: logit[1] − logit[0] per batch, (K, B) each, for the AUCs
+        binary = not self.regression and C == 2
         for s in range(0, len(y), EVAL_BATCH):
             xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
             out = self.pop.forward(xb.expand(K, -1, -1), False)
@@ -320,6 +337,8 @@ class _Engine:
             else:
                 conf += torch.bincount(((member * C + yk) * C + out.argmax(-1)).flatten(),
                                        minlength=K * C * C)
+                if binary:
+                    margins.append((out[..., 1] - out[..., 0]).float())
         n = max(len(y), 1)
         if self.regression:
             yd = y.double()
@@ -327,6 +346,10 @@ class _Engine:
             metrics = regression_metrics(sse, sae, sst, len(y), self.data.preprocessing.target.std)
         else:
             metrics = classification_metrics(conf.view(K, C, C))
+            if binary and margins:
+                scores, positive = torch.cat(margins, 1), y == 1  # (K, N), (N,)
+                metrics["val_roc_auc"] = roc_auc(scores, positive)
+                metrics["val_pr_auc"] = average_precision(scores, positive)
         return (loss_sum / n).tolist(), {k: v.tolist() for k, v in metrics.items()}
 
     def _end_epoch(self, epoch: int, seconds: float) -> None:

@@ -202,5 +202,6 @@ def evaluate_file(model: Model, data: Path, target: str | None = None,
         x, y = _read_table(model, table, target or model.spec.target, batch_size, unseen)
     result = evaluate(model.module, torch.from_numpy(x), torch.from_numpy(y),
                       model.classes_.tolist(), split=table.source,
-                      label_smoothing=model.label_smoothing, batch_size=batch_size)
+                      label_smoothing=model.label_smoothing, batch_size=batch_size,
+                      threshold=model.threshold)
     return _noted(result, unseen, table.source)

@@ -23,6 +23,8 @@ from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.evaluate import _experiment
 from fcnet_cli.engine.files import resolve_latest
 from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.ranking import check_threshold, margin_threshold
+from fcnet_cli.engine.seedpick import best_seed, is_group_dir
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
 
@@ -54,6 +56,9 @@ class Model:
         module: ``nn.Sequential(Standardize, MLP)`` in eval mode; maps raw (N, F) float32
             features to logits (N, C). What export traces.
         checkpoint: the verified checkpoint (directory, weights, meta.json).
+        threshold: binary classifiers: predict the positive class ``classes_[1]`` when its
+            probability is at least this; None (default): the more probable class. Set it
+            with `set_threshold`.
     """
 
     def __init__(self, ckpt: LoadedCheckpoint):
@@ -75,6 +80,25 @@ class Model:
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
         self.module = nn.Sequential(Standardize(norm.shift, norm.scale), mlp).eval()
+        self.threshold: float | None = None
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """Decide binary predictions at this positive-class probability (None: argmax).
+
+        Raises:
+            UsageError: not a binary classifier, or a threshold outside (0, 1).
+        """
+        if threshold is not None:
+            check_threshold(threshold, [] if self.task == "regression" else
+                            self.classes_.tolist())
+        self.threshold = threshold
+
+    def decide(self, logits: np.ndarray) -> np.ndarray:
+        """Class indices (N,) from logits (N, C): argmax, or the binary threshold rule."""
+        if self.threshold is None:
+            return logits.argmax(-1)
+        margin = logits[:, 1].astype(np.float64) - logits[:, 0]
+        return (margin >= margin_threshold(self.threshold)).astype(np.int64)
 
     @property
     def sha256(self) -> str:
@@ -125,7 +149,7 @@ class Model:
         if self.task == "regression":
             y = self.values_of(self.features(x))
             return y[:, 0] if y.shape[1] == 1 else y
-        return self.classes_[self.logits(self.features(x)).argmax(-1)]
+        return self.classes_[self.decide(self.logits(self.features(x)))]
 
     def __repr__(self) -> str:
         return (f"Model({str(self.checkpoint.dir)!r}, {self.n_features_in_} features, "
@@ -156,10 +180,15 @@ def _pandas_column(name: str, s: Any) -> pl.Series:
 
 
 def load_model(path: str | Path) -> Model:
-    """Load a checkpoint directory or a run directory (→ its best checkpoint) for prediction;
-    ``runs/NAME/latest`` is NAME's newest run, as in the CLI.
+    """Load a checkpoint directory, a run directory (→ its best checkpoint) or a seed group
+    (→ its best seed's, by the monitored validation metric) for prediction; `runs/NAME/latest`
+    stands for the newest run or group of NAME, also inside a path (`latest/seed-2`).
 
     Raises:
         CheckpointError: missing, empty, corrupt or mismatched checkpoint (exit 2 in the CLI).
+        UsageError: a group none of whose seeds has a checkpoint yet.
     """
-    return Model(load_checkpoint(resolve_latest(Path(path))))
+    where = resolve_latest(path)
+    if is_group_dir(where):
+        where = best_seed(where).run_dir
+    return Model(load_checkpoint(where))

@@ -24,6 +24,7 @@ from fcnet_cli.engine.tables import UnseenCategories
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.reader import Table, open_table
+from fcnet_cli.serve.splits import split_kept
 from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged_output
 
 __all__ = ["PredictReport", "predict_file", "predict_split", "output_columns"]
@@ -62,7 +63,7 @@ def _scores(model: Model, x: np.ndarray, proba: bool) -> pl.DataFrame:
     # sub-batches keep the hidden activations small: (FORWARD_ROWS, width) each
     logits = torch.from_numpy(model.logits(x, FORWARD_ROWS))  # (B, C)
     names = pl.Series(PREDICTION, model.classes_.tolist(), dtype=pl.String)
-    cols = [names.gather(pl.Series(logits.argmax(-1).numpy(), dtype=pl.UInt32))]
+    cols = [names.gather(pl.Series(model.decide(logits.numpy()), dtype=pl.UInt32))]
     if proba:
         p = torch.softmax(logits, dim=-1).numpy()  # (B, C)
         cols += [pl.Series(f"proba_{c}", p[:, j]) for j, c in enumerate(model.classes_)]
@@ -178,12 +179,13 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
 
 def predict_split(model: Model, split: str, out: Path | None = None, *, proba: bool = False,
                   fmt: str | None = None, batch_size: int = 65536, overwrite: bool = False,
-                  stream: IO[str] | None = None, allow_changed_data: bool = False
-                  ) -> PredictReport:
+                  stream: IO[str] | None = None, keep: Sequence[str] = (),
+                  allow_changed_data: bool = False) -> PredictReport:
     """Predict the checkpoint's own ``train``/``val``/``test`` split (rebuilt from its config).
 
-    Rows come in the split's order, the same rows `fcnet eval --split` scores. A changed or
-    missing training data file is refused as `evaluate_checkpoint` refuses it.
+    Rows come in the split's order, the same rows `fcnet eval --split` scores; ``keep``
+    copies columns of those rows from the data's source file (`serve.splits.split_kept`).
+    A changed or missing training data file is refused as `evaluate_checkpoint` refuses it.
     """
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
@@ -191,15 +193,25 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
     if out is not None:
         check_output(Path(out), [], overwrite)
     notices = check_lineage(model.checkpoint.meta, allow_changed_data)
+    keep = list(dict.fromkeys(keep))
+    clash = [c for c in keep if c in output_columns(model, proba)]
+    if clash:
+        raise UsageError(f"--keep {clash[0]}: the output already has a column of that name")
+    kept = _split_kept(model, split, keep)
     x = _rebuild_split(model, split)
 
     def chunks() -> Iterator[Chunk]:
         for start in range(0, len(x), batch_size):
-            yield None, x[start:start + batch_size]
+            yield None if kept is None else kept.slice(start, batch_size), \
+                x[start:start + batch_size]
 
     rows, fmt_ = _write_all(model, chunks(), None if out is None else Path(out), fmt, proba,
-                            [], stream)
+                            keep, stream)
     return PredictReport(rows, None if out is None else Path(out), fmt_, notices=notices)
+
+
+def _split_kept(model: Model, split: str, keep: list[str]) -> pl.DataFrame | None:
+    return split_kept(model, split, keep) if keep else None
 
 
 def raw_split(model: Model, split: str, *, allow_changed_data: bool = False) -> np.ndarray:
