@@ -226,9 +226,8 @@ def test_eval_predict_export_on_a_group_use_its_best_seed(built: dict[str, Any],
     pred = runner.invoke(app, ["predict", str(group), "--split", "test"])
     assert pred.exit_code == 0, pred.output
     assert pred.stdout.splitlines()[0] == "prediction" and len(pred.stdout.splitlines()) > 50
-    out = tmp_path / "m.pt"
-    exported = runner.invoke(app, ["export", str(group), "--format", "torchscript", "-o",
-                                   str(out)])
+    out = tmp_path / "m.pt2"
+    exported = runner.invoke(app, ["export", str(group), "--format", "pt2", "-o", str(out)])
     assert exported.exit_code == 0, exported.output
     assert out.is_file() and "seed group" in exported.stderr
 
