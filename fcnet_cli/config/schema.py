@@ -66,9 +66,9 @@ LossName = Literal["cross_entropy", "mse", "huber", "l1"]
 # tasks only) and regression ones (original units)
 Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1",
                   "val_roc_auc", "val_pr_auc", "val_rmse", "val_mae", "val_r2"]
-CLASSIFICATION_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1",
+CLASSIFICATION_METRICS: tuple[str, ...] = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1",
                           "val_roc_auc", "val_pr_auc")
-REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2")
+REGRESSION_METRICS: tuple[str, ...] = ("val_rmse", "val_mae", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
 LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
