@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.stats import Summary, summarize
-from fcnet_cli.engine.seedpick import GROUP_FILE, BestSeed, best_seed, group_monitor, is_group_dir
-from fcnet_cli.errors import UsageError
+from fcnet_cli.engine.seedpick import (
+    GROUP_FILE,
+    BestSeed,
+    best_seed,
+    group_monitor,
+    is_group_dir,
+    read_json_object,
+)
 from fcnet_cli.metrics import REGISTRY
 
 __all__ = ["GROUP_FILE", "BestSeed", "GroupStats", "best_seed", "group_monitor", "group_stats",
@@ -49,16 +55,6 @@ class GroupStats:
         return {name: s.to_dict() for name, s in self.rows}
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path}: unreadable ({e})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a JSON object")
-    return data
-
-
 def metric_values(summary: dict[str, Any]) -> dict[str, float]:
     """A run's final metrics from its summary.json: val_* and gaps at the best epoch, and the
     test metrics of that checkpoint (loss, accuracy and those under "metrics") that the
@@ -84,7 +80,7 @@ def _seed_summaries(group_dir: Path, data: dict[str, Any]) -> list[tuple[str, di
     out = []
     for run in data.get("runs", []):
         summary = group_dir / str(run) / "summary.json"
-        out.append((str(run), _read(summary) if summary.is_file() else {}))
+        out.append((str(run), read_json_object(summary) if summary.is_file() else {}))
     return out
 
 
@@ -92,7 +88,7 @@ def group_stats(group_dir: Path) -> GroupStats:
     """Mean, std and 95 % t-interval (cut to each metric's bounds) over the seeds of every
     final metric of a group; the monitored metric first."""
     group_dir = Path(group_dir)
-    data = _read(group_dir / GROUP_FILE)
+    data = read_json_object(group_dir / GROUP_FILE)
     monitor = group_monitor(data)
     per_seed = [metric_values(s) for _, s in _seed_summaries(group_dir, data)]
     found = {k for values in per_seed for k in values}
@@ -107,7 +103,7 @@ def group_stats(group_dir: Path) -> GroupStats:
 def write_stats(stats: GroupStats) -> Path:
     """Store the statistics in group.json (key `stats`), atomically."""
     path = stats.group_dir / GROUP_FILE
-    data = _read(path)
+    data = read_json_object(path)
     data["stats"] = stats.to_dict()
     tmp = path.with_name(f".tmp-group-{os.getpid()}.json")
     tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")

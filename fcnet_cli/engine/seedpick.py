@@ -20,14 +20,16 @@ from fcnet_cli.engine.files import GROUP_FILE
 from fcnet_cli.errors import UsageError
 from fcnet_cli.metrics import best_first
 
-__all__ = ["GROUP_FILE", "BestSeed", "best_seed", "group_monitor", "is_group_dir"]
+__all__ = ["GROUP_FILE", "BestSeed", "best_seed", "group_monitor", "is_group_dir",
+           "read_json_object"]
 
 
 def is_group_dir(path: Path) -> bool:
     return (Path(path) / GROUP_FILE).is_file()
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding an object (group.json, summary.json); UsageError otherwise."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -68,12 +70,12 @@ def best_seed(group_dir: Path) -> BestSeed:
     """The seed whose best checkpoint has the best monitored validation metric (the metric
     registry says which way is better). Raises UsageError when no seed has a checkpoint."""
     group_dir = Path(group_dir)
-    data = _read(group_dir / GROUP_FILE)
+    data = read_json_object(group_dir / GROUP_FILE)
     monitor = group_monitor(data)
     found = []
     for run in data.get("runs", []):
         summary = group_dir / str(run) / "summary.json"
-        best = (_read(summary).get("best") or {}) if summary.is_file() else {}
+        best = (read_json_object(summary).get("best") or {}) if summary.is_file() else {}
         if _number(best.get(monitor)) and (summary.parent / "checkpoints" / "best").is_dir():
             found.append((summary.parent, float(best[monitor])))
     if not found:
