@@ -26,7 +26,8 @@ from fcnet_cli.engine.train import train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, GroupResult, RunResult, StopToken
 
-__all__ = ["GROUP_FILE", "is_group_dir", "read_group", "seed_members", "train_group"]
+__all__ = ["GROUP_FILE", "RESUMABLE", "is_group_dir", "last_epoch", "member_status", "read_group",
+           "seed_members", "train_group"]
 
 GROUP_FORMAT = "fcnet-group"
 RESUMABLE = ("interrupted", "failed")
@@ -100,7 +101,7 @@ def _train_recorded(group_dir: Path, exp: Experiment, seeds: Sequence[int],
     try:
         results = train_population(members, **kwargs)
     except BaseException as err:
-        statuses.update({d.name: _member_status(d) for d in dirs})
+        statuses.update({d.name: member_status(d) for d in dirs})
         why = " ".join(str(err).split()) or type(err).__name__
         _write_group(group_dir, exp, seeds, statuses, reason=why)
         raise
@@ -130,10 +131,10 @@ def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback
     members = seed_members(exp)
     dirs = [group_dir / f"seed-{m.training.seed}" for m in members]
     statuses = dict(data.get("status") or {})
-    todo = [i for i, d in enumerate(dirs) if _member_status(d) in RESUMABLE]
+    todo = [i for i, d in enumerate(dirs) if member_status(d) in RESUMABLE]
     if not todo:
         raise UsageError(f"{group_dir}: every seed already finished; nothing to resume")
-    epochs = {_last_epoch(dirs[i]) for i in todo}
+    epochs = {last_epoch(dirs[i]) for i in todo}
     if len(epochs) > 1:
         raise UsageError(f"cannot resume {group_dir} as one population: its unfinished seeds "
                          f"stopped at different epochs ({sorted(epochs)}); resume each seed's "
@@ -147,7 +148,7 @@ def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback
     return GroupResult(exp.name, str(group_dir), [m.training.seed for m in members], results)
 
 
-def _member_status(run_dir: Path) -> str:
+def member_status(run_dir: Path) -> str:
     try:
         status = json.loads((run_dir / "summary.json").read_text("utf-8")).get("status")
     except (OSError, ValueError):
@@ -156,7 +157,7 @@ def _member_status(run_dir: Path) -> str:
     return "interrupted" if status in (None, "running") else str(status)
 
 
-def _last_epoch(run_dir: Path) -> int:
+def last_epoch(run_dir: Path) -> int:
     meta = run_dir / "checkpoints" / "last" / "meta.json"
     try:
         return int(json.loads(meta.read_text("utf-8")).get("epoch") or 0)

@@ -22,7 +22,7 @@ from torch import nn
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.evaluate import _experiment
 from fcnet_cli.engine.files import resolve_latest
-from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.model import build_model
 from fcnet_cli.engine.ranking import check_threshold, margin_threshold
 from fcnet_cli.engine.seedpick import best_seed, is_group_dir
 from fcnet_cli.errors import DataError, UsageError
@@ -76,7 +76,7 @@ class Model:
         self.n_inputs = self.spec.prep.in_features  # model inputs (categories one-hot)
         self.n_outputs = int(meta["n_classes"])  # classes, or regression targets
         with torch.device("meta"):  # no init work: every tensor comes from the checkpoint
-            mlp = build_mlp(exp.model, meta["in_features"], meta["n_classes"])
+            mlp = build_model(exp.model, meta["in_features"], meta["n_classes"], self.task)
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
         self.module = nn.Sequential(Standardize(norm.shift, norm.scale), mlp).eval()
