@@ -32,11 +32,12 @@ runner = CliRunner()
 N, SEED = 3, 4
 
 
-def make_exp(out: Path, name: str = "iris-ens", n: int = N, epochs: int = 4,
+def make_exp(out: Path, name: str = "iris-ens", n: int = N, epochs: int = 8,
              **training: Any) -> Experiment:
+    """Three members that early-stop at different epochs (best epochs 2, 5, 6)."""
     return Experiment.model_validate({
         "data": {"dataset": "iris"}, "model": {"hidden": [8], "dropout": 0.2, "ensemble": n},
-        "optimizer": {"lr": 0.05, "momentum": 0.9},
+        "optimizer": {"lr": 0.2, "momentum": 0.9},
         "training": {"epochs": epochs, "batch_size": 16, "seed": SEED, "device": "cpu",
                      "early_stopping": {"patience": 1}, **training},
         "output": {"dir": str(out), "name": name}})
@@ -69,10 +70,12 @@ def test_member_k_is_the_standalone_run_with_seed_plus_k(trained: tuple[Path, li
             torch.testing.assert_close(ckpt.state_dict[f"members.{k}.{key}"], value,
                                        rtol=1e-5, atol=1e-6)
     assert ckpt.meta["member_epochs"] == epochs
+    assert len(set(epochs)) == N  # each member stopped on its own, its best state kept
     summary = json.loads((ens / "summary.json").read_text())
     assert summary["ensemble"]["seeds"] == [4, 5, 6]
     assert summary["ensemble"]["dirs"] == ["members/seed-4", "members/seed-5", "members/seed-6"]
     assert summary["ensemble"]["best_epoch"] == epochs
+    assert summary["ensemble"]["status"] == ["early_stopped"] * N
 
 
 def test_probabilities_are_the_mean_of_the_members(trained: tuple[Path, list[Path]]) -> None:

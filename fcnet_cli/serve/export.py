@@ -115,7 +115,7 @@ def _outputs(model: Model, fmt: ExportFormat) -> list[dict[str, Any]]:
                             "probabilities)",
                   "predictions": f"the mean of the {model.ensemble} members' predictions"}
         for o in out:
-            o["values"] = values[o["name"]]
+            o["values"] = values[str(o["name"])]
     return out
 
 
