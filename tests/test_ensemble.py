@@ -210,3 +210,28 @@ def test_schema_documents_the_field() -> None:
     assert row[2] == "1" and "mean of their probabilities" in row[3]
     with pytest.raises(ConfigError):
         validate_experiment({"model": {"ensemble": 0}}, "e.yaml")
+
+
+def test_cli_trains_an_ensemble_and_prints_the_members(tmp_path: Path) -> None:
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(make_exp(tmp_path / "runs", n=2, epochs=2).model_dump(
+        mode="json")))
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "seed 4" in result.output and "seed 5" in result.output
+    assert "members' test" in result.output and "±" in result.output
+    result = runner.invoke(app, ["train", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ensemble"]["members"] == 2 and Path(data["checkpoint"]).is_dir()
+
+
+def test_a_sweep_refuses_an_ensemble_base(tmp_path: Path) -> None:
+    from fcnet_cli.sweep.load import load_sweep
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("base:\n  data: {dataset: iris}\n  model: {ensemble: 4}\n"
+                    "parameters:\n  optimizer.lr: [0.01, 0.1]\n")
+    with pytest.raises(ConfigError) as err:
+        load_sweep(spec)
+    assert any("a sweep trains single models" in p for p in err.value.problems)

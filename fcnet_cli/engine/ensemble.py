@@ -13,7 +13,7 @@ order and dropout; early stopping on its own), so `members/seed-<s>/config.yaml`
 again alone. The ensemble predicts the mean of the members' best-state probabilities
 (regression: of their predictions); see `engine.model.Ensemble`.
 
-    result = train(load_experiment("experiments/wine.yaml", ["model.ensemble=8"]))
+    result = train(load_experiment("experiments/wine.yaml", ["model.ensemble=8"]))  # engine.train
     model = load_model(result.run_dir)
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,7 @@ from fcnet_cli.config import Experiment, dump_experiment
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.data import DataSplits
-from fcnet_cli.engine.group import RESUMABLE, last_epoch, member_status
-from fcnet_cli.engine.train import train_population
+from fcnet_cli.engine.rundir import RESUMABLE, last_epoch, member_status
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, RunResult, StopToken
 
@@ -41,6 +40,8 @@ __all__ = ["MEMBERS_DIR", "ensemble_members", "is_ensemble_dir", "member_dirs",
            "train_ensemble", "write_ensemble"]
 
 MEMBERS_DIR = "members"
+# `engine.train.train_population`, handed in by `engine.train.train` (which calls this module)
+Fit = Callable[..., list[RunResult]]
 
 
 def ensemble_members(exp: Experiment) -> list[Experiment]:
@@ -61,7 +62,7 @@ def is_ensemble_dir(path: Path) -> bool:
     return (Path(path) / MEMBERS_DIR).is_dir() and (Path(path) / "config.yaml").is_file()
 
 
-def train_ensemble(exp: Experiment, *, callbacks: Sequence[Callback] = (),
+def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] = (),
                    stop: StopToken | None = None, resume: Path | None = None,
                    data: DataSplits | None = None, run_dir: Path | None = None) -> RunResult:
     """Train `exp.model.ensemble` members as one population, then write the ensemble's
@@ -69,6 +70,7 @@ def train_ensemble(exp: Experiment, *, callbacks: Sequence[Callback] = (),
     members, which must have stopped at the same epoch). `data`: splits already loaded;
     `run_dir`: the ensemble's directory instead of a new one under `output.dir/name`.
 
+    `fit` is `engine.train.train_population`: `train(exp)` calls this with it.
     Returns the ensemble's RunResult: its run directory, status, the ensemble's test metrics
     (with the members' in `test.members`) and each member's result in `members`.
     """
@@ -83,7 +85,7 @@ def train_ensemble(exp: Experiment, *, callbacks: Sequence[Callback] = (),
             locks.enter_context(ck.RunLock(run_dir))
             ck.atomic_write_text(run_dir / "config.yaml", dump_experiment(exp))
             dirs = member_dirs(run_dir, exp)
-            train_population(members, callbacks=callbacks, stop=stop, run_dirs=dirs, data=data)
+            fit(members, callbacks=callbacks, stop=stop, run_dirs=dirs, data=data)
         else:
             run_dir = Path(resume)
             records.check_resume_config(run_dir, exp)
@@ -92,7 +94,7 @@ def train_ensemble(exp: Experiment, *, callbacks: Sequence[Callback] = (),
             todo = _unfinished(run_dir, dirs)
             for i in todo:
                 records.check_resume_config(dirs[i], members[i])
-            train_population([members[i] for i in todo], callbacks=callbacks, stop=stop,
+            fit([members[i] for i in todo], callbacks=callbacks, stop=stop,
                              run_dirs=[dirs[i] for i in todo], resume=True, data=data)
         return write_ensemble(run_dir, exp, time.perf_counter() - started)
 

@@ -22,15 +22,14 @@ from fcnet_cli.config import Experiment, dump_experiment, validate_experiment
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.files import GROUP_FILE
+from fcnet_cli.engine.rundir import RESUMABLE, last_epoch, member_status
 from fcnet_cli.engine.train import train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, GroupResult, RunResult, StopToken
 
-__all__ = ["GROUP_FILE", "RESUMABLE", "is_group_dir", "last_epoch", "member_status", "read_group",
-           "seed_members", "train_group"]
+__all__ = ["GROUP_FILE", "is_group_dir", "read_group", "seed_members", "train_group"]
 
 GROUP_FORMAT = "fcnet-group"
-RESUMABLE = ("interrupted", "failed")
 
 
 def seed_members(exp: Experiment) -> list[Experiment]:
@@ -146,20 +145,3 @@ def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback
                               [members[i] for i in todo], statuses, callbacks=callbacks,
                               stop=stop, run_dirs=[dirs[i] for i in todo], resume=True)
     return GroupResult(exp.name, str(group_dir), [m.training.seed for m in members], results)
-
-
-def member_status(run_dir: Path) -> str:
-    try:
-        status = json.loads((run_dir / "summary.json").read_text("utf-8")).get("status")
-    except (OSError, ValueError):
-        return "failed"  # never finished its first epoch: no summary yet
-    # `running` after the process is gone: killed mid-run, resumable from its last checkpoint
-    return "interrupted" if status in (None, "running") else str(status)
-
-
-def last_epoch(run_dir: Path) -> int:
-    meta = run_dir / "checkpoints" / "last" / "meta.json"
-    try:
-        return int(json.loads(meta.read_text("utf-8")).get("epoch") or 0)
-    except (OSError, ValueError):
-        return -1

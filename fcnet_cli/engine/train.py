@@ -21,6 +21,7 @@ from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.backprop import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.cpus import apply_threads
 from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.ensemble import train_ensemble
 from fcnet_cli.engine.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
 from fcnet_cli.engine.losses import (
     MemberLoss,
@@ -81,10 +82,8 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     apply_threads(exp.training.threads)
     try:
         if exp.model.ensemble > 1:  # N members as one population, kept as one model
-            from fcnet_cli.engine.ensemble import train_ensemble
-
-            return train_ensemble(exp, callbacks=callbacks, stop=stop, resume=resume, data=data,
-                                  run_dir=run_dir)
+            return train_ensemble(exp, train_population, callbacks=callbacks, stop=stop,
+                                  resume=resume, data=data, run_dir=run_dir)
         if resume is not None:
             return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
                                     resume=True, data=data)[0]
