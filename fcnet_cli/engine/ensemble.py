@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from fcnet_cli.config import Experiment, dump_experiment
+from fcnet_cli.config import Experiment, dump_experiment, layout_key
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.data import DataSplits
@@ -36,8 +36,8 @@ from fcnet_cli.engine.rundir import RESUMABLE, last_epoch, member_status
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, RunResult, StopToken
 
-__all__ = ["MEMBERS_DIR", "ensemble_members", "is_ensemble_dir", "member_dirs",
-           "train_ensemble", "write_ensemble"]
+__all__ = ["MEMBERS_DIR", "ensemble_members", "is_ensemble_dir", "join_checkpoints",
+           "member_dirs", "train_ensemble", "write_ensemble"]
 
 MEMBERS_DIR = "members"
 # `engine.train.train_population`, handed in by `engine.train.train` (which calls this module)
@@ -130,55 +130,99 @@ def _member_result(run_dir: Path) -> dict[str, Any]:
 def write_ensemble(run_dir: Path, exp: Experiment, seconds: float = 0.0) -> RunResult:
     """Join the members' best checkpoints into the ensemble's `checkpoints/best` (when every
     member has one) and write the ensemble's summary.json; return the ensemble's result."""
-    from fcnet_cli.engine.evaluate import evaluate_checkpoint
-
     dirs = member_dirs(run_dir, exp)
     statuses = [member_status(d) for d in dirs]
     bests = [d / "checkpoints" / "best" for d in dirs]
     complete = all(b.is_dir() for b in bests)
     status = _status(statuses, complete)
-    test, notices = None, []
-    if complete and status != "interrupted":
+    joined = complete and status != "interrupted"
+    if joined:
         _save_checkpoint(run_dir, exp, bests)
+    summaries = [_member_result(d) for d in dirs]
+    notices = [f"member {d.name} diverged; the ensemble uses its best checkpoint (before the "
+               "divergence)" for d, s in zip(dirs, statuses, strict=True) if s == "diverged"]
+    return _summarize(run_dir, exp, status, statuses, joined, seconds, notices, {
+        "seeds": [exp.training.seed + k for k in range(exp.model.ensemble)],
+        "dirs": [str(d.relative_to(run_dir)) for d in dirs], "status": statuses,
+        "best_epoch": [s.get("best_epoch") for s in summaries],
+        "seconds": [s.get("seconds") for s in summaries]})
+
+
+def join_checkpoints(run_dir: Path, exp: Experiment, checkpoints: Sequence[Path],
+                     sources: Sequence[dict[str, Any]] = ()) -> RunResult:
+    """An ensemble of checkpoints trained already (a sweep's top trials): one layout, one
+    data set and preprocessing, hyperparameters free. `run_dir` (created, locked) gets
+    config.yaml (`exp` with model.ensemble = len(checkpoints)), checkpoints/best and
+    summary.json (`sources`: what each member is, recorded under "ensemble").
+
+    Raises:
+        UsageError: fewer than one checkpoint, or checkpoints that do not fit together.
+    """
+    if not checkpoints:
+        raise UsageError("an ensemble needs at least one checkpoint")
+    exp = exp.model_copy(update={"model": exp.model.model_copy(
+        update={"ensemble": len(checkpoints)})})
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with ck.RunLock(run_dir):
+        ck.atomic_write_text(run_dir / "config.yaml", dump_experiment(exp))
+        epochs = _save_checkpoint(run_dir, exp, checkpoints)
+        n = len(checkpoints)
+        return _summarize(run_dir, exp, "completed", ["completed"] * n, True, 0.0, [], {
+            "sources": list(sources) or [str(c) for c in checkpoints],
+            "status": ["completed"] * n, "best_epoch": epochs})
+
+
+def _summarize(run_dir: Path, exp: Experiment, status: str, statuses: list[str], joined: bool,
+               seconds: float, notices: list[str], ensemble: dict[str, Any]) -> RunResult:
+    """The ensemble's RunResult and summary.json: its test metrics (members' in `members`)."""
+    from fcnet_cli.engine.evaluate import evaluate_checkpoint
+
+    test = None
+    if joined:
         with contextlib.suppress(UsageError):  # no test split (test_fraction: 0)
             test = evaluate_checkpoint(run_dir / "checkpoints" / "best", "test",
                                        allow_changed_data=True)
-            notices = list(test.notices)
-    summaries = [_member_result(d) for d in dirs]
-    for d, s in zip(dirs, statuses, strict=True):
-        if s == "diverged":
-            notices.append(f"member {d.name} diverged; the ensemble uses its best checkpoint "
-                           "(before the divergence)")
+            notices = list(test.notices) + notices
     result = RunResult(name=exp.name, run_dir=str(run_dir), status=status, history=[],
                        best_epoch=None, monitor=exp.training.early_stopping.monitor, test=test,
-                       seconds=seconds, notices=notices,
-                       precision=exp.training.precision)
+                       seconds=seconds, notices=notices, precision=exp.training.precision,
+                       members=statuses, member_epochs=list(ensemble["best_epoch"]))
     data = records.summary(result)
-    data["ensemble"] = {"members": exp.model.ensemble, "seeds": [
-        exp.training.seed + k for k in range(exp.model.ensemble)],
-        "dirs": [str(d.relative_to(run_dir)) for d in dirs], "status": statuses,
-        "best_epoch": [s.get("best_epoch") for s in summaries],
-        "seconds": [s.get("seconds") for s in summaries]}
+    data["ensemble"] = {"members": exp.model.ensemble, **ensemble}
     ck.atomic_write_text(run_dir / "summary.json", json.dumps(data, indent=2))
-    result.members = statuses
-    result.member_epochs = data["ensemble"]["best_epoch"]
     return result
 
 
-def _save_checkpoint(run_dir: Path, exp: Experiment, bests: Sequence[Path]) -> None:
-    """One checkpoint: member k's best weights under `members.<k>.`, the first member's
-    meta.json (data, preprocessing, classes are the population's) with the ensemble's config."""
+JOINED_KEYS = ("in_features", "n_classes", "classes", "task", "normalization", "preprocessing")
+
+
+def _save_checkpoint(run_dir: Path, exp: Experiment, bests: Sequence[Path]) -> list[int | None]:
+    """One checkpoint: member k's weights under `members.<k>.`, the first member's meta.json
+    (data, preprocessing, classes: the same for every member) with the ensemble's config.
+    Returns each member's epoch."""
     state: dict[str, torch.Tensor] = {}
-    epochs = []
+    epochs: list[int | None] = []
     meta: dict[str, Any] = {}
+    layout, seeds = None, []
     for k, best in enumerate(bests):
         loaded = ck.load_checkpoint(best)
-        state.update({f"members.{k}.{key}": v for key, v in loaded.state_dict.items()})
+        member = Experiment.model_validate(loaded.meta["config"])
+        key = layout_key(member)
+        seeds.append(member.training.seed)
+        differs = [name for name in JOINED_KEYS if meta and loaded.meta.get(name) != meta.get(name)]
+        if differs or (layout is not None and key != layout):
+            what = differs[0] if differs else "layout (data, widths, activation, ...)"
+            raise UsageError(f"cannot join {best} into an ensemble with {bests[0]}: its {what} "
+                             "differs")
+        layout = key
+        state.update({f"members.{k}.{name}": v for name, v in loaded.state_dict.items()})
         epochs.append(loaded.meta.get("epoch"))
         meta = meta or dict(loaded.meta)
     meta.pop("sha256", None)
     meta.update({"config": exp.model_dump(mode="json"), "ensemble": exp.model.ensemble,
-                 "member_seeds": [exp.training.seed + k for k in range(len(bests))],
+                 "member_seeds": seeds,
                  "member_epochs": epochs, "epoch": None, "metrics": None,
                  "versions": records.versions()})
     ck.save_checkpoint(run_dir, "best", state, meta)
+    return epochs
