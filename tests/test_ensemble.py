@@ -235,3 +235,28 @@ def test_a_sweep_refuses_an_ensemble_base(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_sweep(spec)
     assert any("a sweep trains single models" in p for p in err.value.problems)
+
+
+def test_sweep_joins_its_top_trials_of_the_best_layout(tmp_path: Path) -> None:
+    base = {"data": {"dataset": "iris"}, "model": {"hidden": [8]},
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "training": {"epochs": 3, "batch_size": 16, "device": "cpu"},
+            "output": {"dir": str(tmp_path / "runs")}}
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"name": "s", "base": base, "method": "grid", "parameters": {
+        "optimizer.lr": [0.003, 0.01, 0.03], "model.hidden": [[8], [4]]}}, sort_keys=False))
+    result = runner.invoke(app, ["sweep", str(spec), "--json", "--ensemble", "2"])
+    assert result.exit_code == 0, result.output
+    board = json.loads(result.stdout)
+    best_hidden = board["best"]["params"]["model.hidden"]
+    same = [t for t in board["trials"] if t["params"]["model.hidden"] == best_hidden]
+    assert "ensemble of trials" in result.stderr
+    (ens,) = list((tmp_path / "runs" / "s" / "ensembles" / "top2").iterdir())
+    summary = json.loads((ens / "summary.json").read_text())
+    assert [s["trial"] for s in summary["ensemble"]["sources"]] == [t["number"]
+                                                                    for t in same[:2]]
+    model = load_model(ens)
+    x = raw_split(model, "test")
+    want = np.mean([load_model(t["checkpoint"]).predict_proba(x) for t in same[:2]], axis=0)
+    np.testing.assert_allclose(model.predict_proba(x), want, atol=1e-6)
+    assert model.ensemble == 2 and summary["test"]["accuracy"] is not None
