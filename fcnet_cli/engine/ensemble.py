@@ -7,6 +7,11 @@
       members/seed-<s>/    member k's own run directory (s = training.seed + k): metrics.csv,
                            summary.json, its best and last checkpoints (what resume reads)
 
+Members write their records and checkpoints when they end, as sweep trials do (not every
+epoch: N members would write N times as much); Ctrl-C or SIGTERM saves every unfinished
+member's exact state for `--resume`, and an ensemble killed outright (SIGKILL) trains its
+unfinished members again from epoch 1 on resume.
+
 Member k is the experiment with `training.seed + k` and `model.ensemble: 1` (the seeds of
 `training.seeds`): it trains exactly as that standalone run would (same initialization, data
 order and dropout; early stopping on its own), so `members/seed-<s>/config.yaml` trains it
@@ -85,7 +90,8 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
             locks.enter_context(ck.RunLock(run_dir))
             ck.atomic_write_text(run_dir / "config.yaml", dump_experiment(exp))
             dirs = member_dirs(run_dir, exp)
-            fit(members, callbacks=callbacks, stop=stop, run_dirs=dirs, data=data)
+            fit(members, callbacks=callbacks, stop=stop, run_dirs=dirs, data=data,
+                eager_checkpoints=False)
         else:
             run_dir = Path(resume)
             records.check_resume_config(run_dir, exp)
@@ -95,7 +101,8 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
             for i in todo:
                 records.check_resume_config(dirs[i], members[i])
             fit([members[i] for i in todo], callbacks=callbacks, stop=stop,
-                             run_dirs=[dirs[i] for i in todo], resume=True, data=data)
+                run_dirs=[dirs[i] for i in todo], resume=True, data=data,
+                eager_checkpoints=False)
         return write_ensemble(run_dir, exp, time.perf_counter() - started)
 
 
