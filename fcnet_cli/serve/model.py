@@ -164,8 +164,9 @@ class Model:
         return self.classes_[self.decide(self.logits(self.features(x)))]
 
     def __repr__(self) -> str:
+        members = f", ensemble of {self.ensemble}" if self.ensemble > 1 else ""
         return (f"Model({str(self.checkpoint.dir)!r}, {self.n_features_in_} features, "
-                f"{len(self.classes_)} classes)")
+                f"{len(self.classes_)} classes{members})")
 
 
 def _from_pandas(frame: Any, source: str) -> pl.DataFrame:
@@ -195,6 +196,8 @@ def load_model(path: str | Path) -> Model:
     """Load a checkpoint directory, a run directory (→ its best checkpoint) or a seed group
     (→ its best seed's, by the monitored validation metric) for prediction; `runs/NAME/latest`
     stands for the newest run or group of NAME, also inside a path (`latest/seed-2`).
+    An ensemble's run directory (`model.ensemble: N`) loads as one model predicting the mean
+    of its members' probabilities (`Model.ensemble`, `Model.member_modules`).
 
     Raises:
         CheckpointError: missing, empty, corrupt or mismatched checkpoint (exit 2 in the CLI).
