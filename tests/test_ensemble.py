@@ -166,6 +166,11 @@ def test_regression_ensemble_predicts_the_mean_of_its_members(tmp_path: Path) ->
     result = runner.invoke(app, ["eval", str(run.run_dir), "--json"])
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.stdout)["members"]) == {"loss", "rmse", "mae", "r2"}
+    result = runner.invoke(app, ["eval", str(run.run_dir), "--data", str(run.csv), "--json"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert len(got["members"]["rmse"]["values"]) == 2
+    assert got["metrics"]["rmse"] <= max(got["members"]["rmse"]["values"])  # mean: no worse
 
 
 def test_resume_of_an_interrupted_ensemble_is_exact(tmp_path: Path) -> None:
