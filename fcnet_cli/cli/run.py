@@ -93,6 +93,10 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     out = display.make_console()
     stop = StopToken()
     callbacks = _train_callbacks(out, quiet)
+    if exp.model.ensemble > 1:  # the members by their seeds ("seed 3")
+        from fcnet_cli.cli.seeds import SeedLabels
+
+        callbacks = [SeedLabels(cb) for cb in callbacks]
     try:
         with _signals_to(stop):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)

@@ -39,6 +39,11 @@ def sweep(
                        "tables.")] = False,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the sweep directory.")] = False,
+    ensemble: Annotated[int | None, typer.Option(
+        min=1, metavar="N", show_default=False,
+        help="Then join the top N completed trials of the best trial's layout into one "
+             "ensemble (SWEEP_DIR/ensembles/topN/<run-id>: eval, predict, export take "
+             "it).")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run (or resume) a hyperparameter sweep on Optuna; trials that share a layout are
@@ -52,7 +57,7 @@ def sweep(
     overrides = [*(set_ or []), *([f"base.training.threads={threads}"] if threads else [])]
     again = rerun_command(config, set_ or [], workers, storage, threads)
     _run(ctx, debug, lambda: _sweep(config, overrides, workers, storage, top, as_json, quiet,
-                                    again))
+                                    again, ensemble))
 
 
 def rerun_command(config: Path, overrides: list[str], workers: int, storage: str | None,
@@ -74,7 +79,7 @@ def rerun_command(config: Path, overrides: list[str], workers: int, storage: str
 
 
 def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None, top: int,
-           as_json: bool, quiet: bool, again: str = "") -> int:
+           as_json: bool, quiet: bool, again: str = "", ensemble: int | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.events import StopToken
     from fcnet_cli.sweep.load import load_sweep
@@ -112,4 +117,9 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
     if result.total and result.counts.get("failed", 0) >= result.total:
         typer.echo("error: every configuration failed", err=True)
         return 1
+    if ensemble is not None:
+        from fcnet_cli.sweep.ensemble import ensemble_from_sweep
+
+        joined = ensemble_from_sweep(result, ensemble)
+        typer.echo(joined.line(), err=quiet or as_json)
     return 0

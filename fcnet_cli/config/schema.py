@@ -215,6 +215,11 @@ class ModelConfig(_Strict):
                            description="probability of zeroing a hidden unit (training only)")
     batch_norm: bool = Field(False, description="BatchNorm1d between each hidden Linear and "
                                                 "its activation")
+    ensemble: int = Field(
+        1, ge=1, le=MAX_SEEDS,
+        description="members trained as one population (member k: training.seed + k), each "
+                    "early-stopping on its own; one checkpoint predicts the mean of their "
+                    "probabilities (regression: of their predictions)")
 
     @field_validator("hidden")
     @classmethod
@@ -450,6 +455,10 @@ class Experiment(_Strict):
             if isinstance(self.data.target, list):
                 problems.append("data.target: a list of targets needs task: regression")
             wrong = REGRESSION_METRICS
+        if self.model.ensemble > 1 and self.training.seeds > 1:
+            problems.append(f"model.ensemble: {self.model.ensemble} members cannot be combined "
+                            f"with training.seeds: {self.training.seeds}; train the ensemble "
+                            "once per seed instead (--set training.seed=S)")
         for where, m in (("training.early_stopping.monitor", self.training.early_stopping.monitor),
                          ("scheduler.monitor", self.scheduler.monitor)):
             if m in wrong:

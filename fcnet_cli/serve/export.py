@@ -107,8 +107,16 @@ def _outputs(model: Model, fmt: ExportFormat) -> list[dict[str, Any]]:
     else:
         names = ["probabilities", "logits"] if fmt == "onnx" else ["probabilities"]
         columns = model.classes_.tolist()
-    return [{"name": n, "dtype": "float32", "shape": ["batch", len(columns)],
-             "columns": columns} for n in names]
+    out = [{"name": n, "dtype": "float32", "shape": ["batch", len(columns)],
+            "columns": columns} for n in names]
+    if model.ensemble > 1:  # the graph runs every member and averages inside
+        values = {"probabilities": f"the mean of the {model.ensemble} members' probabilities",
+                  "logits": "log of the members' mean probability (softmax of it = "
+                            "probabilities)",
+                  "predictions": f"the mean of the {model.ensemble} members' predictions"}
+        for o in out:
+            o["values"] = values[str(o["name"])]
+    return out
 
 
 def _features_input(model: Model, raw: bool) -> dict[str, Any]:
@@ -150,7 +158,7 @@ def _sidecar(model: Model, fmt: ExportFormat) -> dict:
     key = fmt if by_name or fmt == "pt2" else "onnx-positional"
     return {
         "format": "fcnet-export", "version": 2, "fcnet_version": __version__,
-        "runtime": fmt, "task": model.task,
+        "runtime": fmt, "task": model.task, "ensemble": model.ensemble,
         "inputs": inputs, "outputs": _outputs(model, fmt),
         "feature_names": prep.feature_names, "encoded_names": prep.input_names,
         **what,
