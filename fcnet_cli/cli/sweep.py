@@ -10,6 +10,7 @@ import typer
 from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, ThreadsOpt, _run, app
 from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 from fcnet_cli.cli.run import _signals_to
+from fcnet_cli.cli.tracking import MlflowOpt, sync_sweep_dir
 
 # ---------------------------------------------------------------- sweep
 
@@ -39,6 +40,7 @@ def sweep(
                        "tables.")] = False,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the sweep directory.")] = False,
+    mlflow: MlflowOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run (or resume) a hyperparameter sweep on Optuna; trials that share a layout are
@@ -52,7 +54,7 @@ def sweep(
     overrides = [*(set_ or []), *([f"base.training.threads={threads}"] if threads else [])]
     again = rerun_command(config, set_ or [], workers, storage, threads)
     _run(ctx, debug, lambda: _sweep(config, overrides, workers, storage, top, as_json, quiet,
-                                    again))
+                                    again, mlflow))
 
 
 def rerun_command(config: Path, overrides: list[str], workers: int, storage: str | None,
@@ -74,7 +76,7 @@ def rerun_command(config: Path, overrides: list[str], workers: int, storage: str
 
 
 def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None, top: int,
-           as_json: bool, quiet: bool, again: str = "") -> int:
+           as_json: bool, quiet: bool, again: str = "", mlflow: str | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.events import StopToken
     from fcnet_cli.sweep.load import load_sweep
@@ -106,6 +108,8 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
             typer.echo(result.sweep_dir)
         else:
             display.render_leaderboard(out, result, top)
+    sync_sweep_dir(spec.base_exp, spec.name, Path(result.sweep_dir), mlflow,
+                   quiet or as_json)
     if stop.requested:
         typer.echo(f"interrupted ({stop.reason}); resume with: {again}", err=True)
         return EXIT_SIGNAL.get(stop.reason or "SIGINT", EXIT_SIGNAL["SIGINT"])

@@ -29,6 +29,7 @@ __all__ = [
     "LossConfig",
     "LrFindMode",
     "MAX_SEEDS",
+    "MlflowConfig",
     "ModelConfig",
     "Monitor",
     "OptimizerConfig",
@@ -383,6 +384,20 @@ class TrainingConfig(_Strict):
                                 "null = the device's free memory")
 
 
+class MlflowConfig(_Strict):
+    """`output.mlflow`: log runs to an MLflow tracking store (needs the mlflow extra)."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI: http(s)://host:port of a tracking server, or "
+                          "sqlite:///path/mlflow.db; null = sqlite:///<output.dir>/mlflow.db "
+                          "(artifacts in <output.dir>/mlartifacts)")
+    experiment: str | None = Field(None, description="MLflow experiment name (default: the "
+                                                     "experiment name, output.name)")
+    run_name: str | None = Field(None, description="MLflow run name (default: the run "
+                                                   "directory's id; seeds: seed-<seed> under "
+                                                   "a parent run named after the group)")
+
+
 class OutputConfig(_Strict):
     dir: str = Field("runs", description="root of run directories (relative to the "
                                          "working directory)")
@@ -390,6 +405,10 @@ class OutputConfig(_Strict):
     tensorboard: bool = Field(False, description="also write the metrics.csv scalars as "
                                                  "TensorBoard event files in <run dir>/tensorboard "
                                                  "(needs the tensorboard extra)")
+    mlflow: MlflowConfig | None = Field(
+        None, description="log the run to MLflow (params, per-epoch metrics, artifacts, the "
+                          "model); null = off; {} = on with the defaults; `--mlflow URI` turns "
+                          "it on")
 
     @field_validator("name")
     @classmethod
