@@ -24,6 +24,7 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
 from fcnet_cli.engine.rundir import versions
 from fcnet_cli.serve.model import Model, load_model
@@ -56,40 +57,55 @@ class FcnetPyfunc(PythonModel):  # type: ignore[misc]
     def load_context(self, context: Any) -> None:
         self.model = load_model(context.artifacts[CHECKPOINT])
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> pd.DataFrame:
+    # no type hints: MLflow would read them as the input schema (the signature says it)
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         return prediction_frame(self.model, model_input)
 
 
+def _col_type(column: Any) -> str:
+    """The MLflow type of one raw input column (`engine.cells.Column`), as pandas reads it."""
+    if column.kind == "numeric":
+        return "double"
+    if column.kind == "categorical" and column.form in ("int", "bool"):
+        return "long" if column.form == "int" else "boolean"
+    return "string"  # text categories, dates (ISO text)
+
+
+def _typed(values: list[Any], kind: str) -> pd.Series:
+    series = pd.Series(values, dtype=object)
+    if kind == "string":
+        return series.where(series.notna(), None)
+    numbers = pd.to_numeric(series, errors="coerce")
+    if kind == "double":
+        return numbers.astype("float64")
+    if numbers.isna().any():
+        return series
+    return numbers.astype("int64") if kind == "long" else \
+        series.astype(str).str.lower().isin(("true", "1"))
+
+
 def _example(model: Model) -> pd.DataFrame | None:
-    """A few validation rows as the user would pass them (raw columns, empty cells kept)."""
-    names = model.feature_names_in_.tolist()
-    try:
+    """A few validation rows as a user passes them (raw columns, empty cells kept)."""
+    columns = model.spec.prep.columns
+    names = [c.name for c in columns]
+    try:  # a table: its source file's cells (as text)
         rows = split_kept(model, "val", names).head(EXAMPLE_ROWS)
     except Exception:  # a bundled data set: no source file; numeric columns only
-        rows = None
-    if rows is None:
         if model.n_inputs != model.n_features_in_:
             return None
         from fcnet_cli.serve.predict import raw_split
 
         x = raw_split(model, "val", allow_changed_data=True)[:EXAMPLE_ROWS]
         rows = pl.DataFrame({n: x[:, j].astype(np.float64) for j, n in enumerate(names)})
-    return pd.DataFrame({c: rows[c].to_list() for c in rows.columns})
+    return pd.DataFrame({c.name: _typed(rows[c.name].to_list(), _col_type(c))
+                         for c in columns})
 
 
-def _col_type(dtype: Any) -> str:
-    if dtype.kind in "iu":
-        return "long"
-    if dtype.kind == "f":
-        return "double"
-    return "boolean" if dtype.kind == "b" else "string"
-
-
-def _signature(model: Model, example: pd.DataFrame | None, output: pd.DataFrame | None
-               ) -> ModelSignature:
-    names = model.feature_names_in_.tolist()
-    kinds = {c: _col_type(example[c].dtype) for c in names} if example is not None else {}
-    inputs = Schema([ColSpec(kinds.get(c, "string"), c, required=False) for c in names])
+def _signature(model: Model) -> ModelSignature:
+    """Inputs by name, each optional; text columns `string`, the others `Any`: MLflow would
+    refuse int64 cells for a `double` column (and NaN for a `long` one), which fcnet takes."""
+    inputs = Schema([ColSpec("string" if _col_type(c) == "string" else AnyType(), c.name,
+                             required=False) for c in model.spec.prep.columns])
     out_names = output_columns(model, proba=True)
     out_types = ["double"] * len(out_names)
     if model.task == "classification":
@@ -101,12 +117,11 @@ def _signature(model: Model, example: pd.DataFrame | None, output: pd.DataFrame 
 def save_model(checkpoint: Path, path: Path) -> Path:
     """Write the pyfunc model of `checkpoint` (a `checkpoints/best` directory) to `path`."""
     model = load_model(checkpoint)
-    example = _example(model)
-    output = None if example is None else prediction_frame(model, example)
     mlflow.pyfunc.save_model(
         path=str(path), python_model=FcnetPyfunc(), artifacts={CHECKPOINT: str(checkpoint)},
-        signature=_signature(model, example, output), input_example=example,
-        pip_requirements=[f"fcnet=={versions()['fcnet']}", f"torch=={torch.__version__}",
+        signature=_signature(model), input_example=_example(model),
+        pip_requirements=[f"fcnet=={versions()['fcnet']}",
+                          f"torch=={torch.__version__.split('+')[0]}",
                           f"mlflow=={mlflow.__version__}"])
     return path
 
