@@ -26,6 +26,9 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# seconds `mlflow server` may take to answer (its start imports most of MLflow: about 10 s on
+# an idle 2-core machine, 40 s on a loaded one), else the server test is skipped
+SERVER_WAIT = float(os.environ.get("FCNET_TEST_MLFLOW_SERVER_WAIT", "60"))
 
 
 def _free_port() -> int:
@@ -266,7 +269,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
          "--artifacts-destination", (tmp / "artifacts").as_uri()],
         cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    wait = SERVER_WAIT
+    deadline = time.monotonic() + wait
     up = False
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -277,7 +281,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     if not up:
         proc.terminate()
         proc.wait(10)
-        pytest.skip("mlflow server did not answer on 127.0.0.1 within 20 s")
+        pytest.skip(f"mlflow server did not answer on 127.0.0.1 within {wait:g} s")
     yield url
     proc.terminate()
     try:
@@ -289,7 +293,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
 @pytest.mark.slow
 def test_train_logs_to_a_real_mlflow_server(mlflow_server: str, tmp_path: Path) -> None:
     code, stdout, stderr = _train([str(_iris(tmp_path, epochs=2)), "--mlflow", mlflow_server])
-    assert code == 0 and "warning" not in stderr, stderr
+    assert code == 0 and "warning:" not in stderr, stderr
     runs = _runs(mlflow_server, "iris")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert [s for s, _ in _history(mlflow_server, runs[0].info.run_id, "val_loss")] == [1, 2]

@@ -13,6 +13,7 @@ The checkpoint travels as the model's artifact; loading the model needs fcnet in
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ __all__ = ["EXAMPLE_ROWS", "FcnetPyfunc", "log_model", "prediction_frame", "save
 
 EXAMPLE_ROWS = 5
 CHECKPOINT = "checkpoint"  # the artifact key of the checkpoint directory
+_MODEL_CODE = """from mlflow.models import set_model
+
+from fcnet_cli.tracking.model import FcnetPyfunc
+
+set_model(FcnetPyfunc())
+"""
 
 
 def prediction_frame(model: Model, frame: Any) -> pd.DataFrame:
@@ -54,10 +61,13 @@ def prediction_frame(model: Model, frame: Any) -> pd.DataFrame:
 class FcnetPyfunc(PythonModel):  # type: ignore[misc]
     """`load_model` of the logged checkpoint; `predict` = `fcnet predict --proba`."""
 
+    # the signature describes the input: no type hints on `predict`, whose validation and
+    # signature inference MLflow would try (and warn about)
+    _skip_type_hint_validation = True
+
     def load_context(self, context: Any) -> None:
         self.model = load_model(context.artifacts[CHECKPOINT])
 
-    # no type hints: MLflow would read them as the input schema (the signature says it)
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         return prediction_frame(self.model, model_input)
 
@@ -117,12 +127,18 @@ def _signature(model: Model) -> ModelSignature:
 def save_model(checkpoint: Path, path: Path) -> Path:
     """Write the pyfunc model of `checkpoint` (a `checkpoints/best` directory) to `path`."""
     model = load_model(checkpoint)
-    mlflow.pyfunc.save_model(
-        path=str(path), python_model=FcnetPyfunc(), artifacts={CHECKPOINT: str(checkpoint)},
-        signature=_signature(model), input_example=_example(model),
-        pip_requirements=[f"fcnet=={versions()['fcnet']}",
-                          f"torch=={torch.__version__.split('+')[0]}",
-                          f"mlflow=={mlflow.__version__}"])
+    with tempfile.TemporaryDirectory(prefix="fcnet-pyfunc-") as tmp:
+        code = Path(tmp) / "fcnet_model.py"  # a model from code: nothing pickled
+        code.write_text(_MODEL_CODE, encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's hints about type hints and pickles
+            mlflow.pyfunc.save_model(
+                path=str(path), python_model=str(code),
+                artifacts={CHECKPOINT: str(checkpoint)}, signature=_signature(model),
+                input_example=_example(model),
+                pip_requirements=[f"fcnet=={versions()['fcnet']}",
+                                  f"torch=={torch.__version__.split('+')[0]}",
+                                  f"mlflow=={mlflow.__version__}"])
     return path
 
 

@@ -28,8 +28,10 @@ __all__ = ["ARTIFACTS", "DB_FILE", "PROBE_SECONDS", "Tracking", "TrackingSetting
 DB_FILE = "mlflow.db"  # the default store: sqlite:///<output.dir>/mlflow.db
 ARTIFACTS = "mlartifacts"  # beside a SQLite store: its experiments' artifacts
 PROBE_SECONDS = 2.0
-# MLflow's HTTP client, unless the environment says otherwise: fail fast, never retry for minutes
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# MLflow's client, unless the environment says otherwise: fail fast, never retry for minutes;
+# no progress bars on the training's terminal
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                  "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 T = TypeVar("T")
 
 
@@ -88,10 +90,14 @@ def probe(uri: str, seconds: float = PROBE_SECONDS) -> None:
 
 
 def _quiet_mlflow() -> None:
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """Short client timeouts (before MLflow reads them) and MLflow's INFO lines off (after
+    `import mlflow`, which sets its own log level)."""
     for key, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    import mlflow  # noqa: F401
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @dataclass
