@@ -5,6 +5,7 @@ seed groups and sweeps as parent and child runs, and a real `mlflow server` (slo
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -267,7 +268,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1", "--backend-store-uri", f"sqlite:///{(tmp / 's.db').as_posix()}",
          "--artifacts-destination", (tmp / "artifacts").as_uri()],
-        cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)  # its own process group: the server's workers stop with it
     url = f"http://127.0.0.1:{port}"
     wait = SERVER_WAIT
     deadline = time.monotonic() + wait
@@ -279,15 +281,23 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
         except OSError:
             time.sleep(0.3)
     if not up:
-        proc.terminate()
-        proc.wait(10)
+        _stop(proc)
         pytest.skip(f"mlflow server did not answer on 127.0.0.1 within {wait:g} s")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """SIGTERM to the server's process group (the server and its workers), then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(5)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @pytest.mark.slow

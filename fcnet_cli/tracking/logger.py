@@ -16,8 +16,7 @@ from pathlib import Path
 
 from fcnet_cli.events import Callback, EpochMetrics, RunResult, RunStart
 from fcnet_cli.tracking import records
-from fcnet_cli.tracking.store import Tracking, TrackingSettings
-from fcnet_cli.tracking.sync import (
+from fcnet_cli.tracking.runs import (
     end_run,
     log_epochs,
     log_group_stats,
@@ -25,6 +24,7 @@ from fcnet_cli.tracking.sync import (
     log_run_files,
     start_run,
 )
+from fcnet_cli.tracking.store import Tracking, TrackingSettings
 
 __all__ = ["MlflowLogger"]
 

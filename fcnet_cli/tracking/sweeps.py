@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.tracking import records
+from fcnet_cli.tracking.runs import end_run, log_epochs, log_run_files, start_run
 from fcnet_cli.tracking.store import Tracking
-from fcnet_cli.tracking.sync import end_run, log_epochs, log_run_files, start_run
 
 __all__ = ["TRIAL_STATUS", "sync_sweep"]
 
