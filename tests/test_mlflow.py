@@ -156,9 +156,10 @@ def test_refused_server_never_stops_training_then_mlflow_sync_logs_it(tmp_path: 
     assert time.perf_counter() - started < 60
     warnings = [line for line in stderr.splitlines() if line.strip()]
     assert len(warnings) == 1, stderr
-    assert warnings[0].startswith("warning: mlflow (http://127.0.0.1:") and \
-        "unreachable" in warnings[0] and "fcnet mlflow-sync" in warnings[0]
     run_dir = Path(stdout.strip().splitlines()[-1])
+    assert warnings[0] == (f"warning: mlflow (http://127.0.0.1:{port}): unreachable "
+                           "(Connection refused); not logged: the run (log it later with: "
+                           f"fcnet mlflow-sync {run_dir} --mlflow http://127.0.0.1:{port})")
     assert (run_dir / "summary.json").is_file()
 
     uri = f"sqlite:///{(tmp_path / 'synced.db').as_posix()}"

@@ -74,8 +74,7 @@ def _sync(path: Path, uri: str | None, experiment: str | None, run_name: str | N
     ids = sync_dir(tracking, path, run_name)
     warning = tracking.warning()
     if warning is not None:
-        raise RunError(warning.replace(" (log it later with: fcnet mlflow-sync RUN_DIR "
-                                       "--mlflow URI)", ""))
+        raise RunError(warning)
     s = tracking.settings
     typer.echo(f"logged {path} to {s.uri} (experiment {s.experiment}): "
                f"{len(ids)} run{'s' if len(ids) != 1 else ''}, parent {ids[0]}"

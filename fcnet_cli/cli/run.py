@@ -107,7 +107,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
                 close()
     code = _report_run(out, result, stop, quiet, as_json)
     if tracker is not None:
-        report_tracking(tracker.tracking, quiet, tracker.run_ids)
+        report_tracking(tracker.tracking, quiet, tracker.run_ids, result.run_dir)
     return code
 
 

@@ -86,7 +86,7 @@ def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Conso
     if tracker is not None:
         tracker.finish_group(Path(result.group_dir), result.status)
         tracker.close()
-        report_tracking(tracker.tracking, quiet, tracker.run_ids)
+        report_tracking(tracker.tracking, quiet, tracker.run_ids, result.group_dir)
     if quiet:
         typer.echo(result.group_dir)
     else:

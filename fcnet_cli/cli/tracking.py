@@ -39,9 +39,11 @@ def mlflow_logger(exp: "Experiment", uri: str | None, seeds: bool = False
     return MlflowLogger(settings, seeds=seeds)
 
 
-def report_tracking(tracking: "Tracking", quiet: bool, ids: list[str]) -> None:
-    """One line on stderr: the warning when something was not logged, else where it went."""
-    warning = tracking.warning()
+def report_tracking(tracking: "Tracking", quiet: bool, ids: list[str],
+                    folder: str | None = None) -> None:
+    """One line on stderr: the warning when something was not logged (and how to log the
+    run's `folder` later), else where it went."""
+    warning = tracking.warning(folder)
     if warning is not None:
         typer.echo(f"warning: {warning}", err=True)
     elif not quiet and ids:
@@ -61,4 +63,4 @@ def sync_sweep_dir(exp: "Experiment", name: str, sweep_dir: Path, uri: str | Non
     settings = settings_for(exp, uri, name=name)
     assert settings is not None
     tracking = Tracking(settings)
-    report_tracking(tracking, quiet, sync_sweep(tracking, sweep_dir))
+    report_tracking(tracking, quiet, sync_sweep(tracking, sweep_dir), str(sweep_dir))

@@ -36,7 +36,7 @@ def start_run(tracking: Tracking, name: str, tags: Mapping[str, str] | None = No
         run = client.create_run(tracking.experiment_id, run_name=name, tags=tags)
         return str(run.info.run_id)
 
-    return tracking.call("runs", create)
+    return tracking.call("the run", create)
 
 
 def end_run(tracking: Tracking, run_id: str, status: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shlex
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ def probe(uri: str, seconds: float = PROBE_SECONDS) -> None:
     try:
         socket.create_connection((url.hostname, port), timeout=seconds).close()
     except OSError as e:
-        raise ConnectionError(f"tracking server {uri} unreachable ({e.strerror or e})") from None
+        raise ConnectionError(f"unreachable ({e.strerror or e})") from None
 
 
 def _quiet_mlflow() -> None:
@@ -150,10 +151,14 @@ class Tracking:
         self.problem = text[0][:200] if text else type(e).__name__
         self.client = None
 
-    def warning(self) -> str | None:
-        """One line: why tracking stopped and what was not logged; None when all went in."""
+    def warning(self, folder: str | None = None) -> str | None:
+        """One line: why tracking stopped, what was not logged and, given the run's `folder`,
+        the command that logs it later; None when everything went in."""
         if self.problem is None:
             return None
         lost = ", ".join(self.skipped) or "nothing"
-        return (f"mlflow ({self.settings.uri}): {self.problem}; not logged: {lost} "
-                f"(log it later with: fcnet mlflow-sync RUN_DIR --mlflow URI)")
+        text = f"mlflow ({self.settings.uri}): {self.problem}; not logged: {lost}"
+        if folder is None:
+            return text
+        return text + (f" (log it later with: fcnet mlflow-sync {shlex.quote(folder)} "
+                       f"--mlflow {shlex.quote(self.settings.uri)})")
