@@ -4,7 +4,7 @@ Each finished trial's child carries its first seed's config as params, its metri
 over the seeds, that seed's epochs, and tags `fcnet.state` (complete, pruned, fail) and
 `fcnet.status` / `fcnet.reason`; pruned trials end KILLED, failed ones FAILED. The parent holds
 sweep.yaml and leaderboard.csv as artifacts, the trial counts and the best value; the best
-trial's child also holds its model.
+trial's child also holds the model of its best seed.
 """
 
 from __future__ import annotations
@@ -59,7 +59,12 @@ def _log_trial(tracking: Tracking, parent: str, row: dict[str, str], swept: list
         f"{metric}_std"), "trial_seconds": row.get("seconds")}
     metrics = records.row_metrics({k: v for k, v in values.items() if v})
     if run_dir is not None:
-        log_run_files(tracking, child, run_dir, history=True, model=best)
+        log_run_files(tracking, child, run_dir, history=True, model=False)
+    checkpoint = Path(row.get("checkpoint") or "-")
+    if best and (checkpoint / "meta.json").is_file():  # the best seed's checkpoint
+        from fcnet_cli.tracking.model import log_model
+
+        tracking.call("model", log_model, child, checkpoint)
     else:  # no run directory (e.g. an invalid configuration): the swept values only
         from mlflow.entities import Param
 
