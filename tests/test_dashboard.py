@@ -82,3 +82,14 @@ def test_dashboard_serves_the_sweeps_study(sweep_dir: Path) -> None:
 def test_dashboard_on_a_folder_without_a_study_is_a_usage_error(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["dashboard", str(tmp_path)])
     assert r.exit_code == 2 and "no optuna.journal" in r.stderr
+
+
+def test_without_optuna_dashboard_it_is_a_usage_error(sweep_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "optuna_dashboard" else real(name, *a))
+    r = CliRunner().invoke(app, ["dashboard", str(sweep_dir)])
+    assert r.exit_code == 2 and "pip install 'fcnet[dashboard]'" in r.stderr

@@ -310,3 +310,13 @@ def test_train_logs_to_a_real_mlflow_server(mlflow_server: str, tmp_path: Path) 
     assert [s for s, _ in _history(mlflow_server, runs[0].info.run_id, "val_loss")] == [1, 2]
     assert {"config.yaml", "metrics.csv", "model"} <= \
         _artifacts(mlflow_server, runs[0].info.run_id)
+
+
+def test_without_the_mlflow_package_tracking_is_a_usage_error_before_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnet_cli.tracking import store
+
+    monkeypatch.setattr(store, "available", lambda: False)
+    code, _, stderr = _train([str(_iris(tmp_path)), "--mlflow", "default"])
+    assert code == 2 and "pip install 'fcnet[mlflow]'" in stderr
+    assert not (tmp_path / "runs" / "iris").exists()  # nothing trained

@@ -10,7 +10,7 @@ import typer
 from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, ThreadsOpt, _run, app
 from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 from fcnet_cli.cli.run import _signals_to
-from fcnet_cli.cli.tracking import MlflowOpt, sync_sweep_dir
+from fcnet_cli.cli.tracking import MlflowOpt, sweep_tracking, sync_sweep_dir
 
 # ---------------------------------------------------------------- sweep
 
@@ -82,6 +82,7 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
     from fcnet_cli.sweep.load import load_sweep
 
     spec = load_sweep(config, overrides)  # exit 2 here, before torch is imported
+    tracking = sweep_tracking(spec.base_exp, spec.name, mlflow)  # mlflow missing: exit 2
     from fcnet_cli.sweep.store import open_store
 
     open_store(spec, storage)  # an unreachable storage or a changed spec fails before torch
@@ -108,8 +109,7 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
             typer.echo(result.sweep_dir)
         else:
             display.render_leaderboard(out, result, top)
-    sync_sweep_dir(spec.base_exp, spec.name, Path(result.sweep_dir), mlflow,
-                   quiet or as_json)
+    sync_sweep_dir(tracking, Path(result.sweep_dir), quiet or as_json)
     if stop.requested:
         typer.echo(f"interrupted ({stop.reason}); resume with: {again}", err=True)
         return EXIT_SIGNAL.get(stop.reason or "SIGINT", EXIT_SIGNAL["SIGINT"])

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from fcnet_cli.tracking.logger import MlflowLogger
     from fcnet_cli.tracking.store import Tracking
 
-__all__ = ["MlflowOpt", "mlflow_logger", "report_tracking", "sync_sweep_dir", "uri_or_default"]
+__all__ = ["MlflowOpt", "mlflow_logger", "report_tracking", "sweep_tracking", "sync_sweep_dir",
+           "uri_or_default"]
 
 MlflowOpt = Annotated[str | None, typer.Option(
     "--mlflow", metavar="URI", show_default=False,
@@ -52,15 +53,21 @@ def report_tracking(tracking: "Tracking", quiet: bool, ids: list[str],
                    err=True)
 
 
-def sync_sweep_dir(exp: "Experiment", name: str, sweep_dir: Path, uri: str | None,
-                   quiet: bool) -> None:
-    """`fcnet sweep --mlflow`: the finished sweep as a parent run with a child per trial."""
+def sweep_tracking(exp: "Experiment", name: str, uri: str | None) -> "Tracking | None":
+    """What a sweep's `base.output.mlflow` or `--mlflow` asks for, checked before it runs."""
     if not _wanted(exp, uri):
-        return
+        return None
     from fcnet_cli.tracking.store import Tracking, settings_for
-    from fcnet_cli.tracking.sweeps import sync_sweep
 
     settings = settings_for(exp, uri, name=name)
     assert settings is not None
-    tracking = Tracking(settings)
+    return Tracking(settings)
+
+
+def sync_sweep_dir(tracking: "Tracking | None", sweep_dir: Path, quiet: bool) -> None:
+    """`fcnet sweep --mlflow`: the finished sweep as a parent run with a child per trial."""
+    if tracking is None:
+        return
+    from fcnet_cli.tracking.sweeps import sync_sweep
+
     report_tracking(tracking, quiet, sync_sweep(tracking, sweep_dir), str(sweep_dir))
