@@ -475,6 +475,15 @@ class Experiment(_Strict):
         return self
 
 
+def _optional_section(ann: Any) -> type[BaseModel] | None:
+    """`Section | None` -> Section (a section that is off when null)."""
+    args = [a for a in get_args(ann) if a is not type(None)]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) \
+            and len(get_args(ann)) == 2:
+        return args[0]
+    return None
+
+
 def describe_schema() -> list[tuple[str, str, str, str]]:
     """Every field as (dotted path, type, default, description), type and default as a
     user writes them (`typetext`): ``int ≥ 1``, ``one of: sgd, adam``, ``null``."""
@@ -490,6 +499,11 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
                 walk(ann, path + ".")
                 continue
             default = f.get_default(call_default_factory=True)
+            section = _optional_section(ann)
+            if section is not None:  # e.g. output.mlflow: null (off) or a mapping of fields
+                rows.append((path, "mapping or null", value_text(default), f.description or ""))
+                walk(section, path + ".")
+                continue
             rows.append((path, type_text(f), value_text(default), f.description or ""))
 
     walk(Experiment, "")
