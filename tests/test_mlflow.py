@@ -238,6 +238,15 @@ def test_sweep_logs_a_parent_with_the_leaderboard_and_a_child_per_trial(
     assert "model" in _artifacts(uri, best.info.run_id)
     assert [s for s, _ in _history(uri, best.info.run_id, "val_loss")] == [1, 2]
 
+    other = f"sqlite:///{(tmp_path / 'synced.db').as_posix()}"  # the folder, from its files
+    r = CliRunner().invoke(app, ["mlflow-sync", str(tmp_path / "runs" / "tiny"),
+                                 "--mlflow", other])
+    assert r.exit_code == 0, r.output
+    assert "3 runs, parent" in r.stdout
+    synced = _runs(other, "tiny")
+    assert sorted(x.data.tags.get("fcnet.state", "-") for x in synced) == \
+        ["-", "complete", "fail"]
+
 
 # ---------------------------------------------------------------- lazy imports
 
