@@ -102,6 +102,7 @@ class RunStart:
     n_classes: int  # regression: the number of targets
     task: str = "classification"
     notices: list[str] = field(default_factory=list)  # data notices (e.g. unseen categories)
+    monitor: str = "val_loss"  # the validation metric that picks the best epoch (member 0's)
 
 
 @dataclass

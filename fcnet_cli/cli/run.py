@@ -232,8 +232,9 @@ def eval_(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(
         metavar="CHECKPOINT", show_default=False,
-        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), or a run directory for "
-             "its best checkpoint (runs/NAME/latest: the newest run of NAME).")],
+        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), a run directory for "
+             "its best checkpoint (runs/NAME/latest: the newest run of NAME), or a seed group "
+             "for its best seed's (by the monitored metric; or GROUP/seed-N).")],
     split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = "test",
     data: Annotated[Path | None, typer.Option(
         metavar="FILE", show_default=False,
@@ -262,10 +263,18 @@ def eval_(
 
 
 def checkpoint_dir(path: Path) -> Path:
-    """A checkpoint directory, or a run directory's `checkpoints/best` (`latest` resolved)."""
+    """A checkpoint directory, a run directory's `checkpoints/best`, or a seed group's best
+    seed's (by the monitored validation metric; one line on stderr says which); `latest`
+    resolved anywhere in the path."""
     path = _real(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
+    from fcnet_cli.engine.seedpick import best_seed, is_group_dir
+
+    if is_group_dir(path):
+        chosen = best_seed(path)
+        typer.echo(chosen.line(path), err=True)
+        path = chosen.run_dir
     best = path / "checkpoints" / "best"
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
         if not best.is_dir():

@@ -11,6 +11,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from fcnet_cli import metrics as registry
+
 __all__ = [
     "CLASSIFICATION_METRICS",
     "FILE_DATASETS",
@@ -68,8 +70,6 @@ Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macr
 CLASSIFICATION_METRICS: tuple[str, ...] = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1",
                           "val_roc_auc", "val_pr_auc")
 REGRESSION_METRICS: tuple[str, ...] = ("val_rmse", "val_mae", "val_r2")
-MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_roc_auc",
-             "val_pr_auc", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
 LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
@@ -79,13 +79,15 @@ Precision = Literal["fp32", "tf32", "bf16"]  # `training.precision` (CUDA only b
 Split = Literal["train", "val", "test"]
 # `fcnet predict --format` and `fcnet export --format` (fcnet_cli.serve)
 PredictFormat = Literal["csv", "parquet", "json"]
-ExportFormat = Literal["onnx", "torchscript"]
+ExportFormat = Literal["onnx", "pt2", "torchscript"]  # torchscript: deprecated alias of pt2
 
 FILE_DATASETS = ("csv", "parquet", "npz")
 TABLE_DATASETS = ("csv", "parquet")
 REGRESSION_DATASETS = ("diabetes",)
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
 METRICS: tuple[str, ...] = get_args(Monitor)
+# the monitorable metrics a larger value of which is better (from the metric registry)
+MAXIMIZED = tuple(m for m in METRICS if registry.metric_mode(m) == "max")
 SPLITS: tuple[str, ...] = get_args(Split)
 # Upper bounds on counts: far beyond any real run, low enough that a typo (10^24 epochs) or a
 # hostile file is refused at validation instead of overflowing torch or running forever.
@@ -97,8 +99,9 @@ MAX_BATCH = 1 << 24
 
 
 def metric_mode(metric: str) -> Literal["min", "max"]:
-    """Whether a larger value of a validation metric is better ("max") or a smaller one."""
-    return "max" if metric in MAXIMIZED else "min"
+    """Whether a larger value of a validation metric is better ("max") or a smaller one
+    (`fcnet_cli.metrics`, the one registry)."""
+    return registry.metric_mode(metric)
 
 
 class _Strict(BaseModel):

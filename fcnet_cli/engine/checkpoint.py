@@ -193,6 +193,10 @@ def _checkpoint_dir(path: Path) -> Path:
         return path
     if (path / "checkpoints" / "best").is_dir():
         return path / "checkpoints" / "best"
+    if (path / "group.json").is_file():
+        raise CheckpointError(f"{path}: a seed group, not one checkpoint: give one of its seeds "
+                              f"({path.name}/seed-N), or the group to fcnet eval, predict, "
+                              "export or load_model (they use its best seed)")
     raise CheckpointError(f"{path}: no checkpoint in this directory "
                           f"(expected {WEIGHTS} and {META}, or checkpoints/best)")
 

@@ -1,4 +1,8 @@
-"""Metrics of a model on one split: loss, accuracy, per-class precision/recall/F1, confusion."""
+"""Metrics of a model on one split: loss, accuracy, per-class precision/recall/F1, confusion.
+
+Which way each metric is better, its bounds and its display name are the metric registry's
+(`fcnet_cli.metrics`, re-exported here): a leaf module, so that reports read it without torch.
+"""
 
 from __future__ import annotations
 
@@ -26,9 +30,11 @@ from fcnet_cli.engine.ranking import (
 from fcnet_cli.engine.tables import Target
 from fcnet_cli.errors import CheckpointError, DataError, UsageError
 from fcnet_cli.events import EvalResult
+from fcnet_cli.metrics import REGISTRY, MetricInfo, metric_info, metric_mode
 
-__all__ = ["evaluate", "evaluate_checkpoint", "evaluate_regression", "evaluate_split",
-           "majority_notice", "require_rows", "validation_threshold"]
+__all__ = ["REGISTRY", "MetricInfo", "evaluate", "evaluate_checkpoint", "evaluate_regression",
+           "evaluate_split", "majority_notice", "metric_info", "metric_mode", "require_rows",
+           "validation_threshold"]
 
 
 def _model_device(model: nn.Module) -> torch.device | None:

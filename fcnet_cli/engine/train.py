@@ -185,7 +185,8 @@ class _Engine:
                 epochs=self.epochs, batches_per_epoch=self.n_batches,
                 start_epoch=self.start_epoch, device=str(self.device), n_train=self.n_train,
                 n_val=len(d.y_val), n_test=len(d.y_test), n_features=d.n_features,
-                n_classes=d.n_outputs, task=d.task, notices=list(d.notices)))
+                n_classes=d.n_outputs, task=d.task, notices=list(d.notices),
+                monitor=self.exps[0].training.early_stopping.monitor))
         try:
             self._loop()
         except BaseException as err:

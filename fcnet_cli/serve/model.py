@@ -24,6 +24,7 @@ from fcnet_cli.engine.evaluate import _experiment
 from fcnet_cli.engine.files import resolve_latest
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.ranking import check_threshold, margin_threshold
+from fcnet_cli.engine.seedpick import best_seed, is_group_dir
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
 
@@ -179,10 +180,15 @@ def _pandas_column(name: str, s: Any) -> pl.Series:
 
 
 def load_model(path: str | Path) -> Model:
-    """Load a checkpoint directory or a run directory (→ its best checkpoint) for prediction;
-    ``runs/NAME/latest`` is NAME's newest run, as in the CLI.
+    """Load a checkpoint directory, a run directory (→ its best checkpoint) or a seed group
+    (→ its best seed's, by the monitored validation metric) for prediction; `runs/NAME/latest`
+    stands for the newest run or group of NAME, also inside a path (`latest/seed-2`).
 
     Raises:
         CheckpointError: missing, empty, corrupt or mismatched checkpoint (exit 2 in the CLI).
+        UsageError: a group none of whose seeds has a checkpoint yet.
     """
-    return Model(load_checkpoint(resolve_latest(Path(path))))
+    where = resolve_latest(path)
+    if is_group_dir(where):
+        where = best_seed(where).run_dir
+    return Model(load_checkpoint(where))
