@@ -26,7 +26,9 @@ ALLOWED = {
     "serve": {"leaves", "engine"},
     "studies": {"leaves", "engine", "analysis", "sweep"},
     "display": {"leaves", "analysis"},
-    "cli": {"leaves", "engine", "analysis", "sweep", "serve", "display", "studies"},
+    "cli": {"leaves", "engine", "analysis", "sweep", "serve", "display", "studies", "tracking"},
+    # MLflow tracking of runs, groups and sweeps (mlflow imported only when asked for)
+    "tracking": {"leaves", "engine", "analysis", "serve"},
     # the scikit-learn estimators: a Python skin beside the CLI (display only when verbose)
     "estimators": {"leaves", "engine", "serve", "display"},
 }

@@ -30,6 +30,7 @@ from fcnet_cli.cli.app import (
     app,
 )
 from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
+from fcnet_cli.cli.tracking import MlflowOpt, mlflow_logger, report_tracking
 from fcnet_cli.config.schema import Split
 
 ThresholdOpt = Annotated[float | None, typer.Option(
@@ -57,6 +58,7 @@ def train(
         metavar="N", show_default=False,
         help="Train seeds seed..seed+N-1 as one population (sets training.seeds): a group "
              "folder with mean ± std and a 95% interval of every metric.")] = None,
+    mlflow: MlflowOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train the network an experiment describes and save a run directory.
@@ -69,11 +71,11 @@ def train(
     """
     overrides = [*(set_ or []), *([f"training.threads={threads}"] if threads else [])]
     _run(ctx, debug, lambda: _train(config, overrides, quiet or as_json, resume, as_json,
-                                    seeds))
+                                    seeds, mlflow))
 
 
 def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path | None,
-           as_json: bool = False, seeds: int | None = None) -> int:
+           as_json: bool = False, seeds: int | None = None, mlflow: str | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.config import load_experiment
     from fcnet_cli.events import StopToken
@@ -83,11 +85,13 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     if seeds is not None:
         overrides = [*overrides, f"training.seeds={seeds}"]
     exp = load_experiment(_config_path(config, resume), overrides)
+    tracker = mlflow_logger(exp, mlflow, seeds=group or exp.training.seeds > 1)
     if group or exp.training.seeds > 1:
         from fcnet_cli.cli.seeds import train_seeds
 
         out = display.make_console()
-        return train_seeds(exp, quiet, resume, out, _train_callbacks(out, quiet), _signals_to)
+        return train_seeds(exp, quiet, resume, out, _train_callbacks(out, quiet), _signals_to,
+                           tracker)
     from fcnet_cli.engine.train import train as run_training  # torch: only for a valid config
 
     out = display.make_console()
@@ -97,6 +101,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
         from fcnet_cli.cli.seeds import SeedLabels
 
         callbacks = [SeedLabels(cb) for cb in callbacks]
+    callbacks = [*callbacks, *([tracker] if tracker else [])]
     try:
         with _signals_to(stop):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
@@ -105,7 +110,10 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
             close = getattr(cb, "close", None)
             if close is not None:
                 close()
-    return _report_run(out, result, stop, quiet, as_json)
+    code = _report_run(out, result, stop, quiet, as_json)
+    if tracker is not None:
+        report_tracking(tracker.tracking, quiet, tracker.run_ids, result.run_dir)
+    return code
 
 
 def _check_seeds(seeds: int | None, resume: Path | None) -> bool:

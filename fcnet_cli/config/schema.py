@@ -31,6 +31,7 @@ __all__ = [
     "LossConfig",
     "LrFindMode",
     "MAX_SEEDS",
+    "MlflowConfig",
     "ModelConfig",
     "Monitor",
     "OptimizerConfig",
@@ -391,6 +392,20 @@ class TrainingConfig(_Strict):
                                 "null = the device's free memory")
 
 
+class MlflowConfig(_Strict):
+    """`output.mlflow`: log runs to an MLflow tracking store (needs the mlflow extra)."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI: http(s)://host:port of a tracking server, or "
+                          "sqlite:///path/mlflow.db; null = sqlite:///<output.dir>/mlflow.db "
+                          "(artifacts in <output.dir>/mlartifacts)")
+    experiment: str | None = Field(None, description="MLflow experiment name (default: the "
+                                                     "experiment name, output.name)")
+    run_name: str | None = Field(None, description="MLflow run name (default: the run "
+                                                   "directory's id; seeds: seed-<seed> under "
+                                                   "a parent run named after the group)")
+
+
 class OutputConfig(_Strict):
     dir: str = Field("runs", description="root of run directories (relative to the "
                                          "working directory)")
@@ -398,6 +413,10 @@ class OutputConfig(_Strict):
     tensorboard: bool = Field(False, description="also write the metrics.csv scalars as "
                                                  "TensorBoard event files in <run dir>/tensorboard "
                                                  "(needs the tensorboard extra)")
+    mlflow: MlflowConfig | None = Field(
+        None, description="log the run to MLflow (params, per-epoch metrics, artifacts, the "
+                          "model); null = off; {} = on with the defaults; `--mlflow URI` turns "
+                          "it on")
 
     @field_validator("name")
     @classmethod
@@ -468,6 +487,15 @@ class Experiment(_Strict):
         return self
 
 
+def _optional_section(ann: Any) -> type[BaseModel] | None:
+    """`Section | None` -> Section (a section that is off when null)."""
+    args = [a for a in get_args(ann) if a is not type(None)]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) \
+            and len(get_args(ann)) == 2:
+        return args[0]
+    return None
+
+
 def describe_schema() -> list[tuple[str, str, str, str]]:
     """Every field as (dotted path, type, default, description), type and default as a
     user writes them (`typetext`): ``int ≥ 1``, ``one of: sgd, adam``, ``null``."""
@@ -483,6 +511,11 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
                 walk(ann, path + ".")
                 continue
             default = f.get_default(call_default_factory=True)
+            section = _optional_section(ann)
+            if section is not None:  # e.g. output.mlflow: null (off) or a mapping of fields
+                rows.append((path, "mapping or null", value_text(default), f.description or ""))
+                walk(section, path + ".")
+                continue
             rows.append((path, type_text(f), value_text(default), f.description or ""))
 
     walk(Experiment, "")
