@@ -14,7 +14,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e ".[dev,export,tensorboard]"
+	$(BIN)/pip install -q -e ".[dev,export,tensorboard,mlflow,dashboard]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -187,8 +187,10 @@ def in_process(ckpt: Path, csv: Path, preds: Path, batch: int, repeats: int
         with torch.no_grad():
             model.module(torch.from_numpy(x)).argmax(-1)
         t3 = time.perf_counter()
+        columns = [np.ascontiguousarray(x[:, j:j + 1]) for j in range(x.shape[1])]  # raw inputs
         for i in range(0, len(x), batch):
-            session.run(["probabilities"], {"features": x[i:i + batch]})
+            session.run(["probabilities"], {name: c[i:i + batch]
+                                            for name, c in zip(FEATURES, columns, strict=True)})
         t4 = time.perf_counter()
         model.proba_of(x)
         t5 = time.perf_counter()

@@ -102,6 +102,7 @@ class RunStart:
     n_classes: int  # regression: the number of targets
     task: str = "classification"
     notices: list[str] = field(default_factory=list)  # data notices (e.g. unseen categories)
+    monitor: str = "val_loss"  # the validation metric that picks the best epoch (member 0's)
 
 
 @dataclass
@@ -134,6 +135,9 @@ class EvalResult:
     metrics: dict[str, float] = field(default_factory=dict)
     targets: list[str] = field(default_factory=list)  # regression target names
     notices: list[str] = field(default_factory=list)  # warnings to show with the metrics
+    # an ensemble's members on the same split: metric -> {"mean", "std", "values"} (loss,
+    # accuracy, balanced_accuracy, macro_f1 [, roc_auc]; regression: loss, rmse, mae, r2)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +163,8 @@ class RunResult:
     # per Linear layer, whose products trained it: "onednn" or "aten" (autograd: all "aten")
     products: list[str] = field(default_factory=list)
     precision: str = "fp32"  # training.precision as it ran: fp32, tf32 or bf16
+    members: list[str] = field(default_factory=list)  # an ensemble: each member's status
+    member_epochs: list[int | None] = field(default_factory=list)  # ... and its best epoch
 
     @property
     def best(self) -> EpochMetrics | None:

@@ -138,7 +138,7 @@ class Run:
 
 
 def train_run(root: Path, kind: Messy, frame: pl.DataFrame | None = None, epochs: int = 2,
-              extra: str = "") -> Run:
+              extra: str = "", model: str = "hidden: [8]") -> Run:
     """`fcnet train` on ``kind`` (``frame``, default its 90-ish seeded rows) under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     frame = kind.frame(100, 0) if frame is None else frame
@@ -147,7 +147,7 @@ def train_run(root: Path, kind: Messy, frame: pl.DataFrame | None = None, epochs
     data += f", {kind.data}" if kind.data else ""
     exp = root / f"{kind.name}.yaml"
     exp.write_text(f"{kind.top}data: {{{data}}}\n"
-                   "model: {hidden: [8]}\n"
+                   f"model: {{{model}}}\n"
                    "optimizer: {name: adam, lr: 0.02}\n"
                    f"training: {{epochs: {epochs}, batch_size: 16, device: cpu}}\n"
                    f"{extra}"

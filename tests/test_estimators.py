@@ -312,7 +312,7 @@ def test_save_then_fcnet_predict_eval_and_export(tmp_path: Path) -> None:
     assert again.exit_code == 2 and "trained on a table in memory" in again.stderr
     np.testing.assert_array_equal(load_model(saved).predict_proba(X),
                                   clf.predict_proba(X).astype(np.float32))
-    exported = runner.invoke(app, ["export", str(saved), "--format", "torchscript", "-o",
-                                   str(tmp_path / "model.pt")])
+    exported = runner.invoke(app, ["export", str(saved), "--format", "pt2", "-o",
+                                   str(tmp_path / "model.pt2")])
     assert exported.exit_code == 0, exported.output
-    assert (tmp_path / "model.pt").is_file()
+    assert (tmp_path / "model.pt2").is_file()

@@ -1,17 +1,16 @@
-"""`fcnet export`: ONNX and TorchScript files checked in their own runtimes against predict."""
+"""`fcnet export`: ONNX and torch.export files checked in their own runtimes against predict."""
 
 import hashlib
 import io
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import torch
-from serve_data import Trained, train_iris
+from serve_data import FEATURES, Trained, train_iris
 from typer.testing import CliRunner
 
 from fcnet_cli import __version__, load_model
@@ -57,36 +56,64 @@ def test_onnx_in_onnxruntime_matches_predict(trained: Trained, tmp_path: Path,
     out = tmp_path / "iris.onnx"
     sidecar = _export(trained, "onnx", out)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["features"]
+    # a table's model takes one (N, 1) float32 input per raw column, named as the column
+    assert [(i.name, i.type, i.shape[1]) for i in session.get_inputs()] == [
+        (name, "tensor(float)", 1) for name in FEATURES]
     assert [o.name for o in session.get_outputs()] == ["probabilities", "logits"]
-    proba, logits = session.run(None, {"features": x})
+    feeds = {name: x[:, j:j + 1] for j, name in enumerate(FEATURES)}
+    proba, logits = session.run(None, feeds)
     _same(proba, expected)
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), -1).numpy(), proba,
                                atol=1e-6)
-    one, _ = session.run(None, {"features": x[:1]})  # the batch axis is dynamic
+    one, _ = session.run(None, {k: v[:1] for k, v in feeds.items()})  # a dynamic batch axis
     np.testing.assert_allclose(one, proba[:1], atol=1e-6)
     weights = (trained.run_dir / "checkpoints" / "best" / "model.safetensors").read_bytes()
     assert sidecar["source_checkpoint"]["sha256"] == hashlib.sha256(weights).hexdigest()
-    assert sidecar["feature_names"] == ["sepal_length", "sepal_width", "petal_length",
-                                        "petal_width"]
+    assert sidecar["feature_names"] == FEATURES
+    assert [(d["name"], d["dtype"], d["kind"]) for d in sidecar["inputs"]] == [
+        (name, "float32", "numeric") for name in FEATURES]
     assert sidecar["classes"] == ["setosa", "versicolor", "virginica"]
-    assert sidecar["fcnet_version"] == __version__
-    assert sidecar["outputs"] == ["probabilities", "logits"]
+    assert sidecar["fcnet_version"] == __version__ and sidecar["version"] == 2
+    assert [o["name"] for o in sidecar["outputs"]] == ["probabilities", "logits"]
+    assert sidecar["outputs"][0]["shape"] == ["batch", 3]
 
 
-def test_torchscript_in_torch_jit_matches_predict(trained: Trained, tmp_path: Path,
+def _load_pt2(path: Path) -> torch.nn.Module:
+    return torch.export.load(str(path)).module()
+
+
+def test_pt2_in_torch_export_matches_predict(trained: Trained, tmp_path: Path,
+                                             reference: tuple[np.ndarray, np.ndarray]) -> None:
+    x, expected = reference
+    out = tmp_path / "iris.pt2"
+    sidecar = _export(trained, "pt2", out)
+    module = _load_pt2(out)
+    with torch.no_grad():
+        proba = module(torch.from_numpy(x)).numpy()
+        one = module(torch.from_numpy(x[:1])).numpy()  # the batch axis is dynamic
+    _same(proba, expected)
+    np.testing.assert_allclose(one, proba[:1], atol=1e-6)
+    assert sidecar["runtime"] == "pt2" and [o["name"] for o in sidecar["outputs"]] == [
+        "probabilities"]
+    assert [(d["name"], d["shape"]) for d in sidecar["inputs"]] == [("features", ["batch", 4])]
+    assert sidecar["inputs"][0]["columns"] == sidecar["encoded_names"] == FEATURES
+    assert "not strings" in sidecar["preprocessing"]
+    assert [c["name"] for c in sidecar["columns"]] == FEATURES
+
+
+def test_torchscript_is_a_deprecated_alias_of_pt2(trained: Trained, tmp_path: Path,
                                                   reference: tuple[np.ndarray, np.ndarray]
                                                   ) -> None:
     x, expected = reference
-    out = tmp_path / "iris.pt"
-    sidecar = _export(trained, "torchscript", out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit is deprecated but still the loader
-        module = torch.jit.load(str(out))
+    result = runner.invoke(app, ["export", str(trained.run_dir), "--format", "torchscript",
+                                 "-o", str(tmp_path / "iris.pt")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"note: --format torchscript is deprecated (torch.jit is); wrote a torch.export "
+        f"program to {tmp_path / 'iris.pt2'}: load it with torch.export.load"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iris.pt2", "iris.pt2.json"]
     with torch.no_grad():
-        proba = module(torch.from_numpy(x)).numpy()
-    _same(proba, expected)
-    assert sidecar["runtime"] == "torchscript" and sidecar["outputs"] == ["probabilities"]
+        _same(_load_pt2(tmp_path / "iris.pt2")(torch.from_numpy(x)).numpy(), expected)
 
 
 def test_export_refusals(trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -101,11 +128,15 @@ def test_export_refusals(trained: Trained, tmp_path: Path, monkeypatch: pytest.M
         "pip install 'fcnet[export]'"]
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
-    (tmp_path / "m.pt.json").write_text("{}")
-    result = runner.invoke(app, ["export", ckpt, "--format", "torchscript",
-                                 "-o", str(tmp_path / "m.pt")])
-    assert result.exit_code == 2 and "m.pt.json: already exists" in result.stderr
-    result = runner.invoke(app, ["export", ckpt, "--format", "torchscript",
-                                 "-o", str(tmp_path / "missing" / "m.pt")])
+    (tmp_path / "m.pt2.json").write_text("{}")
+    result = runner.invoke(app, ["export", ckpt, "--format", "pt2", "-o", str(tmp_path / "m.pt2")])
+    assert result.exit_code == 2 and "m.pt2.json: already exists" in result.stderr
+    result = runner.invoke(app, ["export", ckpt, "--format", "pt2",
+                                 "-o", str(tmp_path / "missing" / "m.pt2")])
     assert result.exit_code == 2 and "does not exist" in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt.json"]
+    result = runner.invoke(app, ["export", ckpt, "--format", "pt2", "-o", str(tmp_path / "m.pt")])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'm.pt'}: a torch.export program's file name must end in .pt2 "
+        f"(torch.export.load expects it)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2.json"]

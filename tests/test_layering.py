@@ -1,6 +1,6 @@
 """Layering (DESIGN.md), checked by package: imports point one way,
 
-    leaves (config, yamlio, errors, events) ← engine ← sweep / analysis / serve ← studies
+    leaves (config, yamlio, errors, events, metrics) ← engine ← sweep / analysis / serve ← studies
                                                                         ← display / cli
 
 only `display` imports rich, only `cli` imports typer, and the fast paths (the leaves, the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fcnet_cli"
-LEAVES = {"config", "yamlio", "errors", "events"}
+LEAVES = {"config", "yamlio", "errors", "events", "metrics"}
 # What each layer may import from fcnet_cli (besides itself). `__init__` is the lazy public API.
 ALLOWED = {
     "leaves": {"leaves"},
@@ -26,7 +26,9 @@ ALLOWED = {
     "serve": {"leaves", "engine"},
     "studies": {"leaves", "engine", "analysis", "sweep"},
     "display": {"leaves", "analysis"},
-    "cli": {"leaves", "engine", "analysis", "sweep", "serve", "display", "studies"},
+    "cli": {"leaves", "engine", "analysis", "sweep", "serve", "display", "studies", "tracking"},
+    # MLflow tracking of runs, groups and sweeps (mlflow imported only when asked for)
+    "tracking": {"leaves", "engine", "analysis", "serve"},
     # the scikit-learn estimators: a Python skin beside the CLI (display only when verbose)
     "estimators": {"leaves", "engine", "serve", "display"},
 }

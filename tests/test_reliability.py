@@ -208,6 +208,10 @@ def test_eval_with_wrong_feature_count_exits_2(tmp_path: Path) -> None:
                                             for i in range(60)))
     out = CliRunner().invoke(app, ["eval", f"{r.run_dir}/checkpoints/best"])
     assert out.exit_code == 2, out.output
+    assert "training data changed since the run" in out.output
+    out = CliRunner().invoke(app, ["eval", f"{r.run_dir}/checkpoints/best",
+                                   "--allow-changed-data"])
+    assert out.exit_code == 2, out.output
     assert "no column 'c' (the model expects 3 columns: a, b, c)" in out.output
     assert "Traceback" not in out.output and len(out.output.splitlines()) == 1
 

@@ -3,7 +3,6 @@ target in its own units (un-standardized), checked against `fcnet predict` / `ev
 
 import io
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,32 +86,32 @@ def test_onnx_regression_matches_predict(trained: Regressor, tmp_path: Path,
     sidecar = _export(trained, "onnx", out)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["predictions"]
-    (pred,) = session.run(None, {"features": x})
+    feeds = {name: x[:, j:j + 1] for j, name in enumerate(trained.features)}  # raw columns
+    assert [i.name for i in session.get_inputs()] == list(feeds)
+    (pred,) = session.run(None, feeds)
     _same(pred, expected, trained)
-    (one,) = session.run(None, {"features": x[3:4]})  # the batch axis is dynamic
+    (one,) = session.run(None, {k: v[3:4] for k, v in feeds.items()})  # a dynamic batch axis
     np.testing.assert_allclose(one, pred[3:4], rtol=1e-6)
     assert sidecar["task"] == "regression" and sidecar["targets"] == TARGETS
-    assert sidecar["outputs"] == ["predictions"] and "classes" not in sidecar
+    assert [o["name"] for o in sidecar["outputs"]] == ["predictions"]
+    assert sidecar["outputs"][0]["columns"] == TARGETS and "classes" not in sidecar
     assert sidecar["feature_names"] == trained.features
     # the target's own units: progression is tens to hundreds, not standard units
     assert float(np.abs(pred[:, 0]).mean()) > 20
 
 
-def test_torchscript_regression_matches_predict(trained: Regressor, tmp_path: Path,
-                                                reference: tuple[np.ndarray, np.ndarray]
-                                                ) -> None:
+def test_pt2_regression_matches_predict(trained: Regressor, tmp_path: Path,
+                                        reference: tuple[np.ndarray, np.ndarray]) -> None:
     x, expected = reference
-    out = tmp_path / "reg.pt"
-    sidecar = _export(trained, "torchscript", out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        module = torch.jit.load(str(out))
+    out = tmp_path / "reg.pt2"
+    sidecar = _export(trained, "pt2", out)
+    module = torch.export.load(str(out)).module()
     with torch.no_grad():
         pred = module(torch.from_numpy(x)).numpy()
         one = module(torch.from_numpy(x[:1])).numpy()
     _same(pred, expected, trained)
     np.testing.assert_allclose(one, pred[:1], rtol=1e-6)
-    assert sidecar["runtime"] == "torchscript" and sidecar["targets"] == TARGETS
+    assert sidecar["runtime"] == "pt2" and sidecar["targets"] == TARGETS
 
 
 def _test_rows(trained: Regressor, path: Path) -> pl.DataFrame:

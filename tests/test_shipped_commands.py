@@ -38,6 +38,8 @@ runner = CliRunner()
 SKIPPED = {
     "fcnet sweep SWEEP.yaml --storage postgresql://user:password@host/db":
         "needs a PostgreSQL server (tests/test_sweep_postgres.py runs it when one is given)",
+    "fcnet dashboard runs/quick":
+        "serves until Ctrl-C (tests/test_dashboard.py starts it and reads its HTTP API)",
 }
 
 

@@ -12,19 +12,21 @@ draws the figures.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fcnet_cli.config import METRICS, flatten, metric_mode, read_config_file
+from fcnet_cli.analysis.comparison import MAX_SHOWN_PARAMS, Comparison, markdown_table
+from fcnet_cli.config import METRICS, flatten, read_config_file
 from fcnet_cli.engine.files import LOCK_FILE, holder_alive, resolve_latest
 from fcnet_cli.errors import UsageError
+from fcnet_cli.metrics import best_first
 
 __all__ = [
+    "MAX_SHOWN_PARAMS",
     "METRICS",
     "Comparison",
     "RunRecord",
@@ -37,12 +39,13 @@ __all__ = [
     "markdown_table",
     "metric_value",
     "run_status",
+    "sweep_metric",
     "swept_params",
+    "test_value",
     "weight_totals",
 ]
 
 IGNORED_PREFIXES = ("output.",)  # names and folders differ between runs by construction
-MAX_SHOWN_PARAMS = 6  # differing hyperparameters shown in tables; the CSV has them all
 
 
 @dataclass
@@ -197,6 +200,18 @@ def swept_params(folder: Path, runs: Sequence[RunRecord]) -> list[str]:
     return varying
 
 
+def sweep_metric(folder: Path) -> str | None:
+    """The `metric` of the sweep whose folder this is (its sweep.yaml), None for any other."""
+    spec = Path(folder) / "sweep.yaml"
+    if not spec.is_file():
+        return None
+    try:
+        metric = (read_config_file(spec)[0] or {}).get("metric", "val_accuracy")
+    except (UsageError, AttributeError):
+        return None
+    return str(metric) if metric in METRICS else None
+
+
 def metric_value(run: RunRecord, metric: str) -> float | None:
     """The best epoch's validation metric (None when no epoch completed)."""
     best = run.summary.get("best") or {}
@@ -221,116 +236,6 @@ def weight_totals(row: dict[str, float], run: RunRecord) -> tuple[float, float]:
     return sum(f * s for f, s in zip(frac, sizes, strict=True)) / sum(sizes), norm
 
 
-@dataclass
-class Comparison:
-    """A table, one row per run, sorted by the metric (best first)."""
-
-    metric: str
-    params: list[str]  # the hyperparameters that differ between the runs
-    columns: list[str]
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def shown(self) -> list[str]:
-        """The columns of the displayed tables: the first MAX_SHOWN_PARAMS parameters, and
-        `status` only when some run did not complete (the CSV has every column)."""
-        done = all(row.get("status") == "completed" for row in self.rows)
-        hidden = set(self.params[MAX_SHOWN_PARAMS:]) | ({"status"} if done else set())
-        return [c for c in self.columns if c not in hidden]
-
-    def caption(self) -> str:
-        shown = self.shown()
-        text = f"{len(self.rows)} runs, sorted by best {self.metric}"
-        if "status" not in shown:
-            text += "; all completed"
-        more = len([p for p in self.params if p not in shown])
-        return text + (f"; {more} more differing parameters in the CSV" if more else "")
-
-    def headers(self) -> list[str]:
-        """Labels of `shown()`: parameters by their dotted names (`optimizer.name` and
-        `scheduler.name` are two different columns), the rest by short names."""
-        params = set(self.params)
-        return [c if c in params else _HEADERS.get(c) or c.replace("_", " ")
-                for c in self.shown()]
-
-    def priorities(self) -> list[int]:
-        """For narrow terminals: 0 = always shown, higher = left out first."""
-        params = [c for c in self.shown() if c in self.params]
-        return [min(1 + params.index(c), 4) if c in self.params else _PRIORITY.get(c, 3)
-                for c in self.shown()]
-
-    def cells(self) -> list[list[str]]:
-        """Rows as display strings, in `shown()` order."""
-        params = set(self.params)
-        return [[_param(row.get(c)) if c in params else _cell(row.get(c), _FORMATS.get(c))
-                 for c in self.shown()] for row in self.rows]
-
-    def to_csv(self) -> str:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["run_dir", *self.columns],
-                                lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: _csv_value(v) for k, v in row.items()})
-        return buf.getvalue()
-
-    def to_markdown(self) -> str:
-        return markdown_table(self.headers(), self.cells())
-
-    def write_csv(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_csv(), encoding="utf-8")
-
-    def write_markdown(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_markdown(), encoding="utf-8")
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table ('|' in cells escaped)."""
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    out = [line(headers), "|" + "|".join(" --- " for _ in headers) + "|"]
-    return "\n".join(out + [line(r) for r in rows]) + "\n"
-
-
-_HEADERS = {"name": "run", "best_val_accuracy": "best val acc", "best_val_loss": "best val loss",
-            "test_accuracy": "test acc", "test_loss": "test loss", "best_epoch": "best ep",
-            "best_val_balanced_accuracy": "best val bal acc", "test_balanced_accuracy":
-            "test bal acc", "best_val_macro_f1": "best val F1", "test_macro_f1": "test F1",
-            "best_val_rmse": "best val rmse", "test_rmse": "test rmse", "best_val_mae":
-            "best val mae", "test_mae": "test mae", "best_val_r2": "best val r2",
-            "test_r2": "test r2", "best_val_roc_auc": "best val AUC", "test_roc_auc": "test AUC",
-            "best_val_pr_auc": "best val PR-AUC", "test_pr_auc": "test PR-AUC",
-            "gap_accuracy": "gap acc", "sparsity": "|w|<1e-3", "weight_norm": "‖W‖₂",
-            "seconds": "s", "ci95": "95% interval", "vs_best": "vs best"}
-_PRIORITY = {"name": 0, "best_val_accuracy": 0, "best_val_loss": 0, "test_accuracy": 2,
-             "test_loss": 2, "status": 1, "best_epoch": 4, "gap_accuracy": 3, "epochs": 5,
-             "gap_loss": 5, "sparsity": 4, "weight_norm": 4, "seconds": 6}
-_FORMATS = {"seconds": ".1f", "weight_norm": ".3f", "sparsity": ".3f"}
-
-
-def _cell(v: Any, spec: str | None = None) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, float) and spec:
-        return format(v, spec)
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e-3 and v != 0 else f"{v:.4f}"
-    return json.dumps(v) if isinstance(v, list) else str(v)
-
-
-def _param(v: Any) -> str:
-    """A hyperparameter as written in YAML: 0.05, 1e-05, [128,64], true."""
-    if isinstance(v, bool) or v is None:
-        return json.dumps(v)
-    if isinstance(v, float):
-        return format(v, "g")
-    return json.dumps(v, separators=(",", ":")) if isinstance(v, list | dict) else str(v)
-
-
-def _csv_value(v: Any) -> Any:
-    return json.dumps(v) if isinstance(v, list) else v
-
-
 def compare(runs: Sequence[RunRecord], metric: str = "val_accuracy") -> Comparison:
     """One row per run: differing hyperparameters, best and test metric, gap, weights, time."""
     if metric not in METRICS:
@@ -339,27 +244,29 @@ def compare(runs: Sequence[RunRecord], metric: str = "val_accuracy") -> Comparis
     test_key = "test_" + metric.removeprefix("val_")
     columns = ["name", *params, f"best_{metric}", test_key, "best_epoch", "epochs",
                "gap_accuracy", "gap_loss", "sparsity", "weight_norm", "seconds", "status"]
-    rows = [_row(r, params, metric, test_key) for r in runs]
-    sign = -1.0 if metric_mode(metric) == "max" else 1.0
-    rows.sort(key=lambda row: (row[f"best_{metric}"] is None,
-                               sign * (row[f"best_{metric}"] or 0.0)))
+    rows = best_first((_row(r, params, metric, test_key) for r in runs), metric,
+                      value=lambda row: row[f"best_{metric}"])
     return Comparison(metric, params, columns, rows)
 
 
-def _test_value(test: dict[str, Any], key: str) -> Any:
-    """summary.json test metrics: loss/accuracy at the top, the others under "metrics"."""
-    return test[key] if key in test else (test.get("metrics") or {}).get(key)
+def test_value(run: RunRecord, key: str) -> float | None:
+    """A test metric (`test_balanced_accuracy`) of the run's best checkpoint from its
+    summary.json: loss and accuracy at the top of "test", the others under "metrics"."""
+    test = run.summary.get("test") or {}
+    name = key.removeprefix("test_")
+    value = test[name] if name in test else (test.get("metrics") or {}).get(name)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
 
 
 def _row(r: RunRecord, params: list[str], metric: str, test_key: str) -> dict[str, Any]:
     s = r.summary
     best = s.get("best") or {}
     gap = s.get("gap_at_best") or {}
-    test = s.get("test") or {}
     sparsity, norm = weight_totals(best, r) if best else (None, None)
     return {
         "run_dir": str(r.path), "name": r.name, **{p: r.config.get(p) for p in params},
-        f"best_{metric}": metric_value(r, metric), test_key: _test_value(test, test_key[5:]),
+        f"best_{metric}": metric_value(r, metric), test_key: test_value(r, test_key),
         "best_epoch": s.get("best_epoch"),
         # a killed run's metrics.csv may be one epoch ahead of its summary.json
         "epochs": len(r.metrics) if s.get("status") in ("running", "incomplete") else

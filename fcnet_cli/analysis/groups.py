@@ -2,8 +2,10 @@
 
 A group folder (`fcnet train --seeds N`, see `engine.group`) holds group.json and one run
 directory per seed. `group_stats` reads each seed's summary.json and summarizes, over the
-seeds, the validation metrics at the best epoch (the `best` checkpoint) and every scalar test
-metric of that checkpoint; `write_stats` stores them in group.json. No torch here.
+seeds, every metric a single run reports: the validation metrics at the best epoch (the
+`best` checkpoint; the monitored one first) and every test metric of that checkpoint;
+`write_stats` stores them in group.json. `best_seed` is the seed a command that needs one
+model (eval, predict, export) uses. No torch here.
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.stats import Summary, summarize
-from fcnet_cli.errors import UsageError
+from fcnet_cli.engine.seedpick import (
+    GROUP_FILE,
+    BestSeed,
+    best_seed,
+    group_monitor,
+    is_group_dir,
+    read_json_object,
+)
+from fcnet_cli.metrics import REGISTRY
 
-__all__ = ["GROUP_FILE", "GroupStats", "group_stats", "is_group_dir", "metric_values",
-           "write_stats"]
+__all__ = ["GROUP_FILE", "BestSeed", "GroupStats", "best_seed", "group_monitor", "group_stats",
+           "is_group_dir", "metric_values", "write_stats"]
 
-GROUP_FILE = "group.json"  # the name engine.group writes
-VAL_KEYS = ("val_loss", "val_accuracy", "gap_accuracy")  # from summary.json "best"
-SKIPPED_TEST_KEYS = ("n",)
+# from summary.json "best": every validation metric of the registry, the training loss and
+# accuracy (as the run summary shows them), then the gaps
+VAL_KEYS = (*(f"val_{m}" for m in REGISTRY if not m.startswith("gap_")), "train_loss",
+            "train_accuracy", "gap_accuracy", "gap_loss")
 
 
 @dataclass
@@ -35,6 +46,7 @@ class GroupStats:
     seeds: list[int]
     statuses: dict[str, str]
     rows: list[tuple[str, Summary]]
+    monitor: str = "val_loss"  # the validation metric that chose each seed's best epoch
 
     def get(self, metric: str) -> Summary | None:
         return next((s for name, s in self.rows if name == metric), None)
@@ -43,53 +55,55 @@ class GroupStats:
         return {name: s.to_dict() for name, s in self.rows}
 
 
-def is_group_dir(path: Path) -> bool:
-    return (Path(path) / GROUP_FILE).is_file()
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path}: unreadable ({e})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a JSON object")
-    return data
-
-
 def metric_values(summary: dict[str, Any]) -> dict[str, float]:
-    """A run's final metrics from its summary.json: val_* at the best epoch, test_* scalars."""
+    """A run's final metrics from its summary.json: val_* and gaps at the best epoch, and the
+    test metrics of that checkpoint (loss, accuracy and those under "metrics") that the
+    metric registry knows. NaN values (a regression run's accuracy) are left out."""
     out: dict[str, float] = {}
     best = summary.get("best") or {}
     for key in VAL_KEYS:
-        if isinstance(best.get(key), int | float):
+        if _number(best.get(key)):
             out[key] = float(best[key])
-    for key, value in (summary.get("test") or {}).items():
-        if key not in SKIPPED_TEST_KEYS and isinstance(value, int | float) \
-                and not isinstance(value, bool):
-            out[f"test_{key}"] = float(value)
+    test = summary.get("test") or {}
+    scalars = {**(test.get("metrics") or {}), **{k: test.get(k) for k in ("loss", "accuracy")}}
+    for key in REGISTRY:
+        if _number(scalars.get(key)):
+            out[f"test_{key}"] = float(scalars[key])
+    return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _seed_summaries(group_dir: Path, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for run in data.get("runs", []):
+        summary = group_dir / str(run) / "summary.json"
+        out.append((str(run), read_json_object(summary) if summary.is_file() else {}))
     return out
 
 
 def group_stats(group_dir: Path) -> GroupStats:
-    """Mean, std and 95 % t-interval over the seeds of every final metric of a group."""
+    """Mean, std and 95 % t-interval (cut to each metric's bounds) over the seeds of every
+    final metric of a group; the monitored metric first."""
     group_dir = Path(group_dir)
-    data = _read(group_dir / GROUP_FILE)
-    per_seed: list[dict[str, float]] = []
-    for run in data.get("runs", []):
-        summary = group_dir / str(run) / "summary.json"
-        per_seed.append(metric_values(_read(summary)) if summary.is_file() else {})
-    keys = list(dict.fromkeys(k for values in per_seed for k in values))
-    rows = [(k, summarize([v.get(k, math.nan) for v in per_seed])) for k in keys]
+    data = read_json_object(group_dir / GROUP_FILE)
+    monitor = group_monitor(data)
+    per_seed = [metric_values(s) for _, s in _seed_summaries(group_dir, data)]
+    found = {k for values in per_seed for k in values}
+    order = [monitor, *VAL_KEYS, *(f"test_{m}" for m in REGISTRY)]
+    keys = [k for k in dict.fromkeys(order) if k in found]
+    rows = [(k, summarize([v.get(k, math.nan) for v in per_seed], k)) for k in keys]
     return GroupStats(group_dir, str(data.get("name", group_dir.name)),
                       [int(s) for s in data.get("seeds", [])], dict(data.get("status") or {}),
-                      rows)
+                      rows, monitor)
 
 
 def write_stats(stats: GroupStats) -> Path:
     """Store the statistics in group.json (key `stats`), atomically."""
     path = stats.group_dir / GROUP_FILE
-    data = _read(path)
+    data = read_json_object(path)
     data["stats"] = stats.to_dict()
     tmp = path.with_name(f".tmp-group-{os.getpid()}.json")
     tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")

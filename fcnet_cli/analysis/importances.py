@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.compare import RunRecord, differing_params, metric_value
-from fcnet_cli.config import metric_mode
+from fcnet_cli.metrics import direction
 
 __all__ = ["Importances", "load_study", "param_importances", "study_from_runs"]
 
@@ -87,8 +87,7 @@ def study_from_runs(runs: Sequence[RunRecord], metric: str,
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize" if metric_mode(metric) == "max" else "minimize")
+    study = optuna.create_study(direction=direction(metric))
     done = [r for r in runs if metric_value(r, metric) is not None]
     varying = differing_params(done, exclude=_NOT_SWEPT)
     keys = [p for p in params if p in varying] if params is not None else varying

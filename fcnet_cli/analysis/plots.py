@@ -17,10 +17,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fcnet_cli.analysis.compare import RunRecord, metric_value
-from fcnet_cli.config import metric_mode
+from fcnet_cli.metrics import best_first, label
 
-__all__ = ["best_runs", "colors", "gap_limits", "jitter", "new_figure", "plot_overlay",
-           "plot_run", "plot_sweep", "run_label", "save_figure"]
+__all__ = ["best_runs", "colors", "gap_limits", "jitter", "new_figure", "panel_metrics",
+           "plot_overlay", "plot_run", "plot_sweep", "run_label", "save_figure"]
 
 DPI = 80
 MAX_LEGEND = 16
@@ -81,12 +81,12 @@ def plot_run(run: RunRecord, out: str | Path) -> Path:
     fig, axes = new_figure(3 if weights else 2, 2, 10, 9.5 if weights else 6.5)
     loss, acc, lr, gap = axes[:4]
     x = _epochs(run)
-    # regression runs have no accuracy: their second panel is the RMSE (validation only)
-    second = "rmse" if any(math.isfinite(v) for v in run.column("val_rmse")) else "accuracy"
+    second, monitored = panel_metrics(run)
     for ax, what in ((loss, "loss"), (acc, second)):
-        ax.plot(x, run.column(f"train_{what}"), "--", color="C0", label=f"train {what}")
-        ax.plot(x, run.column(f"val_{what}"), "-", color="C1", label=f"val {what}")
-        ax.set_title(what)
+        _curves(ax, run, x, what)
+    if monitored is not None:  # the metric that picked the best epoch, next to accuracy
+        acc.plot(x, run.column(monitored), "-", color="C2", label=label(monitored))
+    acc.set_title(second if monitored is None else f"{second}; monitored: {label(monitored)}")
     _lr_panel(lr, x, run.column("lr"))
     _gap_panel(gap, x, run.column("gap_accuracy"), run.column("gap_loss"))
     best = run.summary.get("best_epoch")
@@ -101,6 +101,36 @@ def plot_run(run: RunRecord, out: str | Path) -> Path:
     title = f"{run.summary.get('name', '')} · {run.path.name}".strip(" ·")
     fig.suptitle(f"{title} ({run.summary.get('status', '?')})")
     return save_figure(fig, out)
+
+
+def _finite(values: Sequence[float]) -> bool:
+    return any(math.isfinite(v) for v in values)
+
+
+def panel_metrics(run: RunRecord) -> tuple[str, str | None]:
+    """The second panel's metric and the monitored metric drawn on it too (or None).
+
+    Regression runs have no accuracy: their panel is the monitored one of rmse / mae / r2
+    (rmse when the loss is monitored). Classification runs show accuracy and, when the run
+    monitors balanced accuracy or macro F1, that validation curve as well.
+    """
+    monitor = str(run.summary.get("monitor") or "val_loss")
+    if _finite(run.column("val_rmse")):
+        shown = monitor if monitor in ("val_rmse", "val_mae", "val_r2") else "val_rmse"
+        return shown.removeprefix("val_"), None
+    extra = monitor if monitor not in ("val_loss", "val_accuracy") and _finite(
+        run.column(monitor)) else None
+    return "accuracy", extra
+
+
+def _curves(ax: Axes, run: RunRecord, x: list[float], what: str) -> None:
+    """Training (dashed) and validation (solid) curves of one metric; a curve the run did
+    not record (a regression run's train rmse) is neither drawn nor in the legend."""
+    for split, style, color in (("train", "--", "C0"), ("val", "-", "C1")):
+        values = run.column(f"{split}_{what}")
+        if _finite(values):
+            ax.plot(x, values, style, color=color, label=f"{split} {what}")
+    ax.set_title(what)
 
 
 def _lr_panel(ax: Axes, x: list[float], lrs: list[float]) -> None:
@@ -127,7 +157,8 @@ def gap_limits(*series: Sequence[float]) -> tuple[float, float] | None:
 
 
 def _gap_panel(ax: Axes, x: list[float], accuracy: list[float], loss: list[float]) -> None:
-    ax.plot(x, accuracy, color="C3", label="train − val accuracy")
+    if _finite(accuracy):  # regression runs have no accuracy gap
+        ax.plot(x, accuracy, color="C3", label="train − val accuracy")
     ax.plot(x, loss, color="C4", label="val − train loss")
     ax.axhline(0, color="black", lw=0.5)
     ax.set_title("generalization gap")
@@ -142,9 +173,10 @@ def _gap_panel(ax: Axes, x: list[float], accuracy: list[float], loss: list[float
 def _weights_panels(sparsity: Axes, norms: Axes, run: RunRecord) -> None:
     x = _epochs(run)
     palette = colors(len(run.layers()))
-    for layer, color in zip(run.layers(), palette, strict=True):
-        sparsity.plot(x, run.column(f"sparsity_{layer}"), color=color, label=f"layer {layer}")
-        norms.plot(x, run.column(f"l2_norm_{layer}"), color=color, label=f"layer {layer}")
+    # layers by their order (1, 2, 3), not by their module index in nn.Sequential (0, 3, 6)
+    for i, (layer, color) in enumerate(zip(run.layers(), palette, strict=True)):
+        sparsity.plot(x, run.column(f"sparsity_{layer}"), color=color, label=f"layer {i + 1}")
+        norms.plot(x, run.column(f"l2_norm_{layer}"), color=color, label=f"layer {i + 1}")
     reg = run.config.get("regularization.type", "none")
     sparsity.set_title(f"fraction of weights with |w| < 1e-3 ({reg})")
     sparsity.set_ylim(-0.02, 1.02)
@@ -168,9 +200,8 @@ def run_label(run: RunRecord, params: Sequence[str]) -> str:
 
 def best_runs(runs: Sequence[RunRecord], metric: str, best: int) -> list[RunRecord]:
     """The `best` runs by their best `metric` (all when best <= 0), best first."""
-    sign = -1.0 if metric_mode(metric) == "max" else 1.0
-    scored = sorted((r for r in runs if metric_value(r, metric) is not None),
-                    key=lambda r: sign * (metric_value(r, metric) or 0.0))
+    scored = best_first((r for r in runs if metric_value(r, metric) is not None), metric,
+                        value=lambda r: metric_value(r, metric))
     return scored[:best] if best > 0 else scored
 
 

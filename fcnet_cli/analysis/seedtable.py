@@ -2,9 +2,11 @@
 
 When runs repeat a configuration with several seeds (a seed group from `fcnet train --seeds`,
 a sweep with `seeds: N`), `compare_configs` gives one row per configuration: the metric's mean
-± std over the seeds, its 95 % t-interval, the test metric, and the Welch t-test of each row
-against the best one ("within noise" when p ≥ 0.05). A configuration with one seed shows its
-value without ±. No torch, no rich.
+± std over the seeds, its 95 % t-interval (cut to the metric's bounds), the test metric, and
+the Welch t-test of each row against the best one ("within noise" when p ≥ 0.05). Rows are
+ranked by the metric registry's direction for the metric. A seed counts once per
+configuration: a standalone run that repeats a group's seed is left out (and counted in the
+caption). A configuration with one seed shows its value without ±. No torch, no rich.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from fcnet_cli.analysis.compare import (
     RunRecord,
     differing_params,
     metric_value,
+    test_value,
 )
-from fcnet_cli.analysis.stats import Summary, summarize, verdict
+from fcnet_cli.analysis.stats import CLIP_MARK, Summary, summarize, verdict
 from fcnet_cli.errors import UsageError
+from fcnet_cli.metrics import best_first
 
 __all__ = ["SeedComparison", "compare_configs", "config_groups", "has_repeats"]
 
@@ -32,12 +36,26 @@ _SEED_SUFFIX = re.compile(r"[-_/]?seed[-_]?\d+$")
 
 
 def config_groups(runs: Sequence[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
-    """Runs grouped by configuration (every config key but the seed), in first-seen order."""
+    """Runs grouped by configuration (every config key but the seed), in first-seen order;
+    each (configuration, seed) once: a later run repeating one is left out."""
+    return _grouped(runs)[0]
+
+
+def _grouped(runs: Sequence[RunRecord]) -> tuple[list[tuple[str, list[RunRecord]]], int]:
+    """(config_groups, the number of repeated (configuration, seed) runs left out)."""
     params = differing_params(runs, exclude=SEED_KEYS)
     groups: dict[str, list[RunRecord]] = {}
+    seen: set[tuple[str, str]] = set()
+    repeated = 0
     for r in runs:
-        groups.setdefault(json.dumps([r.config.get(p) for p in params]), []).append(r)
-    return [(_label(g), g) for g in groups.values()]
+        config = json.dumps([r.config.get(p) for p in params])
+        seed = (config, json.dumps(r.config.get("training.seed")))
+        if seed in seen:
+            repeated += 1
+            continue
+        seen.add(seed)
+        groups.setdefault(config, []).append(r)
+    return [(_label(g), g) for g in groups.values()], repeated
 
 
 def has_repeats(runs: Sequence[RunRecord]) -> bool:
@@ -56,11 +74,20 @@ class SeedComparison(Comparison):
 
     summaries: list[dict[str, Summary]] = field(default_factory=list)  # per row, per column
     csv_columns: list[str] = field(default_factory=list)
+    repeated: int = 0  # runs left out: they repeat a (configuration, seed) already counted
 
     def caption(self) -> str:
         seeds = sum(row["seeds"] for row in self.rows)
-        return (f"{len(self.rows)} configurations, {seeds} runs, sorted by mean best "
-                f"{self.metric}; ± is the std over seeds; 'vs best': Welch t-test")
+        text = (f"{len(self.rows)} configurations, {seeds} runs, sorted by mean best "
+                f"{self.metric} ({self._way()}); ± is the std over seeds; 'vs best': "
+                "Welch t-test")
+        if "ci95" in self.shown() and any(s.clipped for sums in self.summaries
+                                          for s in sums.values()):
+            text += f"; {CLIP_MARK} interval cut to the metric's range"
+        if self.repeated:
+            text += (f"; {self.repeated} run{'s' if self.repeated > 1 else ''} left out: same "
+                     "configuration and seed as one counted")
+        return text
 
     def shown(self) -> list[str]:
         return [c for c in super().shown() if c != "status"]
@@ -87,21 +114,21 @@ def _param_cell(v: Any) -> str:
 
 
 def compare_configs(runs: Sequence[RunRecord], metric: str = "val_accuracy") -> SeedComparison:
-    """One row per configuration, best mean first; each row tested against the best."""
+    """One row per configuration, best mean first (by the metric's registry direction); each
+    row tested against the best."""
     if metric not in METRICS:
         raise UsageError(f"metric must be one of {', '.join(METRICS)} (got {metric!r})")
     params = differing_params(runs, exclude=SEED_KEYS)
     key, test_key = f"best_{metric}", "test_" + metric.removeprefix("val_")
     built = []
-    for label, group in config_groups(runs):
-        sums = {key: summarize(metric_value(r, metric) for r in group),
-                test_key: summarize((r.summary.get("test") or {}).get(test_key[5:])
-                                    for r in group),
-                "gap_accuracy": summarize((r.summary.get("gap_at_best") or {}).get("accuracy")
-                                          for r in group)}
+    grouped, repeated = _grouped(runs)
+    for label, group in grouped:
+        sums = {key: summarize((metric_value(r, metric) for r in group), metric),
+                test_key: summarize((test_value(r, test_key) for r in group), test_key),
+                "gap_accuracy": summarize(((r.summary.get("gap_at_best") or {}).get("accuracy")
+                                           for r in group), "gap_accuracy")}
         built.append((label, group, sums))
-    sign = -1.0 if metric == "val_accuracy" else 1.0
-    built.sort(key=lambda b: (b[2][key].n == 0, sign * b[2][key].mean if b[2][key].n else 0.0))
+    built = best_first(built, metric, value=lambda b: b[2][key].mean if b[2][key].n else None)
     best = built[0][2][key].values if built else ()
     rows, summaries = [], []
     for i, (label, group, sums) in enumerate(built):
@@ -116,4 +143,5 @@ def compare_configs(runs: Sequence[RunRecord], metric: str = "val_accuracy") -> 
     columns = ["name", *params, "seeds", key, "ci95", test_key, "vs_best", "gap_accuracy"]
     csv_columns = ["name", *params, "seeds", key, f"{key}_std", "ci95", test_key,
                    f"{test_key}_std", "vs_best", "gap_accuracy", "gap_accuracy_std"]
-    return SeedComparison(metric, params, columns, rows, summaries, csv_columns)
+    return SeedComparison(metric, params, columns, rows, summaries=summaries,
+                          csv_columns=csv_columns, repeated=repeated)

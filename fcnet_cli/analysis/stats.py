@@ -9,6 +9,11 @@ the seeds support it:
     verdict(a.values, other)                             # 'p = 0.0004' or 'within noise (p = 0.31)'
 
 No torch and no rich. One seed has no spread: its `text()` shows the value alone, no ±.
+
+Intervals respect the metric's bounds: `summarize(values, "val_accuracy")` computes Student's
+t-interval of the mean and cuts it to the metric's range from the registry (`fcnet_cli.metrics`:
+[0, 1] for accuracies and F1, ≥ 0 for losses, RMSE and MAE, ≤ 1 for R²); a cut interval is
+marked (`clipped`, shown as `[0.3783, 1.0000]*`), since its nominal 95 % is then only a bound.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ALPHA", "CONFIDENCE", "Summary", "difference", "summarize", "verdict", "welch_p",
-           "within_noise"]
+from fcnet_cli.metrics import clip_interval
+
+__all__ = ["ALPHA", "CLIP_MARK", "CONFIDENCE", "Summary", "difference", "summarize", "verdict",
+           "welch_p", "within_noise"]
 
 ALPHA = 0.05  # a difference with Welch p ≥ ALPHA is "within noise"
 CONFIDENCE = 0.95  # level of the t-interval of a mean
+CLIP_MARK = "*"  # after an interval cut to its metric's bounds
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class Summary:
     ci_low: float  # 95 % t-interval of the mean; NaN when n < 2
     ci_high: float
     values: tuple[float, ...]
+    clipped: bool = False  # the interval was cut to the metric's bounds
 
     @property
     def half_width(self) -> float:
@@ -50,10 +59,12 @@ class Summary:
         return f"{format(self.mean, spec)} ± {format(self.std, spec)}"
 
     def interval(self, spec: str = ".4f") -> str:
-        """'[low, high]' (the 95 % interval of the mean); '' for fewer than two seeds."""
+        """'[low, high]' (the 95 % interval of the mean), '[low, high]*' when it was cut to
+        the metric's bounds; '' for fewer than two seeds."""
         if self.n < 2:
             return ""
-        return f"[{format(self.ci_low, spec)}, {format(self.ci_high, spec)}]"
+        mark = CLIP_MARK if self.clipped else ""
+        return f"[{format(self.ci_low, spec)}, {format(self.ci_high, spec)}]{mark}"
 
     def to_dict(self) -> dict[str, object]:
         def num(x: float) -> float | None:
@@ -61,15 +72,16 @@ class Summary:
 
         return {"n": self.n, "mean": num(self.mean), "std": num(self.std),
                 "ci95": None if self.n < 2 else [self.ci_low, self.ci_high],
-                "values": list(self.values)}
+                "ci95_clipped": self.clipped, "values": list(self.values)}
 
 
 def _finite(values: Iterable[float | None]) -> tuple[float, ...]:
     return tuple(float(v) for v in values if v is not None and math.isfinite(float(v)))
 
 
-def summarize(values: Iterable[float | None]) -> Summary:
-    """Mean, sample std and the 95 % t-interval of the finite values (None/NaN dropped)."""
+def summarize(values: Iterable[float | None], metric: str | None = None) -> Summary:
+    """Mean, sample std and the 95 % t-interval of the finite values (None/NaN dropped);
+    given the `metric`'s name, the interval is cut to its bounds and marked when it was."""
     from scipy import stats  # lazy: scipy costs ~0.3 s to import
 
     vals = _finite(values)
@@ -81,7 +93,10 @@ def summarize(values: Iterable[float | None]) -> Summary:
         return Summary(1, mean, math.nan, math.nan, math.nan, vals)
     std = statistics.stdev(vals)
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
-    return Summary(n, mean, std, mean - half, mean + half, vals)
+    low, high, clipped = mean - half, mean + half, False
+    if metric is not None:
+        low, high, clipped = clip_interval(metric, low, high)
+    return Summary(n, mean, std, low, high, vals, clipped)
 
 
 def welch_p(a: Sequence[float | None], b: Sequence[float | None]) -> float:

@@ -7,7 +7,7 @@ The engine and rich are imported inside the commands, so `fcnet --help`, `valida
 """
 
 # each module registers its commands (import order is the order of `fcnet --help`)
-from fcnet_cli.cli import run, describe, serve, sweep, lrfind  # noqa: F401,I001
+from fcnet_cli.cli import run, describe, serve, sweep, lrfind, integrations  # noqa: F401,I001
 from fcnet_cli.cli.app import EXIT_CODES, app
 
 __all__ = ["EXIT_CODES", "app", "main"]

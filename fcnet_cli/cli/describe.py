@@ -1,13 +1,16 @@
 """`fcnet validate`, `fcnet schema`, `fcnet compare` and `fcnet plot`."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fcnet_cli.cli.app import ConfigArg, DebugOpt, SetOpt, _run, app
 from fcnet_cli.config.schema import Monitor
 from fcnet_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from fcnet_cli.analysis.compare import RunRecord
 
 # ---------------------------------------------------------------- validate / schema
 
@@ -129,8 +132,10 @@ RunsArg = Annotated[list[Path], typer.Argument(
     metavar="RUN_DIR_OR_SWEEP_DIR...", show_default=False,
     help="Run directories, or folders searched for them (any folder with summary.json and "
          "config.yaml), e.g. a sweep directory.")]
-MetricOpt = Annotated[Monitor, typer.Option(
-    "--metric", help="Validation metric to rank and plot by (at each run's best epoch).")]
+MetricOpt = Annotated[Monitor | None, typer.Option(
+    "--metric", show_default=False,
+    help="Sweep folder: the validation metric to plot (at each run's best epoch); default: "
+         "the sweep's own metric.")]
 
 
 @app.command()
@@ -145,14 +150,24 @@ def compare(
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE.png", show_default=False,
         help="Overlay the validation curves (training dashed) of all runs.")] = None,
-    metric: MetricOpt = "val_accuracy",
+    metric: Annotated[Monitor | None, typer.Option(
+        "--metric", show_default=False,
+        help="Validation metric to rank and plot by (at each run's best epoch); default: a "
+             "sweep folder's own metric, else val_accuracy (val_rmse for regression runs).")
+    ] = None,
     best: Annotated[int, typer.Option(
         "--best", min=0, metavar="N",
         help="With --plot: draw the best N runs, labelled by their parameter values "
              "(0 = all).")] = 10,
+    columns: Annotated[str | None, typer.Option(
+        "--columns", metavar="A,B,...", show_default=False,
+        help="Show exactly these columns after the run's name, at any terminal width: CSV "
+             "names or headers, comma-separated (e.g. best_val_accuracy,ci95,vs_best).")
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Compare runs in one table, best first.
+    """Compare runs in one table, best first (the metric's own direction: lower loss, RMSE
+    and MAE, higher accuracy, F1 and R²).
 
     One row per run: the hyperparameters that differ between the runs, the best validation
     metric, the test metric of the best checkpoint, the best and last epoch, the train/val gap
@@ -161,10 +176,10 @@ def compare(
 
     Runs that repeat a configuration with several seeds (seed groups from train --seeds,
     sweeps with seeds > 1) give one row per configuration instead: mean ± std over the seeds,
-    the 95% t-interval, and a Welch t-test against the best row ("within noise" when
-    p >= 0.05).
+    the 95% t-interval (cut to the metric's range, marked *), and a Welch t-test against the
+    best row ("within noise" when p >= 0.05); a repeated (configuration, seed) counts once.
     """
-    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric, best))
+    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric, best, columns))
 
 
 def _check_png(path: Path | None) -> None:
@@ -172,8 +187,23 @@ def _check_png(path: Path | None) -> None:
         raise UsageError(f"{path}: the figure is written as PNG; give a name ending in .png")
 
 
+def _default_metric(paths: list[Path], runs: "list[RunRecord]") -> str:
+    """A sweep folder's own metric; else val_accuracy, or val_rmse when no run has accuracy."""
+    from fcnet_cli.analysis import compare as report
+    from fcnet_cli.engine.files import resolve_latest
+
+    if len(paths) == 1:
+        own = report.sweep_metric(resolve_latest(paths[0]))
+        if own is not None:
+            return own
+    if runs and all(report.metric_value(r, "val_accuracy") is None and
+                    report.metric_value(r, "val_rmse") is not None for r in runs):
+        return "val_rmse"
+    return "val_accuracy"
+
+
 def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: Path | None,
-             metric: str, best: int = 10) -> int:
+             metric: str | None, best: int = 10, columns: str | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import seedtable
@@ -181,9 +211,12 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
 
     _check_png(plot)
     runs = report.load_runs(paths)
+    metric = metric or _default_metric(paths, runs)
     # several seeds of one configuration (seed groups, sweeps): one row per configuration
     repeats = seedtable.has_repeats(runs)
     table = seedtable.compare_configs(runs, metric) if repeats else report.compare(runs, metric)
+    if columns is not None:
+        table.select([c for c in columns.split(",") if c.strip()] or [columns])
     out = display.make_console()
     display.render_comparison(out, table.headers(), table.cells(),
                               caption=table.caption(), priorities=table.priorities())
@@ -216,7 +249,7 @@ def plot(
         "--output", "-o", metavar="FILE.png", show_default=False,
         help="Where to write the figure (default: curves.png in a run directory, "
              "sweep.png in a sweep directory).")] = None,
-    metric: MetricOpt = "val_accuracy",
+    metric: MetricOpt = None,
     boundary: Annotated[bool, typer.Option(
         "--boundary", help="Draw the decision regions of the run's best checkpoint instead "
                            "(runs with 2 input features; default file boundary.png).")] = False,
@@ -231,7 +264,7 @@ def plot(
     _run(ctx, debug, lambda: _plot(path, output, metric, boundary))
 
 
-def _plot(path: Path, output: Path | None, metric: str, boundary: bool = False) -> int:
+def _plot(path: Path, output: Path | None, metric: str | None, boundary: bool = False) -> int:
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import plots
     from fcnet_cli.engine.files import resolve_latest
@@ -251,6 +284,7 @@ def _plot(path: Path, output: Path | None, metric: str, boundary: bool = False) 
     else:
         runs = report.load_runs([path])
         params = report.swept_params(path, runs)
-        written = plots.plot_sweep(runs, params, output or path / "sweep.png", metric)
+        written = plots.plot_sweep(runs, params, output or path / "sweep.png",
+                                   metric or _default_metric([path], runs))
     typer.echo(str(written))
     return 0

@@ -30,6 +30,7 @@ from fcnet_cli.cli.app import (
     app,
 )
 from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
+from fcnet_cli.cli.tracking import MlflowOpt, mlflow_logger, report_tracking
 from fcnet_cli.config.schema import Split
 
 ThresholdOpt = Annotated[float | None, typer.Option(
@@ -57,6 +58,7 @@ def train(
         metavar="N", show_default=False,
         help="Train seeds seed..seed+N-1 as one population (sets training.seeds): a group "
              "folder with mean ± std and a 95% interval of every metric.")] = None,
+    mlflow: MlflowOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train the network an experiment describes and save a run directory.
@@ -69,11 +71,11 @@ def train(
     """
     overrides = [*(set_ or []), *([f"training.threads={threads}"] if threads else [])]
     _run(ctx, debug, lambda: _train(config, overrides, quiet or as_json, resume, as_json,
-                                    seeds))
+                                    seeds, mlflow))
 
 
 def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path | None,
-           as_json: bool = False, seeds: int | None = None) -> int:
+           as_json: bool = False, seeds: int | None = None, mlflow: str | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.config import load_experiment
     from fcnet_cli.events import StopToken
@@ -83,16 +85,23 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     if seeds is not None:
         overrides = [*overrides, f"training.seeds={seeds}"]
     exp = load_experiment(_config_path(config, resume), overrides)
+    tracker = mlflow_logger(exp, mlflow, seeds=group or exp.training.seeds > 1)
     if group or exp.training.seeds > 1:
         from fcnet_cli.cli.seeds import train_seeds
 
         out = display.make_console()
-        return train_seeds(exp, quiet, resume, out, _train_callbacks(out, quiet), _signals_to)
+        return train_seeds(exp, quiet, resume, out, _train_callbacks(out, quiet), _signals_to,
+                           tracker)
     from fcnet_cli.engine.train import train as run_training  # torch: only for a valid config
 
     out = display.make_console()
     stop = StopToken()
     callbacks = _train_callbacks(out, quiet)
+    if exp.model.ensemble > 1:  # the members by their seeds ("seed 3")
+        from fcnet_cli.cli.seeds import SeedLabels
+
+        callbacks = [SeedLabels(cb) for cb in callbacks]
+    callbacks = [*callbacks, *([tracker] if tracker else [])]
     try:
         with _signals_to(stop):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
@@ -101,7 +110,10 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
             close = getattr(cb, "close", None)
             if close is not None:
                 close()
-    return _report_run(out, result, stop, quiet, as_json)
+    code = _report_run(out, result, stop, quiet, as_json)
+    if tracker is not None:
+        report_tracking(tracker.tracking, quiet, tracker.run_ids, result.run_dir)
+    return code
 
 
 def _check_seeds(seeds: int | None, resume: Path | None) -> bool:
@@ -225,8 +237,9 @@ def eval_(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(
         metavar="CHECKPOINT", show_default=False,
-        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), or a run directory for "
-             "its best checkpoint (runs/NAME/latest: the newest run of NAME).")],
+        help="Checkpoint directory (runs/NAME/RUN/checkpoints/best), a run directory for "
+             "its best checkpoint (runs/NAME/latest: the newest run of NAME), or a seed group "
+             "for its best seed's (by the monitored metric; or GROUP/seed-N).")],
     split: Annotated[Split, typer.Option(help="Data split to evaluate on.")] = "test",
     data: Annotated[Path | None, typer.Option(
         metavar="FILE", show_default=False,
@@ -255,10 +268,18 @@ def eval_(
 
 
 def checkpoint_dir(path: Path) -> Path:
-    """A checkpoint directory, or a run directory's `checkpoints/best` (`latest` resolved)."""
+    """A checkpoint directory, a run directory's `checkpoints/best`, or a seed group's best
+    seed's (by the monitored validation metric; one line on stderr says which); `latest`
+    resolved anywhere in the path."""
     path = _real(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
+    from fcnet_cli.engine.seedpick import best_seed, is_group_dir
+
+    if is_group_dir(path):
+        chosen = best_seed(path)
+        typer.echo(chosen.line(path), err=True)
+        path = chosen.run_dir
     best = path / "checkpoints" / "best"
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
         if not best.is_dir():

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from fcnet_cli.cli.app import EXIT_CODES, EXIT_SIGNAL
+from fcnet_cli.cli.tracking import report_tracking
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from fcnet_cli.config import Experiment
     from fcnet_cli.display import Console
     from fcnet_cli.events import StopToken
+    from fcnet_cli.tracking.logger import MlflowLogger
 
 __all__ = ["SeedLabels", "train_seeds"]
 
@@ -54,11 +56,13 @@ class SeedLabels(Callback):
 
 def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Console",
                 shown: "list[Callback]",
-                signals_to: "Callable[[StopToken], AbstractContextManager[None]]") -> int:
+                signals_to: "Callable[[StopToken], AbstractContextManager[None]]",
+                tracker: "MlflowLogger | None" = None) -> int:
     """Train (or resume) a seed group, write its statistics to group.json, print them.
 
     `shown` are the display callbacks of `fcnet train`; `signals_to` routes SIGINT/SIGTERM to
-    the stop token while training.
+    the stop token while training; `tracker` logs the group to MLflow (a parent run with a
+    child per seed).
     """
     import time
 
@@ -68,16 +72,21 @@ def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Conso
     from fcnet_cli.events import StopToken
 
     stop = StopToken()
-    callbacks = [SeedLabels(cb) for cb in shown]
+    callbacks: list[Callback] = [SeedLabels(cb) for cb in shown]
     started = time.perf_counter()
     try:
         with signals_to(stop):
-            result = train_group(exp, callbacks=callbacks, stop=stop, resume=resume)
+            result = train_group(exp, callbacks=[*callbacks, *([tracker] if tracker else [])],
+                                 stop=stop, resume=resume)
     finally:
         for cb in callbacks:
-            cb.close()
+            cb.close()  # type: ignore[attr-defined]
     stats = group_stats(Path(result.group_dir))
     write_stats(stats)
+    if tracker is not None:
+        tracker.finish_group(Path(result.group_dir), result.status)
+        tracker.close()
+        report_tracking(tracker.tracking, quiet, tracker.run_ids, result.group_dir)
     if quiet:
         typer.echo(result.group_dir)
     else:

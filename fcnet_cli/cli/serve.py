@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from fcnet_cli.serve.model import Model
 
 CheckpointArg = Annotated[Path, typer.Argument(
-    help="Checkpoint directory, or a run directory (its best checkpoint).", show_default=False)]
+    help="Checkpoint directory, a run directory (its best checkpoint), or a seed group (its "
+         "best seed's, by the monitored metric).", show_default=False)]
 OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace an existing output file.")]
 
@@ -163,20 +164,25 @@ def export(
     ctx: typer.Context,
     checkpoint: CheckpointArg,
     fmt: Annotated[ExportFormat, typer.Option(
-        "--format", help="onnx (needs the export extra) or torchscript.")],
+        "--format", help="onnx (raw table columns in; needs the export extra) or pt2 "
+        "(torch.export, encoded columns in). torchscript: deprecated alias of pt2.")],
     out: Annotated[Path, typer.Option(
         "--output", "-o", metavar="FILE", show_default=False,
-        help="The model file to write.")],
+        help="The model file to write (pt2: a name ending in .pt2).")],
     overwrite: OverwriteOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Export a checkpoint as a graph that takes raw features and returns probabilities
-    (regression: the predicted values in the target's own units).
+    """Export a checkpoint as a graph that returns probabilities (regression: the predicted
+    values in the target's own units); the batch axis is dynamic.
 
-    The fitted normalization is inside the graph; the batch axis is dynamic. ONNX has a
-    second output, the logits (classification). A sidecar OUT.json lists the feature names
-    in order, the class (or target) names, the fcnet version and the source checkpoint's
-    sha256.
+    ONNX: a model of a CSV/Parquet table takes its raw columns, one (batch, 1) input per
+    column named as the column: float32 for numbers (NaN = missing), string for categories
+    ("" = missing); imputation, missing indicators, one-hot encoding, normalization and the
+    network are inside, and a second output holds the logits (classification). Other data
+    sets take one `features` (batch, F) float32 input. pt2 (torch.export.load): tensors only,
+    so it takes the encoded columns (batch, F) and holds the normalization and network. A
+    sidecar OUT.json describes every input (dtype, categories, missing value, fill), the
+    outputs, the class (or target) names, the fcnet version and the checkpoint's sha256.
     """
     _run(ctx, debug, lambda: _export(checkpoint, fmt, out, overwrite))
 
@@ -186,5 +192,9 @@ def _export(checkpoint: Path, fmt: str, out: Path, overwrite: bool) -> int:
     from fcnet_cli.serve.export import export_model
 
     report = export_model(model, out, fmt, overwrite=overwrite)
+    if fmt == "torchscript":
+        typer.echo(f"note: --format torchscript is deprecated (torch.jit is); wrote a "
+                   f"torch.export program to {report.path}: load it with torch.export.load",
+                   err=True)
     typer.echo(f"wrote {report.path} ({report.format}) and {report.sidecar}")
     return 0

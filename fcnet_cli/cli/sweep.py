@@ -10,6 +10,7 @@ import typer
 from fcnet_cli.cli.app import EXIT_SIGNAL, DebugOpt, ThreadsOpt, _run, app
 from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 from fcnet_cli.cli.run import _signals_to
+from fcnet_cli.cli.tracking import MlflowOpt, sweep_tracking, sync_sweep_dir
 
 # ---------------------------------------------------------------- sweep
 
@@ -39,6 +40,12 @@ def sweep(
                        "tables.")] = False,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the sweep directory.")] = False,
+    ensemble: Annotated[int | None, typer.Option(
+        min=1, metavar="N", show_default=False,
+        help="Then join the top N completed trials of the best trial's layout into one "
+             "ensemble (SWEEP_DIR/ensembles/topN/<run-id>: eval, predict, export take "
+             "it).")] = None,
+    mlflow: MlflowOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run (or resume) a hyperparameter sweep on Optuna; trials that share a layout are
@@ -52,7 +59,7 @@ def sweep(
     overrides = [*(set_ or []), *([f"base.training.threads={threads}"] if threads else [])]
     again = rerun_command(config, set_ or [], workers, storage, threads)
     _run(ctx, debug, lambda: _sweep(config, overrides, workers, storage, top, as_json, quiet,
-                                    again))
+                                    again, ensemble, mlflow))
 
 
 def rerun_command(config: Path, overrides: list[str], workers: int, storage: str | None,
@@ -74,12 +81,14 @@ def rerun_command(config: Path, overrides: list[str], workers: int, storage: str
 
 
 def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None, top: int,
-           as_json: bool, quiet: bool, again: str = "") -> int:
+           as_json: bool, quiet: bool, again: str = "", ensemble: int | None = None,
+           mlflow: str | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.events import StopToken
     from fcnet_cli.sweep.load import load_sweep
 
     spec = load_sweep(config, overrides)  # exit 2 here, before torch is imported
+    tracking = sweep_tracking(spec.base_exp, spec.name, mlflow)  # mlflow missing: exit 2
     from fcnet_cli.sweep.store import open_store
 
     open_store(spec, storage)  # an unreachable storage or a changed spec fails before torch
@@ -106,10 +115,16 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
             typer.echo(result.sweep_dir)
         else:
             display.render_leaderboard(out, result, top)
+    sync_sweep_dir(tracking, Path(result.sweep_dir), quiet or as_json)
     if stop.requested:
         typer.echo(f"interrupted ({stop.reason}); resume with: {again}", err=True)
         return EXIT_SIGNAL.get(stop.reason or "SIGINT", EXIT_SIGNAL["SIGINT"])
     if result.total and result.counts.get("failed", 0) >= result.total:
         typer.echo("error: every configuration failed", err=True)
         return 1
+    if ensemble is not None:
+        from fcnet_cli.sweep.ensemble import ensemble_from_sweep
+
+        joined = ensemble_from_sweep(result, ensemble)
+        typer.echo(joined.line(), err=quiet or as_json)
     return 0

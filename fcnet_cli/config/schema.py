@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from fcnet_cli import metrics as registry
+
 __all__ = [
     "CLASSIFICATION_METRICS",
     "FILE_DATASETS",
@@ -37,6 +39,7 @@ __all__ = [
     "LossConfig",
     "LrFindMode",
     "MAX_SEEDS",
+    "MlflowConfig",
     "ModelConfig",
     "Monitor",
     "OptimizerConfig",
@@ -75,8 +78,6 @@ Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macr
 CLASSIFICATION_METRICS: tuple[str, ...] = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1",
                           "val_roc_auc", "val_pr_auc")
 REGRESSION_METRICS: tuple[str, ...] = ("val_rmse", "val_mae", "val_r2")
-MAXIMIZED = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_roc_auc",
-             "val_pr_auc", "val_r2")
 Device = Literal["auto", "cpu", "cuda", "mps"]
 LrFindMode = Literal["both", "ramp", "population"]  # `fcnet lr-find --mode`
 SYNTHETIC_DATASETS = ("moons", "circles", "spirals")  # 2-D, generated from data.split_seed
@@ -86,13 +87,15 @@ Precision = Literal["fp32", "tf32", "bf16"]  # `training.precision` (CUDA only b
 Split = Literal["train", "val", "test"]
 # `fcnet predict --format` and `fcnet export --format` (fcnet_cli.serve)
 PredictFormat = Literal["csv", "parquet", "json"]
-ExportFormat = Literal["onnx", "torchscript"]
+ExportFormat = Literal["onnx", "pt2", "torchscript"]  # torchscript: deprecated alias of pt2
 
 FILE_DATASETS = ("csv", "parquet", "npz")
 TABLE_DATASETS = ("csv", "parquet")
 REGRESSION_DATASETS = ("diabetes",)
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
 METRICS: tuple[str, ...] = get_args(Monitor)
+# the monitorable metrics a larger value of which is better (from the metric registry)
+MAXIMIZED = tuple(m for m in METRICS if registry.metric_mode(m) == "max")
 SPLITS: tuple[str, ...] = get_args(Split)
 # Upper bounds on counts: far beyond any real run, low enough that a typo (10^24 epochs) or a
 # hostile file is refused at validation instead of overflowing torch or running forever.
@@ -104,8 +107,9 @@ MAX_BATCH = 1 << 24
 
 
 def metric_mode(metric: str) -> Literal["min", "max"]:
-    """Whether a larger value of a validation metric is better ("max") or a smaller one."""
-    return "max" if metric in MAXIMIZED else "min"
+    """Whether a larger value of a validation metric is better ("max") or a smaller one
+    (`fcnet_cli.metrics`, the one registry)."""
+    return registry.metric_mode(metric)
 
 
 class _Strict(BaseModel):
@@ -222,6 +226,11 @@ class ModelConfig(_Strict):
                            description="probability of zeroing a hidden unit (training only)")
     batch_norm: bool = Field(False, description="BatchNorm1d between each hidden Linear and "
                                                 "its activation")
+    ensemble: int = Field(
+        1, ge=1, le=MAX_SEEDS,
+        description="members trained as one population (member k: training.seed + k), each "
+                    "early-stopping on its own; one checkpoint predicts the mean of their "
+                    "probabilities (regression: of their predictions)")
 
     @field_validator("hidden")
     @classmethod
@@ -393,6 +402,20 @@ class TrainingConfig(_Strict):
                                 "null = the device's free memory")
 
 
+class MlflowConfig(_Strict):
+    """`output.mlflow`: log runs to an MLflow tracking store (needs the mlflow extra)."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI: http(s)://host:port of a tracking server, or "
+                          "sqlite:///path/mlflow.db; null = sqlite:///<output.dir>/mlflow.db "
+                          "(artifacts in <output.dir>/mlartifacts)")
+    experiment: str | None = Field(None, description="MLflow experiment name (default: the "
+                                                     "experiment name, output.name)")
+    run_name: str | None = Field(None, description="MLflow run name (default: the run "
+                                                   "directory's id; seeds: seed-<seed> under "
+                                                   "a parent run named after the group)")
+
+
 class OutputConfig(_Strict):
     dir: str = Field("runs", description="root of run directories (relative to the "
                                          "working directory)")
@@ -400,6 +423,10 @@ class OutputConfig(_Strict):
     tensorboard: bool = Field(False, description="also write the metrics.csv scalars as "
                                                  "TensorBoard event files in <run dir>/tensorboard "
                                                  "(needs the tensorboard extra)")
+    mlflow: MlflowConfig | None = Field(
+        None, description="log the run to MLflow (params, per-epoch metrics, artifacts, the "
+                          "model); null = off; {} = on with the defaults; `--mlflow URI` turns "
+                          "it on")
 
     @field_validator("name")
     @classmethod
@@ -471,6 +498,10 @@ class Experiment(_Strict):
             if isinstance(self.data.target, list):
                 problems.append("data.target: a list of targets needs task: regression")
             wrong = REGRESSION_METRICS
+        if self.model.ensemble > 1 and self.training.seeds > 1:
+            problems.append(f"model.ensemble: {self.model.ensemble} members cannot be combined "
+                            f"with training.seeds: {self.training.seeds}; train the ensemble "
+                            "once per seed instead (--set training.seed=S)")
         for where, m in (("training.early_stopping.monitor", self.training.early_stopping.monitor),
                          ("scheduler.monitor", self.scheduler.monitor)):
             if m in wrong:
@@ -478,6 +509,15 @@ class Experiment(_Strict):
         if problems:  # one line each; validate_experiment places each at its key's line
             raise ValueError("\n".join(problems))
         return self
+
+
+def _optional_section(ann: Any) -> type[BaseModel] | None:
+    """`Section | None` -> Section (a section that is off when null)."""
+    args = [a for a in get_args(ann) if a is not type(None)]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) \
+            and len(get_args(ann)) == 2:
+        return args[0]
+    return None
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:
@@ -495,6 +535,11 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
                 walk(ann, path + ".")
                 continue
             default = f.get_default(call_default_factory=True)
+            section = _optional_section(ann)
+            if section is not None:  # e.g. output.mlflow: null (off) or a mapping of fields
+                rows.append((path, "mapping or null", value_text(default), f.description or ""))
+                walk(section, path + ".")
+                continue
             rows.append((path, type_text(f), value_text(default), f.description or ""))
 
     walk(Experiment, "")

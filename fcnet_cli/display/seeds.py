@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fcnet_cli.analysis.groups import GroupStats
+from fcnet_cli.analysis.stats import CLIP_MARK
 from fcnet_cli.display.base import _kv_grid
 
 __all__ = ["render_group_summary", "render_lr_find"]
@@ -17,7 +18,8 @@ __all__ = ["render_group_summary", "render_lr_find"]
 
 def render_group_summary(console: Console, stats: GroupStats, seconds: float | None = None
                          ) -> None:
-    """Every final metric over the seeds: mean ± std, 95 % t-interval, one column per line."""
+    """Every final metric over the seeds, the monitored one first (marked ◀): mean ± std and
+    the 95 % t-interval, cut to the metric's range and marked where it had to be."""
     n = len(stats.seeds)
     seeds = f"{stats.seeds[0]}–{stats.seeds[-1]}" if n > 1 else str(stats.seeds[0] if n else "")
     done = sum(1 for s in stats.statuses.values() if s in ("completed", "early_stopped"))
@@ -29,16 +31,22 @@ def render_group_summary(console: Console, stats: GroupStats, seconds: float | N
     if seconds is not None:
         pairs.append(("time", f"{seconds:.1f}s (all seeds, one population)"))
     console.print(_kv_grid(pairs))
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption=Text("val: at each best epoch; test: that checkpoint"))
+    clipped = any(s.clipped for _, s in stats.rows)
+    notes = ["◀ monitored: picks each seed's best epoch; val: at it; test: its checkpoint",
+             "95% interval: Student's t over the seeds" + (
+                 f"; {CLIP_MARK} cut to the metric's range" if clipped else "")]
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("metric", no_wrap=True)
     table.add_column("mean ± std", justify="right", no_wrap=True)
     table.add_column("95% interval", justify="right", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
     for name, s in stats.rows:
         spec = ".3f" if name.startswith("gap") else ".4f"
-        table.add_row(Text(name), s.text(spec), s.interval(spec) or "-", str(s.n))
+        shown = f"{name} ◀" if name == stats.monitor else name
+        table.add_row(Text(shown), s.text(spec), s.interval(spec) or "-", str(s.n))
     console.print(table)
+    for note in notes:  # under the table, not a caption: as wide as the terminal allows
+        console.print(Text(note))
     console.print(_kv_grid([("group directory", str(stats.group_dir))]))
 
 

@@ -73,12 +73,14 @@ def _epochs_cell(epochs: Sequence[int]) -> str:
 def leaderboard_table(trials: Sequence[TrialResult], metric: str, swept: Sequence[str],
                       title: str | None = None, width: int = 120,
                       caption: str | None = None) -> Table:
-    """Rank, trial, metric (mean ± std over seeds), swept values by their dotted names, best
-    epoch, gap, seconds; at `width` columns the least useful ones are left out first."""
+    """Rank, trial, metric (mean ± std over seeds), `vs best` (Welch t-test against the first
+    trial, which is the best), swept values by their dotted names, best epoch, gap, seconds;
+    at `width` columns the least useful ones are left out first."""
     seeds = any(len(t.values) > 1 for t in trials)
     cols = [Col("rank", [str(i) for i in range(1, len(trials) + 1)]),
             Col("trial", [str(t.number) for t in trials], priority=5),
-            Col(f"{metric} ± std" if seeds else metric, [_mean_std(t) for t in trials])]
+            Col(f"{metric} ± std" if seeds else metric, [_mean_std(t) for t in trials]),
+            Col("vs best", [_vs_best(t, trials[0]) for t in trials], priority=3 if seeds else 5)]
     for i, key in enumerate(swept):
         cells = [_value_cell(t.params[key]) if key in t.params else "·" for t in trials]
         cols.append(Col(key, cells, priority=2 + (i > 3), justify="left"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -27,16 +28,29 @@ from fcnet_cli.events import (
     RunResult,
     RunStart,
 )
+from fcnet_cli.metrics import label
 
 
-def _epoch_cells(m: EpochMetrics, epochs: int) -> list[str]:
+def _epoch_cells(m: EpochMetrics, epochs: int, extra: str | None = None) -> list[str]:
+    """The cells of one epoch row; `extra` (the monitored metric when the table has no column
+    of its own for it) comes last."""
     if "val_rmse" in m.metrics:
-        return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.metrics["val_r2"]),
-                _num(m.val_loss), _num(m.metrics["val_rmse"], ".4g"), _num(m.gap_loss, "+.4f"),
-                _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
-    return [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.train_accuracy),
-            _num(m.val_loss), _num(m.val_accuracy), _num(m.gap_accuracy, "+.4f"),
-            _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
+        cells = [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.metrics["val_r2"]),
+                 _num(m.val_loss), _num(m.metrics["val_rmse"], ".4g"),
+                 _num(m.gap_loss, "+.4f"), _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
+    else:
+        cells = [f"{m.epoch}/{epochs}", _num(m.train_loss), _num(m.train_accuracy),
+                 _num(m.val_loss), _num(m.val_accuracy), _num(m.gap_accuracy, "+.4f"),
+                 _num(m.lr, ".4g"), f"{m.seconds:.2f}s"]
+    return cells + ([_num(m.value(extra))] if extra else [])
+
+
+def monitored_column(monitor: str, task: str) -> str | None:
+    """The monitored metric when the epoch table has no column for it (balanced accuracy,
+    macro F1, MAE), else None: the table always shows what picks the best epoch."""
+    shown = ("val_loss", "val_r2", "val_rmse") if task == "regression" else (
+        "val_loss", "val_accuracy")
+    return None if monitor in shown else monitor
 
 
 def _start_line(start: RunStart) -> Text:
@@ -69,6 +83,7 @@ class LiveTrainDisplay(Callback):
         self._names: list[str] = []
         self._epochs = 0
         self._regression = False
+        self._extra: str | None = None  # the monitored metric's own column
         self._ended: set[int] = set()
         self._final = False
         self._live: Live | None = None
@@ -89,6 +104,7 @@ class LiveTrainDisplay(Callback):
         self._rows, self._ended, self._final = [], set(), False
         self._names, self._epochs = list(start.names), start.epochs
         self._regression = start.task == "regression"
+        self._extra = monitored_column(start.monitor, start.task)
         self.console.print(_start_line(start))
         for note in start.notices:
             print_wrapped(self.console, note)
@@ -110,7 +126,8 @@ class LiveTrainDisplay(Callback):
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         for i, m in enumerate(metrics):
             name = self._names[m.member] if m.member < len(self._names) else str(m.member)
-            self._rows.append((name, _epoch_cells(m, self._epochs), i == len(metrics) - 1))
+            self._rows.append((name, _epoch_cells(m, self._epochs, self._extra),
+                               i == len(metrics) - 1))
         if metrics:
             nxt = metrics[0].epoch + 1
             if nxt <= self._epochs:
@@ -148,7 +165,7 @@ class LiveTrainDisplay(Callback):
         if hidden:
             notes.append(f"{hidden} earlier rows not shown (all are in metrics.csv)")
         many = len(self._names) > 1
-        cols = epoch_columns([cells for _, cells, _ in rows], self._regression)
+        cols = epoch_columns([cells for _, cells, _ in rows], self._regression, self._extra)
         if many:
             # Populations: the epoch number on the first member's row only.
             firsts = [i == 0 or rows[i - 1][2] for i in range(len(rows))]
@@ -168,10 +185,15 @@ _REGRESSION_HEADERS = (("ep", 0), ("loss", 1), ("val r2", 3), ("val loss", 0), (
                        ("gap", 2), ("lr", 4), ("time", 5))
 
 
-def epoch_columns(rows: list[list[str]], regression: bool = False) -> list[Col]:
-    """The epoch table's columns from `_epoch_cells` rows."""
+def epoch_columns(rows: list[list[str]], regression: bool = False,
+                  extra: str | None = None) -> list[Col]:
+    """The epoch table's columns from `_epoch_cells` rows; the monitored metric's column
+    (`extra`), when there is one, after the validation columns and never left out."""
     heads = _REGRESSION_HEADERS if regression else _EPOCH_HEADERS
-    return [Col(head, [r[i] for r in rows], priority=p) for i, (head, p) in enumerate(heads)]
+    cols = [Col(head, [r[i] for r in rows], priority=p) for i, (head, p) in enumerate(heads)]
+    if extra is not None:
+        cols.insert(5, Col(label(extra), [r[len(heads)] for r in rows], priority=0))
+    return cols
 
 
 class PlainTrainDisplay(Callback):
@@ -181,6 +203,7 @@ class PlainTrainDisplay(Callback):
         self.console = console
         self._names: list[str] = []
         self._epochs = 0
+        self._extra: str | None = None
 
     def _line(self, text: str | Text) -> None:
         self.console.print(text if isinstance(text, Text) else Text(text), soft_wrap=True)
@@ -188,20 +211,23 @@ class PlainTrainDisplay(Callback):
 
     def on_run_start(self, start: RunStart) -> None:
         self._names, self._epochs = list(start.names), start.epochs
+        self._extra = monitored_column(start.monitor, start.task)
         self._line(_start_line(start))
         for note in start.notices:
             print_wrapped(self.console, note)
 
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         for m in metrics:
-            c = _epoch_cells(m, self._epochs)
+            c = _epoch_cells(m, self._epochs, self._extra)
             who = f"{self._names[m.member]}  " if len(self._names) > 1 else ""
+            more = f"  {self._extra} {c[8]}" if self._extra else ""
             if "val_rmse" in m.metrics:
                 self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  val_loss {c[3]}  "
-                           f"val_rmse {c[4]}  val_r2 {c[2]}  gap {c[5]}  lr {c[6]}  {c[7]}")
+                           f"val_rmse {c[4]}  val_r2 {c[2]}{more}  gap {c[5]}  lr {c[6]}  "
+                           f"{c[7]}")
                 continue
             self._line(f"{who}epoch {c[0]}  train_loss {c[1]}  train_acc {c[2]}  "
-                       f"val_loss {c[3]}  val_acc {c[4]}  gap {c[5]}  lr {c[6]}  {c[7]}")
+                       f"val_loss {c[3]}  val_acc {c[4]}{more}  gap {c[5]}  lr {c[6]}  {c[7]}")
 
     def on_member_end(self, member: int, result: RunResult) -> None:
         if len(self._names) > 1 and result.status != "completed":
@@ -230,10 +256,16 @@ def render_run_summary(console: Console, result: RunResult) -> None:
                   ("train", [f"loss {best.train_loss:.4f}",
                              f"accuracy {best.train_accuracy:.4f}",
                              f"gap {best.gap_accuracy:+.4f}"])]
+    elif result.members:  # an ensemble: each member has its own best epoch
+        epochs = ", ".join("-" if e is None else str(e) for e in result.member_epochs)
+        pairs.append(("members", f"{len(result.members)} (best epochs {epochs}, "
+                                 f"by {result.monitor})"))
     else:
         pairs.append(("best epoch", "none (no epoch completed)"))
     if result.test is not None:
         pairs.append(("test", _eval_parts(result.test)))
+        if result.test.members:
+            pairs.append(("members' test", member_parts(result.test.members)))
     pairs.append(("time", f"{result.seconds:.1f}s"))
     if result.run_dir:
         pairs.append(("run directory", result.run_dir))
@@ -245,6 +277,13 @@ def render_run_summary(console: Console, result: RunResult) -> None:
         print_wrapped(console, note, style="yellow")
     for line in diagnose_history(result.history):
         print_wrapped(console, line, style="yellow")
+
+
+def member_parts(members: dict[str, dict[str, Any]]) -> list[str]:
+    """An ensemble's members on one split: "accuracy 0.9481 ± 0.0123" per main metric."""
+    names = {"balanced_accuracy": "balanced acc", "macro_f1": "macro F1", "roc_auc": "ROC-AUC",
+             "r2": "r2"}
+    return [f"{names.get(k, k)} {v['mean']:.4f} ± {v['std']:.4f}" for k, v in members.items()]
 
 
 def _val_parts(metrics: dict[str, float]) -> list[str]:
@@ -293,6 +332,9 @@ def render_eval(console: Console, result: EvalResult) -> None:
     for note in result.notices:
         print_wrapped(console, note, style="yellow")
     print_wrapped(console, [f"split {result.split}: {result.n} examples", *_eval_parts(result)])
+    if result.members:  # an ensemble: the line above is the ensemble's
+        n = len(next(iter(result.members.values()))["values"])
+        print_wrapped(console, [f"members ({n}, mean ± std):", *member_parts(result.members)])
     for line in _threshold_parts(result):
         print_wrapped(console, line)
     if result.task == "regression":

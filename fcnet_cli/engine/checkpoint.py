@@ -44,7 +44,7 @@ from fcnet_cli.engine.files import (
     new_run_dir,
     write_new_file,
 )
-from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.model import build_model
 from fcnet_cli.errors import CheckpointError, RunError
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
@@ -193,6 +193,10 @@ def _checkpoint_dir(path: Path) -> Path:
         return path
     if (path / "checkpoints" / "best").is_dir():
         return path / "checkpoints" / "best"
+    if (path / "group.json").is_file():
+        raise CheckpointError(f"{path}: a seed group, not one checkpoint: give one of its seeds "
+                              f"({path.name}/seed-N), or the group to fcnet eval, predict, "
+                              "export or load_model (they use its best seed)")
     raise CheckpointError(f"{path}: no checkpoint in this directory "
                           f"(expected {WEIGHTS} and {META}, or checkpoints/best)")
 
@@ -289,7 +293,8 @@ def _check_layout(path: Path, meta: dict, state_dict: dict[str, torch.Tensor]) -
                                                   and not regression):
         raise CheckpointError(f"{where}: classes must list n_classes = {n_cls} names")
     with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
-        expected = {k: tuple(v.shape) for k, v in build_mlp(cfg, in_f, n_cls).state_dict().items()}
+        net = build_model(cfg, in_f, n_cls, "regression" if regression else "classification")
+        expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
     for key in list(expected) + [k for k in got if k not in expected]:
         want, have = expected.get(key), got.get(key)

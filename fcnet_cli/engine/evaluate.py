@@ -1,9 +1,14 @@
-"""Metrics of a model on one split: loss, accuracy, per-class precision/recall/F1, confusion."""
+"""Metrics of a model on one split: loss, accuracy, per-class precision/recall/F1, confusion.
+
+Which way each metric is better, its bounds and its display name are the metric registry's
+(`fcnet_cli.metrics`, re-exported here): a leaf module, so that reports read it without torch.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import ValidationError
@@ -15,7 +20,7 @@ from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.data import DataSplits, Normalization, Preprocessing, load_data
 from fcnet_cli.engine.lineage import check_lineage
 from fcnet_cli.engine.losses import MemberLoss, class_weight_table, classification_metrics
-from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.model import Ensemble, build_model
 from fcnet_cli.engine.ranking import (
     average_precision,
     best_threshold,
@@ -26,9 +31,11 @@ from fcnet_cli.engine.ranking import (
 from fcnet_cli.engine.tables import Target
 from fcnet_cli.errors import CheckpointError, DataError, UsageError
 from fcnet_cli.events import EvalResult
+from fcnet_cli.metrics import REGISTRY, MetricInfo, metric_info, metric_mode
 
-__all__ = ["evaluate", "evaluate_checkpoint", "evaluate_regression", "evaluate_split",
-           "majority_notice", "require_rows", "validation_threshold"]
+__all__ = ["MEMBER_METRICS", "REGISTRY", "MetricInfo", "evaluate", "evaluate_checkpoint",
+           "evaluate_regression", "evaluate_split", "majority_notice", "member_spread",
+           "metric_info", "metric_mode", "require_rows", "validation_threshold"]
 
 
 def _model_device(model: nn.Module) -> torch.device | None:
@@ -274,7 +281,7 @@ def evaluate_checkpoint(path: Path, split: str = "test", threshold: float | None
         raise DataError(f"{source}: data set classes {splits.classes} differ from the "
                         f"checkpoint's {meta['classes']}")
     with torch.device("meta"):  # no init work: every tensor is replaced by the checkpoint's
-        model = build_mlp(exp.model, in_features, n_outputs)
+        model = build_model(exp.model, in_features, n_outputs, splits.task)
     require_rows(splits, split)
     model.load_state_dict(ckpt.state_dict, assign=True)
     if threshold is not None:
@@ -282,4 +289,26 @@ def evaluate_checkpoint(path: Path, split: str = "test", threshold: float | None
     result = evaluate_split(model, exp, splits, split, threshold)
     result.metrics.update(validation_threshold(model, splits))
     result.notices = lineage_notices + list(splits.notices) + result.notices
+    if isinstance(model, Ensemble):
+        result.members = member_spread([evaluate_split(m, exp, splits, split, threshold)
+                                        for m in model.members])
     return result
+
+
+MEMBER_METRICS = {"classification": ("loss", "accuracy", "balanced_accuracy", "macro_f1",
+                                     "roc_auc"),
+                  "regression": ("loss", "rmse", "mae", "r2")}
+
+
+def member_spread(results: list[EvalResult]) -> dict[str, dict[str, Any]]:
+    """The members' main metrics: {name: {"mean", "std" (sample, n − 1), "values"}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in MEMBER_METRICS[results[0].task]:
+        values = [float(getattr(r, name)) if name in ("loss", "accuracy") else
+                  r.metrics.get(name, math.nan) for r in results]
+        if all(math.isnan(v) for v in values):
+            continue
+        t = torch.tensor(values, dtype=torch.float64)
+        std = float(t.std()) if len(values) > 1 else 0.0
+        out[name] = {"mean": float(t.mean()), "std": std, "values": values}
+    return out

@@ -182,13 +182,18 @@ def _broken(run: Path) -> bool:
 
 
 def resolve_latest(path: str | Path, *, any_status: bool = False) -> Path:
-    """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times);
-    any other path is returned as it is. Raises UsageError when NAME has no runs.
+    """`runs/NAME/latest` -> the newest run directory of NAME (run ids are start times), also
+    inside a longer path (`runs/NAME/latest/seed-0`: a seed of the newest group); any other
+    path is returned as it is. Raises UsageError when NAME has no runs.
 
     Failed runs and killed seed groups are passed over unless `any_status` (what `--resume`
     asks for: the newest run, to continue it).
     """
     path = Path(path)
+    inner = [i for i, part in enumerate(path.parts[:-1]) if part == LATEST]
+    if inner and not path.exists():
+        head = resolve_latest(Path(*path.parts[:inner[0] + 1]), any_status=any_status)
+        return resolve_latest(head.joinpath(*path.parts[inner[0] + 1:]), any_status=any_status)
     if path.name != LATEST or path.exists():
         return path
     folder = path.parent

@@ -22,6 +22,7 @@ from fcnet_cli.config import Experiment, dump_experiment, validate_experiment
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.files import GROUP_FILE
+from fcnet_cli.engine.rundir import RESUMABLE, last_epoch, member_status
 from fcnet_cli.engine.train import train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, GroupResult, RunResult, StopToken
@@ -29,7 +30,6 @@ from fcnet_cli.events import Callback, GroupResult, RunResult, StopToken
 __all__ = ["GROUP_FILE", "is_group_dir", "read_group", "seed_members", "train_group"]
 
 GROUP_FORMAT = "fcnet-group"
-RESUMABLE = ("interrupted", "failed")
 
 
 def seed_members(exp: Experiment) -> list[Experiment]:
@@ -100,7 +100,7 @@ def _train_recorded(group_dir: Path, exp: Experiment, seeds: Sequence[int],
     try:
         results = train_population(members, **kwargs)
     except BaseException as err:
-        statuses.update({d.name: _member_status(d) for d in dirs})
+        statuses.update({d.name: member_status(d) for d in dirs})
         why = " ".join(str(err).split()) or type(err).__name__
         _write_group(group_dir, exp, seeds, statuses, reason=why)
         raise
@@ -130,10 +130,10 @@ def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback
     members = seed_members(exp)
     dirs = [group_dir / f"seed-{m.training.seed}" for m in members]
     statuses = dict(data.get("status") or {})
-    todo = [i for i, d in enumerate(dirs) if _member_status(d) in RESUMABLE]
+    todo = [i for i, d in enumerate(dirs) if member_status(d) in RESUMABLE]
     if not todo:
         raise UsageError(f"{group_dir}: every seed already finished; nothing to resume")
-    epochs = {_last_epoch(dirs[i]) for i in todo}
+    epochs = {last_epoch(dirs[i]) for i in todo}
     if len(epochs) > 1:
         raise UsageError(f"cannot resume {group_dir} as one population: its unfinished seeds "
                          f"stopped at different epochs ({sorted(epochs)}); resume each seed's "
@@ -145,20 +145,3 @@ def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback
                               [members[i] for i in todo], statuses, callbacks=callbacks,
                               stop=stop, run_dirs=[dirs[i] for i in todo], resume=True)
     return GroupResult(exp.name, str(group_dir), [m.training.seed for m in members], results)
-
-
-def _member_status(run_dir: Path) -> str:
-    try:
-        status = json.loads((run_dir / "summary.json").read_text("utf-8")).get("status")
-    except (OSError, ValueError):
-        return "failed"  # never finished its first epoch: no summary yet
-    # `running` after the process is gone: killed mid-run, resumable from its last checkpoint
-    return "interrupted" if status in (None, "running") else str(status)
-
-
-def _last_epoch(run_dir: Path) -> int:
-    meta = run_dir / "checkpoints" / "last" / "meta.json"
-    try:
-        return int(json.loads(meta.read_text("utf-8")).get("epoch") or 0)
-    except (OSError, ValueError):
-        return -1

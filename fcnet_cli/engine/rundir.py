@@ -36,12 +36,15 @@ from fcnet_cli.errors import CheckpointError, UsageError
 from fcnet_cli.events import EpochMetrics, LayerStats, RunResult
 
 __all__ = [
+    "RESUMABLE",
     "ResumeState",
     "check_resume_config",
     "finish_member",
+    "last_epoch",
     "layer_stats",
     "load_resume_state",
     "load_resume_states",
+    "member_status",
     "prepare_run_dirs",
     "save_model",
     "versions",
@@ -239,3 +242,25 @@ def load_resume_state(run_dir: Path | None) -> ResumeState:
     best_dir = run_dir / "checkpoints" / "best"
     best = ck.load_checkpoint(best_dir).state_dict if best_dir.exists() else None
     return ResumeState(weights, train, best)
+
+
+RESUMABLE = ("interrupted", "failed")  # member statuses `--resume` continues
+
+
+def member_status(run_dir: Path) -> str:
+    """A member run's status from its summary.json (`failed`: none; `interrupted`: killed)."""
+    try:
+        status = json.loads((run_dir / "summary.json").read_text("utf-8")).get("status")
+    except (OSError, ValueError):
+        return "failed"  # never finished its first epoch: no summary yet
+    # `running` after the process is gone: killed mid-run, resumable from its last checkpoint
+    return "interrupted" if status in (None, "running") else str(status)
+
+
+def last_epoch(run_dir: Path) -> int:
+    """The epoch of a run's `last` checkpoint (0: none recorded, -1: unreadable)."""
+    meta = run_dir / "checkpoints" / "last" / "meta.json"
+    try:
+        return int(json.loads(meta.read_text("utf-8")).get("epoch") or 0)
+    except (OSError, ValueError):
+        return -1

@@ -22,6 +22,7 @@ from fcnet_cli.engine.backprop import AutogradStep, ExplicitStep, fast_path_reas
 from fcnet_cli.engine.cpus import apply_threads
 from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.defaults import data_facts, resolve_defaults
+from fcnet_cli.engine.ensemble import train_ensemble
 from fcnet_cli.engine.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
 from fcnet_cli.engine.losses import (
     MemberLoss,
@@ -73,13 +74,17 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     `output.dir/name`; `eager_checkpoints=False`: write the records and checkpoints once, when
     the run ends (a run directory nobody watches). torch uses `training.threads` CPU threads
     (default: the cores available to the process) while it trains; the previous setting is
-    restored afterwards.
+    restored afterwards. `model.ensemble: N > 1` trains N members as one population and
+    returns the ensemble's result (`engine.ensemble.train_ensemble`).
     """
-    if resume is not None:
+    if resume is not None and exp.model.ensemble == 1:
         records.check_resume_config(resume, exp)
     before = torch.get_num_threads()
     apply_threads(exp.training.threads)
     try:
+        if exp.model.ensemble > 1:  # N members as one population, kept as one model
+            return train_ensemble(exp, train_population, callbacks=callbacks, stop=stop,
+                                  resume=resume, data=data, run_dir=run_dir)
         if resume is not None:
             return train_population([exp], callbacks=callbacks, stop=stop, run_dirs=[resume],
                                     resume=True, data=data)[0]
@@ -125,6 +130,9 @@ class _Engine:
         self.exps, self.callbacks, self.stop, self.pruner, self.eager = exps, callbacks, stop, \
             pruner, eager
         first = exps[0]
+        if any(e.model.ensemble > 1 for e in exps):
+            raise UsageError("model.ensemble > 1 trains through train() (engine.ensemble), "
+                             "not as one member of a population")
         if len({layout_key(e) for e in exps}) > 1:
             raise ValueError("members of one population must share a layout (config.layout_key)")
         self.device = pick_device(first.training.device)
@@ -191,7 +199,8 @@ class _Engine:
                 epochs=self.epochs, batches_per_epoch=self.n_batches,
                 start_epoch=self.start_epoch, device=str(self.device), n_train=self.n_train,
                 n_val=len(d.y_val), n_test=len(d.y_test), n_features=d.n_features,
-                n_classes=d.n_outputs, task=d.task, notices=list(d.notices)))
+                n_classes=d.n_outputs, task=d.task, notices=list(d.notices),
+                monitor=self.exps[0].training.early_stopping.monitor))
         try:
             self._loop()
         except BaseException as err:

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from fcnet_cli.engine.evaluate import evaluate, evaluate_regression
+from fcnet_cli.engine.evaluate import evaluate, evaluate_regression, member_spread
 from fcnet_cli.engine.losses import MemberLoss
 from fcnet_cli.engine.tables import Column, UnseenCategories, canonical_expr
 from fcnet_cli.errors import DataError, UsageError
@@ -165,8 +165,13 @@ def _evaluate_regression_file(model: Model, data: Path, target: str | None,
         x, y = _read_regression_table(model, table, names, batch_size, unseen)
     exp = model.experiment
     loss = MemberLoss(exp.loss_name, delta=torch.tensor([exp.loss.huber_delta]))
-    result = evaluate_regression(model.module, torch.from_numpy(x), torch.from_numpy(y),
-                                 model.target, table.source, loss, batch_size=batch_size)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    result = evaluate_regression(model.module, xt, yt, model.target, table.source, loss,
+                                 batch_size=batch_size)
+    if model.member_modules:
+        result.members = member_spread([
+            evaluate_regression(m, xt, yt, model.target, table.source, loss,
+                                batch_size=batch_size) for m in model.member_modules])
     return _noted(result, unseen, table.source)
 
 
@@ -200,8 +205,15 @@ def evaluate_file(model: Model, data: Path, target: str | None = None,
         x, y = _read_npz(model, table)
     else:
         x, y = _read_table(model, table, target or model.spec.target, batch_size, unseen)
-    result = evaluate(model.module, torch.from_numpy(x), torch.from_numpy(y),
-                      model.classes_.tolist(), split=table.source,
-                      label_smoothing=model.label_smoothing, batch_size=batch_size,
-                      threshold=model.threshold)
+    result = _evaluate(model, model.module, x, y, table.source, batch_size)
+    if model.member_modules:
+        result.members = member_spread([_evaluate(model, m, x, y, table.source, batch_size)
+                                        for m in model.member_modules])
     return _noted(result, unseen, table.source)
+
+
+def _evaluate(model: Model, module: torch.nn.Module, x: np.ndarray, y: np.ndarray,
+              source: str, batch_size: int) -> EvalResult:
+    return evaluate(module, torch.from_numpy(x), torch.from_numpy(y), model.classes_.tolist(),
+                    split=source, label_smoothing=model.label_smoothing, batch_size=batch_size,
+                    threshold=model.threshold)

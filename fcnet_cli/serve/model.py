@@ -22,9 +22,10 @@ from torch import nn
 from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.evaluate import _experiment
 from fcnet_cli.engine.files import resolve_latest
-from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.model import Ensemble, build_model
 from fcnet_cli.engine.normalization import smooth_clip
 from fcnet_cli.engine.ranking import check_threshold, margin_threshold
+from fcnet_cli.engine.seedpick import best_seed, is_group_dir
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
 
@@ -57,7 +58,10 @@ class Model:
         n_features_in_: number of input columns.
         n_inputs: number of model inputs after encoding (categories one-hot).
         module: ``nn.Sequential(Standardize, MLP)`` in eval mode; maps raw (N, F) float32
-            features to logits (N, C). What export traces.
+            features to logits (N, C). What export traces. An ensemble's MLP is an
+            `engine.model.Ensemble`: its logits are the log of the members' mean probability
+            (regression: the members' mean prediction).
+        ensemble: the number of members (1: a single model, an ensemble of one).
         checkpoint: the verified checkpoint (directory, weights, meta.json).
         threshold: binary classifiers: predict the positive class ``classes_[1]`` when its
             probability is at least this; None (default): the more probable class. Set it
@@ -79,11 +83,20 @@ class Model:
         self.n_inputs = self.spec.prep.in_features  # model inputs (categories one-hot)
         self.n_outputs = int(meta["n_classes"])  # classes, or regression targets
         with torch.device("meta"):  # no init work: every tensor comes from the checkpoint
-            mlp = build_mlp(exp.model, meta["in_features"], meta["n_classes"])
+            mlp = build_model(exp.model, meta["in_features"], meta["n_classes"], self.task)
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
         self.module = nn.Sequential(Standardize(norm.shift, norm.scale, norm.clip), mlp).eval()
+        self.ensemble = exp.model.ensemble  # members whose mean `module` predicts (1: one MLP)
         self.threshold: float | None = None
+
+    @property
+    def member_modules(self) -> list[nn.Module]:
+        """An ensemble's members, each as ``nn.Sequential(Standardize, MLP)``; [] for one MLP."""
+        net = self.module[1]
+        if not isinstance(net, Ensemble):
+            return []
+        return [nn.Sequential(self.module[0], m).eval() for m in net.members]
 
     def set_threshold(self, threshold: float | None) -> None:
         """Decide binary predictions at this positive-class probability (None: argmax).
@@ -155,8 +168,9 @@ class Model:
         return self.classes_[self.decide(self.logits(self.features(x)))]
 
     def __repr__(self) -> str:
+        members = f", ensemble of {self.ensemble}" if self.ensemble > 1 else ""
         return (f"Model({str(self.checkpoint.dir)!r}, {self.n_features_in_} features, "
-                f"{len(self.classes_)} classes)")
+                f"{len(self.classes_)} classes{members})")
 
 
 def _from_pandas(frame: Any, source: str) -> pl.DataFrame:
@@ -183,10 +197,17 @@ def _pandas_column(name: str, s: Any) -> pl.Series:
 
 
 def load_model(path: str | Path) -> Model:
-    """Load a checkpoint directory or a run directory (→ its best checkpoint) for prediction;
-    ``runs/NAME/latest`` is NAME's newest run, as in the CLI.
+    """Load a checkpoint directory, a run directory (→ its best checkpoint) or a seed group
+    (→ its best seed's, by the monitored validation metric) for prediction; `runs/NAME/latest`
+    stands for the newest run or group of NAME, also inside a path (`latest/seed-2`).
+    An ensemble's run directory (`model.ensemble: N`) loads as one model predicting the mean
+    of its members' probabilities (`Model.ensemble`, `Model.member_modules`).
 
     Raises:
         CheckpointError: missing, empty, corrupt or mismatched checkpoint (exit 2 in the CLI).
+        UsageError: a group none of whose seeds has a checkpoint yet.
     """
-    return Model(load_checkpoint(resolve_latest(Path(path))))
+    where = resolve_latest(path)
+    if is_group_dir(where):
+        where = best_seed(where).run_dir
+    return Model(load_checkpoint(where))

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fcnet_cli.analysis.stats import summarize, verdict
 from fcnet_cli.events import FINAL_FAILS, SweepResult, TrialResult
+from fcnet_cli.metrics import rank_key
 from fcnet_cli.sweep.space import decode
 from fcnet_cli.sweep.spec import Sweep
 
@@ -65,12 +66,12 @@ def counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
 
 
 def _rank_key(sweep: Sweep) -> Any:
-    sign = -1.0 if sweep.direction == "maximize" else 1.0
+    """Completed trials first, best first by the metric registry's direction of the metric."""
     order = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "fail": 4}
 
-    def key(r: TrialResult) -> tuple[int, float, int]:
+    def key(r: TrialResult) -> tuple[int, tuple[bool, float], int]:
         ranked = r.state == "complete" and r.value is not None
-        return (order.get(r.state, 5), sign * r.value if ranked and r.value is not None else 0.0,
+        return (order.get(r.state, 5), rank_key(sweep.spec.metric, r.value if ranked else None),
                 r.number)
     return key
 
@@ -94,7 +95,8 @@ def write_leaderboard(result: SweepResult) -> str:
     """leaderboard.csv in the sweep folder: one row per trial, completed ones ranked."""
     also = sorted({k for t in result.trials for k in t.also})  # e.g. val_macro_f1
     fields = ["rank", "trial", "state", "status", f"{result.metric}_mean", f"{result.metric}_std",
-              *(f"{k}_mean" for k in also), f"{result.metric}_ci95", "vs_best",
+              *(f"{k}_mean" for k in also), f"{result.metric}_ci95",
+              f"{result.metric}_ci95_clipped", "vs_best",
               "values", *result.swept, "best_epochs",
               "gap_accuracy", "seconds", "checkpoint", "run_dirs", "reason"]
     buf = io.StringIO()
@@ -105,11 +107,12 @@ def write_leaderboard(result: SweepResult) -> str:
     for t in result.trials:
         ranked = t.state == "complete" and t.value is not None
         rank += ranked
-        summary = summarize(t.values)
+        summary = summarize(t.values, result.metric)  # the interval cut to its bounds
         row = {"rank": rank if ranked else "", "trial": t.number, "state": t.state,
                "status": t.status, f"{result.metric}_mean": t.value,
                f"{result.metric}_std": t.std,
                f"{result.metric}_ci95": _cell([summary.ci_low, summary.ci_high])
+               if summary.n > 1 else "", f"{result.metric}_ci95_clipped": summary.clipped
                if summary.n > 1 else "",
                "vs_best": "" if not ranked or top is None else
                "best" if t is top else verdict(t.values, top.values),

@@ -32,9 +32,9 @@ from fcnet_cli.config import (
     Problem,
     Source,
     flatten,
-    metric_mode,
     with_values,
 )
+from fcnet_cli.metrics import direction
 from fcnet_cli.sweep import space
 
 __all__ = ["Sweep", "SweepSpec", "known_keys", "point_text", "schema_defaults"]
@@ -96,8 +96,7 @@ class Sweep:
 
     @property
     def direction(self) -> str:
-        return self.spec.direction or ("minimize" if metric_mode(self.spec.metric) == "min"
-                                       else "maximize")
+        return self.spec.direction or direction(self.spec.metric)
 
     @property
     def sweep_dir(self) -> Path:

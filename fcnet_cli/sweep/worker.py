@@ -25,12 +25,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from fcnet_cli.config import ConfigError, Experiment, layout_key, metric_mode
+from fcnet_cli.config import ConfigError, Experiment, layout_key
 from fcnet_cli.engine.data import DataSplits, load_data
 from fcnet_cli.engine.ranking import check_binary_monitors
 from fcnet_cli.engine.tensorboard import loggers_for
 from fcnet_cli.engine.train import train_population
 from fcnet_cli.events import FINAL_FAILS, Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
+from fcnet_cli.metrics import best_first
 from fcnet_cli.sweep.leaderboard import counts, sweep_result, write_leaderboard
 from fcnet_cli.sweep.space import Point, suggest_point
 from fcnet_cli.sweep.spec import Sweep, schema_defaults
@@ -338,8 +339,7 @@ def _summary(runs: list[RunResult], metric: str) -> dict[str, Any]:
                  for k in sorted(best[0][1].metrics) if k != metric} if best else {},
     }
     if best:
-        pick = max if metric_mode(metric) == "max" else min
-        run, _ = pick(best, key=lambda rb: rb[1].value(metric))
+        run, _ = best_first(best, metric, value=lambda rb: rb[1].value(metric))[0]
         ckpt = Path(run.run_dir or "") / "checkpoints" / "best"
         out["checkpoint"] = str(ckpt) if run.run_dir and ckpt.exists() else None
     return out

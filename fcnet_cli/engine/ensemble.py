@@ -1,0 +1,235 @@
+"""`model.ensemble: N`: N members of one experiment trained as one population, kept as one model.
+
+    runs/<name>/<run-id>/
+      config.yaml          the experiment as it ran (model.ensemble: N)
+      summary.json         status, the ensemble's test metrics and the members' mean ± std
+      checkpoints/best/    ONE checkpoint: weights `members.<k>.<key>`, meta.json `ensemble: N`
+      members/seed-<s>/    member k's own run directory (s = training.seed + k): metrics.csv,
+                           summary.json, its best and last checkpoints (what resume reads)
+
+Members write their records and checkpoints when they end, as sweep trials do (not every
+epoch: N members would write N times as much); Ctrl-C or SIGTERM saves every unfinished
+member's exact state for `--resume`, and an ensemble killed outright (SIGKILL) trains its
+unfinished members again from epoch 1 on resume.
+
+Member k is the experiment with `training.seed + k` and `model.ensemble: 1` (the seeds of
+`training.seeds`): it trains exactly as that standalone run would (same initialization, data
+order and dropout; early stopping on its own), so `members/seed-<s>/config.yaml` trains it
+again alone. The ensemble predicts the mean of the members' best-state probabilities
+(regression: of their predictions); see `engine.model.Ensemble`.
+
+    result = train(load_experiment("experiments/wine.yaml", ["model.ensemble=8"]))  # engine.train
+    model = load_model(result.run_dir)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fcnet_cli.config import Experiment, dump_experiment, layout_key
+from fcnet_cli.engine import checkpoint as ck
+from fcnet_cli.engine import rundir as records
+from fcnet_cli.engine.data import DataSplits
+from fcnet_cli.engine.rundir import RESUMABLE, last_epoch, member_status
+from fcnet_cli.errors import UsageError
+from fcnet_cli.events import Callback, RunResult, StopToken
+
+__all__ = ["MEMBERS_DIR", "ensemble_members", "is_ensemble_dir", "join_checkpoints",
+           "member_dirs", "train_ensemble", "write_ensemble"]
+
+MEMBERS_DIR = "members"
+# `engine.train.train_population`, handed in by `engine.train.train` (which calls this module)
+Fit = Callable[..., list[RunResult]]
+
+
+def ensemble_members(exp: Experiment) -> list[Experiment]:
+    """The N member experiments: seeds seed, seed + 1, ..., each with `model.ensemble = 1`."""
+    t, m = exp.training, exp.model
+    return [exp.model_copy(update={"training": t.model_copy(update={"seed": t.seed + k}),
+                                   "model": m.model_copy(update={"ensemble": 1})})
+            for k in range(m.ensemble)]
+
+
+def member_dirs(run_dir: Path, exp: Experiment) -> list[Path]:
+    """The members' run directories, in member order."""
+    return [Path(run_dir) / MEMBERS_DIR / f"seed-{exp.training.seed + k}"
+            for k in range(exp.model.ensemble)]
+
+
+def is_ensemble_dir(path: Path) -> bool:
+    return (Path(path) / MEMBERS_DIR).is_dir() and (Path(path) / "config.yaml").is_file()
+
+
+def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] = (),
+                   stop: StopToken | None = None, resume: Path | None = None,
+                   data: DataSplits | None = None, run_dir: Path | None = None) -> RunResult:
+    """Train `exp.model.ensemble` members as one population, then write the ensemble's
+    checkpoint and summary; `resume` continues an ensemble's run directory (its unfinished
+    members, which must have stopped at the same epoch). `data`: splits already loaded;
+    `run_dir`: the ensemble's directory instead of a new one under `output.dir/name`.
+
+    `fit` is `engine.train.train_population`: `train(exp)` calls this with it.
+    Returns the ensemble's RunResult: its run directory, status, the ensemble's test metrics
+    (with the members' in `test.members`) and each member's result in `members`.
+    """
+    started = time.perf_counter()
+    members = ensemble_members(exp)
+    with contextlib.ExitStack() as locks:
+        if resume is None:
+            if run_dir is None:
+                run_dir = ck.new_run_dir(Path(exp.output.dir), exp.name)
+            run_dir = Path(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(ck.RunLock(run_dir))
+            ck.atomic_write_text(run_dir / "config.yaml", dump_experiment(exp))
+            dirs = member_dirs(run_dir, exp)
+            fit(members, callbacks=callbacks, stop=stop, run_dirs=dirs, data=data,
+                eager_checkpoints=False)
+        else:
+            run_dir = Path(resume)
+            records.check_resume_config(run_dir, exp)
+            locks.enter_context(ck.RunLock(run_dir))
+            dirs = member_dirs(run_dir, exp)
+            todo = _unfinished(run_dir, dirs)
+            for i in todo:
+                records.check_resume_config(dirs[i], members[i])
+            fit([members[i] for i in todo], callbacks=callbacks, stop=stop,
+                run_dirs=[dirs[i] for i in todo], resume=True, data=data,
+                eager_checkpoints=False)
+        return write_ensemble(run_dir, exp, time.perf_counter() - started)
+
+
+def _unfinished(run_dir: Path, dirs: Sequence[Path]) -> list[int]:
+    todo = [i for i, d in enumerate(dirs) if member_status(d) in RESUMABLE]
+    if not todo:
+        raise UsageError(f"{run_dir}: every member already finished; nothing to resume")
+    epochs = {last_epoch(dirs[i]) for i in todo}
+    if len(epochs) > 1:
+        raise UsageError(f"cannot resume {run_dir} as one population: its unfinished members "
+                         f"stopped at different epochs ({sorted(epochs)})")
+    return todo
+
+
+def _status(statuses: list[str], complete: bool) -> str:
+    """interrupted > failed > completed; an ensemble without every member's best state failed."""
+    if "interrupted" in statuses or "running" in statuses:
+        return "interrupted"
+    if "failed" in statuses or not complete:
+        return "failed"
+    return "completed"
+
+
+def _member_result(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_ensemble(run_dir: Path, exp: Experiment, seconds: float = 0.0) -> RunResult:
+    """Join the members' best checkpoints into the ensemble's `checkpoints/best` (when every
+    member has one) and write the ensemble's summary.json; return the ensemble's result."""
+    dirs = member_dirs(run_dir, exp)
+    statuses = [member_status(d) for d in dirs]
+    bests = [d / "checkpoints" / "best" for d in dirs]
+    complete = all(b.is_dir() for b in bests)
+    status = _status(statuses, complete)
+    joined = complete and status != "interrupted"
+    if joined:
+        _save_checkpoint(run_dir, exp, bests)
+    summaries = [_member_result(d) for d in dirs]
+    notices = [f"member {d.name} diverged; the ensemble uses its best checkpoint (before the "
+               "divergence)" for d, s in zip(dirs, statuses, strict=True) if s == "diverged"]
+    return _summarize(run_dir, exp, status, statuses, joined, seconds, notices, {
+        "seeds": [exp.training.seed + k for k in range(exp.model.ensemble)],
+        "dirs": [str(d.relative_to(run_dir)) for d in dirs], "status": statuses,
+        "best_epoch": [s.get("best_epoch") for s in summaries],
+        "seconds": [s.get("seconds") for s in summaries]})
+
+
+def join_checkpoints(run_dir: Path, exp: Experiment, checkpoints: Sequence[Path],
+                     sources: Sequence[dict[str, Any]] = ()) -> RunResult:
+    """An ensemble of checkpoints trained already (a sweep's top trials): one layout, one
+    data set and preprocessing, hyperparameters free. `run_dir` (created, locked) gets
+    config.yaml (`exp` with model.ensemble = len(checkpoints)), checkpoints/best and
+    summary.json (`sources`: what each member is, recorded under "ensemble").
+
+    Raises:
+        UsageError: fewer than one checkpoint, or checkpoints that do not fit together.
+    """
+    if not checkpoints:
+        raise UsageError("an ensemble needs at least one checkpoint")
+    exp = exp.model_copy(update={"model": exp.model.model_copy(
+        update={"ensemble": len(checkpoints)})})
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with ck.RunLock(run_dir):
+        ck.atomic_write_text(run_dir / "config.yaml", dump_experiment(exp))
+        epochs = _save_checkpoint(run_dir, exp, checkpoints)
+        n = len(checkpoints)
+        return _summarize(run_dir, exp, "completed", ["completed"] * n, True, 0.0, [], {
+            "sources": list(sources) or [str(c) for c in checkpoints],
+            "status": ["completed"] * n, "best_epoch": epochs})
+
+
+def _summarize(run_dir: Path, exp: Experiment, status: str, statuses: list[str], joined: bool,
+               seconds: float, notices: list[str], ensemble: dict[str, Any]) -> RunResult:
+    """The ensemble's RunResult and summary.json: its test metrics (members' in `members`)."""
+    from fcnet_cli.engine.evaluate import evaluate_checkpoint
+
+    test = None
+    if joined:
+        with contextlib.suppress(UsageError):  # no test split (test_fraction: 0)
+            test = evaluate_checkpoint(run_dir / "checkpoints" / "best", "test",
+                                       allow_changed_data=True)
+            notices = list(test.notices) + notices
+    result = RunResult(name=exp.name, run_dir=str(run_dir), status=status, history=[],
+                       best_epoch=None, monitor=exp.training.early_stopping.monitor, test=test,
+                       seconds=seconds, notices=notices, precision=exp.training.precision,
+                       members=statuses, member_epochs=list(ensemble["best_epoch"]))
+    data = records.summary(result)
+    data["ensemble"] = {"members": exp.model.ensemble, **ensemble}
+    ck.atomic_write_text(run_dir / "summary.json", json.dumps(data, indent=2))
+    return result
+
+
+JOINED_KEYS = ("in_features", "n_classes", "classes", "task", "normalization", "preprocessing")
+
+
+def _save_checkpoint(run_dir: Path, exp: Experiment, bests: Sequence[Path]) -> list[int | None]:
+    """One checkpoint: member k's weights under `members.<k>.`, the first member's meta.json
+    (data, preprocessing, classes: the same for every member) with the ensemble's config.
+    Returns each member's epoch."""
+    state: dict[str, torch.Tensor] = {}
+    epochs: list[int | None] = []
+    meta: dict[str, Any] = {}
+    layout, seeds = None, []
+    for k, best in enumerate(bests):
+        loaded = ck.load_checkpoint(best)
+        member = Experiment.model_validate(loaded.meta["config"])
+        key = layout_key(member)
+        seeds.append(member.training.seed)
+        differs = [name for name in JOINED_KEYS if meta and loaded.meta.get(name) != meta.get(name)]
+        if differs or (layout is not None and key != layout):
+            what = differs[0] if differs else "layout (data, widths, activation, ...)"
+            raise UsageError(f"cannot join {best} into an ensemble with {bests[0]}: its {what} "
+                             "differs")
+        layout = key
+        state.update({f"members.{k}.{name}": v for name, v in loaded.state_dict.items()})
+        epochs.append(loaded.meta.get("epoch"))
+        meta = meta or dict(loaded.meta)
+    meta.pop("sha256", None)
+    meta.update({"config": exp.model_dump(mode="json"), "ensemble": exp.model.ensemble,
+                 "member_seeds": seeds,
+                 "member_epochs": epochs, "epoch": None, "metrics": None,
+                 "versions": records.versions()})
+    ck.save_checkpoint(run_dir, "best", state, meta)
+    return epochs
