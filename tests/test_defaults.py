@@ -290,3 +290,19 @@ def test_robust_normalization_exports_with_the_model(tmp_path: Path) -> None:
     assert np.abs(got - expected).max() < 1e-5
     with torch.no_grad():
         assert np.abs(scripted(x).numpy() - expected).max() < 1e-5
+
+
+def test_an_ensemble_records_the_resolved_defaults(tmp_path: Path) -> None:
+    path = _write_table(tmp_path)
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text(f"data: {{dataset: csv, path: {path.as_posix()!r}}}\n"
+                   f"model: {{hidden: [8], ensemble: 2}}\n"
+                   f"training: {{epochs: 2, device: cpu}}\n"
+                   f"output: {{dir: {(tmp_path / 'runs').as_posix()!r}}}\n")
+    res = CliRunner().invoke(app, ["train", "-q", str(cfg)])
+    assert res.exit_code == 0, res.output
+    run_dir = Path(res.stdout.strip().splitlines()[-1])
+    assert "#   training.batch_size: auto: 72 training rows" in \
+        (run_dir / "config.yaml").read_text()
+    saved = load_experiment(run_dir / "config.yaml")
+    assert (saved.training.batch_size, saved.optimizer.name) == (16, "adamw")

@@ -83,6 +83,9 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     apply_threads(exp.training.threads)
     try:
         if exp.model.ensemble > 1:  # N members as one population, kept as one model
+            # the default rule first: the ensemble's config.yaml and checkpoint record it
+            data = data or load_data(exp.data, task=exp.task)
+            exp = resolve_defaults(exp, data_facts(data))[0]
             return train_ensemble(exp, train_population, callbacks=callbacks, stop=stop,
                                   resume=resume, data=data, run_dir=run_dir)
         if resume is not None:
