@@ -169,11 +169,13 @@ def realmlp(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.
     return np.asarray(cls(random_state=seed).fit(x_tr, y).predict(x_te)).ravel()
 
 
-def methods() -> dict[str, Callable]:
+def methods(ensemble: int = 0) -> dict[str, Callable]:
     out: dict[str, Callable] = {"fcnet (defaults)": fcnet({}),
                                 "fcnet (old constants)": fcnet(OLD_DEFAULTS),
                                 "fcnet (robust)": fcnet({"data": {"normalize": "robust"}}),
                                 "sklearn MLP": sk_mlp, "sklearn HGB": sk_hgb}
+    if ensemble > 1:  # `model.ensemble: N` on top of the defaults
+        out[f"fcnet (ensemble {ensemble})"] = fcnet({"model": {"ensemble": ensemble}})
     try:
         import pytabkit  # noqa: F401
         out["RealMLP-TD"] = realmlp
@@ -228,10 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--tables", nargs="*", default=None)
     ap.add_argument("--methods", nargs="*", default=None)
+    ap.add_argument("--ensemble", type=int, default=0,
+                    help="also fcnet with model.ensemble: N (N > 1)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")  # scikit-learn's convergence warnings
     table_list = tables(args.tables)
-    chosen = {k: v for k, v in methods().items() if args.methods is None or k in args.methods}
+    chosen = {k: v for k, v in methods(args.ensemble).items()
+              if args.methods is None or k in args.methods}
     results: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, list[float]] = {m: [] for m in chosen}
     for t in table_list:
