@@ -80,11 +80,14 @@ def prepare_run_dirs(exps: Sequence[Experiment], run_dirs: Sequence[Path] | None
         else:
             rd = Path(run_dirs[i])
             rd.mkdir(parents=True, exist_ok=True)
+        # the text first: a locked run directory gets its config.yaml at once (a process
+        # resuming it reads that file before it meets the lock)
+        text = None if resume else dump_experiment(exp)
         locks.enter_context(ck.RunLock(rd))
-        if resume:
+        if text is None:
             ck.clean_stale(rd)
         else:
-            ck.atomic_write_text(rd / "config.yaml", dump_experiment(exp))
+            ck.atomic_write_text(rd / "config.yaml", text)
         out.append(rd)
     return out
 
