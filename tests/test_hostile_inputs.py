@@ -207,7 +207,7 @@ def run(trained: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained, tmp_path / "run", symlinks=True))
 
 
-def _edit_meta(ckpt: Path, **changes: object) -> None:
+def _edit_meta(ckpt: Path, rehash: bool = True, **changes: object) -> None:
     meta = json.loads((ckpt / "meta.json").read_text())
     for key, value in changes.items():
         node = meta
@@ -217,6 +217,18 @@ def _edit_meta(ckpt: Path, **changes: object) -> None:
         node[last] = value
     (ckpt / "meta.json").unlink()  # a published checkpoint's files are read-only by intent
     (ckpt / "meta.json").write_text(json.dumps(meta))
+    if rehash:  # the manifest's hash of meta.json updated too: the schema must catch it
+        _rehash_manifest(ckpt, "meta.json")
+
+
+def _rehash_manifest(ckpt: Path, name: str) -> None:
+    digest = hashlib.sha256((ckpt / name).read_bytes()).hexdigest()
+    manifest_path = ckpt.parent / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest.values():
+        if entry["dir"] == ckpt.resolve().name:
+            entry["files"][name] = digest
+    manifest_path.write_text(json.dumps(manifest))
 
 
 def _rehash(ckpt: Path, name: str) -> None:
@@ -225,12 +237,8 @@ def _rehash(ckpt: Path, name: str) -> None:
     meta = json.loads((ckpt / "meta.json").read_text())
     meta["sha256"][name] = digest
     (ckpt / "meta.json").write_text(json.dumps(meta))
-    manifest_path = ckpt.parent / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    for entry in manifest.values():
-        if entry["dir"] == ckpt.resolve().name:
-            entry["files"][name] = digest
-    manifest_path.write_text(json.dumps(manifest))
+    for changed in (name, "meta.json"):
+        _rehash_manifest(ckpt, changed)
 
 
 def best(run: Path) -> Path:
@@ -355,3 +363,166 @@ def test_sweep_unreachable_storage(tmp_path: Path) -> None:
     path = _sweep(tmp_path, "parameters:\n  optimizer.lr: [0.1]\n")
     replay(tmp_path, ["sweep", str(path), "--storage", "postgresql://u:p@127.0.0.1:1/db"], 1,
            "--storage postgresql://u:***@127.0.0.1:1/db: cannot connect")
+
+
+# ---------------------------------------------------------------- tables, bounded reading
+
+
+def _rows(n: int, label: bool = True) -> str:
+    return "".join(f"{i % 7},{i % 3},{i % 5}" + (f",{'xy'[i % 2]}" if label else "") + "\n"
+                   for i in range(n))
+
+
+def _train_cfg(root: Path, data: str, extra: str = "") -> Path:
+    return write(root, "exp.yaml", f"{extra}data: {data}\nmodel: {{hidden: [4]}}\n"
+                                   f"training: {{epochs: 1, device: cpu}}\n"
+                                   f"output: {{dir: {root / 'runs'}}}\n")
+
+
+def _parquet(root: Path, name: str, columns: dict) -> Path:
+    import polars as pl
+
+    path = root / name
+    pl.DataFrame(columns).write_parquet(path)
+    return path
+
+
+TABLE_CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
+    # name: (writes the data file, extra top-level YAML, start of the message after the path)
+    "regression target inf": (
+        lambda r: write(r, "d.csv", "a,b,c,label\n" + _rows(30, False).replace("\n", ",1.5\n")
+                        + "1,2,3,inf\n"),
+        "task: regression\n", ": row 31 (line 32), target 'label': inf is not a usable value"),
+    "regression target 1e308": (
+        lambda r: write(r, "d.csv", "a,b,c,label\n" + _rows(30, False).replace("\n", ",1.5\n")
+                        + "1,2,3,1e308\n"),
+        "task: regression\n", ": row 31 (line 32), target 'label': inf is not a usable value"),
+    "NUL in a category": (
+        lambda r: write(r, "d.csv", b"a,c,label\n" + b"".join(
+            b"%d,%s,%s\n" % (i, b"u\x00v" if i == 5 else b"w", b"xy"[i % 2:i % 2 + 1])
+            for i in range(30))),
+        "", ": row 6 (line 7), column 'c': a text cell holds a NUL character"),
+    "parquet list feature": (
+        lambda r: _parquet(r, "d.parquet", {"a": [[1, 2]] * 20, "b": list(range(20)),
+                                            "label": ["x", "y"] * 10}),
+        "", ": column 'a' has type List(Int64)"),
+    "parquet struct target": (
+        lambda r: _parquet(r, "d.parquet", {"a": list(range(20)),
+                                            "label": [{"x": i % 2} for i in range(20)]}),
+        "", ": the target 'label' has type Struct"),
+    "a FIFO": (lambda r: os.mkfifo(r / "d.csv") or r / "d.csv", "",
+               ": not a regular file (a device, FIFO or socket)"),
+    "a dangling link": (lambda r: (r / "d.csv").symlink_to(r / "gone.csv") or r / "d.csv", "",
+                        ": a symbolic link to a missing file"),
+}
+
+
+@pytest.mark.parametrize("case", list(TABLE_CASES))
+def test_hostile_table(tmp_path: Path, case: str) -> None:
+    make, extra, start = TABLE_CASES[case]
+    data = make(tmp_path)
+    kind = "parquet" if data.suffix == ".parquet" else "csv"
+    cfg = _train_cfg(tmp_path, f"{{dataset: {kind}, path: {data.name}}}", extra)
+    replay(tmp_path, ["train", str(cfg)], 2, f"{data}{start}")
+
+
+def _bomb(root: Path, rows: int = 200_000) -> Path:
+    """A .csv.gz that expands ~100 times (3 MB of text from ~15 kB)."""
+    import gzip
+
+    path = root / "bomb.csv.gz"
+    path.write_bytes(gzip.compress(b"a,b,c,label\n" + b"1,2,3,x\n1,2,3,y\n" * (rows // 2)))
+    return path
+
+
+@pytest.mark.parametrize(("setting", "value", "start"), [
+    ("FCNET_MAX_BYTES", "100000", "more than 100,000 bytes of text once decompressed "
+                                  "(limit FCNET_MAX_BYTES=100000)"),
+    ("FCNET_MAX_ROWS", "1000", "more than 1,000 rows (limit FCNET_MAX_ROWS=1000)"),
+    ("FCNET_MAX_COLUMNS", "3", "more than 3 columns (limit FCNET_MAX_COLUMNS=3)"),
+])
+def test_limits_while_streaming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Path,
+                                setting: str, value: str, start: str) -> None:
+    bomb = _bomb(tmp_path)
+    monkeypatch.setenv(setting, value)
+    cfg = _train_cfg(tmp_path, f"{{dataset: csv, path: {bomb.name}}}")
+    _, seconds = replay(tmp_path, ["train", str(cfg)], 2, f"{bomb}: {start}")
+    assert seconds < 1.0  # stopped at the limit, not after expanding the file
+    replay(tmp_path, ["predict", str(best(run)), str(bomb)], 2, f"{bomb}: {start}")
+
+
+def test_a_bad_limit_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = _bomb(tmp_path, 10)
+    monkeypatch.setenv("FCNET_MAX_ROWS", "many")
+    cfg = _train_cfg(tmp_path, f"{{dataset: csv, path: {bomb.name}}}")
+    replay(tmp_path, ["train", str(cfg)], 2, "FCNET_MAX_ROWS='many': must be a positive whole")
+
+
+def test_wide_table_loads_in_linear_time(tmp_path: Path) -> None:
+    """The per-column passes stay linear: 2,000 columns load about as fast per column as
+    200 (the schema used to be rebuilt once per column: 2,000 columns took 77 s)."""
+    from fcnet_cli.config import DataConfig
+    from fcnet_cli.engine.data import load_data
+
+    def seconds(n: int) -> float:
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 9, size=(40, n))
+        path = tmp_path / f"w{n}.csv"
+        path.write_text(",".join(f"c{i}" for i in range(n)) + ",label\n" + "".join(
+            ",".join(map(str, x[r])) + f",{'ab'[r % 2]}\n" for r in range(40)))
+        t0 = time.perf_counter()
+        load_data(DataConfig(dataset="csv", path=str(path)), task="classification")
+        return time.perf_counter() - t0
+
+    small, large = seconds(200), seconds(2000)
+    assert large < 15 * small + 1.0, (small, large)  # 10× the columns: not 100× the time
+
+
+# ---------------------------------------------------------------- predict inputs and options
+
+
+def _features(root: Path, text: str, name: str = "x.csv") -> Path:
+    return write(root, name, "a,b,c\n" + text)
+
+
+SERVE_CASES: dict[str, tuple[str | bytes, list[str], str]] = {
+    # name: (the data file, extra arguments, start of the message after the data path)
+    "duplicate header": ("a,b,c,a\n1,2,3,4\n", [], ": duplicate column name(s) 'a'"),
+    "a padded non-number": ("a,b,c\n1,2,3\n 0.9x4 ,1,2\n", [],
+                            ": row 2, column 'a': ' 0.9x4 ' is not a number"),
+    "1e39": ("a,b,c\n1e39,2,3\n", [], ": row 1, column 'a': 1e+39 is not a finite number "
+                                      "(or is beyond float32's ±3.4e38)"),
+    "--batch-size 1e14": ("a,b,c\n1,2,3\n", ["--batch-size", "100000000000000"], ""),
+    "--batch-size 1e20": ("a,b,c\n1,2,3\n", ["--batch-size", "100000000000000000000"], ""),
+}
+
+
+@pytest.mark.parametrize("case", list(SERVE_CASES))
+def test_hostile_predict_input(run: Path, tmp_path: Path, case: str) -> None:
+    text, extra, start = SERVE_CASES[case]
+    data = write(tmp_path, "x.csv", text)
+    if not start:  # an option error: before the data is read
+        replay(tmp_path, ["predict", str(best(run)), str(data), *extra], 2,
+               "--batch-size must be at most 16,777,216 rows")
+        return
+    replay(tmp_path, ["predict", str(best(run)), str(data), *extra], 2, f"{data}{start}")
+
+
+def test_predict_reads_padded_numbers_as_training_does(run: Path, tmp_path: Path) -> None:
+    padded = write(tmp_path, "p.csv", "a,b,c\n 1 ,2, 3\n")
+    plain = write(tmp_path, "q.csv", "a,b,c\n1,2,3\n")
+    outs = [runner.invoke(app, ["predict", str(best(run)), str(p), "--proba"])
+            for p in (padded, plain)]
+    assert [r.exit_code for r in outs] == [0, 0] and outs[0].stdout == outs[1].stdout
+
+
+def test_predict_refuses_devices_and_nul_cells(run: Path, tmp_path: Path) -> None:
+    replay(tmp_path, ["predict", str(best(run)), "/dev/zero"], 2,
+           "/dev/zero: not a regular file (a device, FIFO or socket)")
+
+
+def test_best_link_loop(run: Path, tmp_path: Path) -> None:
+    link = run / "checkpoints" / "best"
+    link.unlink()
+    link.symlink_to("best")
+    replay(tmp_path, ["eval", str(run)], 2, f"{link}: a broken or looping symbolic link")

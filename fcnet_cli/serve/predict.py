@@ -99,9 +99,15 @@ def _joined(kept: pl.DataFrame | None, scores: pl.DataFrame) -> pl.DataFrame:
     return scores if kept is None or not kept.width else kept.hstack(scores)
 
 
+MAX_BATCH_ROWS = 1 << 24  # rows per chunk: bounds the memory of one chunk, whatever is asked
+
+
 def _check_options(model: Model, proba: bool, batch_size: int) -> None:
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    if batch_size > MAX_BATCH_ROWS:
+        raise UsageError(f"--batch-size must be at most {MAX_BATCH_ROWS:,} rows "
+                         f"(got {batch_size:,})")
     if proba and model.task == "regression":
         raise UsageError("--proba: a regression model predicts values, not class probabilities")
 
