@@ -526,3 +526,116 @@ def test_best_link_loop(run: Path, tmp_path: Path) -> None:
     link.unlink()
     link.symlink_to("best")
     replay(tmp_path, ["eval", str(run)], 2, f"{link}: a broken or looping symbolic link")
+
+
+# ---------------------------------------------------------------- checkpoint metadata
+
+
+@pytest.fixture(scope="module")
+def trained_regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("trained_regression")
+    data = write(root, "r.csv", "a,b,t\n" + "".join(f"{i % 7},{i % 3},{i}.5\n" for i in range(40)))
+    cfg = write(root, "r.yaml", f"task: regression\ndata: {{dataset: csv, path: {data}, "
+                                f"target: t}}\nmodel: {{hidden: [4]}}\n"
+                                f"training: {{epochs: 1, device: cpu}}\n"
+                                f"output: {{dir: {root / 'runs'}}}\n")
+    return Path(train(load_experiment(cfg)).run_dir or "")
+
+
+META_CASES: dict[str, tuple[dict, str]] = {
+    # name: (meta.json edits, start of the message after "<checkpoint>/meta.json: ")
+    "scale 1e-30": ({"normalization__scale": [1e-30, 1.0, 1.0]},
+                    "normalization.scale[0]: must be in [1e-20, 1e20] (got 1e-30)"),
+    "shift 3e38": ({"normalization__shift": [3e38, 0.0, 0.0]},
+                   "normalization.shift[0]: must be at most 1e30 in size (got 3e+38)"),
+    "input divisor -1": ({"preprocessing__input_divisor": -1},
+                         "preprocessing.input_divisor: must be a finite number > 0 (got -1)"),
+    "input divisor 0": ({"preprocessing__input_divisor": 0},
+                        "preprocessing.input_divisor: must be a finite number > 0 (got 0)"),
+    "fill 'abc'": ({"preprocessing__columns": [
+        {"name": "a", "kind": "numeric", "fill": "abc"}]},
+        "preprocessing.columns[0].fill: must be a finite number or null (got 'abc')"),
+    "name with NUL": ({"preprocessing__columns": [{"name": "a\x00", "kind": "numeric"}]},
+                      "preprocessing.columns[0].name: must be at most 1000 characters, "
+                      "without NUL"),
+    "class list of numbers": ({"classes": [1, 2]}, "classes[0]: must be text without NUL"),
+}
+
+
+@pytest.mark.parametrize("case", list(META_CASES))
+def test_tampered_meta_is_refused(run: Path, tmp_path: Path, case: str) -> None:
+    changes, start = META_CASES[case]
+    _edit_meta(best(run), **changes)  # the manifest re-hashed: the schema must catch it
+    data = write(tmp_path, "x.csv", "a,b,c\n1,2,3\n")
+    replay(tmp_path, ["predict", str(best(run)), str(data)], 2,
+           f"{best(run) / 'meta.json'}: {start}")
+
+
+REGRESSION_META: dict[str, tuple[object, str]] = {
+    "std NaN": ([float("nan")], "std[0]: must be a finite number (got nan)"),
+    "std 0": ([0.0], "std[0]: must be > 0 (got 0.0)"),
+    "std []": ([], "std: has 0 values, expected 1"),
+    "std ['a']": (["a"], "std[0]: must be a finite number (got 'a')"),
+    "mean inf": (None, "mean[0]: must be a finite number (got inf)"),
+}
+
+
+@pytest.mark.parametrize("case", list(REGRESSION_META))
+def test_tampered_regression_target_is_refused(trained_regression: Path, tmp_path: Path,
+                                               case: str) -> None:
+    run = Path(shutil.copytree(trained_regression, tmp_path / "run", symlinks=True))
+    std, start = REGRESSION_META[case]
+    edit = ({"preprocessing__target__mean": [float("inf")]} if std is None
+            else {"preprocessing__target__std": std})
+    _edit_meta(best(run), **edit)
+    data = write(tmp_path, "x.csv", "a,b\n1,2\n")
+    replay(tmp_path, ["predict", str(best(run)), str(data)], 2,
+           f"{best(run) / 'meta.json'}: preprocessing.target.{start}")
+
+
+def test_meta_edit_caught_by_the_manifest(run: Path, tmp_path: Path) -> None:
+    meta = json.loads((best(run) / "meta.json").read_text())
+    scale = [v * 2 for v in meta["normalization"]["scale"]]  # plausible, but not what trained
+    _edit_meta(best(run), rehash=False, normalization__scale=scale)
+    replay(tmp_path, ["eval", str(best(run))], 2,
+           f"{best(run) / 'meta.json'}: sha256 does not match {run / 'checkpoints'}")
+
+
+def test_an_old_manifest_without_the_meta_hash_still_loads(run: Path, tmp_path: Path) -> None:
+    manifest_path = run / "checkpoints" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest.values():
+        entry["files"].pop("meta.json")
+    manifest_path.write_text(json.dumps(manifest))
+    data = write(tmp_path, "x.csv", "a,b,c\n1,2,3\n")
+    assert runner.invoke(app, ["predict", str(best(run)), str(data)]).exit_code == 0
+
+
+def test_checkpoint_read_with_its_own_size(run: Path) -> None:
+    """No read asks for the 4 GiB cap: a tiny model loads under a small address space."""
+    import fcnet_cli.engine.checkpoint as ck
+
+    sizes: list[int] = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, f: io.BufferedReader) -> None:
+            self.f = f
+
+        def __enter__(self) -> Spy:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def read(self, n: int = -1) -> bytes:
+            sizes.append(n)
+            return self.f.read(n)
+
+    ck.open = lambda p, *a: Spy(real_open(p, *a))  # type: ignore[attr-defined]
+    try:
+        ck.load_checkpoint(best(run))
+    finally:
+        del ck.open  # type: ignore[attr-defined]
+    files = [*best(run).iterdir(), run / "checkpoints" / "manifest.json"]
+    assert sizes and max(sizes) <= max(p.stat().st_size for p in files) + 1  # not 4 GiB
