@@ -639,3 +639,121 @@ def test_checkpoint_read_with_its_own_size(run: Path) -> None:
         del ck.open  # type: ignore[attr-defined]
     files = [*best(run).iterdir(), run / "checkpoints" / "manifest.json"]
     assert sizes and max(sizes) <= max(p.stat().st_size for p in files) + 1  # not 4 GiB
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _x(root: Path) -> Path:
+    return write(root, "x.csv", "a,b,c\n1,2,3\n")
+
+
+def test_output_inside_the_run_is_refused(run: Path, tmp_path: Path) -> None:
+    manifest = run / "checkpoints" / "manifest.json"
+    replay(tmp_path, ["predict", str(best(run)), str(_x(tmp_path)), "-o", str(manifest),
+                      "--overwrite"], 2, f"{manifest}: inside the run/checkpoint directory")
+    out = run / "model.onnx"
+    replay(tmp_path, ["export", str(run), "--format", "onnx", "-o", str(out)], 2,
+           f"{out}: inside the run/checkpoint directory")
+
+
+def test_output_onto_a_symlink_is_refused(run: Path, tmp_path: Path) -> None:
+    target = write(tmp_path, "kept.csv", "precious\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    replay(tmp_path, ["predict", str(best(run)), str(_x(tmp_path)), "-o", str(link),
+                      "--overwrite"], 2, f"{link}: is a symbolic link")
+
+
+def test_output_dash_is_stdout(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                               ) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["predict", str(best(run)), str(_x(tmp_path)), "-o", "-"])
+    assert result.exit_code == 0 and result.stdout.startswith("prediction\n")
+    assert not (tmp_path / "-").exists()
+
+
+def test_output_into_a_read_only_folder(run: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnet_cli.serve import outpath
+
+    monkeypatch.setattr(outpath, "_read_only_fs", lambda folder: True)  # root ignores chmod
+    out = tmp_path / "out.csv"
+    replay(tmp_path, ["predict", str(best(run)), str(_x(tmp_path)), "-o", str(out)], 2,
+           f"{out}: directory {tmp_path} is not writable")
+
+
+def test_publish_race_loses_cleanly(tmp_path: Path) -> None:
+    """The other writer publishes between our check and our publish: we fail, it is kept."""
+    from fcnet_cli.errors import UsageError
+    from fcnet_cli.serve.outpath import staged_output
+
+    out = tmp_path / "out.csv"
+    with pytest.raises(UsageError, match="already exists"), staged_output(out, False) as tmp:
+        tmp.write_text("ours\n")
+        out.write_text("theirs\n")
+    assert out.read_text() == "theirs\n" and sorted(tmp_path.iterdir()) == [out]
+
+
+def _cli(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "fcnet_cli.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def test_two_predicts_race_for_one_output(run: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    data, out = _x(tmp_path), tmp_path / "out.csv"
+    procs = [subprocess.Popen(_cli("predict", str(best(run)), str(data), "-o", str(out)),
+                              stderr=subprocess.PIPE, env=_env(), text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert "already exists" in loser and len(loser.strip().splitlines()) == 1
+    assert out.read_text().startswith("prediction\n")
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+def _big(root: Path) -> Path:
+    return write(root, "big.csv", "a,b,c\n" + "1,2,3\n" * 200_000)
+
+
+def _wait_for_temporary(root: Path, proc: object, seconds: float = 90) -> list[Path]:
+    end = time.time() + seconds
+    while time.time() < end:
+        tmps = [p for p in root.iterdir() if p.name.startswith(".out.csv.tmp-")]
+        if tmps:
+            return tmps
+        time.sleep(0.05)
+    raise AssertionError("no temporary output appeared")
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_killed_predict_leaves_nothing_for_long(run: Path, tmp_path: Path, how: str) -> None:
+    import signal
+    import subprocess
+
+    data, out = _big(tmp_path), tmp_path / "out.csv"
+    proc = subprocess.Popen(_cli("predict", str(best(run)), str(data), "-o", str(out),
+                                 "--batch-size", "100"),
+                            stderr=subprocess.PIPE, env=_env(), text=True)
+    try:
+        _wait_for_temporary(tmp_path, proc)
+        proc.send_signal(getattr(signal, how))
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    left = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    if how == "SIGTERM":  # cleaned up on the way out
+        assert code == 143 and left == [] and not out.exists()
+        return
+    assert code == -9 and left and not out.exists()  # kill -9: nothing can clean up
+    small = write(tmp_path, "small.csv", "a,b,c\n1,2,3\n")
+    result = runner.invoke(app, ["predict", str(best(run)), str(small), "-o", str(out)])
+    assert result.exit_code == 0 and out.exists()
+    assert [p for p in tmp_path.iterdir() if ".tmp-" in p.name] == []  # swept
