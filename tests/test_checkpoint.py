@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -162,8 +163,11 @@ def test_manifest_and_resave(run_dir: Path, model):
     assert manifest["best"]["dir"] == second and manifest["best"]["metrics"] == {"val_loss": 0.4}
     assert manifest["last"]["dir"] == os.readlink(ckpts / "last")
     meta = json.loads((ckpts / "best" / "meta.json").read_text())
-    assert manifest["best"]["files"] == meta["sha256"] and "model.safetensors" in meta["sha256"]
-    assert set(manifest["last"]["files"]) == {"model.safetensors", "train_state.pt"}
+    raw_meta = (ckpts / "best" / "meta.json").read_bytes()
+    assert manifest["best"]["files"] == {**meta["sha256"],  # meta.json is covered too
+                                         "meta.json": hashlib.sha256(raw_meta).hexdigest()}
+    assert "model.safetensors" in meta["sha256"]
+    assert set(manifest["last"]["files"]) == {"model.safetensors", "train_state.pt", "meta.json"}
     assert sorted(p.name for p in ckpts.iterdir()) == sorted(
         ["best", "last", second, manifest["last"]["dir"], "manifest.json"])
 
@@ -236,7 +240,7 @@ def test_absurd_sizes_refused_before_reading(run_dir: Path, model, monkeypatch):
                         raising=False)
     with pytest.raises(CheckpointError, match=rf"{best}/model\.safetensors: implausibly large"):
         load_checkpoint(best)
-    assert [Path(p).name for p in opened] == ["meta.json"]  # the weights were never opened
+    assert [Path(p).name for p in opened] == ["meta.json", "manifest.json"]  # not the weights
     monkeypatch.undo()
     meta = best / "meta.json"
     with open(meta, "r+b") as f:
@@ -335,6 +339,7 @@ def test_malicious_train_state_never_runs(run_dir: Path, model, tmp_path: Path):
     manifest_path = run_dir / "checkpoints" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["last"]["files"]["train_state.pt"] = ck._sha256(payload)
+    manifest["last"]["files"]["meta.json"] = ck._sha256((last / "meta.json").read_bytes())
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match=rf"^{last}/train_state\.pt: refused to load"):
         load_train_state(last)

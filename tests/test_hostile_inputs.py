@@ -45,6 +45,8 @@ def snapshot(root: Path) -> dict[str, str]:
             out[rel] = "-> " + os.readlink(p)
         elif p.is_dir():
             out[rel] = "dir"
+        elif not p.is_file():  # a FIFO: reading it would block
+            out[rel] = "special"
         else:
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
@@ -207,7 +209,7 @@ def run(trained: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained, tmp_path / "run", symlinks=True))
 
 
-def _edit_meta(ckpt: Path, **changes: object) -> None:
+def _edit_meta(ckpt: Path, rehash: bool = True, **changes: object) -> None:
     meta = json.loads((ckpt / "meta.json").read_text())
     for key, value in changes.items():
         node = meta
@@ -217,6 +219,18 @@ def _edit_meta(ckpt: Path, **changes: object) -> None:
         node[last] = value
     (ckpt / "meta.json").unlink()  # a published checkpoint's files are read-only by intent
     (ckpt / "meta.json").write_text(json.dumps(meta))
+    if rehash:  # the manifest's hash of meta.json updated too: the schema must catch it
+        _rehash_manifest(ckpt, "meta.json")
+
+
+def _rehash_manifest(ckpt: Path, name: str) -> None:
+    digest = hashlib.sha256((ckpt / name).read_bytes()).hexdigest()
+    manifest_path = ckpt.parent / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest.values():
+        if entry["dir"] == ckpt.resolve().name:
+            entry["files"][name] = digest
+    manifest_path.write_text(json.dumps(manifest))
 
 
 def _rehash(ckpt: Path, name: str) -> None:
@@ -225,12 +239,8 @@ def _rehash(ckpt: Path, name: str) -> None:
     meta = json.loads((ckpt / "meta.json").read_text())
     meta["sha256"][name] = digest
     (ckpt / "meta.json").write_text(json.dumps(meta))
-    manifest_path = ckpt.parent / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    for entry in manifest.values():
-        if entry["dir"] == ckpt.resolve().name:
-            entry["files"][name] = digest
-    manifest_path.write_text(json.dumps(manifest))
+    for changed in (name, "meta.json"):
+        _rehash_manifest(ckpt, changed)
 
 
 def best(run: Path) -> Path:
@@ -355,3 +365,399 @@ def test_sweep_unreachable_storage(tmp_path: Path) -> None:
     path = _sweep(tmp_path, "parameters:\n  optimizer.lr: [0.1]\n")
     replay(tmp_path, ["sweep", str(path), "--storage", "postgresql://u:p@127.0.0.1:1/db"], 1,
            "--storage postgresql://u:***@127.0.0.1:1/db: cannot connect")
+
+
+# ---------------------------------------------------------------- tables, bounded reading
+
+
+def _rows(n: int, label: bool = True) -> str:
+    return "".join(f"{i % 7},{i % 3},{i % 5}" + (f",{'xy'[i % 2]}" if label else "") + "\n"
+                   for i in range(n))
+
+
+def _train_cfg(root: Path, data: str, extra: str = "") -> Path:
+    return write(root, "exp.yaml", f"{extra}data: {data}\nmodel: {{hidden: [4]}}\n"
+                                   f"training: {{epochs: 1, device: cpu}}\n"
+                                   f"output: {{dir: {root / 'runs'}}}\n")
+
+
+def _parquet(root: Path, name: str, columns: dict) -> Path:
+    import polars as pl
+
+    path = root / name
+    pl.DataFrame(columns).write_parquet(path)
+    return path
+
+
+TABLE_CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
+    # name: (writes the data file, extra top-level YAML, start of the message after the path)
+    "regression target inf": (
+        lambda r: write(r, "d.csv", "a,b,c,label\n" + _rows(30, False).replace("\n", ",1.5\n")
+                        + "1,2,3,inf\n"),
+        "task: regression\n", ": row 31 (line 32), target 'label': inf is not a usable value"),
+    "regression target 1e308": (
+        lambda r: write(r, "d.csv", "a,b,c,label\n" + _rows(30, False).replace("\n", ",1.5\n")
+                        + "1,2,3,1e308\n"),
+        "task: regression\n", ": row 31 (line 32), target 'label': inf is not a usable value"),
+    "NUL in a category": (
+        lambda r: write(r, "d.csv", b"a,c,label\n" + b"".join(
+            b"%d,%s,%s\n" % (i, b"u\x00v" if i == 5 else b"w", b"xy"[i % 2:i % 2 + 1])
+            for i in range(30))),
+        "", ": row 6 (line 7), column 'c': a text cell holds a NUL character"),
+    "parquet list feature": (
+        lambda r: _parquet(r, "d.parquet", {"a": [[1, 2]] * 20, "b": list(range(20)),
+                                            "label": ["x", "y"] * 10}),
+        "", ": column 'a' has type List(Int64)"),
+    "parquet struct target": (
+        lambda r: _parquet(r, "d.parquet", {"a": list(range(20)),
+                                            "label": [{"x": i % 2} for i in range(20)]}),
+        "", ": the target 'label' has type Struct"),
+    "a FIFO": (lambda r: os.mkfifo(r / "d.csv") or r / "d.csv", "",
+               ": not a regular file (a device, FIFO or socket)"),
+}
+
+
+@pytest.mark.parametrize("case", list(TABLE_CASES))
+def test_hostile_table(tmp_path: Path, case: str) -> None:
+    make, extra, start = TABLE_CASES[case]
+    data = make(tmp_path)
+    kind = "parquet" if data.suffix == ".parquet" else "csv"
+    cfg = _train_cfg(tmp_path, f"{{dataset: {kind}, path: {data.name}}}", extra)
+    replay(tmp_path, ["train", str(cfg)], 2, f"{data}{start}")
+
+
+def _bomb(root: Path, rows: int = 200_000) -> Path:
+    """A .csv.gz that expands ~100 times (3 MB of text from ~15 kB)."""
+    import gzip
+
+    path = root / "bomb.csv.gz"
+    path.write_bytes(gzip.compress(b"a,b,c,label\n" + b"1,2,3,x\n1,2,3,y\n" * (rows // 2)))
+    return path
+
+
+@pytest.mark.parametrize(("setting", "value", "start"), [
+    ("FCNET_MAX_BYTES", "100000", "more than 100,000 bytes of text once decompressed "
+                                  "(limit FCNET_MAX_BYTES=100000)"),
+    ("FCNET_MAX_ROWS", "1000", "more than 1,000 rows (limit FCNET_MAX_ROWS=1000)"),
+    ("FCNET_MAX_COLUMNS", "3", "more than 3 columns (limit FCNET_MAX_COLUMNS=3)"),
+])
+def test_limits_while_streaming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Path,
+                                setting: str, value: str, start: str) -> None:
+    bomb = _bomb(tmp_path)
+    monkeypatch.setenv(setting, value)
+    cfg = _train_cfg(tmp_path, f"{{dataset: csv, path: {bomb.name}}}")
+    _, seconds = replay(tmp_path, ["train", str(cfg)], 2, f"{bomb}: {start}")
+    assert seconds < 1.0  # stopped at the limit, not after expanding the file
+    replay(tmp_path, ["predict", str(best(run)), str(bomb)], 2, f"{bomb}: {start}")
+
+
+def test_a_bad_limit_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = _bomb(tmp_path, 10)
+    monkeypatch.setenv("FCNET_MAX_ROWS", "many")
+    cfg = _train_cfg(tmp_path, f"{{dataset: csv, path: {bomb.name}}}")
+    replay(tmp_path, ["train", str(cfg)], 2, "FCNET_MAX_ROWS='many': must be a positive whole")
+
+
+def test_wide_table_loads_in_linear_time(tmp_path: Path) -> None:
+    """The per-column passes stay linear: 2,000 columns load about as fast per column as
+    200 (the schema used to be rebuilt once per column: 2,000 columns took 77 s)."""
+    from fcnet_cli.config import DataConfig
+    from fcnet_cli.engine.data import load_data
+
+    def seconds(n: int) -> float:
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 9, size=(40, n))
+        path = tmp_path / f"w{n}.csv"
+        path.write_text(",".join(f"c{i}" for i in range(n)) + ",label\n" + "".join(
+            ",".join(map(str, x[r])) + f",{'ab'[r % 2]}\n" for r in range(40)))
+        t0 = time.perf_counter()
+        load_data(DataConfig(dataset="csv", path=str(path)), task="classification")
+        return time.perf_counter() - t0
+
+    small, large = seconds(200), seconds(2000)
+    assert large < 15 * small + 1.0, (small, large)  # 10× the columns: not 100× the time
+
+
+# ---------------------------------------------------------------- predict inputs and options
+
+
+def _features(root: Path, text: str, name: str = "x.csv") -> Path:
+    return write(root, name, "a,b,c\n" + text)
+
+
+SERVE_CASES: dict[str, tuple[str | bytes, list[str], str]] = {
+    # name: (the data file, extra arguments, start of the message after the data path)
+    "duplicate header": ("a,b,c,a\n1,2,3,4\n", [], ": duplicate column name(s) 'a'"),
+    "a padded non-number": ("a,b,c\n1,2,3\n 0.9x4 ,1,2\n", [],
+                            ": row 2, column 'a': ' 0.9x4 ' is not a number"),
+    "1e39": ("a,b,c\n1e39,2,3\n", [], ": row 1, column 'a': 1e+39 is not a finite number "
+                                      "(or is beyond float32's ±3.4e38)"),
+    "--batch-size 1e14": ("a,b,c\n1,2,3\n", ["--batch-size", "100000000000000"], ""),
+    "--batch-size 1e20": ("a,b,c\n1,2,3\n", ["--batch-size", "100000000000000000000"], ""),
+}
+
+
+@pytest.mark.parametrize("case", list(SERVE_CASES))
+def test_hostile_predict_input(run: Path, tmp_path: Path, case: str) -> None:
+    text, extra, start = SERVE_CASES[case]
+    data = write(tmp_path, "x.csv", text)
+    if not start:  # an option error: before the data is read
+        replay(tmp_path, ["predict", str(best(run)), str(data), *extra], 2,
+               "--batch-size must be at most 16,777,216 rows")
+        return
+    replay(tmp_path, ["predict", str(best(run)), str(data), *extra], 2, f"{data}{start}")
+
+
+def test_predict_reads_padded_numbers_as_training_does(run: Path, tmp_path: Path) -> None:
+    padded = write(tmp_path, "p.csv", "a,b,c\n 1 ,2, 3\n")
+    plain = write(tmp_path, "q.csv", "a,b,c\n1,2,3\n")
+    outs = [runner.invoke(app, ["predict", str(best(run)), str(p), "--proba"])
+            for p in (padded, plain)]
+    assert [r.exit_code for r in outs] == [0, 0] and outs[0].stdout == outs[1].stdout
+
+
+def test_predict_refuses_devices_and_nul_cells(run: Path, tmp_path: Path) -> None:
+    replay(tmp_path, ["predict", str(best(run)), "/dev/zero"], 2,
+           "/dev/zero: not a regular file (a device, FIFO or socket)")
+    link = tmp_path / "d.csv"
+    link.symlink_to(tmp_path / "gone.csv")
+    replay(tmp_path, ["predict", str(best(run)), str(link)], 2,
+           f"{link}: a symbolic link to a missing file")
+
+
+def test_best_link_loop(run: Path, tmp_path: Path) -> None:
+    link = run / "checkpoints" / "best"
+    link.unlink()
+    link.symlink_to("best")
+    replay(tmp_path, ["eval", str(run)], 2, f"{link}: a broken or looping symbolic link")
+
+
+# ---------------------------------------------------------------- checkpoint metadata
+
+
+@pytest.fixture(scope="module")
+def trained_regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("trained_regression")
+    data = write(root, "r.csv", "a,b,t\n" + "".join(f"{i % 7},{i % 3},{i}.5\n" for i in range(40)))
+    cfg = write(root, "r.yaml", f"task: regression\ndata: {{dataset: csv, path: {data}, "
+                                f"target: t}}\nmodel: {{hidden: [4]}}\n"
+                                f"training: {{epochs: 1, device: cpu}}\n"
+                                f"output: {{dir: {root / 'runs'}}}\n")
+    return Path(train(load_experiment(cfg)).run_dir or "")
+
+
+META_CASES: dict[str, tuple[dict, str]] = {
+    # name: (meta.json edits, start of the message after "<checkpoint>/meta.json: ")
+    "scale 1e-30": ({"normalization__scale": [1e-30, 1.0, 1.0]},
+                    "normalization.scale[0]: must be in [1e-20, 1e20] (got 1e-30)"),
+    "shift 3e38": ({"normalization__shift": [3e38, 0.0, 0.0]},
+                   "normalization.shift[0]: must be at most 1e30 in size (got 3e+38)"),
+    "input divisor -1": ({"preprocessing__input_divisor": -1},
+                         "preprocessing.input_divisor: must be a finite number > 0 (got -1)"),
+    "input divisor 0": ({"preprocessing__input_divisor": 0},
+                        "preprocessing.input_divisor: must be a finite number > 0 (got 0)"),
+    "fill 'abc'": ({"preprocessing__columns": [
+        {"name": "a", "kind": "numeric", "fill": "abc"}]},
+        "preprocessing.columns[0].fill: must be a finite number or null (got 'abc')"),
+    "name with NUL": ({"preprocessing__columns": [{"name": "a\x00", "kind": "numeric"}]},
+                      "preprocessing.columns[0].name: must be at most 1000 characters, "
+                      "without NUL"),
+    "class list of numbers": ({"classes": [1, 2]}, "classes[0]: must be text without NUL"),
+}
+
+
+@pytest.mark.parametrize("case", list(META_CASES))
+def test_tampered_meta_is_refused(run: Path, tmp_path: Path, case: str) -> None:
+    changes, start = META_CASES[case]
+    _edit_meta(best(run), **changes)  # the manifest re-hashed: the schema must catch it
+    data = write(tmp_path, "x.csv", "a,b,c\n1,2,3\n")
+    replay(tmp_path, ["predict", str(best(run)), str(data)], 2,
+           f"{best(run) / 'meta.json'}: {start}")
+
+
+REGRESSION_META: dict[str, tuple[object, str]] = {
+    "std NaN": ([float("nan")], "std[0]: must be a finite number (got nan)"),
+    "std 0": ([0.0], "std[0]: must be > 0 (got 0.0)"),
+    "std []": ([], "std: has 0 values, expected 1"),
+    "std ['a']": (["a"], "std[0]: must be a finite number (got 'a')"),
+    "mean inf": (None, "mean[0]: must be a finite number (got inf)"),
+}
+
+
+@pytest.mark.parametrize("case", list(REGRESSION_META))
+def test_tampered_regression_target_is_refused(trained_regression: Path, tmp_path: Path,
+                                               case: str) -> None:
+    run = Path(shutil.copytree(trained_regression, tmp_path / "run", symlinks=True))
+    std, start = REGRESSION_META[case]
+    edit = ({"preprocessing__target__mean": [float("inf")]} if std is None
+            else {"preprocessing__target__std": std})
+    _edit_meta(best(run), **edit)
+    data = write(tmp_path, "x.csv", "a,b\n1,2\n")
+    replay(tmp_path, ["predict", str(best(run)), str(data)], 2,
+           f"{best(run) / 'meta.json'}: preprocessing.target.{start}")
+
+
+def test_meta_edit_caught_by_the_manifest(run: Path, tmp_path: Path) -> None:
+    meta = json.loads((best(run) / "meta.json").read_text())
+    scale = [v * 2 for v in meta["normalization"]["scale"]]  # plausible, but not what trained
+    _edit_meta(best(run), rehash=False, normalization__scale=scale)
+    replay(tmp_path, ["eval", str(best(run))], 2,
+           f"{best(run) / 'meta.json'}: sha256 does not match {run / 'checkpoints'}")
+
+
+def test_an_old_manifest_without_the_meta_hash_still_loads(run: Path, tmp_path: Path) -> None:
+    manifest_path = run / "checkpoints" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for entry in manifest.values():
+        entry["files"].pop("meta.json")
+    manifest_path.write_text(json.dumps(manifest))
+    data = write(tmp_path, "x.csv", "a,b,c\n1,2,3\n")
+    assert runner.invoke(app, ["predict", str(best(run)), str(data)]).exit_code == 0
+
+
+def test_checkpoint_read_with_its_own_size(run: Path) -> None:
+    """No read asks for the 4 GiB cap: a tiny model loads under a small address space."""
+    import fcnet_cli.engine.checkpoint as ck
+
+    sizes: list[int] = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, f: io.BufferedReader) -> None:
+            self.f = f
+
+        def __enter__(self) -> Spy:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def read(self, n: int = -1) -> bytes:
+            sizes.append(n)
+            return self.f.read(n)
+
+    ck.open = lambda p, *a: Spy(real_open(p, *a))  # type: ignore[attr-defined]
+    try:
+        ck.load_checkpoint(best(run))
+    finally:
+        del ck.open  # type: ignore[attr-defined]
+    files = [*best(run).iterdir(), run / "checkpoints" / "manifest.json"]
+    assert sizes and max(sizes) <= max(p.stat().st_size for p in files) + 1  # not 4 GiB
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _x(root: Path) -> Path:
+    return write(root, "x.csv", "a,b,c\n1,2,3\n")
+
+
+def test_output_inside_the_run_is_refused(run: Path, tmp_path: Path) -> None:
+    manifest = run / "checkpoints" / "manifest.json"
+    replay(tmp_path, ["predict", str(best(run)), str(_x(tmp_path)), "-o", str(manifest),
+                      "--overwrite"], 2, f"{manifest}: inside the run/checkpoint directory")
+    out = run / "model.onnx"
+    replay(tmp_path, ["export", str(run), "--format", "onnx", "-o", str(out)], 2,
+           f"{out}: inside the run/checkpoint directory")
+
+
+def test_output_onto_a_symlink_is_refused(run: Path, tmp_path: Path) -> None:
+    target = write(tmp_path, "kept.csv", "precious\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    replay(tmp_path, ["predict", str(best(run)), str(_x(tmp_path)), "-o", str(link),
+                      "--overwrite"], 2, f"{link}: is a symbolic link")
+
+
+def test_output_dash_is_stdout(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                               ) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["predict", str(best(run)), str(_x(tmp_path)), "-o", "-"])
+    assert result.exit_code == 0 and result.stdout.startswith("prediction\n")
+    assert not (tmp_path / "-").exists()
+
+
+def test_output_into_a_read_only_folder(run: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from fcnet_cli.serve import outpath
+
+    monkeypatch.setattr(outpath, "_read_only_fs", lambda folder: True)  # root ignores chmod
+    out = tmp_path / "out.csv"
+    replay(tmp_path, ["predict", str(best(run)), str(_x(tmp_path)), "-o", str(out)], 2,
+           f"{out}: directory {tmp_path} is not writable")
+
+
+def test_publish_race_loses_cleanly(tmp_path: Path) -> None:
+    """The other writer publishes between our check and our publish: we fail, it is kept."""
+    from fcnet_cli.errors import UsageError
+    from fcnet_cli.serve.outpath import staged_output
+
+    out = tmp_path / "out.csv"
+    with pytest.raises(UsageError, match="already exists"), staged_output(out, False) as tmp:
+        tmp.write_text("ours\n")
+        out.write_text("theirs\n")
+    assert out.read_text() == "theirs\n" and sorted(tmp_path.iterdir()) == [out]
+
+
+def _cli(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "fcnet_cli.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def test_two_predicts_race_for_one_output(run: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    data, out = _x(tmp_path), tmp_path / "out.csv"
+    procs = [subprocess.Popen(_cli("predict", str(best(run)), str(data), "-o", str(out)),
+                              stderr=subprocess.PIPE, env=_env(), text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert "already exists" in loser and len(loser.strip().splitlines()) == 1
+    assert out.read_text().startswith("prediction\n")
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+def _big(root: Path) -> Path:
+    return write(root, "big.csv", "a,b,c\n" + "1,2,3\n" * 200_000)
+
+
+def _wait_for_temporary(root: Path, proc: object, seconds: float = 90) -> list[Path]:
+    end = time.time() + seconds
+    while time.time() < end:
+        tmps = [p for p in root.iterdir() if p.name.startswith(".out.csv.tmp-")]
+        if tmps:
+            return tmps
+        time.sleep(0.05)
+    raise AssertionError("no temporary output appeared")
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_killed_predict_leaves_nothing_for_long(run: Path, tmp_path: Path, how: str) -> None:
+    import signal
+    import subprocess
+
+    data, out = _big(tmp_path), tmp_path / "out.csv"
+    proc = subprocess.Popen(_cli("predict", str(best(run)), str(data), "-o", str(out),
+                                 "--batch-size", "100"),
+                            stderr=subprocess.PIPE, env=_env(), text=True)
+    try:
+        _wait_for_temporary(tmp_path, proc)
+        proc.send_signal(getattr(signal, how))
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    left = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    if how == "SIGTERM":  # cleaned up on the way out
+        assert code == 143 and left == [] and not out.exists()
+        return
+    assert code == -9 and left and not out.exists()  # kill -9: nothing can clean up
+    small = write(tmp_path, "small.csv", "a,b,c\n1,2,3\n")
+    result = runner.invoke(app, ["predict", str(best(run)), str(small), "-o", str(out)])
+    assert result.exit_code == 0 and out.exists()
+    assert [p for p in tmp_path.iterdir() if ".tmp-" in p.name] == []  # swept

@@ -282,6 +282,9 @@ def checkpoint_dir(path: Path) -> Path:
         path = chosen.run_dir
     best = path / "checkpoints" / "best"
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
+        if best.is_symlink() and not best.exists():
+            raise CheckpointError(f"{best}: a broken or looping symbolic link "
+                                  f"(-> {os.readlink(best)}); the run's checkpoints are damaged")
         if not best.is_dir():
             raise CheckpointError(f"{path}: the run has no best checkpoint yet "
                                   f"(no epoch completed)")

@@ -22,6 +22,18 @@ OverwriteOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace an existing output file.")]
 
 
+def _destination(out: Path | None) -> Path | None:
+    """``-o FILE`` as a path; ``-o -`` or no ``-o``: None (standard output, which must be
+    open)."""
+    from fcnet_cli.serve.outpath import is_stdout
+
+    if out is not None and not is_stdout(out):
+        return out
+    if sys.stdout is None or sys.stdout.closed:
+        raise UsageError("standard output is closed; give -o FILE")
+    return None
+
+
 def _model(checkpoint: Path) -> "Model":
     checkpoint = checkpoint_dir(checkpoint)  # as `eval` takes it (runs/NAME/latest too)
     from fcnet_cli.serve.model import load_model  # torch: only once the arguments are sane
@@ -79,6 +91,7 @@ def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
              allow_changed_data: bool = False) -> int:
     if (data is None) == (split is None):
         raise UsageError("give a DATA file or --split train|val|test (one of the two)")
+    out = _destination(out)
     model = _model(checkpoint)
     model.set_threshold(threshold)
     from fcnet_cli.serve.predict import predict_file, predict_split
@@ -139,6 +152,7 @@ def splits(
 
 def _splits(checkpoint: Path, out: Path | None, keep: list[str], fmt: str | None,
             overwrite: bool) -> int:
+    out = _destination(out)
     model = _model(checkpoint)
     from fcnet_cli.serve.splits import split_table, write_splits
 
@@ -188,6 +202,10 @@ def export(
 
 
 def _export(checkpoint: Path, fmt: str, out: Path, overwrite: bool) -> int:
+    from fcnet_cli.serve.outpath import is_stdout
+
+    if is_stdout(out):
+        raise UsageError("-o -: export writes a model file and its sidecar; give -o FILE")
     model = _model(checkpoint)
     from fcnet_cli.serve.export import export_model
 

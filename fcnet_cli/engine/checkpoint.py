@@ -44,6 +44,7 @@ from fcnet_cli.engine.files import (
     new_run_dir,
     write_new_file,
 )
+from fcnet_cli.engine.metaschema import validate_meta
 from fcnet_cli.engine.model import build_model
 from fcnet_cli.errors import CheckpointError, RunError
 
@@ -128,7 +129,7 @@ def save_checkpoint(run_dir: Path, which: str, state_dict: dict[str, torch.Tenso
                 shutil.rmtree(leftover, ignore_errors=True)
         tmp_link.unlink(missing_ok=True)
         raise RunError(f"cannot save checkpoint {link}: {cause(e)}") from None
-    hashes = {n: _sha256(d) for n, d in files.items() if n != META}
+    hashes = {n: _sha256(d) for n, d in files.items()}  # meta.json too: it is read as well
     _update_manifest(ckpts, which, {"dir": os.readlink(link), "files": hashes,
                                     "metrics": meta.get("metrics")})
     if previous and previous != os.readlink(link) and _SEQ_DIR.fullmatch(previous):
@@ -211,7 +212,10 @@ def _read_limited(path: Path, limit: int, shown: Path) -> bytes:
             raise CheckpointError(f"{shown}: implausibly large ({st.st_size} bytes, "
                                   f"limit {limit}); refusing to read it")
         with open(path, "rb") as f:
-            return f.read(limit + 1)
+            data = f.read(st.st_size + 1)  # its known size: no buffer of `limit` bytes
+        if len(data) > limit:
+            raise CheckpointError(f"{shown}: grew to over {limit} bytes while being read")
+        return data
     except FileNotFoundError:
         raise CheckpointError(f"{shown}: missing") from None
     except OSError as e:
@@ -220,7 +224,10 @@ def _read_limited(path: Path, limit: int, shown: Path) -> bytes:
 
 def _read_meta(real: Path, ckpt: Path) -> dict:
     path = ckpt / META
-    return _parse_meta(_read_limited(real / META, MAX_META_BYTES, path), path)
+    raw = _read_limited(real / META, MAX_META_BYTES, path)
+    meta = _parse_meta(raw, path)
+    _verify_manifest(path, _sha256(raw), real)
+    return meta
 
 
 def _parse_meta(raw: bytes, path: Path) -> dict:
@@ -234,6 +241,7 @@ def _parse_meta(raw: bytes, path: Path) -> dict:
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise CheckpointError(f"{path}: missing key(s) {', '.join(missing)}")
+    validate_meta(meta, path)
     return meta
 
 
@@ -259,6 +267,12 @@ def _verify_hash(path: Path, data: bytes, meta: dict, real_dir: Path) -> None:
     if actual != expected:
         raise CheckpointError(f"{path}: sha256 {actual[:12]}… does not match meta.json "
                               f"({str(expected)[:12]}…); the file was modified or corrupted")
+    _verify_manifest(path, actual, real_dir)
+
+
+def _verify_manifest(path: Path, actual: str, real_dir: Path) -> None:
+    """Inside a run's checkpoints/, compare `actual` with the manifest's hash of the file
+    (a manifest written before meta.json was hashed there has none for it: not checked)."""
     manifest_path = real_dir.parent / MANIFEST
     if real_dir.parent.name != "checkpoints" or not manifest_path.exists():
         return
@@ -272,7 +286,8 @@ def _verify_hash(path: Path, data: bytes, meta: dict, real_dir: Path) -> None:
     for entry in entries:
         recorded = (entry.get("files") or {}).get(path.name)
         if recorded is not None and recorded != actual:
-            raise CheckpointError(f"{path}: sha256 does not match {manifest_path}")
+            raise CheckpointError(f"{path}: sha256 does not match {manifest_path}; the file "
+                                  f"was modified or corrupted")
 
 
 def _check_layout(path: Path, meta: dict, state_dict: dict[str, torch.Tensor]) -> None:
@@ -335,7 +350,9 @@ def checkpoint_files(path: Path) -> dict[str, bytes]:
     real = ckpt.resolve()
     out = {name: _read_limited(real / name, limit, ckpt / name)
            for name, limit in ((META, MAX_META_BYTES), (WEIGHTS, MAX_WEIGHTS_BYTES))}
-    _verified(ckpt, real, _parse_meta(out[META], ckpt / META), out[WEIGHTS])
+    meta = _parse_meta(out[META], ckpt / META)
+    _verify_manifest(ckpt / META, _sha256(out[META]), real)
+    _verified(ckpt, real, meta, out[WEIGHTS])
     return out
 
 

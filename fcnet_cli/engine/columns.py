@@ -34,8 +34,9 @@ DATE_SHARE = 0.9  # the same for ISO dates
 
 
 def _exists(names: Sequence[str], frame: pl.DataFrame, key: str, source: str) -> None:
+    have = set(frame.columns)  # once: a lookup per name stays O(1) on a wide table
     for name in names:
-        if name not in frame.columns:
+        if name not in have:
             hint = difflib.get_close_matches(name, frame.columns, n=1)
             tail = (f"; did you mean '{hint[0]}'?" if hint
                     else f" (columns: {', '.join(frame.columns[:12])})")
@@ -188,6 +189,9 @@ def fit_columns(frame: pl.DataFrame, train: np.ndarray, features: list[str], cfg
 
 def _categories(name: str, text: pl.Series, cfg: DataConfig, source: str) -> list[str]:
     cats = sorted(text.unique().to_list())
+    if any("\x00" in c for c in cats if isinstance(c, str)):
+        raise DataError(f"{source}: column '{name}': a text cell holds a NUL character (\\x00); "
+                        f"clean the file")
     if len(cats) > cfg.max_categories:
         raise DataError(f"{source}: column '{name}' has {len(cats)} categories in the training "
                         f"split (data.max_categories is {cfg.max_categories}); if it is an id, "
@@ -252,6 +256,9 @@ def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source
                lines: bool) -> tuple[Target, np.ndarray]:
     """The target and its values for splitting: class indices (N,) or floats (N, T)."""
     for name in targets:
+        if frame[name].dtype.is_nested():  # a list or struct has no class or value
+            raise DataError(f"{source}: the target '{name}' has type {frame[name].dtype}; a "
+                            f"target must hold numbers, text or booleans")
         miss = is_missing(frame[name])
         if bool(miss.any()):
             i = int(miss.arg_max() or 0)
@@ -314,6 +321,22 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
             s = parsed
         out.append(s.cast(pl.Float64).to_numpy())
     y = np.stack(out, axis=1)  # (N, T)
+    _check_values(y, target.columns, frame, source, first_row, lines)
     if standardize:
         y = (y - np.asarray(target.mean)) / np.asarray(target.std)
     return y.astype(np.float32)
+
+
+MAX_TARGET = 1e30  # beyond it the standardization's squares leave float64's range
+
+
+def _check_values(y: np.ndarray, names: list[str], frame: pl.DataFrame, source: str,
+                  first_row: int, lines: bool) -> None:
+    """Regression targets must be finite and at most `MAX_TARGET` in size."""
+    bad = ~np.isfinite(y) | (np.abs(y) > MAX_TARGET)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(f"{source}: {row_text(i, first_row, lines)}, target '{names[j]}': "
+                        f"{describe_cell(frame[names[j]][i])} is not a usable value "
+                        f"(regression targets must be finite and at most 1e30 in size; numbers "
+                        f"beyond float32's ±3.4e38 read as inf)")

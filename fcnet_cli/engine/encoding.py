@@ -70,6 +70,11 @@ def unseen_categories(columns: list[Column], frame: pl.DataFrame, texts: dict[st
     for name, n in zip(masks, counts, strict=True):
         if not n:
             continue
+        nul = frame.select(masks[name] & texts[name].str.contains("\x00", literal=True))
+        if bool(nul.to_series().any()):  # training refuses them: only ever unseen here
+            i = int(nul.to_series().arg_max() or 0)
+            raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{name}': a "
+                            f"text cell holds a NUL character (\\x00)")
         if unknown == "error":
             i = int(frame.select(masks[name].arg_max()).item())
             known = ", ".join(cats[name][:10]) + (", …" if len(cats[name]) > 10 else "")

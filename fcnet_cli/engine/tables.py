@@ -22,6 +22,8 @@ encode as all zeros, or are an error under `unknown_categories: error`). Errors 
 from __future__ import annotations
 
 import difflib
+import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,7 @@ from fcnet_cli.engine.encoding import (
     refuse_missing,
     unseen_categories,
 )
+from fcnet_cli.engine.limits import check_columns, check_stream
 from fcnet_cli.engine.normalization import Normalization
 from fcnet_cli.errors import DataError
 
@@ -72,6 +75,11 @@ def existing_file(name: str | Path) -> Path:
     path = Path(name).expanduser()
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a data file")
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"{path}: a symbolic link to a missing file ({os.readlink(path)})")
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: not a regular file (a device, FIFO or socket); "
+                        f"expected a data file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     return path
@@ -90,8 +98,9 @@ def _check_header(path: Path, fmt: CsvFormat) -> None:
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: file is empty (no header row)") from None
     names = [str(v).strip() for v in head.row(0)] if head.height else []
+    check_columns(path, len(names))
     check_one_column(names, fmt.separator, str(path))
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, k in Counter(names).items() if k > 1)
     if dup:
         raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, dup))} in the "
                         f"header; rename them")
@@ -114,6 +123,7 @@ def read_table(path: str | Path, kind: TableKind, separator: str | None = None,
         if kind == "parquet":
             return _float32(pl.scan_parquet(path))
         fmt = csv_format(path, separator, decimal_comma)
+        check_stream(path)  # bytes and rows bounded before polars reads the file whole
         _check_header(path, fmt)
         try:
             frame = _float32(_scan_csv(path, fmt, 10_000))
@@ -150,6 +160,7 @@ def iter_table(path: str | Path, batch_rows: int = 65_536, separator: str | None
         lf = pl.scan_parquet(path)
     else:
         fmt = csv_format(path, separator, decimal_comma)
+        check_stream(path)
         _check_header(path, fmt)
         lf = _scan_csv(path, fmt, 10_000)
     try:
@@ -157,6 +168,8 @@ def iter_table(path: str | Path, batch_rows: int = 65_536, separator: str | None
     except pl.exceptions.PolarsError as e:
         raise DataError(f"{path}: cannot read ({_first_line(e)})") from None
 
+
+SELECT_BLOCK = 256  # model inputs computed per query when a table is encoded
 
 # ----------------------------------------------------------------------------- preprocessing
 
@@ -299,8 +312,9 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
     holes = missing_counts(frame, [c.name for c in prep.columns if c.fill is None])
     exprs: list[pl.Expr] = []
     texts: dict[str, pl.Expr] = {}  # categorical column -> its canonical text
+    schema = frame.schema  # once: building it costs O(columns)
     for col in prep.columns:
-        dtype = frame.schema[col.name]
+        dtype = schema[col.name]
         if holes.get(col.name):
             refuse_missing(frame, col, source, first_row, lines)
         if col.kind == "numeric":
@@ -324,11 +338,15 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
     # column by column into one C-order array: peak memory is the table plus x, not
     # the table plus a float32 copy of it plus x
     x = np.empty((frame.height, len(exprs)), dtype=np.float32)  # (n, in_features)
-    for j, e in enumerate(exprs):
-        x[:, j] = frame.select(e).to_series().to_numpy()
+    # a select on a wide frame costs O(its columns): in blocks, so a table stays linear
+    for j0 in range(0, len(exprs), SELECT_BLOCK):
+        block = frame.select(exprs[j0:j0 + SELECT_BLOCK])
+        for j, s in enumerate(block.iter_columns(), start=j0):
+            x[:, j] = s.to_numpy()
     if not np.isfinite(x).all():
         i, j = np.argwhere(~np.isfinite(x))[0]
         name = prep.columns[column_of(prep.columns, int(j))].name
         raise DataError(f"{source}: {row_text(int(i), first_row, lines)}, column '{name}': "
-                        f"{describe_cell(frame[name][int(i)])} is not a finite number")
+                        f"{describe_cell(frame[name][int(i)])} is not a finite number "
+                        f"(or is beyond float32's ±3.4e38)")
     return x, unseen

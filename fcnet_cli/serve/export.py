@@ -269,8 +269,8 @@ def export_model(model: Model, out: Path, fmt: str, overwrite: bool = False) -> 
         check_output(path, [weights, model.checkpoint.dir / "meta.json"], overwrite)
     if kind == "onnx":
         require_onnx()
-    with staged_output(out) as tmp:
+    with staged_output(out, overwrite) as tmp:
         (_write_onnx if kind == "onnx" else _write_pt2)(model, tmp)
-        with staged_output(side) as tmp_side:
+        with staged_output(side, overwrite) as tmp_side:
             tmp_side.write_text(json.dumps(_sidecar(model, kind), indent=2) + "\n", "utf-8")
     return ExportReport(out, side, kind)

@@ -71,7 +71,8 @@ def _scores(model: Model, x: np.ndarray, proba: bool) -> pl.DataFrame:
 
 
 def _write_all(model: Model, chunks: Iterable[Chunk], out: Path | None, fmt: str | None,
-               proba: bool, keep: Sequence[str], stream: IO[str] | None) -> tuple[int, str]:
+               proba: bool, keep: Sequence[str], stream: IO[str] | None,
+               overwrite: bool = False) -> tuple[int, str]:
     """Predict every chunk and write it; returns (rows, format)."""
     fmt_ = format_for(out, fmt)
     empty = pl.DataFrame({c: [] for c in keep}).with_columns(pl.all().cast(pl.String)).hstack(
@@ -82,7 +83,7 @@ def _write_all(model: Model, chunks: Iterable[Chunk], out: Path | None, fmt: str
             writer.write(_joined(kept, _scores(model, x, proba)))
         writer.close(empty)
         return writer.rows, fmt_
-    with staged_output(out) as tmp:
+    with staged_output(out, overwrite) as tmp:
         writer = ChunkWriter(fmt_, tmp)
         try:
             for kept, x in chunks:
@@ -98,9 +99,15 @@ def _joined(kept: pl.DataFrame | None, scores: pl.DataFrame) -> pl.DataFrame:
     return scores if kept is None or not kept.width else kept.hstack(scores)
 
 
+MAX_BATCH_ROWS = 1 << 24  # rows per chunk: bounds the memory of one chunk, whatever is asked
+
+
 def _check_options(model: Model, proba: bool, batch_size: int) -> None:
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+    if batch_size > MAX_BATCH_ROWS:
+        raise UsageError(f"--batch-size must be at most {MAX_BATCH_ROWS:,} rows "
+                         f"(got {batch_size:,})")
     if proba and model.task == "regression":
         raise UsageError("--proba: a regression model predicts values, not class probabilities")
 
@@ -173,7 +180,8 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
         ignored = [c for c in model.spec.match(table.columns, table.source) if c not in keep]
     unseen = UnseenCategories()
     rows, fmt_ = _write_all(model, _table_chunks(model, table, keep, batch_size, unseen),
-                            None if out is None else Path(out), fmt, proba, keep, stream)
+                            None if out is None else Path(out), fmt, proba, keep, stream,
+                            overwrite)
     return PredictReport(rows, None if out is None else Path(out), fmt_, ignored, unseen=unseen)
 
 
@@ -206,7 +214,7 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
                 x[start:start + batch_size]
 
     rows, fmt_ = _write_all(model, chunks(), None if out is None else Path(out), fmt, proba,
-                            keep, stream)
+                            keep, stream, overwrite)
     return PredictReport(rows, None if out is None else Path(out), fmt_, notices=notices)
 
 

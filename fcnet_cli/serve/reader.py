@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Literal, cast
@@ -20,6 +21,8 @@ import polars as pl
 
 from fcnet_cli.config import DataConfig
 from fcnet_cli.engine.csvformat import CsvFormat, serving_format
+from fcnet_cli.engine.limits import check_columns, check_stream
+from fcnet_cli.engine.tables import existing_file
 from fcnet_cli.errors import DataError
 
 __all__ = ["TableKind", "Table", "open_table"]
@@ -80,8 +83,15 @@ class Table:
             if self._header.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
                 self._header = self._header[3:]
             self.format = serving_format(self._header.rstrip(b"\r\n"), *self._stored)
-            return pl.read_csv(io.BytesIO(self._header), n_rows=0,
-                               separator=self.format.separator).columns
+            names = pl.read_csv(io.BytesIO(self._header), has_header=False, infer_schema=False,
+                                separator=self.format.separator).row(0)
+            check_columns(self.path, len(names))
+            dup = sorted(n for n, k in Counter(names).items() if k > 1)
+            if dup:
+                raise DataError(f"{self.path}: duplicate column name(s) "
+                                f"{', '.join(map(repr, dup))} in the header; rename them")
+            check_stream(self.path)  # bytes and rows bounded before any chunk is parsed
+            return [str(n) for n in names]
         except (OSError, EOFError, pl.exceptions.PolarsError) as e:
             raise DataError(f"{self.path}: cannot read {self.kind} ({_first_line(e)})") from None
 
@@ -123,26 +133,35 @@ class Table:
                                separator=self.format.separator,
                                decimal_comma=self.format.decimal_comma).select(columns)
         except pl.exceptions.PolarsError as e:
-            self._raise_bad_cell(block, [c for c in columns if schema[c] != pl.String], start)
+            typed = [c for c in columns if schema[c] != pl.String]
+            padded = self._text_parsed(block, schema, columns, typed, start)
+            if padded is not None:  # numbers padded with spaces, as training reads them
+                return padded
             raise DataError(f"{self.path}: cannot read csv ({_first_line(e)})") from None
 
-    def _raise_bad_cell(self, block: bytes, typed: list[str], start: int) -> None:
-        """Error path: re-read ``typed`` columns as text and raise at the first non-number."""
+    def _text_parsed(self, block: bytes, schema: dict[str, Any], columns: list[str],
+                     typed: list[str], start: int) -> pl.DataFrame | None:
+        """Error path: re-read ``columns`` as text; raise at the first cell of ``typed`` that is
+        not a number, else return the block with them parsed after stripping spaces."""
         try:
             text = pl.read_csv(block, has_header=False, new_columns=self.columns,
-                               infer_schema=False, columns=[self.columns.index(c) for c in typed],
-                               truncate_ragged_lines=True, separator=self.format.separator)
+                               infer_schema=False,
+                               columns=[self.columns.index(c) for c in columns],
+                               separator=self.format.separator)
         except pl.exceptions.PolarsError:
-            return  # not a cell problem (encoding, quoting): the caller reports polars' reason
+            return None  # not a cell problem (encoding, quoting): the caller reports polars'
+        parsed = []
         for name in typed:
             col = text.get_column(name)
             cells = col.str.replace(",", ".") if self.format.decimal_comma else col
-            bad = cells.str.strip_chars().cast(pl.Float64, strict=False).is_null() \
-                & col.is_not_null()
+            number = cells.str.strip_chars().cast(pl.Float64, strict=False)
+            bad = number.is_null() & col.is_not_null() & (col.str.strip_chars() != "")
             if bad.any():
                 row = int(bad.arg_max() or 0)
                 raise DataError(f"{self.path}: row {start + row + 1}, column '{name}': "
                                 f"{col[row]!r} is not a number")
+            parsed.append(number.cast(schema[name], strict=False))
+        return text.with_columns(parsed).select(columns)
 
     def _parquet_frames(self, columns: list[str], batch_rows: int
                         ) -> Iterator[tuple[int, pl.DataFrame]]:
@@ -202,11 +221,7 @@ def open_table(path: Path, data: DataConfig | None = None) -> Table:
     Raises:
         DataError: missing file, directory, unknown suffix, empty or unreadable file.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a data file")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    path = existing_file(path)  # a directory, device, FIFO or dangling link: refused
     if data is None:
         return Table(path)
     return Table(path, data.separator, data.decimal_comma)

@@ -90,7 +90,7 @@ def write_splits(frame: pl.DataFrame, out: Path | None, fmt: str | None, overwri
         writer.close(frame.clear())
         return fmt_
     check_output(out, [], overwrite)
-    with staged_output(out) as tmp:
+    with staged_output(out, overwrite) as tmp:
         writer = ChunkWriter(fmt_, tmp)
         try:
             writer.write(frame)

@@ -1,23 +1,20 @@
-"""Output files written chunk by chunk into a temporary file, renamed into place at the end.
+"""Output files written chunk by chunk into a temporary file, published at the end.
 
-A command that fails half-way leaves no partial output: `staged_output` removes the temporary
-file on any error, and only a completed write is renamed onto the requested path.
+A command that fails half-way leaves no partial output: `staged_output` (outpath.py) removes
+the temporary file on any error, and only a completed write is published onto the path.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, get_args
 
 import polars as pl
 
 from fcnet_cli.config import PredictFormat as OutputFormat
-from fcnet_cli.errors import RunError, UsageError
+from fcnet_cli.errors import UsageError
+from fcnet_cli.serve.outpath import check_output, staged_output
 
 __all__ = ["OutputFormat", "ChunkWriter", "check_output", "format_for", "staged_output"]
 
@@ -32,41 +29,6 @@ def format_for(out: Path | None, fmt: str | None) -> OutputFormat:
             raise UsageError(f"--format must be one of {', '.join(OUTPUT_FORMATS)} (got {fmt!r})")
         return fmt  # type: ignore[return-value]
     return _BY_SUFFIX.get(out.suffix.lower(), "csv") if out is not None else "csv"
-
-
-def check_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
-    """Refuse an output path that would lose data or cannot be written, before any work.
-
-    Raises:
-        UsageError: a missing parent directory, a directory, one of ``inputs`` (even with
-            ``overwrite``), or an existing file without ``overwrite``.
-    """
-    parent = out.parent
-    if not parent.is_dir():
-        raise UsageError(f"{out}: directory {parent} does not exist")
-    if out.is_dir():
-        raise UsageError(f"{out}: is a directory; give a file name")
-    for src in inputs:
-        if out.exists() and src.exists() and os.path.samefile(out, src):
-            raise UsageError(f"{out}: is the input file; choose another output path")
-    if out.exists() and not overwrite:
-        raise UsageError(f"{out}: already exists (use --overwrite to replace it)")
-
-
-@contextmanager
-def staged_output(out: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``out``; rename it onto ``out`` if the block succeeds."""
-    tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    except OSError as e:
-        raise RunError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
 
 
 class ChunkWriter:
