@@ -1,5 +1,6 @@
 """`fcnet validate`, `fcnet schema`, `fcnet compare` and `fcnet plot`."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -210,6 +211,9 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
     from fcnet_cli.engine.files import resolve_latest
 
     _check_png(plot)
+    for target in (csv, markdown, plot):  # refused before any work: links, runs, inputs
+        if target is not None:
+            _check_out(target)
     runs = report.load_runs(paths)
     metric = metric or _default_metric(paths, runs)
     # several seeds of one configuration (seed groups, sweeps): one row per configuration
@@ -230,13 +234,33 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
             display.render_importances(out, found.rows, found.source)
     for path, write in ((csv, table.write_csv), (markdown, table.write_markdown)):
         if path is not None:
-            write(path)
-            typer.echo(f"wrote {path}", err=True)
+            typer.echo(f"wrote {_write(path, write)}", err=True)
     if plot is not None:
         from fcnet_cli.analysis.plots import plot_overlay
 
-        typer.echo(f"wrote {plot_overlay(runs, plot, metric, best, swept)}", err=True)
+        drawn = _write(plot, lambda tmp: plot_overlay(runs, tmp, metric, best, swept))
+        typer.echo(f"wrote {drawn}", err=True)
     return 0
+
+
+def _check_out(out: Path, figure_of: Path | None = None) -> None:
+    """The checks predict makes; compare and plot have no --overwrite: a file is replaced,
+    and a missing folder is created (both as before these checks)."""
+    from fcnet_cli.serve.outpath import check_output
+
+    check_output(out, [], overwrite=True, figure_of=figure_of, make_parents=True)
+
+
+def _write(out: Path, write: Callable[[Path], object]) -> Path:
+    """Write through a temporary file beside ``out``, published whole (or not at all)."""
+    from fcnet_cli.serve.outpath import staged_output
+
+    with staged_output(out, overwrite=True) as tmp:
+        write(tmp)
+    return out
+
+
+
 
 
 @app.command()
@@ -271,20 +295,26 @@ def _plot(path: Path, output: Path | None, metric: str | None, boundary: bool = 
 
     _check_png(output)
     path = resolve_latest(path)
+    report.find_runs([path])  # a missing folder or one without runs: said first
+    one_run = report.is_run_dir(path)
+    if boundary and not one_run:
+        raise UsageError(f"{path}: --boundary draws one run; give a run directory")
+    default = "boundary.png" if boundary else "curves.png" if one_run else "sweep.png"
+    out = output or path / default
+    _check_out(out, figure_of=path)  # the figure may go in the run it describes, nowhere else
     if boundary:
-        if not report.is_run_dir(path):
-            raise UsageError(f"{path}: --boundary draws one run; give a run directory")
         from fcnet_cli.analysis.boundary import check_two_features, plot_boundary
 
         run = report.load_runs([path])[0]
         check_two_features(run)
-        written = plot_boundary(run, output or path / "boundary.png")
-    elif report.is_run_dir(path):
-        written = plots.plot_run(report.load_runs([path])[0], output or path / "curves.png")
+        written = _write(out, lambda tmp: plot_boundary(run, tmp))
+    elif one_run:
+        record = report.load_runs([path])[0]
+        written = _write(out, lambda tmp: plots.plot_run(record, tmp))
     else:
         runs = report.load_runs([path])
         params = report.swept_params(path, runs)
-        written = plots.plot_sweep(runs, params, output or path / "sweep.png",
-                                   metric or _default_metric([path], runs))
+        chosen = metric or _default_metric([path], runs)
+        written = _write(out, lambda tmp: plots.plot_sweep(runs, params, tmp, chosen))
     typer.echo(str(written))
     return 0

@@ -60,8 +60,12 @@ def _protected_folder(folder: Path) -> Path | None:
     return None
 
 
-def check_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
+def check_output(out: Path, inputs: list[Path], overwrite: bool,
+                 figure_of: Path | None = None, make_parents: bool = False) -> None:
     """Refuse an output path that would lose data or cannot be written, before any work.
+
+    ``figure_of`` is the run (or sweep) directory a figure describes: a PNG directly inside
+    it is allowed (the figure belongs to the run), never in a subfolder, never another run.
 
     Raises:
         UsageError: a missing or non-writable folder, a directory, a symbolic link, a path
@@ -70,6 +74,8 @@ def check_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
     """
     out = Path(out)
     parent = out.parent
+    if make_parents and not parent.exists() and not parent.is_symlink():
+        _make_folder(out, parent)
     if not parent.is_dir():
         raise UsageError(f"{out}: directory {parent} does not exist")
     if out.is_symlink():
@@ -82,7 +88,7 @@ def check_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
                          f"give a file name")
     real_parent = parent.resolve()
     protected = _protected_folder(real_parent)
-    if protected is not None:
+    if protected is not None and not _own_figure(out, real_parent, protected, figure_of):
         raise UsageError(f"{out}: inside the run/checkpoint directory {protected}; "
                          f"write outputs elsewhere (the run's files must stay loadable)")
     for src in inputs:
@@ -93,6 +99,30 @@ def check_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
         raise UsageError(f"{out}: directory {parent} is not writable")
     if out.exists() and not overwrite:
         raise UsageError(f"{out}: already exists (use --overwrite to replace it)")
+
+
+def _make_folder(out: Path, parent: Path) -> None:
+    """Create ``parent`` unless its nearest existing ancestor is a run or not writable."""
+    base = next(d for d in parent.parents if d.exists() or d.is_symlink())
+    protected = _protected_folder(base.resolve())
+    if protected is not None:
+        raise UsageError(f"{out}: inside the run/checkpoint directory {protected}; "
+                         f"write outputs elsewhere (the run's files must stay loadable)")
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK) or _read_only_fs(base):
+        raise UsageError(f"{out}: directory {parent} does not exist and cannot be created")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{out}: cannot create directory {parent}: {e.strerror}") from None
+
+
+def _own_figure(out: Path, real_parent: Path, protected: Path,
+                figure_of: Path | None) -> bool:
+    """A PNG written directly in the run directory it describes (not over its files)."""
+    if figure_of is None or out.suffix.lower() != ".png":
+        return False
+    own = Path(figure_of).resolve()
+    return protected == own and real_parent == own
 
 
 def _read_only_fs(folder: Path) -> bool:
