@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "FcnetError", "RunError", "UsageError"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "FcnetError", "Interrupted", "RunError",
+           "UsageError"]
 
 
 class FcnetError(Exception):
@@ -37,3 +38,11 @@ class CheckpointError(UsageError):
 
 class RunError(FcnetError):
     """A runtime failure while training or saving (disk full, run directory locked). Exit 1."""
+
+
+class Interrupted(FcnetError):
+    """SIGINT/SIGTERM before anything was written (e.g. while the data loads): exit 130/143."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -296,6 +297,14 @@ class StopToken:
 
     def __init__(self) -> None:
         self.reason: str | None = None  # e.g. "SIGINT", "SIGTERM"
+        # set by the engine once the data is loaded, before any run directory is written:
+        # until then a stop has nothing to save, and the CLI may abort at once
+        self.data_ready = False
+        self.lock = threading.Lock()  # held by whoever acts on data_ready
+
+    def mark_data_ready(self) -> None:
+        with self.lock:
+            self.data_ready = True
 
     def request(self, reason: str) -> None:
         self.reason = reason

@@ -322,6 +322,7 @@ def _fake_train(run_dir: Path, status: str, signals: tuple[int, ...] = (),
 
     def fake(exp, *, callbacks=(), stop=None, resume=None):
         assert stop is not None and not stop.requested
+        stop.mark_data_ready()  # as the engine does once the table is loaded
         for sig in signals:
             os.kill(os.getpid(), sig)  # the handler runs in this (main) thread right away
         m = EpochMetrics(0, 1, 0.5, 0.8, 0.6, 0.7, 0.1, 0.25)
@@ -368,6 +369,24 @@ def test_signals_stop_training_and_print_the_resume_command(
     assert f"interrupted (stopped by {name})" in result.stdout
     assert f"fcnet train --resume '{run_dir}'" in result.stderr
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_data_loads_stops_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: int, code: int) -> None:
+    def loading(exp, *, callbacks=(), stop=None, resume=None):
+        os.kill(os.getpid(), sig)  # before stop.mark_data_ready(): nothing written yet
+        raise AssertionError("loading went on after the signal")
+
+    monkeypatch.setattr("fcnet_cli.engine.train.train", loading)
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
+    name = signal.Signals(sig).name
+    assert result.exit_code == code, result.output
+    assert result.stderr.strip() == (f"error: interrupted ({name}) while loading the data; "
+                                     "no run was started")
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert not (tmp_path / "runs").exists()
 
 
 def test_train_quiet_prints_only_the_run_dir(tmp_path: Path,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fcnet_cli.errors import CheckpointError, UsageError
+from fcnet_cli.errors import CheckpointError, Interrupted, UsageError
 
 if TYPE_CHECKING:
     from fcnet_cli.display import Console
@@ -103,7 +103,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
         callbacks = [SeedLabels(cb) for cb in callbacks]
     callbacks = [*callbacks, *([tracker] if tracker else [])]
     try:
-        with _signals_to(stop):
+        with _signals_to(stop, abort_before_data=True):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
     finally:
         for cb in callbacks:
@@ -193,15 +193,21 @@ def _report_run(out: "Console", result: "RunResult", stop: "StopToken", quiet: b
 
 
 @contextmanager
-def _signals_to(stop: "StopToken") -> Iterator[None]:
+def _signals_to(stop: "StopToken", abort_before_data: bool = False) -> Iterator[None]:
     """Route SIGINT/SIGTERM to `stop` while training; restore the old handlers afterwards.
 
     The handler stays installed after the first signal: a second one must not kill the
-    process while it saves the checkpoint, so it is only acknowledged.
+    process while it saves the checkpoint, so it is only acknowledged. With
+    `abort_before_data`, a signal that comes while the data still loads (no run directory
+    written yet: nothing to save) raises `Interrupted` at once instead (exit 130/143).
     """
 
     def handle(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        if abort_before_data and not stop.data_ready and not stop.requested:
+            stop.request(name)
+            raise Interrupted(f"interrupted ({name}) while loading the data; no run was "
+                              f"started", EXIT_SIGNAL[name])
         if stop.requested:
             _note(f"{name}: already stopping, still saving the run (please wait)")
             return
@@ -215,7 +221,13 @@ def _signals_to(stop: "StopToken") -> Iterator[None]:
                 previous[sig] = signal.signal(sig, handle)
             except ValueError:  # not the main thread: leave signal handling alone
                 break
-        yield
+        if abort_before_data and previous:
+            from fcnet_cli.cli.loading import stop_while_loading
+
+            with stop_while_loading(stop):
+                yield
+        else:
+            yield
     finally:
         for installed, old in previous.items():
             signal.signal(installed, old)

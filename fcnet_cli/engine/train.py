@@ -85,6 +85,8 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
         if exp.model.ensemble > 1:  # N members as one population, kept as one model
             # the default rule first: the ensemble's config.yaml and checkpoint record it
             data = data or load_data(exp.data, task=exp.task)
+            if stop is not None:
+                stop.mark_data_ready()
             exp = resolve_defaults(exp, data_facts(data))[0]
             return train_ensemble(exp, train_population, callbacks=callbacks, stop=stop,
                                   resume=resume, data=data, run_dir=run_dir)
@@ -140,6 +142,7 @@ class _Engine:
             raise ValueError("members of one population must share a layout (config.layout_key)")
         self.device = pick_device(first.training.device)
         self.data = (data or load_data(first.data, task=first.task)).to(self.device)
+        stop.mark_data_ready()  # no run directory was written before this line
         # fields left out are resolved from the data (engine/defaults.py), before anything
         # reads them; the same rule for every member keeps their layout shared
         facts = data_facts(self.data)
