@@ -27,9 +27,12 @@ def _wide_csv(path: Path, rows: int = 2000, cols: int = 2000) -> Path:
 
 
 def _opened(pid: int, name: str) -> bool:
+    """Whether the process has the file open or mapped (a read in progress)."""
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
-        return any(os.readlink(f"/proc/{pid}/fd/{fd}").endswith(name) for fd in fds)
+        if any(os.readlink(f"/proc/{pid}/fd/{fd}").endswith(name) for fd in fds):
+            return True
+        return name in Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return False
 
