@@ -525,6 +525,13 @@ def test_predict_refuses_devices_and_nul_cells(run: Path, tmp_path: Path) -> Non
            f"{link}: a symbolic link to a missing file")
 
 
+def test_train_names_a_dangling_data_link(tmp_path: Path) -> None:
+    link = tmp_path / "d.csv"
+    link.symlink_to(tmp_path / "gone.csv")
+    cfg = _train_cfg(tmp_path, "{dataset: csv, path: d.csv}")
+    replay(tmp_path, ["train", str(cfg)], 2, f"{link}: a symbolic link to a missing file")
+
+
 def test_best_link_loop(run: Path, tmp_path: Path) -> None:
     link = run / "checkpoints" / "best"
     link.unlink()

@@ -7,6 +7,7 @@ resolve; and the views of a validated experiment the rest of fcnet needs.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def _resolve(exp: Experiment, source: Source) -> Experiment:
         value = getattr(getattr(exp, section), key)
         folder = source.folder_of(path)
         if value and folder is not None:
-            updates[key] = str((folder / value).resolve())
+            # absolute, but a symbolic link stays itself: messages name what the user wrote
+            updates[key] = os.path.abspath(folder / value)
     new = exp.model_copy(update={"data": exp.data.model_copy(update=updates)}) if updates else exp
     if new.output.name is None and source.default_name:
         out = new.output.model_copy(update={"name": source.default_name})
