@@ -21,7 +21,7 @@ from fcnet_cli.errors import RunError, UsageError
 
 __all__ = ["GROUP_FILE", "LATEST", "LOCK_FILE", "RunBusyError", "RunLock", "atomic_write_bytes",
            "atomic_write_text", "cause", "fsync_dir", "holder_alive", "new_run_dir",
-           "resolve_latest", "write_new_file"]
+           "pid_alive", "resolve_latest", "write_new_file"]
 
 LOCK_FILE = ".lock"
 
@@ -216,8 +216,11 @@ def holder_alive(run_dir: Path) -> bool:
         pid = int((Path(run_dir) / LOCK_FILE).read_text(encoding="ascii").strip() or 0)
     except (OSError, ValueError):
         return False
-    if pid <= 0:
-        return False
+    return pid > 0 and pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

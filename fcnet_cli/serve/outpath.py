@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from fcnet_cli.engine.files import pid_alive
 from fcnet_cli.errors import FcnetError, RunError, UsageError
 
 __all__ = ["STDOUT", "Terminated", "check_output", "is_stdout", "staged_output",
@@ -135,16 +136,6 @@ def _read_only_fs(folder: Path) -> bool:
 _TMP = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+(\.parts)?")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale(out: Path) -> list[Path]:
     """Remove temporaries of ``out`` left by processes that no longer run; return them."""
     removed = []
@@ -154,7 +145,7 @@ def sweep_stale(out: Path) -> list[Path]:
         return []
     for p in entries:
         m = _TMP.fullmatch(p.name)
-        if not m or m.group("name") != out.name or _alive(int(m.group("pid"))):
+        if not m or m.group("name") != out.name or pid_alive(int(m.group("pid"))):
             continue
         _remove(p)
         removed.append(p)

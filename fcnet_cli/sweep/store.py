@@ -26,6 +26,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from fcnet_cli.config import ConfigError, flatten
+from fcnet_cli.engine.files import pid_alive
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.sweep.spec import Sweep
 
@@ -171,7 +172,7 @@ class Store:
                     (now - t.datetime_start).total_seconds() > UNCLAIMED_S:
                 # a worker records itself right after claiming: it died in between
                 self.fail(t, "interrupted", "its worker stopped right after claiming it")
-            elif not self.heartbeats and h == host and pid.isdigit() and not _alive(int(pid)):
+            elif not self.heartbeats and h == host and pid.isdigit() and not pid_alive(int(pid)):
                 self.fail(t, "interrupted", f"worker process {pid} ended during the trial")
 
     def others_running(self) -> bool:
@@ -179,19 +180,9 @@ class Store:
         host = socket.gethostname()
         for t in self.trials((TrialState.RUNNING,)):
             h, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
-            if self.heartbeats or (h == host and pid.isdigit() and _alive(int(pid))):
+            if self.heartbeats or (h == host and pid.isdigit() and pid_alive(int(pid))):
                 return True
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def open_store(sweep: Sweep, url: str | None = None) -> Store:
