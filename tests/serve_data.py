@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from sklearn.datasets import load_iris
+from typer.testing import Result
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
@@ -51,3 +52,15 @@ def _train(root: Path) -> Trained:
     result = train(load_experiment(exp_path))
     assert result.run_dir is not None
     return Trained(Path(result.run_dir), csv, frame)
+
+
+def usage_error(result: Result, *needles: str) -> str:
+    """Exit 2, one `error:` line on stderr naming every needle, nothing on stdout."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    err = result.stderr.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in err[0], (needle, err)
+    return err[0]

@@ -16,6 +16,7 @@ import pandas as pd
 import polars as pl
 import pytest
 from messy_tables import CARS, MESSY, Run, train_run, write_csv
+from serve_data import usage_error
 from typer.testing import CliRunner, Result
 
 from fcnet_cli import load_model
@@ -41,17 +42,6 @@ def _run(root: Path, name: str) -> Run:
 def _ok(result: Result) -> Result:
     assert result.exit_code == 0, result.output
     return result
-
-
-def _refused(result: Result, *needles: str) -> str:
-    """Exit 2, one `error:` line on stderr naming every needle, nothing on stdout."""
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    err = result.stderr.splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in err[0], (needle, err)
-    return err[0]
 
 
 def _with_unseen(run: Run, rows: pl.DataFrame, at: tuple[int, ...] = (2, 9)) -> pl.DataFrame:
@@ -216,11 +206,11 @@ def test_unknown_categories_error_refuses_with_the_row(root: Path) -> None:
     rows = _with_unseen(run, kind.frame(20, 9), at=(6,))
     csv = write_csv(rows, root / "strict2" / "unseen.csv")
     out = root / "strict2" / "out.csv"
-    _refused(runner.invoke(app, ["predict", str(strict.run_dir), str(csv), "-o", str(out)]),
+    usage_error(runner.invoke(app, ["predict", str(strict.run_dir), str(csv), "-o", str(out)]),
              str(csv), "row 7, column 'island': 'Atlantis' is a category unseen in training",
              "data.unknown_categories is error")
     assert not out.exists()
-    _refused(runner.invoke(app, ["eval", str(strict.run_dir), "--data", str(csv)]),
+    usage_error(runner.invoke(app, ["eval", str(strict.run_dir), "--data", str(csv)]),
              "'Atlantis' is a category unseen in training")
     with pytest.raises(DataError, match="'Atlantis' is a category unseen"):
         load_model(strict.run_dir).predict(pl.read_csv(csv))
@@ -263,10 +253,10 @@ def test_a_missing_column_is_one_line_and_nothing_written(root: Path) -> None:
     run = _run(root, "penguins")
     src = write_csv(run.kind.frame(10, 1).drop("island"), root / "penguins" / "few.csv")
     out = root / "penguins" / "few_out.csv"
-    _refused(runner.invoke(app, ["predict", str(run.run_dir), str(src), "-o", str(out)]),
+    usage_error(runner.invoke(app, ["predict", str(run.run_dir), str(src), "-o", str(out)]),
              "missing feature column(s) island")
     assert not out.exists()
-    _refused(runner.invoke(app, ["eval", str(run.run_dir), "--data", str(src)]),
+    usage_error(runner.invoke(app, ["eval", str(run.run_dir), "--data", str(src)]),
              "missing feature column(s) island")
 
 

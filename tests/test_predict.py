@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from serve_data import FEATURES, Trained, train_iris
+from serve_data import FEATURES, Trained, train_iris, usage_error
 from typer.testing import CliRunner, Result
 
 from fcnet_cli import load_model
@@ -29,18 +29,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 def _ok(result: Result) -> Result:
     assert result.exit_code == 0, result.output
     return result
-
-
-def _usage_error(result: Result, *needles: str) -> str:
-    """Exit 2, one `error:` line on stderr naming every needle, nothing on stdout."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
-    err = result.stderr.splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in err[0], (needle, err)
-    return err[0]
 
 
 def test_help_lists_predict_and_export() -> None:
@@ -209,7 +197,7 @@ def test_bad_cells_name_row_and_column_and_leave_no_output(trained: Trained, tmp
     out = tmp_path / "out.csv"
     result = runner.invoke(app, ["predict", str(trained.run_dir), str(src), "-o", str(out),
                                  "--batch-size", "20"])  # the bad row is in the 5th chunk
-    _usage_error(result, str(src), needle)
+    usage_error(result, str(src), needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # nothing written
 
 
@@ -220,34 +208,34 @@ def test_unreadable_tables(trained: Trained, tmp_path: Path) -> None:
     empty.write_text("")
     odd.write_text("a\n")
     ckpt = str(trained.run_dir)
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(ragged)]), str(ragged), "cannot read csv")
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(empty)]), "file is empty")
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(odd)]), "unknown table format")
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(tmp_path / "none.csv")]),
+    usage_error(runner.invoke(app, ["predict", ckpt, str(ragged)]), str(ragged), "cannot read csv")
+    usage_error(runner.invoke(app, ["predict", ckpt, str(empty)]), "file is empty")
+    usage_error(runner.invoke(app, ["predict", ckpt, str(odd)]), "unknown table format")
+    usage_error(runner.invoke(app, ["predict", ckpt, str(tmp_path / "none.csv")]),
                  "file not found")
 
 
 def test_missing_columns_are_listed(trained: Trained, tmp_path: Path) -> None:
     src = tmp_path / "few.csv"
     trained.frame.drop("sepal_width", "petal_width").write_csv(src)
-    _usage_error(runner.invoke(app, ["predict", str(trained.run_dir), str(src)]),
+    usage_error(runner.invoke(app, ["predict", str(trained.run_dir), str(src)]),
                  str(src), "missing feature column(s) sepal_width, petal_width")
 
 
 def test_npz_of_wrong_width(trained: Trained, tmp_path: Path) -> None:
     src = tmp_path / "wide.npz"
     np.savez(src, x=np.zeros((3, 5)))
-    _usage_error(runner.invoke(app, ["predict", str(trained.run_dir), str(src)]),
+    usage_error(runner.invoke(app, ["predict", str(trained.run_dir), str(src)]),
                  str(src), "has 5 features per row, the model takes 4")
 
 
 def test_unknown_label_in_eval_data(trained: Trained, tmp_path: Path) -> None:
     src = _bad_csv(trained, tmp_path, 12, "label", "daisy")
-    _usage_error(runner.invoke(app, ["eval", str(trained.run_dir), "--data", str(src)]),
+    usage_error(runner.invoke(app, ["eval", str(trained.run_dir), "--data", str(src)]),
                  str(src), "row 12: label 'daisy' is not a class the model knows")
     nolabel = tmp_path / "nolabel.csv"
     trained.frame.drop("label").write_csv(nolabel)
-    _usage_error(runner.invoke(app, ["eval", str(trained.run_dir), "--data", str(nolabel)]),
+    usage_error(runner.invoke(app, ["eval", str(trained.run_dir), "--data", str(nolabel)]),
                  "no label column 'label'")
 
 
@@ -256,13 +244,13 @@ def test_output_path_refusals(trained: Trained, tmp_path: Path) -> None:
     trained.frame.write_csv(src)
     before = src.read_bytes()
     ckpt = str(trained.run_dir)
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(tmp_path / "no/x.csv")]),
+    usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(tmp_path / "no/x.csv")]),
                  "directory", "does not exist")
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(src), "--overwrite"]),
+    usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(src), "--overwrite"]),
                  "is the input file")
     out = tmp_path / "out.csv"
     out.write_text("precious\n")
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(out)]),
+    usage_error(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(out)]),
                  str(out), "already exists (use --overwrite")
     assert out.read_text() == "precious\n" and src.read_bytes() == before
     _ok(runner.invoke(app, ["predict", ckpt, str(src), "-o", str(out), "--overwrite"]))
@@ -272,30 +260,30 @@ def test_output_path_refusals(trained: Trained, tmp_path: Path) -> None:
 def test_bad_checkpoints(trained: Trained, tmp_path: Path) -> None:
     src = tmp_path / "rows.csv"
     trained.frame.write_csv(src)
-    _usage_error(runner.invoke(app, ["predict", str(tmp_path / "nope"), str(src)]),
+    usage_error(runner.invoke(app, ["predict", str(tmp_path / "nope"), str(src)]),
                  "no such file or directory")
     (tmp_path / "empty").mkdir()
-    _usage_error(runner.invoke(app, ["predict", str(tmp_path / "empty"), str(src)]),
+    usage_error(runner.invoke(app, ["predict", str(tmp_path / "empty"), str(src)]),
                  "no checkpoint in this directory")
     copy = tmp_path / "ckpt"
     shutil.copytree(trained.run_dir / "checkpoints" / "best", copy)
     (copy / "model.safetensors").write_bytes(b"\0" * 64)
-    _usage_error(runner.invoke(app, ["export", str(copy), "--format", "torchscript",
+    usage_error(runner.invoke(app, ["export", str(copy), "--format", "torchscript",
                                      "-o", str(tmp_path / "m.pt")]), "model.safetensors")
     assert not (tmp_path / "m.pt").exists()
 
 
 def test_argument_conflicts(trained: Trained, tmp_path: Path) -> None:
     ckpt = str(trained.run_dir)
-    _usage_error(runner.invoke(app, ["predict", ckpt]), "give a DATA file or --split")
+    usage_error(runner.invoke(app, ["predict", ckpt]), "give a DATA file or --split")
     # --split --keep reads the source file, which has no id column
-    _usage_error(runner.invoke(app, ["predict", ckpt, "--split", "val", "--keep", "id"]),
+    usage_error(runner.invoke(app, ["predict", ckpt, "--split", "val", "--keep", "id"]),
                  "no column(s) id to keep")
     src = tmp_path / "rows.csv"
     trained.frame.write_csv(src)
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--keep", "nope"]),
+    usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--keep", "nope"]),
                  "no column(s) nope to keep")
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--format", "parquet"]),
+    usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--format", "parquet"]),
                  "parquet output needs -o FILE")
-    _usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--batch-size", "0"]),
+    usage_error(runner.invoke(app, ["predict", ckpt, str(src), "--batch-size", "0"]),
                  "--batch-size must be at least 1")

@@ -37,7 +37,7 @@ from fcnet_cli.config import Experiment, dump_experiment, layout_key
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.data import DataSplits
-from fcnet_cli.engine.rundir import RESUMABLE, last_epoch, member_status
+from fcnet_cli.engine.rundir import member_status, resumable_members
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, RunResult, StopToken
 
@@ -97,24 +97,13 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
             records.check_resume_config(run_dir, exp)
             locks.enter_context(ck.RunLock(run_dir))
             dirs = member_dirs(run_dir, exp)
-            todo = _unfinished(run_dir, dirs)
+            todo = resumable_members(run_dir, dirs, "member")
             for i in todo:
                 records.check_resume_config(dirs[i], members[i])
             fit([members[i] for i in todo], callbacks=callbacks, stop=stop,
                 run_dirs=[dirs[i] for i in todo], resume=True, data=data,
                 eager_checkpoints=False)
         return write_ensemble(run_dir, exp, time.perf_counter() - started)
-
-
-def _unfinished(run_dir: Path, dirs: Sequence[Path]) -> list[int]:
-    todo = [i for i, d in enumerate(dirs) if member_status(d) in RESUMABLE]
-    if not todo:
-        raise UsageError(f"{run_dir}: every member already finished; nothing to resume")
-    epochs = {last_epoch(dirs[i]) for i in todo}
-    if len(epochs) > 1:
-        raise UsageError(f"cannot resume {run_dir} as one population: its unfinished members "
-                         f"stopped at different epochs ({sorted(epochs)})")
-    return todo
 
 
 def _status(statuses: list[str], complete: bool) -> str:

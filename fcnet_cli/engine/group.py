@@ -22,7 +22,7 @@ from fcnet_cli.config import Experiment, dump_experiment, validate_experiment
 from fcnet_cli.engine import checkpoint as ck
 from fcnet_cli.engine import rundir as records
 from fcnet_cli.engine.files import GROUP_FILE
-from fcnet_cli.engine.rundir import RESUMABLE, last_epoch, member_status
+from fcnet_cli.engine.rundir import member_status, resumable_members
 from fcnet_cli.engine.train import train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, GroupResult, RunResult, StopToken
@@ -130,14 +130,8 @@ def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback
     members = seed_members(exp)
     dirs = [group_dir / f"seed-{m.training.seed}" for m in members]
     statuses = dict(data.get("status") or {})
-    todo = [i for i, d in enumerate(dirs) if member_status(d) in RESUMABLE]
-    if not todo:
-        raise UsageError(f"{group_dir}: every seed already finished; nothing to resume")
-    epochs = {last_epoch(dirs[i]) for i in todo}
-    if len(epochs) > 1:
-        raise UsageError(f"cannot resume {group_dir} as one population: its unfinished seeds "
-                         f"stopped at different epochs ({sorted(epochs)}); resume each seed's "
-                         "folder on its own with fcnet train --resume")
+    todo = resumable_members(group_dir, dirs, "seed", "; resume each seed's folder on its own "
+                             "with fcnet train --resume")
     for i in todo:
         records.check_resume_config(dirs[i], members[i])
     seeds = [m.training.seed for m in members]

@@ -46,6 +46,7 @@ __all__ = [
     "load_resume_states",
     "member_status",
     "prepare_run_dirs",
+    "resumable_members",
     "save_model",
     "versions",
     "write_metrics",
@@ -267,3 +268,22 @@ def last_epoch(run_dir: Path) -> int:
         return int(json.loads(meta.read_text("utf-8")).get("epoch") or 0)
     except (OSError, ValueError):
         return -1
+
+
+def resumable_members(where: Path, dirs: Sequence[Path], noun: str, hint: str = "") -> list[int]:
+    """Indices of the member folders `--resume` continues (a group's seeds, an ensemble's
+    members); all must have stopped at the same epoch, since one population steps in
+    lock-step. ``noun`` names the members in messages ("seed", "member"), ``hint`` follows
+    the different-epochs refusal.
+
+    Raises:
+        UsageError: nothing left to resume, or unfinished members at different epochs.
+    """
+    todo = [i for i, d in enumerate(dirs) if member_status(d) in RESUMABLE]
+    if not todo:
+        raise UsageError(f"{where}: every {noun} already finished; nothing to resume")
+    epochs = {last_epoch(dirs[i]) for i in todo}
+    if len(epochs) > 1:
+        raise UsageError(f"cannot resume {where} as one population: its unfinished {noun}s "
+                         f"stopped at different epochs ({sorted(epochs)}){hint}")
+    return todo
