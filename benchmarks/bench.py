@@ -36,8 +36,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.data import DataSplits, load_data
-from fcnet_cli.engine.train import train, train_population
+from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.train.loop import train, train_population
 
 REPO = Path(__file__).resolve().parents[1]
 IN, HIDDEN, CLASSES = 784, [256, 128], 10

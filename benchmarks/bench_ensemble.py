@@ -44,7 +44,7 @@ def _data(name: str, tmp: Path) -> dict:
 
 def fit(table: str, n: int, seed: int, threads: int, tmp: Path) -> tuple[float, float]:
     from fcnet_cli.config import Experiment
-    from fcnet_cli.engine.train import train
+    from fcnet_cli.engine.train.loop import train
 
     raw = {**CONFIG, "data": {**_data(table, tmp), "split_seed": seed},
            "output": {"dir": str(tmp / "runs"), "name": f"{table}-{n}"}}

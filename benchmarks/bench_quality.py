@@ -7,7 +7,7 @@ Every method sees the same stratified 80/20 split per seed (scikit-learn's
 `train_test_split`, `random_state=seed`) and is scored on the same 20% (accuracy; regression:
 RMSE). fcnet trains on the 80% with a minimal YAML (a `data:` section only, plus
 `missing: median` where the table has empty cells), once with the default rule
-(engine/defaults.py) and once with the constants it replaced (SGD lr 0.01, 20 epochs of
+(engine/train/defaults.py) and once with the constants it replaced (SGD lr 0.01, 20 epochs of
 batch 64, no schedule, no early stopping), and is scored through `load_model` as a user
 would. Peers: scikit-learn's default `MLPClassifier`/`MLPRegressor` (imputed, one-hot, scaled)
 and `HistGradientBoosting*`; pytabkit's RealMLP-TD when it is installed. The tables ship
@@ -92,7 +92,7 @@ def score(t: Table, truth: np.ndarray, pred: np.ndarray) -> float:
 def fcnet(extra: dict) -> Callable[[Table, pl.DataFrame, pl.DataFrame, int], np.ndarray]:
     def fit_predict(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.ndarray:
         from fcnet_cli.config import validate_experiment
-        from fcnet_cli.engine.train import train as run
+        from fcnet_cli.engine.train.loop import train as run
         from fcnet_cli.serve.model import load_model
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from make_mnist import make as make_mnist
 
-from fcnet_cli.engine.data import load_data
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.data.load import load_data
+from fcnet_cli.engine.train.loop import train
 from fcnet_cli.sweep.load import sweep_from_mapping
 from fcnet_cli.sweep.run import run_sweep
 

@@ -61,14 +61,14 @@ def child_polars(path: str) -> dict[str, float]:
 
 def child_imports() -> dict[str, float]:
     """What `fcnet train` pays before reading anything: torch, polars, the engine."""
-    import fcnet_cli.engine.train  # noqa: F401
+    import fcnet_cli.engine.train.loop  # noqa: F401
 
     return {"seconds": time.perf_counter() - T0, "rss_mb": _rss_mb()}
 
 
 def child_fcnet(path: str, out_dir: str) -> dict[str, float]:
     from fcnet_cli.config import Experiment
-    from fcnet_cli.engine.train import train
+    from fcnet_cli.engine.train.loop import train
     from fcnet_cli.events import Callback, RunStart
 
     found: dict[str, float] = {}

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from fcnet_cli.config import load_experiment
-from fcnet_cli.engine.train import train, train_population
+from fcnet_cli.engine.train.loop import train, train_population
 
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "digits.yaml"
 

@@ -31,7 +31,7 @@ _LAZY = {
     "FCNetClassifier": "fcnet_cli.estimators",
     "FCNetRegressor": "fcnet_cli.estimators",
     "load_experiment": "fcnet_cli.config",
-    "train": "fcnet_cli.engine.train",
+    "train": "fcnet_cli.engine.train.loop",
     "load_model": "fcnet_cli.serve.model",
     "load_sweep": "fcnet_cli.sweep.load",
     "run_sweep": "fcnet_cli.sweep.run",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fcnet_cli.engine import backprop
+from fcnet_cli.engine.train import steps as backprop
 
 needs_onednn = pytest.mark.skipif(backprop.onednn_linear() is None,
                                   reason="this torch has no oneDNN")

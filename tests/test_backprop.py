@@ -15,17 +15,17 @@ import pytest
 import torch
 
 from fcnet_cli.config import ConfigError, Experiment, layout_key, load_experiment
-from fcnet_cli.engine import backprop
-from fcnet_cli.engine.backprop import (
+from fcnet_cli.engine.train import steps as backprop
+from fcnet_cli.engine.train.steps import (
     ACTIVATION_GRADS,
     AutogradStep,
     ExplicitStep,
     fast_path_reason,
     onednn_linear,
 )
-from fcnet_cli.engine.losses import MemberLoss
-from fcnet_cli.engine.population import Population, member_hparams
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.train.losses import MemberLoss
+from fcnet_cli.engine.train.population import Population, member_hparams
+from fcnet_cli.engine.train.loop import train
 
 N, F, C, B = 40, 6, 4, 9
 FEATURES = {

@@ -3,9 +3,9 @@
 import polars as pl
 import pytest
 
-from fcnet_cli.engine.cells import fit_form, is_missing
-from fcnet_cli.engine.encoding import UnseenCategories
-from fcnet_cli.engine.tables import FALSE_SPELLINGS, TRUE_SPELLINGS, Column, canonical_expr
+from fcnet_cli.engine.data.cells import fit_form, is_missing
+from fcnet_cli.engine.data.encoding import UnseenCategories
+from fcnet_cli.engine.data.tables import FALSE_SPELLINGS, TRUE_SPELLINGS, Column, canonical_expr
 
 
 def _canon(form: str, s: pl.Series) -> list[str | None]:

@@ -16,8 +16,8 @@ import safetensors.torch
 import torch
 
 from fcnet_cli.config import Experiment, ModelConfig
-from fcnet_cli.engine import checkpoint as ck
-from fcnet_cli.engine.checkpoint import (
+from fcnet_cli.engine.store import checkpoint as ck
+from fcnet_cli.engine.store.checkpoint import (
     RunBusyError,
     RunLock,
     atomic_write_text,
@@ -108,7 +108,7 @@ def test_run_lock_second_holder_fails(run_dir: Path):
 
 
 def test_run_lock_held_by_another_process(run_dir: Path):
-    code = ("import sys, time; from fcnet_cli.engine.checkpoint import RunLock\n"
+    code = ("import sys, time; from fcnet_cli.engine.store.checkpoint import RunLock\n"
             "with RunLock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.read()")
     root = str(Path(__file__).resolve().parents[1])  # importable even without `pip install -e`
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(

@@ -317,7 +317,7 @@ def test_train_rejects_a_bad_config_before_training(tmp_path: Path) -> None:
 
 def _fake_train(run_dir: Path, status: str, signals: tuple[int, ...] = (),
                 reason: str | None = None):
-    """A stand-in for fcnet_cli.engine.train.train: emits one epoch, optionally signals itself."""
+    """A stand-in for fcnet_cli.engine.train.loop.train: emits one epoch, optionally signals itself."""
     from fcnet_cli.events import RunStart
 
     def fake(exp, *, callbacks=(), stop=None, resume=None):
@@ -342,7 +342,7 @@ def _fake_train(run_dir: Path, status: str, signals: tuple[int, ...] = (),
 def test_train_exit_code_follows_the_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             status: str, code: int) -> None:
     run_dir = tmp_path / "runs" / "tiny" / "r1"
-    monkeypatch.setattr("fcnet_cli.engine.train.train",
+    monkeypatch.setattr("fcnet_cli.engine.train.loop.train",
                         _fake_train(run_dir, status, reason="loss is nan at epoch 1"))
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     assert result.exit_code == code, result.output
@@ -362,7 +362,7 @@ def test_signals_stop_training_and_print_the_resume_command(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signals: tuple[int, ...], code: int,
         name: str) -> None:
     run_dir = tmp_path / "runs" / "tiny" / "r 1"
-    monkeypatch.setattr("fcnet_cli.engine.train.train", _fake_train(run_dir, "completed", signals))
+    monkeypatch.setattr("fcnet_cli.engine.train.loop.train", _fake_train(run_dir, "completed", signals))
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     assert result.exit_code == code, result.output
@@ -378,7 +378,7 @@ def test_a_signal_while_the_data_loads_stops_at_once(
         os.kill(os.getpid(), sig)  # before stop.mark_data_ready(): nothing written yet
         raise AssertionError("loading went on after the signal")
 
-    monkeypatch.setattr("fcnet_cli.engine.train.train", loading)
+    monkeypatch.setattr("fcnet_cli.engine.train.loop.train", loading)
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     name = signal.Signals(sig).name
@@ -392,7 +392,7 @@ def test_a_signal_while_the_data_loads_stops_at_once(
 def test_train_quiet_prints_only_the_run_dir(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = tmp_path / "runs" / "tiny" / "r1"
-    monkeypatch.setattr("fcnet_cli.engine.train.train", _fake_train(run_dir, "completed"))
+    monkeypatch.setattr("fcnet_cli.engine.train.loop.train", _fake_train(run_dir, "completed"))
     result = runner.invoke(app, ["train", "-q", str(_tiny(tmp_path))])
     assert result.exit_code == 0
     assert result.stdout == f"{run_dir}\n"
@@ -402,7 +402,7 @@ def test_train_errors_become_exit_codes(tmp_path: Path, monkeypatch: pytest.Monk
     def fails(exp, **kwargs):
         raise RunError("run directory is locked by another process")
 
-    monkeypatch.setattr("fcnet_cli.engine.train.train", fails)
+    monkeypatch.setattr("fcnet_cli.engine.train.loop.train", fails)
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     assert result.exit_code == 1
     assert result.stderr == "error: run directory is locked by another process\n"

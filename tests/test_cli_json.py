@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
-from fcnet_cli.engine import cpus
+from fcnet_cli.engine.train import cpus
 
 runner = CliRunner()
 
@@ -79,7 +79,7 @@ def test_latest_stands_for_the_newest_run(two_runs: tuple[Path, dict, dict]) -> 
 
 
 def test_the_run_id_order_of_latest(tmp_path: Path) -> None:
-    from fcnet_cli.engine.files import resolve_latest
+    from fcnet_cli.engine.store.files import resolve_latest
 
     for name in ("20260101-120000", "20260101-120000-2", "20260101-120000-10",
                  "20251231-235959"):
@@ -111,7 +111,7 @@ def test_cgroup_quota_and_affinity_limit_the_threads(tmp_path: Path,
 
 def test_threads_do_not_block_a_resume(two_runs: tuple[Path, dict, dict]) -> None:
     from fcnet_cli.config import load_experiment
-    from fcnet_cli.engine.rundir import check_resume_config
+    from fcnet_cli.engine.store.records import check_resume_config
 
     tmp_path, first, _ = two_runs
     exp = load_experiment(_tiny(tmp_path), ["training.threads=3"])

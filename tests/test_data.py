@@ -1,4 +1,4 @@
-"""Behavioural tests of fcnet_cli.engine.data: splits, normalization, file formats, errors.
+"""Behavioural tests of fcnet_cli.engine.data.load: splits, normalization, file formats, errors.
 
 Nothing here downloads: torchvision sets are written as tiny IDX files under tmp_path.
 """
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.data import DataSplits, Normalization, load_data
+from fcnet_cli.engine.data.load import DataSplits, Normalization, load_data
 from fcnet_cli.errors import DataError
 
 

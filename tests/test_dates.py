@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fcnet_cli import load_model
 from fcnet_cli.cli import app
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.data import load_data
+from fcnet_cli.engine.data.load import load_data
 from fcnet_cli.errors import DataError
 
 runner = CliRunner()
@@ -97,7 +97,7 @@ def test_bad_dates(run: Run, tmp_path: Path) -> None:
 
 
 def test_checkpoints_without_the_new_keys_still_load(run: Run) -> None:
-    from fcnet_cli.engine.tables import Preprocessing
+    from fcnet_cli.engine.data.tables import Preprocessing
 
     meta = json.loads((run.run_dir / "checkpoints" / "best" / "meta.json").read_text())
     old = meta["preprocessing"]

@@ -1,4 +1,4 @@
-"""The data-aware default rule (engine/defaults.py), robust normalization, and the end-of-run
+"""The data-aware default rule (engine/train/defaults.py), robust normalization, and the end-of-run
 diagnostics (analysis/diagnose.py)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from fcnet_cli.analysis.diagnose import diagnose
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment, validate_experiment
-from fcnet_cli.engine.defaults import (
+from fcnet_cli.engine.train.defaults import (
     LR,
     STEPS,
     DataFacts,
@@ -24,7 +24,7 @@ from fcnet_cli.engine.defaults import (
     resolve_defaults,
     set_fields,
 )
-from fcnet_cli.engine.normalization import Normalization, smooth_clip
+from fcnet_cli.engine.data.normalization import Normalization, smooth_clip
 
 CLS = "classification"
 
@@ -147,7 +147,7 @@ def test_robust_is_fitted_on_train_only_and_clips_smoothly() -> None:
 
 
 def test_robust_serving_agrees_with_training(tmp_path: Path) -> None:
-    from fcnet_cli.engine.data import load_data
+    from fcnet_cli.engine.data.load import load_data
     from fcnet_cli.serve.model import load_model
 
     path = _write_table(tmp_path)

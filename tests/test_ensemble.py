@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from fcnet_cli import load_model
 from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment, validate_experiment
-from fcnet_cli.engine.checkpoint import load_checkpoint, load_train_state
-from fcnet_cli.engine.ensemble import ensemble_members, member_dirs
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.store.checkpoint import load_checkpoint, load_train_state
+from fcnet_cli.engine.train.ensemble import ensemble_members, member_dirs
+from fcnet_cli.engine.train.loop import train
 from fcnet_cli.errors import ConfigError
 from fcnet_cli.events import StopToken
 from fcnet_cli.serve.predict import raw_split

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fcnet_cli import load_model
 from fcnet_cli.cli import app
-from fcnet_cli.engine.tables import read_table
+from fcnet_cli.engine.data.tables import read_table
 
 runner = CliRunner()
 FEATURES = ["island", "bill_length_mm", "flipper_length_mm", "sex"]

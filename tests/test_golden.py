@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fcnet_cli.config import load_experiment
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.train.loop import train
 
 IRIS = """\
 data: {dataset: iris}

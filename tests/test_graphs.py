@@ -1,4 +1,4 @@
-"""The CUDA epoch (engine/graphs.py): no host read inside an epoch, steps as CUDA graphs.
+"""The CUDA epoch (engine/train/graphs.py): no host read inside an epoch, steps as CUDA graphs.
 
 On the CPU its logic runs uncaptured (`FCNET_CUDA_GRAPHS=eager`) and must match the per-step
 loop: bit for bit with SGD, to float tolerance with Adam (its step count is then a float64
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.train import train, train_population
+from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import RunResult
 
@@ -148,7 +148,7 @@ def test_cuda_graphs_follow_the_cuda_step_loop(tmp_path: Path,
 
 @cuda
 def test_cuda_epoch_has_no_host_synchronization(tmp_path: Path) -> None:
-    from fcnet_cli.engine import graphs
+    from fcnet_cli.engine.train import graphs
 
     exp = on_cuda(make_exp(tmp_path, scheduler={"name": "step", "step_size": 1}),
                   epochs=3)
@@ -196,7 +196,7 @@ def test_cuda_k1_follows_plain_pytorch(tmp_path: Path, precision: str, rel: floa
     """K = 1 on CUDA against the plain PyTorch loop of tests/test_oracle.py (on the CPU)."""
     from test_oracle import reference_run
 
-    from fcnet_cli.engine.data import load_data
+    from fcnet_cli.engine.data.load import load_data
 
     exp = make_exp(tmp_path, model={"dropout": 0.0}, scheduler={"name": "step",
                                                                  "step_size": 1})

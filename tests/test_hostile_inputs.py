@@ -27,8 +27,8 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment
-from fcnet_cli.engine.checkpoint import RunLock
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.store.checkpoint import RunLock
+from fcnet_cli.engine.train.loop import train
 
 runner = CliRunner()
 MARKER = "MARKER"
@@ -462,7 +462,7 @@ def test_wide_table_loads_in_linear_time(tmp_path: Path) -> None:
     """The per-column passes stay linear: 2,000 columns load about as fast per column as
     200 (the schema used to be rebuilt once per column: 2,000 columns took 77 s)."""
     from fcnet_cli.config import DataConfig
-    from fcnet_cli.engine.data import load_data
+    from fcnet_cli.engine.data.load import load_data
 
     def seconds(n: int) -> float:
         rng = np.random.default_rng(0)
@@ -624,7 +624,7 @@ def test_an_old_manifest_without_the_meta_hash_still_loads(run: Path, tmp_path: 
 
 def test_checkpoint_read_with_its_own_size(run: Path) -> None:
     """No read asks for the 4 GiB cap: a tiny model loads under a small address space."""
-    import fcnet_cli.engine.checkpoint as ck
+    import fcnet_cli.engine.store.checkpoint as ck
 
     sizes: list[int] = []
     real_open = open

@@ -35,7 +35,7 @@ ALLOWED = {
 
 
 def _layer(module: str) -> str:
-    """'fcnet_cli.engine.train' -> 'engine'; 'fcnet_cli.config' -> 'leaves'."""
+    """'fcnet_cli.engine.train.loop' -> 'engine'; 'fcnet_cli.config' -> 'leaves'."""
     parts = module.split(".")
     if len(parts) == 1:
         return "api"

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import DataConfig, Experiment
-from fcnet_cli.engine import lineage
-from fcnet_cli.engine.data import load_data
-from fcnet_cli.engine.files import resolve_latest
-from fcnet_cli.engine.group import train_group
+from fcnet_cli.engine.data import lineage
+from fcnet_cli.engine.data.load import load_data
+from fcnet_cli.engine.store.files import resolve_latest
+from fcnet_cli.engine.train.group import train_group
 from fcnet_cli.events import Callback, EpochMetrics
 
 runner = CliRunner()

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.train.loop import train
 from fcnet_cli.events import Callback, EpochMetrics, StopToken
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ WAVE = 8  # three waves of concurrent attempts: 24 in all
 # a resume that cleaned before locking would delete it. Prints a JSON report.
 ATTACKER = r"""
 import glob, json, os, signal, sys, time
-import fcnet_cli.cli.run, fcnet_cli.display, fcnet_cli.engine.train
+import fcnet_cli.cli.run, fcnet_cli.display, fcnet_cli.engine.train.loop
 from fcnet_cli.cli import app
 runs, wave_size, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 

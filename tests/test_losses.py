@@ -12,16 +12,16 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, mean_absolute_err
 from torch import nn
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.data import DataSplits, load_data
-from fcnet_cli.engine.losses import (
+from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.train.losses import (
     MemberLoss,
     class_weight_table,
     classification_metrics,
     regression_metrics,
 )
 from fcnet_cli.engine.model import build_mlp
-from fcnet_cli.engine.population import derive_seed
-from fcnet_cli.engine.train import train, train_population
+from fcnet_cli.engine.train.population import derive_seed
+from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.errors import ConfigError
 
 EPOCHS = 2

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment
-from fcnet_cli.engine.lrfind import log_space, lr_find, suggest_steepest
+from fcnet_cli.engine.train.lrfind import log_space, lr_find, suggest_steepest
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"

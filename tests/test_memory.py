@@ -1,4 +1,4 @@
-"""The memory estimate checked before a population is allocated (engine/memory.py)."""
+"""The memory estimate checked before a population is allocated (engine/train/memory.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.memory import check_memory, estimate_bytes, free_bytes, parameter_count
+from fcnet_cli.engine.train.memory import check_memory, estimate_bytes, free_bytes, parameter_count
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import UsageError
 

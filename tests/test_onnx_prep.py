@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import torch
 
-from fcnet_cli.engine.tables import Column, Normalization, Preprocessing, Target
+from fcnet_cli.engine.data.tables import Column, Normalization, Preprocessing, Target
 from fcnet_cli.serve.onnx_prep import (
     category_keys,
     describe_inputs,

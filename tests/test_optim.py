@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from fcnet_cli.config import Experiment, SchedulerConfig
-from fcnet_cli.engine.optim import (
+from fcnet_cli.engine.train.optim import (
     EarlyStopper,
     Plateau,
     PopulationOptimizer,
     epoch_lr,
     onecycle_lr,
 )
-from fcnet_cli.engine.population import Population, member_hparams
+from fcnet_cli.engine.train.population import Population, member_hparams
 
 
 def lrs(cfg: dict, base: float = 0.1, epochs: int = 8) -> list[float]:

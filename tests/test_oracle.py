@@ -15,11 +15,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.checkpoint import load_checkpoint
-from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.store.checkpoint import load_checkpoint
+from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.model import build_mlp, linear_indices
-from fcnet_cli.engine.population import derive_seed
-from fcnet_cli.engine.train import train, train_population
+from fcnet_cli.engine.train.population import derive_seed
+from fcnet_cli.engine.train.loop import train, train_population
 
 EPOCHS = 3
 

@@ -144,7 +144,7 @@ def test_split_predicts_the_checkpoint_test_rows(trained: Trained) -> None:
     report = json.loads(_ok(runner.invoke(
         app, ["eval", str(trained.run_dir), "--split", "test", "--json"])).stdout)
     from fcnet_cli.config import load_experiment
-    from fcnet_cli.engine.data import load_data
+    from fcnet_cli.engine.data.load import load_data
 
     splits = load_data(load_experiment(trained.run_dir / "config.yaml").data)
     truth = [splits.classes[i] for i in splits.y_test.tolist()]

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment, dump_experiment, load_experiment
-from fcnet_cli.engine import optim
-from fcnet_cli.engine import train as train_mod
-from fcnet_cli.engine.checkpoint import RunBusyError, RunLock, load_checkpoint
-from fcnet_cli.engine.train import train, train_population
+from fcnet_cli.engine.train import optim
+from fcnet_cli.engine.train import loop as train_mod
+from fcnet_cli.engine.store.checkpoint import RunBusyError, RunLock, load_checkpoint
+from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, EpochMetrics
 
@@ -218,7 +218,7 @@ def test_eval_with_wrong_feature_count_exits_2(tmp_path: Path) -> None:
 
 def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from fcnet_cli.engine import tensorboard
+    from fcnet_cli.engine.train import tensorboard
 
     monkeypatch.setattr(tensorboard, "available", lambda: False)  # as without the extra
     cfg = tmp_path / "exp.yaml"
@@ -231,7 +231,7 @@ def test_tensorboard_without_the_extra_is_a_usage_error(tmp_path: Path,
 
 def test_sweep_with_tensorboard_but_without_the_extra_stops_before_any_trial(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fcnet_cli.engine import tensorboard
+    from fcnet_cli.engine.train import tensorboard
 
     monkeypatch.setattr(tensorboard, "available", lambda: False)  # as without the extra
     sweep = tmp_path / "sweep.yaml"

@@ -18,9 +18,9 @@ from fcnet_cli.analysis.importances import load_study, param_importances, study_
 from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment, validate_experiment
 from fcnet_cli.display import render_comparison, render_importances
-from fcnet_cli.engine.population import Population
-from fcnet_cli.engine.tensorboard import available, scalar_tags
-from fcnet_cli.engine.train import train, train_population
+from fcnet_cli.engine.train.population import Population
+from fcnet_cli.engine.train.tensorboard import available, scalar_tags
+from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.events import EpochMetrics, LayerStats
 
 runner = CliRunner()
@@ -287,7 +287,7 @@ class _FakeWriter:
 
 def test_train_from_python_honours_output_tensorboard(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from fcnet_cli.engine import tensorboard as tb
+    from fcnet_cli.engine.train import tensorboard as tb
 
     monkeypatch.setattr(tb, "available", lambda: True)
     monkeypatch.setattr(tb, "_summary_writer", _FakeWriter)
@@ -310,8 +310,8 @@ def test_train_from_python_honours_output_tensorboard(tmp_path: Path,
 
 def test_seeds_write_tensorboard_for_every_seed(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from fcnet_cli.engine import tensorboard as tb
-    from fcnet_cli.engine.group import train_group
+    from fcnet_cli.engine.train import tensorboard as tb
+    from fcnet_cli.engine.train.group import train_group
 
     monkeypatch.setattr(tb, "available", lambda: True)
     monkeypatch.setattr(tb, "_summary_writer", _FakeWriter)

@@ -234,7 +234,7 @@ def test_eval_predict_export_on_a_group_use_its_best_seed(built: dict[str, Any],
 
 def test_load_model_takes_a_group_and_latest_paths(built: dict[str, Any]) -> None:
     from fcnet_cli import load_model
-    from fcnet_cli.engine.checkpoint import load_checkpoint
+    from fcnet_cli.engine.store.checkpoint import load_checkpoint
     from fcnet_cli.errors import CheckpointError
 
     group = built["none"]

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from fcnet_cli.config import ConfigError, Experiment
-from fcnet_cli.engine.checkpoint import load_checkpoint, load_train_state
-from fcnet_cli.engine.members import Member
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.store.checkpoint import load_checkpoint, load_train_state
+from fcnet_cli.engine.train.members import Member
+from fcnet_cli.engine.train.loop import train
 from fcnet_cli.events import Callback, EpochMetrics, StopToken
 
 

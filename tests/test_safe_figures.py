@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.train.loop import train
 
 runner = CliRunner()
 

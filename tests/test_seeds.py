@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from fcnet_cli.analysis.groups import group_stats, write_stats
 from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment, load_experiment
-from fcnet_cli.engine.group import seed_members, train_group
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.train.group import seed_members, train_group
+from fcnet_cli.engine.train.loop import train
 from fcnet_cli.events import Callback, EpochMetrics, StopToken
 
 runner = CliRunner()

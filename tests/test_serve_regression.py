@@ -117,7 +117,7 @@ def test_pt2_regression_matches_predict(trained: Regressor, tmp_path: Path,
 def _test_rows(trained: Regressor, path: Path) -> pl.DataFrame:
     """The checkpoint's own test split as a raw CSV: features + targets in their units,
     columns shuffled (matched by name) and an extra id column (ignored)."""
-    from fcnet_cli.engine.data import load_data
+    from fcnet_cli.engine.data.load import load_data
 
     m = load_model(trained.run_dir)
     x = raw_split(m, "test")

@@ -92,7 +92,7 @@ def test_splits_to_a_file_and_errors(run: Path, tmp_path: Path) -> None:
 
 def test_splits_of_a_builtin_set_without_keep(tmp_path: Path) -> None:
     from fcnet_cli import load_experiment, train
-    from fcnet_cli.engine.data import load_data
+    from fcnet_cli.engine.data.load import load_data
 
     exp_path = tmp_path / "iris.yaml"
     exp_path.write_text("data: {dataset: iris}\nmodel: {hidden: [4]}\n"

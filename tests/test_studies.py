@@ -56,7 +56,7 @@ def test_decay_study_covers_every_schedule_from_one_start_with_sane_decay() -> N
                                                 "cosine", "plateau"}
     assert len({e.optimizer.lr for e in exps}) == 1
     for e in exps:  # none of them freezes training: the last lr is at least 0.5 % of the first
-        from fcnet_cli.engine.optim import epoch_lr
+        from fcnet_cli.engine.train.optim import epoch_lr
         if e.scheduler.name not in ("plateau", "cosine"):
             end = epoch_lr(e.scheduler, e.optimizer.lr, e.training.epochs - 1, e.training.epochs)
             assert end >= 0.005 * e.optimizer.lr, e.scheduler.name

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import ConfigError, load_experiment
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.train.loop import train
 from fcnet_cli.events import Callback, EpochMetrics, StopToken
 from fcnet_cli.sweep.run import load_sweep, run_sweep
 from fcnet_cli.sweep.store import open_store

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from fcnet_cli.analysis.boundary import decision_regions
 from fcnet_cli.cli import app
 from fcnet_cli.config import DataConfig, validate_experiment
-from fcnet_cli.engine.data import load_data
-from fcnet_cli.engine.synthetic import make_spirals, synthetic
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.data.load import load_data
+from fcnet_cli.engine.data.synthetic import make_spirals, synthetic
+from fcnet_cli.engine.train.loop import train
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"

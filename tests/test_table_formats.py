@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.csvformat import detect_separator, serving_format
-from fcnet_cli.engine.tables import read_table
+from fcnet_cli.engine.data.csvformat import detect_separator, serving_format
+from fcnet_cli.engine.data.tables import read_table
 
 runner = CliRunner()
 N = 60

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.data import DataSplits, load_data
-from fcnet_cli.engine.tables import Preprocessing, iter_table, read_table
+from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.data.tables import Preprocessing, iter_table, read_table
 from fcnet_cli.errors import DataError
 
 

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.catalog import builtin_datasets
-from fcnet_cli.engine.data import load_data
+from fcnet_cli.engine.data.catalog import builtin_datasets
+from fcnet_cli.engine.data.load import load_data
 from fcnet_cli.engine.evaluate import evaluate_checkpoint
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.train.loop import train
 
 runner = CliRunner()
 

@@ -50,8 +50,8 @@ def decision_regions(run_dir: Path, resolution: int = 200, which: str = "best") 
     """Predictions of the run's `best` (or `last`) checkpoint on a resolution² grid."""
     import torch
 
-    from fcnet_cli.engine.checkpoint import load_checkpoint
-    from fcnet_cli.engine.data import Normalization, load_data
+    from fcnet_cli.engine.store.checkpoint import load_checkpoint
+    from fcnet_cli.engine.data.load import Normalization, load_data
     from fcnet_cli.engine.evaluate import _experiment
     from fcnet_cli.engine.model import build_mlp
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from fcnet_cli.analysis.comparison import MAX_SHOWN_PARAMS, Comparison, markdown_table
 from fcnet_cli.config import METRICS, flatten, read_config_file
-from fcnet_cli.engine.files import LOCK_FILE, holder_alive, resolve_latest
+from fcnet_cli.engine.store.files import LOCK_FILE, holder_alive, resolve_latest
 from fcnet_cli.errors import UsageError
 from fcnet_cli.metrics import best_first
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.stats import Summary, summarize
-from fcnet_cli.engine.seedpick import (
+from fcnet_cli.engine.store.seedpick import (
     GROUP_FILE,
     BestSeed,
     best_seed,

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from fcnet_cli.analysis.plots import new_figure, save_figure
 
 if TYPE_CHECKING:
-    from fcnet_cli.engine.lrfind import LrFindResult, PopulationScan
+    from fcnet_cli.engine.train.lrfind import LrFindResult, PopulationScan
 
 __all__ = ["plot_lr_find"]
 

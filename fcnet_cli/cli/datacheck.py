@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fcnet_cli.config import Experiment
-    from fcnet_cli.engine.data import DataSplits
-    from fcnet_cli.engine.defaults import DataFacts
+    from fcnet_cli.engine.data.load import DataSplits
+    from fcnet_cli.engine.train.defaults import DataFacts
 
 __all__ = ["data_summary"]
 
@@ -17,13 +17,13 @@ SHOWN = 12  # most columns or classes named in one line
 def data_summary(exp: Experiment) -> tuple[list[tuple[str, str]], list[str], DataFacts]:
     """Load and split `exp`'s data exactly as training does (the same errors), and return
     (label, text) lines describing it, the data notices training would print and the facts
-    the default rule reads (engine/defaults.py).
+    the default rule reads (engine/train/defaults.py).
 
     Raises:
         DataError / UsageError: what training would refuse.
     """
-    from fcnet_cli.engine.data import load_data
-    from fcnet_cli.engine.defaults import data_facts
+    from fcnet_cli.engine.data.load import load_data
+    from fcnet_cli.engine.train.defaults import data_facts
     from fcnet_cli.engine.ranking import check_binary_monitors, watched_metrics
 
     data = load_data(exp.data, task=exp.task)

@@ -42,7 +42,7 @@ def validate(
 def _validate(config: Path, overrides: list[str], explain: bool, data: bool = False) -> int:
     from fcnet_cli import config as cfg
     from fcnet_cli import display
-    from fcnet_cli.engine import defaults  # torch-free: the default rule
+    from fcnet_cli.engine.train import defaults  # torch-free: the default rule
 
     source = cfg.load_source(config, overrides)
     exp = cfg.validate(source)
@@ -105,7 +105,7 @@ def datasets(
 def _datasets(root: Path, as_json: bool) -> int:
     import json
 
-    from fcnet_cli.engine.catalog import builtin_datasets
+    from fcnet_cli.engine.data.catalog import builtin_datasets
 
     found = builtin_datasets(root)
     if as_json:
@@ -191,7 +191,7 @@ def _check_png(path: Path | None) -> None:
 def _default_metric(paths: list[Path], runs: "list[RunRecord]") -> str:
     """A sweep folder's own metric; else val_accuracy, or val_rmse when no run has accuracy."""
     from fcnet_cli.analysis import compare as report
-    from fcnet_cli.engine.files import resolve_latest
+    from fcnet_cli.engine.store.files import resolve_latest
 
     if len(paths) == 1:
         own = report.sweep_metric(resolve_latest(paths[0]))
@@ -208,7 +208,7 @@ def _compare(paths: list[Path], csv: Path | None, markdown: Path | None, plot: P
     from fcnet_cli import display
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import seedtable
-    from fcnet_cli.engine.files import resolve_latest
+    from fcnet_cli.engine.store.files import resolve_latest
 
     _check_png(plot)
     for target in (csv, markdown, plot):  # refused before any work: links, runs, inputs
@@ -291,7 +291,7 @@ def plot(
 def _plot(path: Path, output: Path | None, metric: str | None, boundary: bool = False) -> int:
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import plots
-    from fcnet_cli.engine.files import resolve_latest
+    from fcnet_cli.engine.store.files import resolve_latest
 
     _check_png(output)
     path = resolve_latest(path)

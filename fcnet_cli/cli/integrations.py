@@ -62,7 +62,7 @@ def _sync_settings(path: Path, uri: str | None, experiment: str | None):  # type
 
 
 def _sync(path: Path, uri: str | None, experiment: str | None, run_name: str | None) -> int:
-    from fcnet_cli.engine.files import resolve_latest
+    from fcnet_cli.engine.store.files import resolve_latest
     from fcnet_cli.tracking.store import Tracking
     from fcnet_cli.tracking.sync import sync_dir
 

@@ -53,7 +53,7 @@ def _lr_find(config: Path, overrides: list[str], lr_min: float, lr_max: float, n
     if output is not None and output.suffix.lower() != ".png":
         raise UsageError(f"{output}: the figure is written as PNG; give a name ending in .png")
     exp = load_experiment(config, overrides)
-    from fcnet_cli.engine.lrfind import check_bounds
+    from fcnet_cli.engine.train.lrfind import check_bounds
 
     check_bounds(lr_min, lr_max, num, epochs)
     from dataclasses import asdict
@@ -61,7 +61,7 @@ def _lr_find(config: Path, overrides: list[str], lr_min: float, lr_max: float, n
     from fcnet_cli import display
     from fcnet_cli.analysis.lrplot import plot_lr_find
     from fcnet_cli.cli.run import _signals_to
-    from fcnet_cli.engine.lrfind import lr_find as run_lr_find
+    from fcnet_cli.engine.train.lrfind import lr_find as run_lr_find
     from fcnet_cli.events import StopToken
 
     stop = StopToken()

@@ -92,7 +92,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
         out = display.make_console()
         return train_seeds(exp, quiet, resume, out, _train_callbacks(out, quiet), _signals_to,
                            tracker)
-    from fcnet_cli.engine.train import train as run_training  # torch: only for a valid config
+    from fcnet_cli.engine.train.loop import train as run_training  # torch: only for a valid config
 
     out = display.make_console()
     stop = StopToken()
@@ -153,14 +153,14 @@ def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
 
 def _real(path: Path, any_status: bool = False) -> Path:
     """runs/NAME/latest -> runs/NAME/<newest run id> (failed ones too with `any_status`)."""
-    from fcnet_cli.engine.files import resolve_latest
+    from fcnet_cli.engine.store.files import resolve_latest
 
     return resolve_latest(path, any_status=any_status)
 
 
 def run_summary(result: "RunResult") -> dict[str, Any]:
     """What `train --json` prints: summary.json as written, plus the best checkpoint's path."""
-    from fcnet_cli.engine.rundir import summary
+    from fcnet_cli.engine.store.records import summary
 
     data: dict[str, Any] = summary(result)
     if result.run_dir:
@@ -286,7 +286,7 @@ def checkpoint_dir(path: Path) -> Path:
     path = _real(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
-    from fcnet_cli.engine.seedpick import best_seed, is_group_dir
+    from fcnet_cli.engine.store.seedpick import best_seed, is_group_dir
 
     if is_group_dir(path):
         chosen = best_seed(path)

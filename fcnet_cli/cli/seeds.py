@@ -68,7 +68,7 @@ def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Conso
 
     from fcnet_cli import display
     from fcnet_cli.analysis.groups import group_stats, write_stats
-    from fcnet_cli.engine.group import train_group
+    from fcnet_cli.engine.train.group import train_group
     from fcnet_cli.events import StopToken
 
     stop = StopToken()

@@ -449,7 +449,7 @@ class Experiment(_Strict):
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig())
     output: OutputConfig = Field(default_factory=lambda: OutputConfig())
     # dotted field -> "auto: <reason>" for the fields the default rule filled in from the data
-    # (engine/defaults.py); not a field: config.yaml records it as a comment
+    # (engine/train/defaults.py); not a field: config.yaml records it as a comment
     _auto: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property

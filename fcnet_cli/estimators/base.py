@@ -22,13 +22,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.checkpoint import (
+from fcnet_cli.engine.store.checkpoint import (
     checkpoint_files,
     checkpoint_from_files,
     write_checkpoint_files,
 )
-from fcnet_cli.engine.data import load_frame
-from fcnet_cli.engine.train import train
+from fcnet_cli.engine.data.load import load_frame
+from fcnet_cli.engine.train.loop import train
 from fcnet_cli.errors import DataError, RunError
 from fcnet_cli.estimators.inputs import InputError, as_table
 from fcnet_cli.estimators.params import build_experiment

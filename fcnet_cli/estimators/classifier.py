@@ -12,7 +12,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from fcnet_cli.engine.columns import encode_target
+from fcnet_cli.engine.data.columns import encode_target
 from fcnet_cli.estimators.base import FCNetEstimator, free_name
 from fcnet_cli.estimators.inputs import InputError, series
 from fcnet_cli.estimators.params import CLASSIFIER

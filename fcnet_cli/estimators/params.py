@@ -19,7 +19,7 @@ import numpy as np
 
 from fcnet_cli.config import ConfigError, Experiment, Loc, Source, load_source, validate
 from fcnet_cli.config.source import source_from_mapping
-from fcnet_cli.engine.data import IN_MEMORY
+from fcnet_cli.engine.data.load import IN_MEMORY
 
 __all__ = ["COMMON", "ParameterError", "build_experiment", "plain",
            "regularization_of"]

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from fcnet_cli.engine.data import Normalization
-from fcnet_cli.engine.tables import Column, Preprocessing, Target, UnseenCategories
+from fcnet_cli.engine.data.load import Normalization
+from fcnet_cli.engine.data.tables import Column, Preprocessing, Target, UnseenCategories
 from fcnet_cli.errors import CheckpointError, DataError
 
 __all__ = ["FeatureSpec"]

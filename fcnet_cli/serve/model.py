@@ -19,13 +19,13 @@ import polars as pl
 import torch
 from torch import nn
 
-from fcnet_cli.engine.checkpoint import LoadedCheckpoint, load_checkpoint
+from fcnet_cli.engine.store.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.evaluate import _experiment
-from fcnet_cli.engine.files import resolve_latest
+from fcnet_cli.engine.store.files import resolve_latest
 from fcnet_cli.engine.model import Ensemble, build_model
-from fcnet_cli.engine.normalization import smooth_clip
+from fcnet_cli.engine.data.normalization import smooth_clip
 from fcnet_cli.engine.ranking import check_threshold, margin_threshold
-from fcnet_cli.engine.seedpick import best_seed, is_group_dir
+from fcnet_cli.engine.store.seedpick import best_seed, is_group_dir
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
 

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fcnet_cli.engine.tables import (
+from fcnet_cli.engine.data.tables import (
     FALSE_SPELLINGS,
     NULL_VALUES,
     TRUE_SPELLINGS,

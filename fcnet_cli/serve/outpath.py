@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fcnet_cli.engine.files import pid_alive
+from fcnet_cli.engine.store.files import pid_alive
 from fcnet_cli.errors import FcnetError, RunError, UsageError
 
 __all__ = ["STDOUT", "Terminated", "check_output", "is_stdout", "staged_output",

@@ -17,10 +17,10 @@ import polars as pl
 import torch
 
 from fcnet_cli.config import SPLITS
-from fcnet_cli.engine.data import Normalization, load_data
+from fcnet_cli.engine.data.load import Normalization, load_data
 from fcnet_cli.engine.evaluate import _experiment, require_rows
-from fcnet_cli.engine.lineage import check_lineage
-from fcnet_cli.engine.tables import UnseenCategories
+from fcnet_cli.engine.data.lineage import check_lineage
+from fcnet_cli.engine.data.tables import UnseenCategories
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.reader import Table, open_table

@@ -20,9 +20,9 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.csvformat import CsvFormat, serving_format
-from fcnet_cli.engine.limits import check_columns, check_stream
-from fcnet_cli.engine.tables import existing_file
+from fcnet_cli.engine.data.csvformat import CsvFormat, serving_format
+from fcnet_cli.engine.data.limits import check_columns, check_stream
+from fcnet_cli.engine.data.tables import existing_file
 from fcnet_cli.errors import DataError
 
 __all__ = ["TableKind", "Table", "open_table"]

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.config import SPLITS
-from fcnet_cli.engine.splitrows import split_rows
+from fcnet_cli.engine.data.splitrows import split_rows
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.reader import open_table

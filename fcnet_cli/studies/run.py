@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fcnet_cli.analysis.compare import RunRecord, load_runs
-from fcnet_cli.engine.files import atomic_write_text
+from fcnet_cli.engine.store.files import atomic_write_text
 from fcnet_cli.events import Callback, EpochMetrics, RunStart
 from fcnet_cli.studies import boundaries, dynamics
 from fcnet_cli.studies import pages as study_pages

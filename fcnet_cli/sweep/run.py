@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 import torch
 
-from fcnet_cli.engine.cpus import available_cpus
+from fcnet_cli.engine.train.cpus import available_cpus
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, StopToken, SweepResult
 from fcnet_cli.sweep.leaderboard import sweep_result, write_leaderboard

@@ -26,7 +26,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from fcnet_cli.config import ConfigError, flatten
-from fcnet_cli.engine.files import pid_alive
+from fcnet_cli.engine.store.files import pid_alive
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.sweep.spec import Sweep
 

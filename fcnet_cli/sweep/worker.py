@@ -26,10 +26,10 @@ import optuna
 from optuna.trial import TrialState
 
 from fcnet_cli.config import ConfigError, Experiment, layout_key
-from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.ranking import check_binary_monitors
-from fcnet_cli.engine.tensorboard import loggers_for
-from fcnet_cli.engine.train import train_population
+from fcnet_cli.engine.train.tensorboard import loggers_for
+from fcnet_cli.engine.train.loop import train_population
 from fcnet_cli.events import FINAL_FAILS, Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
 from fcnet_cli.metrics import best_first
 from fcnet_cli.sweep.leaderboard import counts, sweep_result, write_leaderboard

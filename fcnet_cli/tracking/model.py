@@ -27,7 +27,7 @@ from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
-from fcnet_cli.engine.rundir import versions
+from fcnet_cli.engine.store.records import versions
 from fcnet_cli.serve.model import Model, load_model
 from fcnet_cli.serve.predict import output_columns
 from fcnet_cli.serve.splits import split_kept

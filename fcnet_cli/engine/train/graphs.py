@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.optim import onecycle_lr
+from fcnet_cli.engine.train.optim import onecycle_lr
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import BatchProgress
 

@@ -34,10 +34,10 @@ from typing import Any
 import torch
 
 from fcnet_cli.config import Experiment, dump_experiment, layout_key
-from fcnet_cli.engine import checkpoint as ck
-from fcnet_cli.engine import rundir as records
-from fcnet_cli.engine.data import DataSplits
-from fcnet_cli.engine.rundir import member_status, resumable_members
+from fcnet_cli.engine.store import checkpoint as ck
+from fcnet_cli.engine.store import records as records
+from fcnet_cli.engine.data.load import DataSplits
+from fcnet_cli.engine.store.records import member_status, resumable_members
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, RunResult, StopToken
 

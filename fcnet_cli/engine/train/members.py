@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.optim import EarlyStopper, Plateau
-from fcnet_cli.engine.population import derive_seed
+from fcnet_cli.engine.train.optim import EarlyStopper, Plateau
+from fcnet_cli.engine.train.population import derive_seed
 from fcnet_cli.events import EpochMetrics, LayerStats
 from fcnet_cli.metrics import metric_mode  # the one registry of directions
 

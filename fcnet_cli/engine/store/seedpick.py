@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fcnet_cli.engine.files import GROUP_FILE
+from fcnet_cli.engine.store.files import GROUP_FILE
 from fcnet_cli.errors import UsageError
 from fcnet_cli.metrics import best_first
 

@@ -14,10 +14,10 @@ from fcnet_cli.config import (
     TABLE_DATASETS,
     DataConfig,
 )
-from fcnet_cli.engine.columns import encode_target, fit_target, select_columns
-from fcnet_cli.engine.data import _SKLEARN, _load_arrays, _strata
-from fcnet_cli.engine.splits import split_indices, split_size
-from fcnet_cli.engine.tables import Target, read_table
+from fcnet_cli.engine.data.columns import encode_target, fit_target, select_columns
+from fcnet_cli.engine.data.load import _SKLEARN, _load_arrays, _strata
+from fcnet_cli.engine.data.splits import split_indices, split_size
+from fcnet_cli.engine.data.tables import Target, read_table
 from fcnet_cli.errors import DataError
 
 __all__ = ["split_rows"]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from fcnet_cli.config import SchedulerConfig
-from fcnet_cli.engine.population import Population
+from fcnet_cli.engine.train.population import Population
 
 __all__ = [
     "EarlyStopper",
@@ -70,7 +70,7 @@ class PopulationOptimizer:
     def update(self, lr: torch.Tensor, t: int | torch.Tensor) -> None:
         """The update of `step` with lr (K, 1) and step number t given; no host read.
 
-        The CUDA epoch (engine/graphs.py) passes an lr that is 0 for stopped members and t
+        The CUDA epoch (engine/train/graphs.py) passes an lr that is 0 for stopped members and t
         as a device tensor, so that one captured update serves every step.
         """
         p, g = self.pop.flat, self.pop.grad

@@ -34,7 +34,7 @@ import polars as pl
 import polars.selectors as cs
 import torch
 
-from fcnet_cli.engine.cells import (
+from fcnet_cli.engine.data.cells import (
     FALSE_SPELLINGS,
     FORMS,
     TRUE_SPELLINGS,
@@ -46,8 +46,8 @@ from fcnet_cli.engine.cells import (
     missing_expr,
     row_text,
 )
-from fcnet_cli.engine.csvformat import CsvFormat, check_one_column, csv_format, decimal_points
-from fcnet_cli.engine.encoding import (
+from fcnet_cli.engine.data.csvformat import CsvFormat, check_one_column, csv_format, decimal_points
+from fcnet_cli.engine.data.encoding import (
     UnseenCategories,
     check_numeric,
     column_of,
@@ -56,8 +56,8 @@ from fcnet_cli.engine.encoding import (
     refuse_missing,
     unseen_categories,
 )
-from fcnet_cli.engine.limits import check_columns, check_stream
-from fcnet_cli.engine.normalization import Normalization
+from fcnet_cli.engine.data.limits import check_columns, check_stream
+from fcnet_cli.engine.data.normalization import Normalization
 from fcnet_cli.errors import DataError
 
 __all__ = ["FALSE_SPELLINGS", "NULL_VALUES", "TRUE_SPELLINGS", "Column", "Normalization",

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.losses import MemberLoss
-from fcnet_cli.engine.population import Population
+from fcnet_cli.engine.train.losses import MemberLoss
+from fcnet_cli.engine.train.population import Population
 
 __all__ = ["ACTIVATION_GRADS", "ONEDNN_MIN", "ActivationGrad", "AutogradStep", "ExplicitStep",
            "Step", "fast_path_reason", "onednn_linear"]

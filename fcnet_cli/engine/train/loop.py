@@ -17,30 +17,30 @@ from pathlib import Path
 import torch
 
 from fcnet_cli.config import Experiment, layout_key
-from fcnet_cli.engine import rundir as records
-from fcnet_cli.engine.backprop import AutogradStep, ExplicitStep, fast_path_reason
-from fcnet_cli.engine.cpus import apply_threads
-from fcnet_cli.engine.data import DataSplits, load_data
-from fcnet_cli.engine.defaults import data_facts, resolve_defaults
-from fcnet_cli.engine.ensemble import train_ensemble
-from fcnet_cli.engine.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
-from fcnet_cli.engine.losses import (
+from fcnet_cli.engine.store import records as records
+from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
+from fcnet_cli.engine.train.cpus import apply_threads
+from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
+from fcnet_cli.engine.train.ensemble import train_ensemble
+from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
+from fcnet_cli.engine.train.losses import (
     MemberLoss,
     class_weight_table,
     classification_metrics,
     regression_metrics,
 )
-from fcnet_cli.engine.members import Member, new_member
-from fcnet_cli.engine.memory import check_memory
-from fcnet_cli.engine.optim import PopulationOptimizer, epoch_lr, onecycle_lr
-from fcnet_cli.engine.population import Population, member_hparams
+from fcnet_cli.engine.train.members import Member, new_member
+from fcnet_cli.engine.train.memory import check_memory
+from fcnet_cli.engine.train.optim import PopulationOptimizer, epoch_lr, onecycle_lr
+from fcnet_cli.engine.train.population import Population, member_hparams
 from fcnet_cli.engine.ranking import (
     average_precision,
     check_binary_monitors,
     roc_auc,
     watched_metrics,
 )
-from fcnet_cli.engine.tensorboard import loggers_for
+from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
 
@@ -143,7 +143,7 @@ class _Engine:
         self.device = pick_device(first.training.device)
         self.data = (data or load_data(first.data, task=first.task)).to(self.device)
         stop.mark_data_ready()  # no run directory was written before this line
-        # fields left out are resolved from the data (engine/defaults.py), before anything
+        # fields left out are resolved from the data (engine/train/defaults.py), before anything
         # reads them; the same rule for every member keeps their layout shared
         facts = data_facts(self.data)
         self.exps = exps = [resolve_defaults(e, facts)[0] for e in exps]
@@ -166,7 +166,7 @@ class _Engine:
                      self.device)  # refuse what cannot fit before allocating it
         # the engine: the hand-written backward unless the layout needs autograd (one decision)
         reason = fast_path_reason(self.exps)
-        # CUDA: each epoch without host reads, steps as graphs (engine/graphs.py)
+        # CUDA: each epoch without host reads, steps as graphs (engine/train/graphs.py)
         mode = epoch_mode(self.exps, self.device, reason)
         precision = self.exps[0].training.precision
         if precision == "bf16":

@@ -19,7 +19,7 @@ import re
 import numpy as np
 import polars as pl
 
-from fcnet_cli.engine.tables import Column, Target
+from fcnet_cli.engine.data.tables import Column, Target
 
 __all__ = ["MIN_ROWS", "leak_notices"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from fcnet_cli.engine.cells import Column, describe_cell, missing_expr, row_text
-from fcnet_cli.engine.dates import date_expr, date_inputs
+from fcnet_cli.engine.data.cells import Column, describe_cell, missing_expr, row_text
+from fcnet_cli.engine.data.dates import date_expr, date_inputs
 from fcnet_cli.errors import DataError
 
 __all__ = ["UnseenCategories", "check_numeric", "column_of", "date_exprs", "numeric_expr",

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from fcnet_cli.config import Experiment
 
 if TYPE_CHECKING:
-    from fcnet_cli.engine.data import DataSplits
+    from fcnet_cli.engine.data.load import DataSplits
 
 __all__ = ["AUTO_FIELDS", "LABEL_SMOOTHING", "LR", "MAX_EPOCHS", "STEPS", "DataFacts",
            "auto_fields", "data_facts", "default_rule", "resolve_defaults", "set_fields"]

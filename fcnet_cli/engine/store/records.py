@@ -26,11 +26,11 @@ from fcnet_cli.config import (
     read_config_file,
     validate_experiment,
 )
-from fcnet_cli.engine import checkpoint as ck
-from fcnet_cli.engine.data import DataSplits
-from fcnet_cli.engine.defaults import AUTO_FIELDS, set_fields
+from fcnet_cli.engine.store import checkpoint as ck
+from fcnet_cli.engine.data.load import DataSplits
+from fcnet_cli.engine.train.defaults import AUTO_FIELDS, set_fields
 from fcnet_cli.engine.evaluate import evaluate_split, majority_notice
-from fcnet_cli.engine.members import Member
+from fcnet_cli.engine.train.members import Member
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, UsageError
 from fcnet_cli.events import EpochMetrics, LayerStats, RunResult

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from fcnet_cli.engine.dates import DATE_PARTS
+from fcnet_cli.engine.data.dates import DATE_PARTS
 
 __all__ = ["FALSE_SPELLINGS", "FORMS", "TRUE_SPELLINGS", "Column", "canonical_expr",
            "describe_cell", "fit_form", "is_missing", "missing_counts", "missing_expr", "row_text"]

@@ -25,19 +25,19 @@ from fcnet_cli.config import (
     TABLE_DATASETS,
     DataConfig,
 )
-from fcnet_cli.engine.columns import (
+from fcnet_cli.engine.data.columns import (
     drop_missing_target,
     encode_target,
     fit_columns,
     fit_target,
     select_columns,
 )
-from fcnet_cli.engine.csvformat import check_decimal_commas
-from fcnet_cli.engine.leaks import leak_notices
-from fcnet_cli.engine.lineage import data_lineage
-from fcnet_cli.engine.splits import split_indices, split_size, with_label_noise
-from fcnet_cli.engine.synthetic import synthetic
-from fcnet_cli.engine.tables import (
+from fcnet_cli.engine.data.csvformat import check_decimal_commas
+from fcnet_cli.engine.data.leaks import leak_notices
+from fcnet_cli.engine.data.lineage import data_lineage
+from fcnet_cli.engine.data.splits import split_indices, split_size, with_label_noise
+from fcnet_cli.engine.data.synthetic import synthetic
+from fcnet_cli.engine.data.tables import (
     Column,
     Normalization,
     Preprocessing,

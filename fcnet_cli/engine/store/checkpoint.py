@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from safetensors import SafetensorError
 
 from fcnet_cli.config import ModelConfig
-from fcnet_cli.engine.files import (
+from fcnet_cli.engine.store.files import (
     RunBusyError,
     RunLock,
     atomic_write_bytes,
@@ -44,7 +44,7 @@ from fcnet_cli.engine.files import (
     new_run_dir,
     write_new_file,
 )
-from fcnet_cli.engine.metaschema import validate_meta
+from fcnet_cli.engine.store.metaschema import validate_meta
 from fcnet_cli.engine.model import build_model
 from fcnet_cli.errors import CheckpointError, RunError
 

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from fcnet_cli.config import Experiment, LrFindMode
-from fcnet_cli.engine import checkpoint as ck
-from fcnet_cli.engine.data import DataSplits, load_data
+from fcnet_cli.engine.store import checkpoint as ck
+from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.model import build_mlp
-from fcnet_cli.engine.population import derive_seed
-from fcnet_cli.engine.train import pick_device, train_population
+from fcnet_cli.engine.train.population import derive_seed
+from fcnet_cli.engine.train.loop import pick_device, train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, StopToken
 

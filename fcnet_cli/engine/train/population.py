@@ -61,7 +61,7 @@ class Population:
     and all gradients in `grad` (K, P): `params[i]` and `grads[i]` are views into them, so the
     optimizer updates every layer of every member in a few whole-buffer operations.
     `autograd=True` makes the parameter views autograd leaves; the hand-written backward
-    (engine/backprop.py) works on plain tensors.
+    (engine/train/steps.py) works on plain tensors.
     """
 
     def __init__(self, exps: Sequence[Experiment], in_features: int, n_classes: int,

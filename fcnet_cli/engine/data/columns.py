@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.cells import (
+from fcnet_cli.engine.data.cells import (
     canonical_expr,
     describe_cell,
     fit_form,
@@ -21,8 +21,8 @@ from fcnet_cli.engine.cells import (
     missing_counts,
     row_text,
 )
-from fcnet_cli.engine.dates import date_expr, date_share, is_date_dtype
-from fcnet_cli.engine.tables import Column, Target
+from fcnet_cli.engine.data.dates import date_expr, date_share, is_date_dtype
+from fcnet_cli.engine.data.tables import Column, Target
 from fcnet_cli.errors import DataError
 
 __all__ = ["drop_missing_target", "encode_target", "fit_columns", "fit_target",

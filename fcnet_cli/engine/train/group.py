@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.config import Experiment, dump_experiment, validate_experiment
-from fcnet_cli.engine import checkpoint as ck
-from fcnet_cli.engine import rundir as records
-from fcnet_cli.engine.files import GROUP_FILE
-from fcnet_cli.engine.rundir import member_status, resumable_members
-from fcnet_cli.engine.train import train_population
+from fcnet_cli.engine.store import checkpoint as ck
+from fcnet_cli.engine.store import records as records
+from fcnet_cli.engine.store.files import GROUP_FILE
+from fcnet_cli.engine.store.records import member_status, resumable_members
+from fcnet_cli.engine.train.loop import train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, GroupResult, RunResult, StopToken
 

@@ -1,0 +1,35 @@
+"""Training: the population and its steps, optimizers and schedules, the loop, the default
+rule, resources, seed groups and ensembles.
+
+    cpus         how many CPU threads torch should use
+    defaults     the data-aware default rule (torch-free)
+    ensemble     model.ensemble: N members trained as one population, kept as one model
+    graphs       the CUDA epoch: no host sync, each step one CUDA graph replay
+    group        training.seeds: N seeds trained as one population, in a group folder
+    loop         the training loop, one loop for K = 1 and for K members
+    losses       per-member losses and epoch metrics
+    lrfind       the learning-rate range test (fcnet lr-find)
+    members      per-member bookkeeping: generators, best state, stopping
+    memory       how much memory a population needs, checked before allocating
+    optim        per-member optimizer math and learning-rate schedules
+    population   K MLPs of one layout as stacked tensors, trained in lock-step
+    steps        one training step's forward and backward: by hand or by autograd
+    tensorboard  optional TensorBoard event files of metrics.csv's scalars
+"""
+
+__all__ = [
+    "cpus",
+    "defaults",
+    "ensemble",
+    "graphs",
+    "group",
+    "loop",
+    "losses",
+    "lrfind",
+    "members",
+    "memory",
+    "optim",
+    "population",
+    "steps",
+    "tensorboard",
+]
