@@ -32,9 +32,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
-# minutes on 2 cores: fcnet's defaults against scikit-learn's MLP and gradient boosting
+# about an hour on 2 cores (idle): fcnet's defaults against scikit-learn's MLP, gradient
+# boosting, RealMLP-TD and TabM-D (the `bench` extra, installed here)
 bench-quality: $(STAMP)
-	$(BIN)/python benchmarks/bench_quality.py
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/bench_quality.py --process
 
 studies: $(STAMP)
 	$(BIN)/python -m fcnet_cli.studies

@@ -61,10 +61,55 @@ def _sklearn_table(name: str) -> Table:
     return Table(name, pl.DataFrame({**cols, "label": target}), "label", task)
 
 
+def _knock_out(frame: pl.DataFrame, cols: list[str], frac: float, seed: int) -> pl.DataFrame:
+    """Empty `frac` of the cells of `cols` (a fixed draw): real tables have missing cells."""
+    rng = np.random.default_rng(seed)
+    return frame.with_columns(
+        pl.when(pl.Series(rng.random(frame.height) < frac)).then(None).otherwise(pl.col(c))
+        .alias(c) for c in cols)
+
+
+def _statsmodels_table(name: str) -> Table:
+    """Survey tables shipped with statsmodels, integer codes spelled as the text a CSV export
+    would hold, with 5% of their cells emptied."""
+    import statsmodels.api as sm
+
+    df = pl.from_pandas(getattr(sm.datasets, name).load_pandas().data)
+    if name == "anes96":  # 944 voters: Clinton (0) or Dole (1) in 1996
+        pid = ["strong dem", "weak dem", "indep dem", "indep", "indep rep", "weak rep",
+               "strong rep"]
+        df = df.drop("logpopul").with_columns(
+            pl.col("PID").cast(pl.Int64).map_elements(lambda v: pid[v], pl.String),
+            pl.col("vote").cast(pl.Int64))
+        return Table(name, _knock_out(df, ["PID", "income", "TVnews"], 0.05, 1), "vote",
+                     "classification", True)
+    if name == "fair":  # 6,366 marriages: any affair reported
+        jobs = ["student", "farming", "white collar", "teacher", "professional", "managerial"]
+        df = df.with_columns(
+            (pl.col("affairs") > 0).cast(pl.Int64).alias("affair"),
+            pl.col("occupation").cast(pl.Int64).map_elements(lambda v: jobs[v - 1], pl.String),
+            pl.col("occupation_husb").cast(pl.Int64)
+            .map_elements(lambda v: jobs[v - 1], pl.String)).drop("affairs")
+        return Table(name, _knock_out(df, ["occupation", "educ", "age"], 0.05, 2), "affair",
+                     "classification", True)
+    if name == "randhie":  # 20,190 people: doctor visits (RAND health insurance experiment)
+        return Table(name, _knock_out(df, ["lpi", "physlm"], 0.05, 3), "mdvis", "regression",
+                     True)
+    raise KeyError(name)
+
+
+SKLEARN = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+STATSMODELS = ("anes96", "fair", "randhie")
+
+
 def tables(names: list[str] | None) -> list[Table]:
     from messy_tables import cars, penguins
 
-    out = [_sklearn_table(n) for n in ("iris", "wine", "breast_cancer", "digits", "diabetes")]
+    out = [_sklearn_table(n) for n in SKLEARN if names is None or n in names]
+    try:
+        out += [_statsmodels_table(n) for n in STATSMODELS if names is None or n in names]
+    except ImportError:
+        print("statsmodels not installed: its tables are left out", file=sys.stderr)
     out += [Table("penguins", penguins(400, 7), "species", "classification", True),
             Table("cars", cars(400, 7), "mpg", "regression", True)]
     return [t for t in out if names is None or t.name in names]
@@ -107,12 +152,32 @@ def fcnet(extra: dict) -> Callable[[Table, pl.DataFrame, pl.DataFrame, int], np.
                    "output": {"dir": str(Path(tmp) / "runs"), "name": "bench"}}
             if t.task == "regression":
                 raw["task"] = "regression"
-            exp = validate_experiment(raw)
-            result = run(exp, eager_checkpoints=False)
-            assert result.run_dir is not None
-            model = load_model(Path(result.run_dir) / "checkpoints" / "best")
+            if PROCESS:
+                run_dir = _train_process(raw, Path(tmp))
+            else:
+                result = run(validate_experiment(raw), eager_checkpoints=False)
+                assert result.run_dir is not None
+                run_dir = Path(result.run_dir)
+            model = load_model(run_dir / "checkpoints" / "best")
             return model.predict(test.drop(t.target))
     return fit_predict
+
+
+PROCESS = False  # --process: time the whole `fcnet train` process (start-up, load, save)
+
+
+def _train_process(raw: dict, tmp: Path) -> Path:
+    import json
+    import subprocess
+
+    import yaml
+
+    path = tmp / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    fcnet_bin = Path(sys.executable).with_name("fcnet")
+    out = subprocess.run([str(fcnet_bin), "train", str(path), "--json"], capture_output=True,
+                         text=True, check=True)
+    return Path(json.loads(out.stdout)["run_dir"])
 
 
 def _sk_inputs(train: pl.DataFrame, test: pl.DataFrame, target: str, scale: bool
@@ -160,13 +225,17 @@ def sk_hgb(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.n
     return cls(random_state=seed).fit(x_tr, y).predict(x_te)
 
 
-def realmlp(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.ndarray:
-    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor  # optional peer
+def _pytabkit(kind: str) -> Callable[[Table, pl.DataFrame, pl.DataFrame, int], np.ndarray]:
+    def fit_predict(t: Table, train: pl.DataFrame, test: pl.DataFrame, seed: int) -> np.ndarray:
+        import pytabkit  # optional peer
 
-    x_tr, x_te = _sk_inputs(train, test, t.target, scale=False)
-    y = train[t.target].to_numpy()
-    cls = RealMLP_TD_Classifier if t.task == "classification" else RealMLP_TD_Regressor
-    return np.asarray(cls(random_state=seed).fit(x_tr, y).predict(x_te)).ravel()
+        x_tr, x_te = _sk_inputs(train, test, t.target, scale=False)
+        y = train[t.target].to_numpy()
+        suffix = "Classifier" if t.task == "classification" else "Regressor"
+        cls = getattr(pytabkit, f"{kind}_{suffix}")
+        model = cls(random_state=seed, device="cpu", verbosity=0)
+        return np.asarray(model.fit(x_tr, y).predict(x_te)).ravel()
+    return fit_predict
 
 
 def methods(ensemble: int = 0) -> dict[str, Callable]:
@@ -178,7 +247,9 @@ def methods(ensemble: int = 0) -> dict[str, Callable]:
         out[f"fcnet (ensemble {ensemble})"] = fcnet({"model": {"ensemble": ensemble}})
     try:
         import pytabkit  # noqa: F401
-        out["RealMLP-TD"] = realmlp
+
+        out["RealMLP-TD"] = _pytabkit("RealMLP_TD")
+        out["TabM-D"] = _pytabkit("TabM_D")
     except ImportError:
         pass
     return out
@@ -230,10 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--tables", nargs="*", default=None)
     ap.add_argument("--methods", nargs="*", default=None)
+    ap.add_argument("--process", action="store_true",
+                    help="time fcnet as a whole `fcnet train` process")
     ap.add_argument("--ensemble", type=int, default=0,
                     help="also fcnet with model.ensemble: N (N > 1)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")  # scikit-learn's convergence warnings
+    global PROCESS
+    PROCESS = args.process
     table_list = tables(args.tables)
     chosen = {k: v for k, v in methods(args.ensemble).items()
               if args.methods is None or k in args.methods}
