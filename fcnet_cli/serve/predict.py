@@ -18,7 +18,7 @@ import torch
 
 from fcnet_cli.config import SPLITS
 from fcnet_cli.engine.data.load import Normalization, load_data
-from fcnet_cli.engine.evaluate import _experiment, require_rows
+from fcnet_cli.engine.evaluate import require_rows
 from fcnet_cli.engine.data.lineage import check_lineage
 from fcnet_cli.engine.data.tables import UnseenCategories
 from fcnet_cli.errors import DataError, UsageError
@@ -230,7 +230,7 @@ def raw_split(model: Model, split: str, *, allow_changed_data: bool = False) -> 
 
 
 def _rebuild_split(model: Model, split: str) -> np.ndarray:
-    exp = _experiment(model.checkpoint)
+    exp = model.checkpoint.experiment()
     n = model.n_inputs
     identity = Normalization("none", torch.zeros(n), torch.ones(n))
     prep = replace(model.spec.prep, normalization=identity)
