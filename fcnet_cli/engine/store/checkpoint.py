@@ -40,7 +40,6 @@ from fcnet_cli.engine.store.files import (
     RunLock,
     atomic_write_bytes,
     atomic_write_text,
-    cause,
     fsync_dir,
     new_run_dir,
     write_new_file,
@@ -48,7 +47,7 @@ from fcnet_cli.engine.store.files import (
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.store.locate import checkpoint_dir
 from fcnet_cli.engine.store.metaschema import validate_meta
-from fcnet_cli.errors import CheckpointError, RunError
+from fcnet_cli.errors import CheckpointError, RunError, cause
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
            "atomic_write_text", "checkpoint_files", "checkpoint_from_files", "clean_stale",

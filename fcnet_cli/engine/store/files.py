@@ -18,17 +18,11 @@ from datetime import datetime
 from pathlib import Path
 
 from fcnet_cli.engine.store.layout import RunDir
-from fcnet_cli.errors import RunError, UsageError
+from fcnet_cli.errors import RunError, UsageError, cause
 
 __all__ = ["LATEST", "RunBusyError", "RunLock", "atomic_write_bytes",
-           "atomic_write_text", "cause", "fsync_dir", "holder_alive", "new_run_dir",
+           "atomic_write_text", "fsync_dir", "holder_alive", "new_run_dir",
            "pid_alive", "resolve_latest", "write_new_file"]
-
-
-def cause(e: BaseException) -> str:
-    """One line describing an exception (OSError: its strerror, e.g. 'No space left on device')."""
-    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
-    return " ".join(text.split())
 
 
 def new_run_dir(output_dir: Path, name: str) -> Path:
