@@ -209,7 +209,8 @@ def test_no_private_names_cross_packages() -> None:
 def test_the_rules_catch_what_they_forbid(tmp_path: Path) -> None:
     """The checks above see function-level imports and private names (they can fail)."""
     files = {
-        "fcnet_cli.engine.store.bad": "def f():\n    from fcnet_cli.engine.train.loop import train\n",
+        "fcnet_cli.engine.store.bad": "def f():\n"
+                                      "    from fcnet_cli.engine.train.loop import train\n",
         "fcnet_cli.engine.data.bad": "from fcnet_cli.engine.store import records\n",
         "fcnet_cli.serve.bad": "def g():\n    from fcnet_cli.engine.evaluate import _hidden\n",
         "fcnet_cli.serve.fine": "from fcnet_cli.serve.bad import _shared\n",
