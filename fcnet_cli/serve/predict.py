@@ -23,7 +23,7 @@ from fcnet_cli.engine.data.lineage import check_lineage
 from fcnet_cli.engine.data.tables import UnseenCategories
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
-from fcnet_cli.serve.reader import Table, open_table
+from fcnet_cli.engine.data.reader import Table, open_table
 from fcnet_cli.serve.splits import split_kept
 from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged_output
 

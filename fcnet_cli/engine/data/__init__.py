@@ -12,10 +12,11 @@ preprocessing, splits and lineage. Imports nothing from `engine.train` or `engin
     lineage        which file a run trained on, and whether it still is that file
     load           data sets as tensors: load, split (seeded, stratified), normalize
     normalization  per-feature scaling fitted on the training split
+    reader         the one chunked table reader (CSV, Parquet) and the one NPZ reader
     splitrows      which rows went to train / validation / test, without encoding
     splits         the seeded, stratified split and label noise on the training split
     synthetic      bundled 2-D sets (moons, circles, spirals) generated from a seed
-    tables         tables read with polars; the fitted preprocessing stored with checkpoints
+    tables         tables read whole with polars; the fitted preprocessing stored with checkpoints
 """
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "lineage",
     "load",
     "normalization",
+    "reader",
     "splitrows",
     "splits",
     "synthetic",

@@ -7,7 +7,6 @@ them relative to the experiment file.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -35,6 +34,7 @@ from fcnet_cli.engine.data.columns import (
 from fcnet_cli.engine.data.csvformat import check_decimal_commas
 from fcnet_cli.engine.data.leaks import leak_notices
 from fcnet_cli.engine.data.lineage import data_lineage
+from fcnet_cli.engine.data.reader import read_npz
 from fcnet_cli.engine.data.splits import split_indices, split_size, with_label_noise
 from fcnet_cli.engine.data.synthetic import synthetic
 from fcnet_cli.engine.data.tables import (
@@ -381,18 +381,8 @@ def _load_arrays(cfg: DataConfig, task: str | None
 def _read_npz(path: Path, task: str | None) -> tuple[np.ndarray, np.ndarray, Target]:
     """Arrays ``x`` (N, ...) flattened to (N, F) and ``y``: (N,) integer labels ≥ 0, or for
     regression (N,) / (N, T) numbers."""
-    try:
-        archive: Any = np.load(path, allow_pickle=False)  # never unpickle user files
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: expected an .npz archive with arrays x and y")
-        with archive:
-            missing = [k for k in ("x", "y") if k not in archive.files]
-            if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)} "
-                                f"(found: {', '.join(archive.files) or 'none'})")
-            x, y = archive["x"], archive["y"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz file ({str(e).splitlines()[0]})") from e
+    arrays = read_npz(path, ("x", "y"), keep=("x", "y"))
+    x, y = arrays["x"], arrays["y"]
     if x.ndim == 0 or x.dtype.kind not in "biuf":
         raise DataError(f"{path}: x must be a numeric array (N, ...) (got {x.dtype} {x.shape})")
     if y.ndim != 1 and not (task == "regression" and y.ndim == 2):
