@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_mnist import make as make_mnist  # noqa: E402
 
 from fcnet_cli.config import Experiment  # noqa: E402
-from fcnet_cli.engine.store import records as rundir  # noqa: E402
+from fcnet_cli.engine.train import finish  # noqa: E402
 from fcnet_cli.engine.data.load import DataSplits, load_data  # noqa: E402
 from fcnet_cli.engine.train.loop import train_population  # noqa: E402
 
@@ -97,12 +97,12 @@ def env(name: str, value: str) -> Iterator[None]:
 @contextlib.contextmanager
 def no_checkpoints() -> Iterator[None]:
     """Population rows: skip writing K checkpoint files (outside the timed epochs)."""
-    real = rundir.save_model
-    rundir.save_model = lambda *a, **k: None  # type: ignore[assignment]
+    real = finish.save_model
+    finish.save_model = lambda *a, **k: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        rundir.save_model = real  # type: ignore[assignment]
+        finish.save_model = real  # type: ignore[assignment]
 
 
 def sync(dev: torch.device) -> None:

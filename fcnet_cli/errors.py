@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = ["CheckpointError", "ConfigError", "DataError", "FcnetError", "Interrupted", "RunError",
-           "UsageError"]
+           "UsageError", "cause"]
+
+
+def cause(e: BaseException) -> str:
+    """One line describing an exception (OSError: its strerror, e.g. 'No space left on device')."""
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+    return " ".join(text.split())
 
 
 class FcnetError(Exception):

@@ -111,7 +111,7 @@ def test_cgroup_quota_and_affinity_limit_the_threads(tmp_path: Path,
 
 def test_threads_do_not_block_a_resume(two_runs: tuple[Path, dict, dict]) -> None:
     from fcnet_cli.config import load_experiment
-    from fcnet_cli.engine.store.records import check_resume_config
+    from fcnet_cli.engine.train.finish import check_resume_config
 
     tmp_path, first, _ = two_runs
     exp = load_experiment(_tiny(tmp_path), ["training.threads=3"])

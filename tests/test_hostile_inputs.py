@@ -347,7 +347,7 @@ SWEEP_CASES: dict[str, tuple[str, str]] = {
     "10^9 grid points": ("parameters:\n  optimizer.lr: {uniform: [0.01, 0.1], "
                          "num: 1000000000}\n", ""),
     "10^9 seeds": ("seeds: 1000000000\nparameters:\n  optimizer.lr: [0.1]\n",
-                   "5: seeds: Input should be less than or equal to 1000"),
+                   "5: seeds: Input should be less than or equal to 256"),
 }
 
 

@@ -52,7 +52,8 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path) -> set[str]:
-    """Every module an import statement names, including `from pkg import module`."""
+    """Every module an import statement names, including `from pkg import module`
+    (module-level and function-level imports alike: `ast.walk` sees both)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
         if isinstance(node, ast.Import):
@@ -61,6 +62,11 @@ def _imports(path: Path) -> set[str]:
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
     return found
+
+
+def _package(module: str, modules: dict[str, Path]) -> str:
+    """The package a module lives in: itself for a package (`__init__`), else its parent."""
+    return module if modules[module].name == "__init__.py" else module.rpartition(".")[0]
 
 
 def test_every_module_belongs_to_a_known_layer() -> None:
@@ -149,3 +155,74 @@ def test_fast_path_modules_do_not_import_torch() -> None:
             "fcnet_cli.cli"]
     seen = _loaded_after(fast, {"torch"})
     assert not any(seen.values()), seen
+
+
+# The engine's rooms (fcnet_cli/engine/__init__.py): data and storage never reach into
+# training, storage never evaluates, data never touches storage.
+ROOM_RULES = {
+    "fcnet_cli.engine.data": ("fcnet_cli.engine.train", "fcnet_cli.engine.store"),
+    "fcnet_cli.engine.store": ("fcnet_cli.engine.train", "fcnet_cli.engine.evaluate",
+                               "fcnet_cli.engine.data.load"),
+}
+
+
+def _room_violations(modules: dict[str, Path]) -> list[str]:
+    bad = []
+    for name, path in modules.items():
+        for room, forbidden in ROOM_RULES.items():
+            if name != room and not name.startswith(room + "."):
+                continue
+            bad += [f"{name} -> {t}" for t in sorted(_imports(path)) if t in modules
+                    and any(t == f or t.startswith(f + ".") for f in forbidden)]
+    return bad
+
+
+def test_engine_rooms_import_one_way() -> None:
+    assert not _room_violations(_modules())
+
+
+def _private_imports(modules: dict[str, Path]) -> list[str]:
+    """Imports of a `_private` name (or module) of fcnet_cli from another package:
+    `from fcnet_cli.engine.evaluate import _x` in `fcnet_cli.serve.model`. Inside one package
+    (`fcnet_cli.cli.lrfind` using `fcnet_cli.cli.app._run`) private names are fair game."""
+    bad = []
+    for name, path in modules.items():
+        here = _package(name, modules)
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in modules:
+                pairs = [(node.module, a.name) for a in node.names]
+            elif isinstance(node, ast.Import):
+                pairs = [tuple(a.name.rsplit(".", 1)) for a in node.names
+                         if a.name in modules and "." in a.name]
+            else:
+                continue
+            bad += [f"{name} imports {n} from {m}" for m, n in pairs
+                    if n.startswith("_") and not n.startswith("__")
+                    and _package(m, modules) != here]
+    return bad
+
+
+def test_no_private_names_cross_packages() -> None:
+    assert not _private_imports(_modules())
+
+
+def test_the_rules_catch_what_they_forbid(tmp_path: Path) -> None:
+    """The checks above see function-level imports and private names (they can fail)."""
+    files = {
+        "fcnet_cli.engine.store.bad": "def f():\n"
+                                      "    from fcnet_cli.engine.train.loop import train\n",
+        "fcnet_cli.engine.data.bad": "from fcnet_cli.engine.store import records\n",
+        "fcnet_cli.serve.bad": "def g():\n    from fcnet_cli.engine.evaluate import _hidden\n",
+        "fcnet_cli.serve.fine": "from fcnet_cli.serve.bad import _shared\n",
+        "fcnet_cli.engine.train.loop": "", "fcnet_cli.engine.store.records": "",
+        "fcnet_cli.engine.evaluate": "",
+    }
+    modules = {}
+    for name, text in files.items():
+        modules[name] = tmp_path / f"{name}.py"
+        modules[name].write_text(text)
+    assert _room_violations(modules) == [
+        "fcnet_cli.engine.store.bad -> fcnet_cli.engine.train.loop",
+        "fcnet_cli.engine.data.bad -> fcnet_cli.engine.store.records"]
+    assert _private_imports(modules) == [
+        "fcnet_cli.serve.bad imports _hidden from fcnet_cli.engine.evaluate"]

@@ -4,6 +4,7 @@ missing values, the stored preprocessing and the streaming reader."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import torch
 
 from fcnet_cli.config import DataConfig
 from fcnet_cli.engine.data.load import DataSplits, load_data
-from fcnet_cli.engine.data.tables import Preprocessing, iter_table, read_table
+from fcnet_cli.engine.data.reader import open_table
+from fcnet_cli.engine.data.tables import Preprocessing, read_table
 from fcnet_cli.errors import DataError
 
 
@@ -167,13 +169,16 @@ def test_validation_rows_with_new_categories_give_a_notice(tmp_path: Path) -> No
         assert "1 validation/test cell(s) hold a category unseen in training" in unseen[0]
 
 
-def test_iter_table_streams_in_file_order(tmp_path: Path) -> None:
+def test_open_table_streams_in_file_order(tmp_path: Path) -> None:
     frame = make_frame(1000)
     for name in ("d.csv", "d.parquet"):
         p = write(frame, tmp_path / name)
-        batches = list(iter_table(p, batch_rows=128))
-        assert max(b.height for b in batches) <= 128
-        assert pl.concat(batches)["id"].to_list() == frame["id"].to_list()
+        table = open_table(p)
+        chunks = list(table.frames(["id"], {}, batch_rows=128))  # text: as written
+        assert len(chunks) > 1
+        starts = [0, *itertools.accumulate(c.height for _, c in chunks)][:-1]
+        assert [s for s, _ in chunks] == starts  # each chunk says where it starts
+        assert pl.concat([c for _, c in chunks])["id"].to_list() == frame["id"].to_list()
 
 
 def test_regression_targets_standardized_on_train(tmp_path: Path) -> None:

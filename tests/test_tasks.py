@@ -146,3 +146,23 @@ def test_datasets_lists_builtins_with_true_shapes() -> None:
             assert (s.n_classes or None) == info.classes
     table = runner.invoke(app, ["datasets", "--root", os.devnull])
     assert "mnist" in table.output and "no:" in table.output
+
+
+def test_schema_names_the_registry_s_data_sets() -> None:
+    """config.schema's `Dataset` names (a leaf: it cannot import the engine) are exactly the
+    catalog's built-in sets, the synthetic ones and the file kinds; its regression sets are
+    the catalog's."""
+    from typing import get_args
+
+    from fcnet_cli.config.schema import (
+        FILE_DATASETS,
+        REGRESSION_DATASETS,
+        SYNTHETIC_DATASETS,
+        Dataset,
+    )
+    from fcnet_cli.engine.data.catalog import SKLEARN, TORCHVISION
+
+    assert sorted(get_args(Dataset)) == sorted(
+        [*SKLEARN, *TORCHVISION, *SYNTHETIC_DATASETS, *FILE_DATASETS])
+    assert sorted(REGRESSION_DATASETS) == sorted(n for n, s in SKLEARN.items()
+                                                 if s.classes is None)

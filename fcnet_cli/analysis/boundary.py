@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 
 from fcnet_cli.analysis.compare import RunRecord
 from fcnet_cli.analysis.plots import new_figure, save_figure
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.errors import UsageError
 
 __all__ = ["Regions", "check_two_features", "decision_regions", "draw_regions", "plot_boundary"]
@@ -46,17 +47,17 @@ def check_two_features(run: RunRecord) -> None:
                          "2-column table")
 
 
-def decision_regions(run_dir: Path, resolution: int = 200, which: str = "best") -> Regions:
+def decision_regions(run_dir: Path, resolution: int = 200, which: str = RunDir.BEST
+                     ) -> Regions:
     """Predictions of the run's `best` (or `last`) checkpoint on a resolution² grid."""
     import torch
 
-    from fcnet_cli.engine.store.checkpoint import load_checkpoint
     from fcnet_cli.engine.data.load import Normalization, load_data
-    from fcnet_cli.engine.evaluate import _experiment
     from fcnet_cli.engine.model import build_mlp
+    from fcnet_cli.engine.store.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(Path(run_dir) / "checkpoints" / which)
-    exp = _experiment(ckpt)
+    ckpt = load_checkpoint(RunDir(run_dir).checkpoint(which))
+    exp = ckpt.experiment()
     norm = Normalization.from_json(ckpt.meta["normalization"])
     data = load_data(exp.data, normalization=norm)
     scale, shift = norm.scale.numpy(), norm.shift.numpy()  # (2,) back to the data's units

@@ -21,7 +21,8 @@ from typing import Any
 
 from fcnet_cli.analysis.comparison import MAX_SHOWN_PARAMS, Comparison, markdown_table
 from fcnet_cli.config import METRICS, flatten, read_config_file
-from fcnet_cli.engine.store.files import LOCK_FILE, holder_alive, resolve_latest
+from fcnet_cli.engine.store.files import holder_alive, resolve_latest
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.errors import UsageError
 from fcnet_cli.metrics import best_first
 
@@ -79,8 +80,8 @@ class RunRecord:
 
 def is_run_dir(path: Path) -> bool:
     """config.yaml plus summary.json, or plus the .lock of a run killed in its first epoch."""
-    return (path / "config.yaml").is_file() and (
-        (path / "summary.json").is_file() or (path / LOCK_FILE).is_file())
+    rd = RunDir(path)
+    return rd.is_run() and (rd.summary.is_file() or rd.lock.is_file())
 
 
 def run_status(path: Path, summary: dict[str, Any]) -> str:
@@ -102,9 +103,9 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         if is_run_dir(path):
             found.append(path)
             continue
-        below = sorted({p.parent for name in ("summary.json", LOCK_FILE)
+        below = sorted({p.parent for name in (RunDir.SUMMARY, RunDir.LOCK)
                         for p in path.rglob(name)
-                        if "checkpoints" not in p.parts and is_run_dir(p.parent)})
+                        if RunDir.CHECKPOINTS not in p.parts and is_run_dir(p.parent)})
         if not below:
             raise UsageError(f"{path}: no run directories in it (folders with summary.json and "
                              "config.yaml)")
@@ -130,10 +131,10 @@ def _float(v: str | None) -> float:
 def load_run(path: Path) -> RunRecord:
     """Read one run directory. Raises UsageError when its files cannot be read."""
     try:
-        summary_path = path / "summary.json"
+        summary_path = RunDir(path).summary
         summary = (json.loads(summary_path.read_text(encoding="utf-8"))
                    if summary_path.is_file() else {})
-        config, _ = read_config_file(path / "config.yaml")  # no aliases, bounded depth
+        config, _ = read_config_file(RunDir(path).config)  # no aliases, bounded depth
     except (OSError, ValueError) as e:
         raise UsageError(f"{path}: unreadable run directory: {e}") from None
     if not isinstance(summary, dict) or not isinstance(config, dict | None):
@@ -141,9 +142,9 @@ def load_run(path: Path) -> RunRecord:
                          "is not a mapping")
     summary = {**summary, "status": run_status(path, summary)}
     record = RunRecord(path, summary, flatten(config or {}),
-                       _read_metrics(path / "metrics.csv"))
-    for which in ("best", "last"):
-        meta = path / "checkpoints" / which / "meta.json"
+                       _read_metrics(RunDir(path).metrics))
+    for which in RunDir.WHICH:
+        meta = RunDir(path).meta(which)
         if meta.is_file():
             try:
                 m = json.loads(meta.read_text(encoding="utf-8"))

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.analysis.stats import Summary, summarize
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.store.seedpick import (
-    GROUP_FILE,
     BestSeed,
     best_seed,
     group_monitor,
@@ -28,7 +28,7 @@ from fcnet_cli.engine.store.seedpick import (
 )
 from fcnet_cli.metrics import REGISTRY
 
-__all__ = ["GROUP_FILE", "BestSeed", "GroupStats", "best_seed", "group_monitor", "group_stats",
+__all__ = ["BestSeed", "GroupStats", "best_seed", "group_monitor", "group_stats",
            "is_group_dir", "metric_values", "write_stats"]
 
 # from summary.json "best": every validation metric of the registry, the training loss and
@@ -79,7 +79,7 @@ def _number(v: Any) -> bool:
 def _seed_summaries(group_dir: Path, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for run in data.get("runs", []):
-        summary = group_dir / str(run) / "summary.json"
+        summary = RunDir(group_dir / str(run)).summary
         out.append((str(run), read_json_object(summary) if summary.is_file() else {}))
     return out
 
@@ -88,7 +88,7 @@ def group_stats(group_dir: Path) -> GroupStats:
     """Mean, std and 95 % t-interval (cut to each metric's bounds) over the seeds of every
     final metric of a group; the monitored metric first."""
     group_dir = Path(group_dir)
-    data = read_json_object(group_dir / GROUP_FILE)
+    data = read_json_object(RunDir(group_dir).group)
     monitor = group_monitor(data)
     per_seed = [metric_values(s) for _, s in _seed_summaries(group_dir, data)]
     found = {k for values in per_seed for k in values}
@@ -102,7 +102,7 @@ def group_stats(group_dir: Path) -> GroupStats:
 
 def write_stats(stats: GroupStats) -> Path:
     """Store the statistics in group.json (key `stats`), atomically."""
-    path = stats.group_dir / GROUP_FILE
+    path = RunDir(stats.group_dir).group
     data = read_json_object(path)
     data["stats"] = stats.to_dict()
     tmp = path.with_name(f".tmp-group-{os.getpid()}.json")

@@ -8,6 +8,7 @@ import typer
 
 from fcnet_cli.cli.app import DebugOpt, _run, app
 from fcnet_cli.cli.tracking import MlflowOpt, uri_or_default
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.errors import RunError, UsageError
 
 __all__ = ["dashboard", "mlflow_sync"]
@@ -47,7 +48,7 @@ def _sync_settings(path: Path, uri: str | None, experiment: str | None):  # type
     if not available():
         raise UsageError("fcnet mlflow-sync needs the mlflow package: pip install "
                          "'fcnet[mlflow]'")
-    config_file = path / "config.yaml"
+    config_file = RunDir(path).config
     config = yaml.safe_load(config_file.read_text(encoding="utf-8")) \
         if config_file.is_file() else {}
     output = (config or {}).get("output") or {}
@@ -68,7 +69,7 @@ def _sync(path: Path, uri: str | None, experiment: str | None, run_name: str | N
 
     path = resolve_latest(path, any_status=True)
     if not path.is_dir() or not any((path / f).is_file() for f in
-                                    ("config.yaml", "group.json", "sweep.yaml")):
+                                    (RunDir.CONFIG, RunDir.GROUP, "sweep.yaml")):
         raise UsageError(f"{path}: not a run directory, seed group or sweep folder")
     tracking = Tracking(_sync_settings(path, uri, experiment))
     ids = sync_dir(tracking, path, run_name)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fcnet_cli.errors import CheckpointError, Interrupted, UsageError
+from fcnet_cli.errors import Interrupted, UsageError
 
 if TYPE_CHECKING:
     from fcnet_cli.display import Console
@@ -32,6 +32,7 @@ from fcnet_cli.cli.app import (
 from fcnet_cli.cli.pipes import StdoutGuard, stdout_may_close
 from fcnet_cli.cli.tracking import MlflowOpt, mlflow_logger, report_tracking
 from fcnet_cli.config.schema import Split
+from fcnet_cli.engine.store.layout import RunDir
 
 ThresholdOpt = Annotated[float | None, typer.Option(
     "--threshold", metavar="T", show_default=False,
@@ -126,7 +127,7 @@ def _check_seeds(seeds: int | None, resume: Path | None) -> bool:
         return False
     if not resume.is_dir():
         raise UsageError(f"{resume}: no such run directory")
-    group = (resume / "group.json").is_file()
+    group = RunDir(resume).is_group()
     if not group and seeds is not None and seeds > 1:
         raise UsageError(f"cannot resume {resume} with --seeds {seeds}: it is a single run, "
                          "not a seed group (resume it without --seeds)")
@@ -138,7 +139,7 @@ def _config_path(config: Path | None, resume: Path | None) -> Path:
         return config
     if resume is None:
         raise UsageError("give an experiment file (fcnet train CONFIG) or --resume RUN_DIR")
-    return resume / "config.yaml"  # a seed group keeps its own config.yaml too
+    return RunDir(resume).config  # a seed group keeps its own config.yaml too
 
 
 def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
@@ -164,10 +165,10 @@ def run_summary(result: "RunResult") -> dict[str, Any]:
 
     data: dict[str, Any] = summary(result)
     if result.run_dir:
-        on_disk = Path(result.run_dir) / "summary.json"
+        on_disk = RunDir(result.run_dir).summary
         if on_disk.is_file():
             data = json.loads(on_disk.read_text(encoding="utf-8"))
-        best = Path(result.run_dir) / "checkpoints" / "best"
+        best = RunDir(result.run_dir).checkpoint(RunDir.BEST)
         data["checkpoint"] = str(best) if best.is_dir() else None
     return data
 
@@ -283,32 +284,20 @@ def checkpoint_dir(path: Path) -> Path:
     """A checkpoint directory, a run directory's `checkpoints/best`, or a seed group's best
     seed's (by the monitored validation metric; one line on stderr says which); `latest`
     resolved anywhere in the path."""
-    path = _real(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file or directory")
-    from fcnet_cli.engine.store.seedpick import best_seed, is_group_dir
+    from fcnet_cli.engine.store.locate import locate_checkpoint
 
-    if is_group_dir(path):
-        chosen = best_seed(path)
-        typer.echo(chosen.line(path), err=True)
-        path = chosen.run_dir
-    best = path / "checkpoints" / "best"
-    if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
-        if best.is_symlink() and not best.exists():
-            raise CheckpointError(f"{best}: a broken or looping symbolic link "
-                                  f"(-> {os.readlink(best)}); the run's checkpoints are damaged")
-        if not best.is_dir():
-            raise CheckpointError(f"{path}: the run has no best checkpoint yet "
-                                  f"(no epoch completed)")
-        return best
-    return path
+    found = locate_checkpoint(path)
+    line = found.seed_line()
+    if line is not None:
+        typer.echo(line, err=True)
+    return found.dir
 
 
 def eval_payload(checkpoint: Path, result: "EvalResult") -> dict[str, Any]:
     """`eval --json`: the checkpoint, its epoch, the metrics and their macro averages."""
     epoch = None
     try:
-        epoch = json.loads((checkpoint / "meta.json").read_text(encoding="utf-8")).get("epoch")
+        epoch = json.loads((checkpoint / RunDir.META).read_text(encoding="utf-8")).get("epoch")
     except (OSError, ValueError):
         pass
     k = len(result.classes) or 1

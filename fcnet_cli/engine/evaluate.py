@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import SPLITS, Experiment
-from fcnet_cli.engine.store.checkpoint import LoadedCheckpoint, load_checkpoint
-from fcnet_cli.engine.data.load import DataSplits, Normalization, Preprocessing, load_data
 from fcnet_cli.engine.data.lineage import check_lineage
-from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, classification_metrics
+from fcnet_cli.engine.data.load import DataSplits, Normalization, Preprocessing, load_data
+from fcnet_cli.engine.data.tables import Target
 from fcnet_cli.engine.model import Ensemble, build_model
 from fcnet_cli.engine.ranking import (
     average_precision,
@@ -28,7 +26,9 @@ from fcnet_cli.engine.ranking import (
     margin_threshold,
     roc_auc,
 )
-from fcnet_cli.engine.data.tables import Target
+from fcnet_cli.engine.store.checkpoint import load_checkpoint
+from fcnet_cli.engine.store.layout import RunDir
+from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, classification_metrics
 from fcnet_cli.errors import CheckpointError, DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.metrics import REGISTRY, MetricInfo, metric_info, metric_mode
@@ -188,15 +188,6 @@ def evaluate_regression(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targ
                       task="regression", metrics=metrics, targets=list(target.columns))
 
 
-def _experiment(ckpt: LoadedCheckpoint) -> Experiment:
-    try:
-        return Experiment.model_validate(ckpt.meta["config"])
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise CheckpointError(f"{ckpt.dir / 'meta.json'}: config.{loc}: {first['msg']}") from None
-
-
 def _load_splits(exp: Experiment, meta: dict, in_features: int, where: Path) -> DataSplits:
     """The checkpoint's data, preprocessed with its stored preprocessing (or normalization)."""
     source = exp.data.path or exp.data.dataset
@@ -265,10 +256,10 @@ def evaluate_checkpoint(path: Path, split: str = "test", threshold: float | None
         raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
     ckpt = load_checkpoint(Path(path))
     meta = ckpt.meta
-    exp = _experiment(ckpt)
+    exp = ckpt.experiment()
     lineage_notices = check_lineage(meta, allow_changed_data)
     in_features, n_outputs = meta["in_features"], meta["n_classes"]
-    splits = _load_splits(exp, meta, in_features, ckpt.dir / "meta.json")
+    splits = _load_splits(exp, meta, in_features, ckpt.dir / RunDir.META)
     source = exp.data.path or exp.data.dataset
     if splits.n_features != in_features:
         raise DataError(f"{source}: data set has {splits.n_features} features, checkpoint "

@@ -21,7 +21,7 @@ from fcnet_cli.engine.data.tables import Column, UnseenCategories, canonical_exp
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.serve.model import Model
-from fcnet_cli.serve.reader import Table, open_table
+from fcnet_cli.engine.data.reader import Table, open_table
 
 __all__ = ["evaluate_file"]
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from fcnet_cli.config import ExportFormat
 from fcnet_cli.config.schema import TABLE_DATASETS
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.errors import UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.writer import check_output, staged_output
@@ -150,7 +151,7 @@ def _sidecar(model: Model, fmt: ExportFormat) -> dict:
     from fcnet_cli.serve.onnx_prep import describe_inputs
 
     prep = model.spec.prep
-    meta_bytes = (model.checkpoint.dir / "meta.json").read_bytes()
+    meta_bytes = (model.checkpoint.dir / RunDir.META).read_bytes()
     what = ({"targets": list(model.target.names)} if model.task == "regression"
             else {"classes": model.classes_.tolist()})
     by_name = fmt == "onnx" and raw_inputs(model)
@@ -264,9 +265,9 @@ def export_model(model: Model, out: Path, fmt: str, overwrite: bool = False) -> 
     kind: ExportFormat = "onnx" if fmt == "onnx" else "pt2"
     out = _pt2_name(Path(out), fmt)
     side = sidecar_path(out)
-    weights = model.checkpoint.dir / "model.safetensors"
+    weights = model.checkpoint.dir / RunDir.WEIGHTS
     for path in (out, side):
-        check_output(path, [weights, model.checkpoint.dir / "meta.json"], overwrite)
+        check_output(path, [weights, model.checkpoint.dir / RunDir.META], overwrite)
     if kind == "onnx":
         require_onnx()
     with staged_output(out, overwrite) as tmp:

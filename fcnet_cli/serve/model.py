@@ -20,12 +20,11 @@ import torch
 from torch import nn
 
 from fcnet_cli.engine.store.checkpoint import LoadedCheckpoint, load_checkpoint
-from fcnet_cli.engine.evaluate import _experiment
-from fcnet_cli.engine.store.files import resolve_latest
+from fcnet_cli.engine.store.layout import RunDir
+from fcnet_cli.engine.store.locate import locate_checkpoint
 from fcnet_cli.engine.model import Ensemble, build_model
 from fcnet_cli.engine.data.normalization import smooth_clip
 from fcnet_cli.engine.ranking import check_threshold, margin_threshold
-from fcnet_cli.engine.store.seedpick import best_seed, is_group_dir
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
 
@@ -70,10 +69,10 @@ class Model:
 
     def __init__(self, ckpt: LoadedCheckpoint):
         meta = ckpt.meta
-        exp = _experiment(ckpt)
+        exp = ckpt.experiment()
         self.checkpoint = ckpt
         self.experiment = exp  # the training config (loss, data) as stored in meta.json
-        self.spec = FeatureSpec.from_meta(meta, str(ckpt.dir / "meta.json"))
+        self.spec = FeatureSpec.from_meta(meta, str(ckpt.dir / RunDir.META))
         self.label_smoothing = exp.loss.label_smoothing
         self.target = self.spec.prep.target
         self.task = self.target.task  # classification, or regression (outputs = target names)
@@ -119,7 +118,7 @@ class Model:
     @property
     def sha256(self) -> str:
         """sha256 of the checkpoint's weights file (as recorded and verified at load)."""
-        return str(self.checkpoint.meta["sha256"]["model.safetensors"])
+        return str(self.checkpoint.meta["sha256"][RunDir.WEIGHTS])
 
     def features(self, x: Any, source: str = "input") -> np.ndarray:
         """Model input (N, F) float32 from a polars/pandas frame (by column name; extra columns
@@ -207,7 +206,4 @@ def load_model(path: str | Path) -> Model:
         CheckpointError: missing, empty, corrupt or mismatched checkpoint (exit 2 in the CLI).
         UsageError: a group none of whose seeds has a checkpoint yet.
     """
-    where = resolve_latest(path)
-    if is_group_dir(where):
-        where = best_seed(where).run_dir
-    return Model(load_checkpoint(where))
+    return Model(load_checkpoint(locate_checkpoint(path).dir))

@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 from fcnet_cli.engine.store.files import pid_alive
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.errors import FcnetError, RunError, UsageError
 
 __all__ = ["STDOUT", "Terminated", "check_output", "is_stdout", "staged_output",
@@ -37,8 +38,8 @@ __all__ = ["STDOUT", "Terminated", "check_output", "is_stdout", "staged_output",
 
 STDOUT = "-"  # `-o -`: the output goes to standard output
 # files that mark a folder as a run, a checkpoint or a seed group: nothing is written inside
-_RUN_MARKERS = (("config.yaml", "checkpoints"), ("checkpoints/manifest.json",),
-                ("model.safetensors",), ("group.json",))
+_RUN_MARKERS = ((RunDir.CONFIG, RunDir.CHECKPOINTS), (f"{RunDir.CHECKPOINTS}/{RunDir.MANIFEST}",),
+                (RunDir.WEIGHTS,), (RunDir.GROUP,))
 
 
 class Terminated(FcnetError):

@@ -18,12 +18,12 @@ import torch
 
 from fcnet_cli.config import SPLITS
 from fcnet_cli.engine.data.load import Normalization, load_data
-from fcnet_cli.engine.evaluate import _experiment, require_rows
+from fcnet_cli.engine.evaluate import require_rows
 from fcnet_cli.engine.data.lineage import check_lineage
 from fcnet_cli.engine.data.tables import UnseenCategories
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
-from fcnet_cli.serve.reader import Table, open_table
+from fcnet_cli.engine.data.reader import Table, open_table
 from fcnet_cli.serve.splits import split_kept
 from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged_output
 
@@ -230,7 +230,7 @@ def raw_split(model: Model, split: str, *, allow_changed_data: bool = False) -> 
 
 
 def _rebuild_split(model: Model, split: str) -> np.ndarray:
-    exp = _experiment(model.checkpoint)
+    exp = model.checkpoint.experiment()
     n = model.n_inputs
     identity = Normalization("none", torch.zeros(n), torch.ones(n))
     prep = replace(model.spec.prep, normalization=identity)

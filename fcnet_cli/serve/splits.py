@@ -18,7 +18,7 @@ from fcnet_cli.config import SPLITS
 from fcnet_cli.engine.data.splitrows import split_rows
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
-from fcnet_cli.serve.reader import open_table
+from fcnet_cli.engine.data.reader import open_table
 from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged_output
 
 __all__ = ["model_split_rows", "source_columns", "split_kept", "split_table", "write_splits"]

@@ -14,6 +14,7 @@ from typing import Any
 from fcnet_cli.analysis.boundary import decision_regions, draw_regions
 from fcnet_cli.analysis.compare import RunRecord, markdown_table
 from fcnet_cli.analysis.plots import new_figure, save_figure
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.studies.findings import contrast
 from fcnet_cli.studies.groups import Group, group_runs, last, test_accuracy
 from fcnet_cli.studies.pages import Section, ms, reg_label
@@ -75,7 +76,7 @@ def boundary_figure(groups: Sequence[Group], out: Path) -> Path:
     fig, axes = new_figure(rows, COLUMNS, 4.2 * COLUMNS, 4.0 * rows)
     for ax, g in zip(axes, groups, strict=False):
         run = min(g.runs, key=lambda r: r.config.get("training.seed", 0))
-        regions = decision_regions(run.path, resolution=150, which="last")
+        regions = decision_regions(run.path, resolution=150, which=RunDir.LAST)
         title = (f"{net_label(run.config)}\nval acc {ms(g.values(last('val_accuracy')))} "
                  f"(seed {run.config.get('training.seed')} shown)")
         draw_regions(ax, regions, title)

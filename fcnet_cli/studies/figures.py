@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from fcnet_cli.analysis.compare import RunRecord, weight_totals
 from fcnet_cli.analysis.plots import colors, new_figure, save_figure
 from fcnet_cli.analysis.stats import summarize
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.studies.groups import Group, last
 
 __all__ = ["band", "l1_vs_l2", "lr_decay", "mean_curve", "momentum", "overfitting",
@@ -94,7 +95,7 @@ def overfitting(groups: Sequence[Group], label: Label, out: Path) -> Path:
 
 def weights_of(run: RunRecord, layer: str) -> list[float]:
     """|w| of one Linear's weight matrix in the run's last checkpoint ([] when absent)."""
-    path = run.path / "checkpoints" / "last" / "model.safetensors"
+    path = RunDir(run.path).checkpoint(RunDir.LAST) / RunDir.WEIGHTS
     if not path.is_file():
         return []
     from safetensors.numpy import load_file

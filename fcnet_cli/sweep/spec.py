@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fcnet_cli.config import (
+    MAX_SEEDS,
     ConfigError,
     Experiment,
     Loc,
@@ -41,7 +42,6 @@ __all__ = ["Sweep", "SweepSpec", "known_keys", "point_text", "schema_defaults"]
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 MAX_TRIALS = space.MAX_GRID  # the same bound as a grid's size
-MAX_SEEDS = 1000  # members per configuration; every one is an Experiment before training
 SET_BY_SWEEP = ("training.seed", "output.name")  # per member, never swept
 
 
@@ -68,7 +68,7 @@ class SweepSpec(BaseModel):
                           "others")
     pruner: Literal["none", "median", "hyperband"] = Field(
         "none", description="stop poor trials early from per-epoch validation values")
-    max_population: int = Field(256, gt=0, description="most members trained together")
+    max_population: int = Field(MAX_SEEDS, gt=0, description="most members trained together")
     sampler_seed: int = Field(0, ge=0, description="seed of the random/tpe sampler")
     heartbeat_interval: int = Field(20, gt=0, description="--storage URL only: seconds "
                                                           "between a worker's heartbeats")

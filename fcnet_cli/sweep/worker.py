@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from fcnet_cli.config import ConfigError, Experiment, layout_key
 from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.ranking import check_binary_monitors
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.engine.train.loop import train_population
 from fcnet_cli.events import FINAL_FAILS, Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
@@ -340,7 +341,7 @@ def _summary(runs: list[RunResult], metric: str) -> dict[str, Any]:
     }
     if best:
         run, _ = best_first(best, metric, value=lambda rb: rb[1].value(metric))[0]
-        ckpt = Path(run.run_dir or "") / "checkpoints" / "best"
+        ckpt = RunDir(run.run_dir or "").checkpoint(RunDir.BEST)
         out["checkpoint"] = str(ckpt) if run.run_dir and ckpt.exists() else None
     return out
 

@@ -13,11 +13,12 @@ from typing import Any
 import yaml
 
 from fcnet_cli.config import flatten
+from fcnet_cli.engine.store.layout import RunDir
 
 __all__ = ["ARTIFACT_FILES", "MAX_PARAM", "artifact_files", "epoch_rows", "final_metrics",
            "metric_key", "onnx_files", "params", "read_summary", "run_tags"]
 
-ARTIFACT_FILES = ("config.yaml", "metrics.csv", "summary.json")
+ARTIFACT_FILES = (RunDir.CONFIG, RunDir.METRICS, RunDir.SUMMARY)
 PLOTS = ("*.png", "*.svg", "*.pdf")  # figures `fcnet plot` writes into the run directory
 MAX_PARAM = 6000  # MLflow's limit on a param value (characters)
 
@@ -37,12 +38,12 @@ def params(config: dict[str, Any]) -> dict[str, str]:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(RunDir(run_dir).config.read_text(encoding="utf-8"))
     return data if isinstance(data, dict) else {}
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "summary.json"
+    path = RunDir(run_dir).summary
     if not path.is_file():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -61,7 +62,7 @@ def _number(value: Any) -> float | None:
 
 def epoch_rows(run_dir: Path) -> list[tuple[int, dict[str, float]]]:
     """metrics.csv as (epoch, {metric: value}); empty and non-finite cells left out."""
-    path = run_dir / "metrics.csv"
+    path = RunDir(run_dir).metrics
     if not path.is_file():
         return []
     with path.open(encoding="utf-8", newline="") as f:

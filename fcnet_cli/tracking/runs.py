@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.tracking import records
 from fcnet_cli.tracking.store import Tracking
 
@@ -79,7 +80,7 @@ def _log_values(tracking: Tracking, run_id: str, params: Mapping[str, str],
 
 def log_params(tracking: Tracking, run_id: str, run_dir: Path) -> None:
     """The resolved config (config.yaml) as flattened params."""
-    if (run_dir / "config.yaml").is_file():
+    if RunDir(run_dir).is_run():
         _log_values(tracking, run_id, records.params(records.read_config(run_dir)), {}, {})
 
 
@@ -98,8 +99,8 @@ def log_run_files(tracking: Tracking, run_id: str, run_dir: Path, *, history: bo
         tracking.call(path.name, lambda c, p=path: c.log_artifact(run_id, str(p)))
     for path in records.onnx_files(run_dir):
         tracking.call(path.name, lambda c, p=path: c.log_artifact(run_id, str(p), "onnx"))
-    best = run_dir / "checkpoints" / "best"
-    if model and (best / "meta.json").is_file():
+    best = RunDir(run_dir).checkpoint(RunDir.BEST)
+    if model and RunDir(run_dir).meta(RunDir.BEST).is_file():
         from fcnet_cli.tracking.model import log_model
 
         tracking.call("model", log_model, run_id, best)
@@ -117,6 +118,6 @@ def log_group_stats(tracking: Tracking, run_id: str, group_dir: Path) -> None:
                 values[records.metric_key(f"{name}_{suffix}")] = float(x)
     _log_values(tracking, run_id, {}, values, {"fcnet.seeds": ",".join(map(str, stats.seeds)),
                                                "fcnet.run_dir": str(group_dir.resolve())})
-    for name in ("group.json", "config.yaml"):
+    for name in (RunDir.GROUP, RunDir.CONFIG):
         if (group_dir / name).is_file():
             tracking.call(name, lambda c, n=name: c.log_artifact(run_id, str(group_dir / n)))

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.tracking import records
 from fcnet_cli.tracking.runs import end_run, log_epochs, log_run_files, start_run
 from fcnet_cli.tracking.store import Tracking
@@ -42,7 +43,7 @@ def _first_run_dir(row: dict[str, str]) -> Path | None:
         dirs = json.loads(row.get("run_dirs") or "[]")
     except ValueError:
         return None
-    found = [Path(d) for d in dirs if (Path(d) / "config.yaml").is_file()]
+    found = [Path(d) for d in dirs if RunDir(d).is_run()]
     return found[0] if found else None
 
 
@@ -61,7 +62,7 @@ def _log_trial(tracking: Tracking, parent: str, row: dict[str, str], swept: list
     if run_dir is not None:
         log_run_files(tracking, child, run_dir, history=True, model=False)
     checkpoint = Path(row.get("checkpoint") or "-")
-    if best and (checkpoint / "meta.json").is_file():  # the best seed's checkpoint
+    if best and (checkpoint / RunDir.META).is_file():  # the best seed's checkpoint
         from fcnet_cli.tracking.model import log_model
 
         tracking.call("model", log_model, child, checkpoint)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.tracking import records
 from fcnet_cli.tracking.runs import end_run, log_group_stats, log_run_files, start_run
 from fcnet_cli.tracking.store import Tracking
@@ -20,7 +21,7 @@ def sync_dir(tracking: Tracking, path: Path, run_name: str | None = None) -> lis
     first (none when tracking failed: see `tracking.warning()`)."""
     if (path / "sweep.yaml").is_file():
         return sync_sweep(tracking, path, run_name)
-    if (path / "group.json").is_file():
+    if RunDir(path).is_group():
         return _sync_group(tracking, path, run_name)
     run_id = start_run(tracking, run_name or path.name)
     if run_id is None:
@@ -35,10 +36,10 @@ def _sync_group(tracking: Tracking, group_dir: Path, run_name: str | None) -> li
     if parent is None:
         return []
     ids = [parent]
-    group = json.loads((group_dir / "group.json").read_text(encoding="utf-8"))
+    group = json.loads(RunDir(group_dir).group.read_text(encoding="utf-8"))
     for run in group.get("runs", []):
         run_dir = group_dir / str(run)
-        if not (run_dir / "config.yaml").is_file():
+        if not RunDir(run_dir).is_run():
             continue
         child = start_run(tracking, run_dir.name, parent=parent)
         if child is None:

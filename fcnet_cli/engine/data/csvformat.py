@@ -1,7 +1,7 @@
 """How a CSV file is written: its separator and whether numbers use a decimal comma.
 
 The one place that decides it, for training (`engine.tables.read_table`) and for serving
-(`serve.reader.Table`):
+(`engine.data.reader.Table`):
 
     fmt = csv_format(path, separator=None, decimal_comma=False)   # training: the config
     fmt = serving_format(header, stored_separator, stored_decimal_comma)  # predict / eval

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fcnet_cli.config import DataConfig
-from fcnet_cli.engine.store.files import cause
-from fcnet_cli.errors import DataError
+from fcnet_cli.errors import DataError, cause
 
 __all__ = ["ALLOW_FLAG", "BLOCK", "DataChangedError", "check_lineage", "data_lineage",
            "file_hash", "file_lineage"]

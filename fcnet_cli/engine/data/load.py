@@ -7,7 +7,6 @@ them relative to the experiment file.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from fcnet_cli.config import (
     TABLE_DATASETS,
     DataConfig,
 )
+from fcnet_cli.engine.data.catalog import SKLEARN, TORCHVISION
 from fcnet_cli.engine.data.columns import (
     drop_missing_target,
     encode_target,
@@ -35,6 +35,7 @@ from fcnet_cli.engine.data.columns import (
 from fcnet_cli.engine.data.csvformat import check_decimal_commas
 from fcnet_cli.engine.data.leaks import leak_notices
 from fcnet_cli.engine.data.lineage import data_lineage
+from fcnet_cli.engine.data.reader import read_npz
 from fcnet_cli.engine.data.splits import split_indices, split_size, with_label_noise
 from fcnet_cli.engine.data.synthetic import synthetic
 from fcnet_cli.engine.data.tables import (
@@ -51,11 +52,7 @@ from fcnet_cli.errors import DataError
 __all__ = ["IN_MEMORY", "DataSplits", "Normalization", "Preprocessing", "load_data",
            "load_frame"]
 
-_SKLEARN = {"digits": "load_digits", "iris": "load_iris", "wine": "load_wine",
-            "breast_cancer": "load_breast_cancer", "diabetes": "load_diabetes"}
 IN_MEMORY = "<in-memory table>"  # data.path of a model fitted on a table `load_frame` was given
-_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST",
-                "cifar10": "CIFAR10"}
 
 
 @dataclass
@@ -142,7 +139,7 @@ def _load(cfg: DataConfig, normalization: Normalization | None, task: str | None
         return _load_table_file(cfg, task, preprocessing)
     if preprocessing is not None:
         normalization = preprocessing.normalization
-    if cfg.dataset in _TORCHVISION:
+    if cfg.dataset in TORCHVISION:
         # official train/test split; val is carved from the training pool
         x_pool, y_pool, x_test, y_test, target, source = _load_torchvision(cfg)
         n_val = split_size(cfg.val_fraction, len(y_pool))
@@ -317,12 +314,12 @@ def _strata(y: np.ndarray, target: Target) -> np.ndarray:
 
 
 def _feature_names(cfg: DataConfig, n: int) -> list[str]:
-    if cfg.dataset in _SKLEARN:
+    if cfg.dataset in SKLEARN:
         import sklearn.datasets
 
-        names = getattr(sklearn.datasets, _SKLEARN[cfg.dataset])().feature_names
+        names = getattr(sklearn.datasets, SKLEARN[cfg.dataset].loader)().feature_names
         return [str(v) for v in names]
-    prefix = "pixel" if cfg.dataset in _TORCHVISION else "x"
+    prefix = "pixel" if cfg.dataset in TORCHVISION else "x"
     return [f"{prefix}_{i}" for i in range(n)]
 
 
@@ -353,10 +350,10 @@ def _load_arrays(cfg: DataConfig, task: str | None
         x, y, classes = synthetic(cfg)
         target = Target("classification", [], classes)
         source = f"{cfg.dataset} ({cfg.samples} points, seed {cfg.split_seed})"
-    elif cfg.dataset in _SKLEARN:
+    elif cfg.dataset in SKLEARN:
         import sklearn.datasets  # lazy: bundled files, no network
 
-        bunch = getattr(sklearn.datasets, _SKLEARN[cfg.dataset])()
+        bunch = getattr(sklearn.datasets, SKLEARN[cfg.dataset].loader)()
         x, source = np.asarray(bunch.data, np.float64), str(cfg.dataset)
         if task == "regression":
             y = np.asarray(bunch.target, np.float64)
@@ -381,18 +378,8 @@ def _load_arrays(cfg: DataConfig, task: str | None
 def _read_npz(path: Path, task: str | None) -> tuple[np.ndarray, np.ndarray, Target]:
     """Arrays ``x`` (N, ...) flattened to (N, F) and ``y``: (N,) integer labels ≥ 0, or for
     regression (N,) / (N, T) numbers."""
-    try:
-        archive: Any = np.load(path, allow_pickle=False)  # never unpickle user files
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: expected an .npz archive with arrays x and y")
-        with archive:
-            missing = [k for k in ("x", "y") if k not in archive.files]
-            if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)} "
-                                f"(found: {', '.join(archive.files) or 'none'})")
-            x, y = archive["x"], archive["y"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz file ({str(e).splitlines()[0]})") from e
+    arrays = read_npz(path, ("x", "y"), keep=("x", "y"))
+    x, y = arrays["x"], arrays["y"]
     if x.ndim == 0 or x.dtype.kind not in "biuf":
         raise DataError(f"{path}: x must be a numeric array (N, ...) (got {x.dtype} {x.shape})")
     if y.ndim != 1 and not (task == "regression" and y.ndim == 2):
@@ -421,7 +408,7 @@ def _load_torchvision(cfg: DataConfig) -> tuple[torch.Tensor, np.ndarray, torch.
     """Official train pool and test split as uint8 (N, F) images, labels, classes, source."""
     import torchvision.datasets  # lazy: only these data sets need it
 
-    cls = getattr(torchvision.datasets, _TORCHVISION[cfg.dataset])
+    cls = getattr(torchvision.datasets, TORCHVISION[cfg.dataset].loader)
     root = Path(cfg.root).expanduser()
     source = f"{cfg.dataset} ({root})"
     if root.exists() and not root.is_dir():

@@ -3,8 +3,7 @@
 Public surface (also used by `fcnet_cli.serve`):
 
     frame = read_table(path, "csv")                 # CSV, .csv.gz or Parquet -> polars.DataFrame
-    for batch in iter_table(path, batch_rows=65536):   # the same, in file order, bounded memory
-        x = prep.transform(batch)                   # (n, prep.in_features) float32 numpy
+    x = prep.transform(frame)                       # (n, prep.in_features) float32 numpy
     prep = Preprocessing.from_meta(meta)            # from a checkpoint's meta.json
 
 `Preprocessing` holds everything fitted on the training split: per raw input column (in the
@@ -24,7 +23,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -62,7 +60,7 @@ from fcnet_cli.errors import DataError
 
 __all__ = ["FALSE_SPELLINGS", "NULL_VALUES", "TRUE_SPELLINGS", "Column", "Normalization",
            "Preprocessing", "Target", "UnseenCategories", "canonical_expr", "describe_cell",
-           "encode_frame", "existing_file", "is_missing", "iter_table", "missing_counts",
+           "encode_frame", "existing_file", "is_missing", "missing_counts",
            "read_table", "row_text"]
 
 # cells read as missing in CSV files (an empty cell is the usual one)
@@ -148,25 +146,6 @@ def _float32(lf: pl.LazyFrame) -> pl.DataFrame:
     """Collect with float columns as float32 (what the model reads), chunk by chunk: the
     table never exists as float64, which halves the peak memory of a numeric file."""
     return lf.with_columns(cs.float().cast(pl.Float32)).collect(engine="streaming")
-
-
-def iter_table(path: str | Path, batch_rows: int = 65_536, separator: str | None = None,
-               decimal_comma: bool = False) -> Iterator[pl.DataFrame]:
-    """Yield a CSV/.csv.gz/Parquet file (kind from the suffix) as DataFrames of up to
-    `batch_rows` rows, in file order, holding about one batch in memory at a time."""
-    path = existing_file(path)
-    parquet = path.suffix.lower() in (".parquet", ".pq")
-    if parquet:
-        lf = pl.scan_parquet(path)
-    else:
-        fmt = csv_format(path, separator, decimal_comma)
-        check_stream(path)
-        _check_header(path, fmt)
-        lf = _scan_csv(path, fmt, 10_000)
-    try:
-        yield from lf.collect_batches(chunk_size=batch_rows, maintain_order=True)
-    except pl.exceptions.PolarsError as e:
-        raise DataError(f"{path}: cannot read ({_first_line(e)})") from None
 
 
 SELECT_BLOCK = 256  # model inputs computed per query when a table is encoded

@@ -33,20 +33,21 @@ from packaging.version import Version
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
-from fcnet_cli.config import ModelConfig
+from fcnet_cli.config import Experiment, ModelConfig
+from fcnet_cli.engine.model import build_model
 from fcnet_cli.engine.store.files import (
     RunBusyError,
     RunLock,
     atomic_write_bytes,
     atomic_write_text,
-    cause,
     fsync_dir,
     new_run_dir,
     write_new_file,
 )
+from fcnet_cli.engine.store.layout import RunDir
+from fcnet_cli.engine.store.locate import checkpoint_dir
 from fcnet_cli.engine.store.metaschema import validate_meta
-from fcnet_cli.engine.model import build_model
-from fcnet_cli.errors import CheckpointError, RunError
+from fcnet_cli.errors import CheckpointError, RunError, cause
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
            "atomic_write_text", "checkpoint_files", "checkpoint_from_files", "clean_stale",
@@ -54,15 +55,15 @@ __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
            "write_checkpoint_files"]
 
 WEIGHTS, META, TRAIN_STATE, MANIFEST = (
-    "model.safetensors", "meta.json", "train_state.pt", "manifest.json")
+    RunDir.WEIGHTS, RunDir.META, RunDir.TRAIN_STATE, RunDir.MANIFEST)
 FORMAT, VERSION = "fcnet-checkpoint", 1  # meta.json "format"/"version" this fcnet writes
 META_KEYS = ("config", "in_features", "n_classes", "classes", "normalization")
 MAX_WEIGHTS_BYTES = 4 << 30  # 4 GiB: far beyond any MLP this tool trains
 MAX_TRAIN_STATE_BYTES = 8 << 30  # optimizer state (Adam) is ~2× the weights
 MAX_META_BYTES = 10_000_000
-WHICH = ("best", "last")
+WHICH = RunDir.WHICH
 MIN_TORCH = (2, 10)  # weights-only unpickling is trusted from here on (pyproject requires it)
-_SEQ_DIR = re.compile(r"\.(best|last)-(\d+)")
+_SEQ_DIR = re.compile(rf"\.({'|'.join(WHICH)})-(\d+)")
 
 
 # ---------------------------------------------------------------------------- saving
@@ -102,7 +103,7 @@ def save_checkpoint(run_dir: Path, which: str, state_dict: dict[str, torch.Tenso
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH} (got {which!r})")
-    ckpts = Path(run_dir) / "checkpoints"
+    ckpts = RunDir(run_dir).checkpoints
     link = ckpts / which
     files = _checkpoint_files(state_dict, meta, train_state)
     tmp = ckpts / f".tmp-{secrets.token_hex(6)}"
@@ -150,7 +151,7 @@ def _update_manifest(ckpts: Path, which: str, entry: dict[str, Any]) -> None:
 def clean_stale(run_dir: Path) -> list[Path]:
     """Remove `.tmp-*` leftovers and `.best-*`/`.last-*` dirs no symlink points to."""
     run_dir = Path(run_dir)
-    ckpts = run_dir / "checkpoints"
+    ckpts = RunDir(run_dir).checkpoints
     live = {os.readlink(ckpts / w) for w in WHICH if (ckpts / w).is_symlink()}
     candidates = [p for p in run_dir.glob(".tmp-*")]
     if ckpts.is_dir():
@@ -178,28 +179,15 @@ class LoadedCheckpoint:
     state_dict: dict[str, torch.Tensor]
     meta: dict
 
-
-def _checkpoint_dir(path: Path) -> Path:
-    """A checkpoint dir, its model.safetensors, or a run dir (→ checkpoints/best)."""
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file or directory")
-    if path.is_file():
-        if path.name != WEIGHTS:
-            raise CheckpointError(f"{path}: not a checkpoint (expected a checkpoint directory, "
-                                  f"its {WEIGHTS}, or a run directory)")
-        return path.parent
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: not a regular file or directory")
-    if (path / WEIGHTS).exists() or (path / META).exists():
-        return path
-    if (path / "checkpoints" / "best").is_dir():
-        return path / "checkpoints" / "best"
-    if (path / "group.json").is_file():
-        raise CheckpointError(f"{path}: a seed group, not one checkpoint: give one of its seeds "
-                              f"({path.name}/seed-N), or the group to fcnet eval, predict, "
-                              "export or load_model (they use its best seed)")
-    raise CheckpointError(f"{path}: no checkpoint in this directory "
-                          f"(expected {WEIGHTS} and {META}, or checkpoints/best)")
+    def experiment(self) -> Experiment:
+        """The training config stored in meta.json. Raises CheckpointError naming the first
+        field that does not validate."""
+        try:
+            return Experiment.model_validate(self.meta["config"])
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise CheckpointError(f"{self.dir / META}: config.{loc}: {first['msg']}") from None
 
 
 def _read_limited(path: Path, limit: int, shown: Path) -> bytes:
@@ -263,9 +251,9 @@ def _verify_hash(path: Path, data: bytes, meta: dict, real_dir: Path) -> None:
     expected = (meta.get("sha256") or {}).get(path.name)
     actual = _sha256(data)
     if expected is None:
-        raise CheckpointError(f"{path}: meta.json records no sha256 for {path.name}")
+        raise CheckpointError(f"{path}: {META} records no sha256 for {path.name}")
     if actual != expected:
-        raise CheckpointError(f"{path}: sha256 {actual[:12]}… does not match meta.json "
+        raise CheckpointError(f"{path}: sha256 {actual[:12]}… does not match {META} "
                               f"({str(expected)[:12]}…); the file was modified or corrupted")
     _verify_manifest(path, actual, real_dir)
 
@@ -274,7 +262,7 @@ def _verify_manifest(path: Path, actual: str, real_dir: Path) -> None:
     """Inside a run's checkpoints/, compare `actual` with the manifest's hash of the file
     (a manifest written before meta.json was hashed there has none for it: not checked)."""
     manifest_path = real_dir.parent / MANIFEST
-    if real_dir.parent.name != "checkpoints" or not manifest_path.exists():
+    if real_dir.parent.name != RunDir.CHECKPOINTS or not manifest_path.exists():
         return
     try:
         raw = _read_limited(manifest_path, MAX_META_BYTES, manifest_path)
@@ -322,7 +310,7 @@ def _check_layout(path: Path, meta: dict, state_dict: dict[str, torch.Tensor]) -
 
 def load_checkpoint(path: Path) -> LoadedCheckpoint:
     """Load and verify a checkpoint; raise CheckpointError (one line naming the path)."""
-    ckpt = _checkpoint_dir(Path(path))
+    ckpt = checkpoint_dir(Path(path))
     real = ckpt.resolve()  # read both files from one directory even if `best` is re-pointed
     meta = _read_meta(real, ckpt)
     data = _read_limited(real / WEIGHTS, MAX_WEIGHTS_BYTES, ckpt / WEIGHTS)
@@ -346,7 +334,7 @@ def _verified(ckpt: Path, real: Path, meta: dict, data: bytes) -> LoadedCheckpoi
 
 def checkpoint_files(path: Path) -> dict[str, bytes]:
     """The verified weights and meta.json of a checkpoint (or run directory), as bytes."""
-    ckpt = _checkpoint_dir(Path(path))
+    ckpt = checkpoint_dir(Path(path))
     real = ckpt.resolve()
     out = {name: _read_limited(real / name, limit, ckpt / name)
            for name, limit in ((META, MAX_META_BYTES), (WEIGHTS, MAX_WEIGHTS_BYTES))}
@@ -389,7 +377,7 @@ def load_train_state(ckpt_dir: Path) -> dict:
     if Version(torch.__version__).release[:2] < MIN_TORCH:
         raise CheckpointError(f"refusing to unpickle training state with torch {torch.__version__}"
                               f": its weights-only loader has known flaws; need torch >= 2.10")
-    ckpt = _checkpoint_dir(Path(ckpt_dir))
+    ckpt = checkpoint_dir(Path(ckpt_dir))
     real = ckpt.resolve()
     meta = _read_meta(real, ckpt)
     path = ckpt / TRAIN_STATE

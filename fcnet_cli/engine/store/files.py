@@ -17,19 +17,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from fcnet_cli.errors import RunError, UsageError
+from fcnet_cli.engine.store.layout import RunDir
+from fcnet_cli.errors import RunError, UsageError, cause
 
-__all__ = ["GROUP_FILE", "LATEST", "LOCK_FILE", "RunBusyError", "RunLock", "atomic_write_bytes",
-           "atomic_write_text", "cause", "fsync_dir", "holder_alive", "new_run_dir",
+__all__ = ["LATEST", "RunBusyError", "RunLock", "atomic_write_bytes",
+           "atomic_write_text", "fsync_dir", "holder_alive", "new_run_dir",
            "pid_alive", "resolve_latest", "write_new_file"]
-
-LOCK_FILE = ".lock"
-
-
-def cause(e: BaseException) -> str:
-    """One line describing an exception (OSError: its strerror, e.g. 'No space left on device')."""
-    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
-    return " ".join(text.split())
 
 
 def new_run_dir(output_dir: Path, name: str) -> Path:
@@ -110,7 +103,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
+        self.path = RunDir(run_dir).lock
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -153,7 +146,6 @@ def _run_id_key(path: Path) -> tuple[str, int]:
     return "-".join(parts[:2]), int(n) if n.isdigit() else 0
 
 
-GROUP_FILE = "group.json"  # a seed group's record (engine.group)
 _GROUP_FAILED = ("failed", "diverged")  # a seed group with such a seed has no whole result
 
 
@@ -172,13 +164,14 @@ def _broken(run: Path) -> bool:
     best checkpoint predates the divergence, and a killed run is shown as incomplete by
     `fcnet compare` and continued by `--resume`.
     """
-    if (run / GROUP_FILE).is_file():
-        statuses = _read_json(run / GROUP_FILE).get("status") or {}
+    rd = RunDir(run)
+    if rd.is_group():
+        statuses = _read_json(rd.group).get("status") or {}
         if not isinstance(statuses, dict):
             return True
         return any(s in _GROUP_FAILED or (s == "training" and not holder_alive(run / str(name)))
                    for name, s in statuses.items())
-    return _read_json(run / "summary.json").get("status") == "failed"
+    return _read_json(rd.summary).get("status") == "failed"
 
 
 def resolve_latest(path: str | Path, *, any_status: bool = False) -> Path:
@@ -197,7 +190,7 @@ def resolve_latest(path: str | Path, *, any_status: bool = False) -> Path:
     if path.name != LATEST or path.exists():
         return path
     folder = path.parent
-    runs = [p for p in folder.iterdir() if (p / "config.yaml").is_file()] \
+    runs = [p for p in folder.iterdir() if RunDir(p).is_run()] \
         if folder.is_dir() else []
     if not runs:
         raise UsageError(f"{path}: no runs in {folder} (`latest` is the newest run there)")
@@ -213,7 +206,7 @@ def holder_alive(run_dir: Path) -> bool:
     clears it on exit, SIGKILL leaves it. Read only: taking the lock to test it could make
     a concurrent `--resume` fail as busy. (A reused pid reads as alive.)"""
     try:
-        pid = int((Path(run_dir) / LOCK_FILE).read_text(encoding="ascii").strip() or 0)
+        pid = int(RunDir(run_dir).lock.read_text(encoding="ascii").strip() or 0)
     except (OSError, ValueError):
         return False
     return pid > 0 and pid_alive(pid)

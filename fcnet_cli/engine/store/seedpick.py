@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fcnet_cli.engine.store.files import GROUP_FILE
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.errors import UsageError
 from fcnet_cli.metrics import best_first
 
-__all__ = ["GROUP_FILE", "BestSeed", "best_seed", "group_monitor", "is_group_dir",
+__all__ = ["BestSeed", "best_seed", "group_monitor", "is_group_dir",
            "read_json_object"]
 
 
 def is_group_dir(path: Path) -> bool:
-    return (Path(path) / GROUP_FILE).is_file()
+    return RunDir(path).is_group()
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -63,21 +63,21 @@ class BestSeed:
     def line(self, group_dir: Path) -> str:
         return (f"{group_dir} is a seed group: using {self.run_dir.name}, the best of "
                 f"{self.of} seeds by {self.monitor} ({self.value:.4f}); give "
-                f"{group_dir.name}/seed-N for another")
+                f"{group_dir.name}/{RunDir.SEED_PREFIX}N for another")
 
 
 def best_seed(group_dir: Path) -> BestSeed:
     """The seed whose best checkpoint has the best monitored validation metric (the metric
     registry says which way is better). Raises UsageError when no seed has a checkpoint."""
     group_dir = Path(group_dir)
-    data = read_json_object(group_dir / GROUP_FILE)
+    data = read_json_object(RunDir(group_dir).group)
     monitor = group_monitor(data)
     found = []
     for run in data.get("runs", []):
-        summary = group_dir / str(run) / "summary.json"
-        best = (read_json_object(summary).get("best") or {}) if summary.is_file() else {}
-        if _number(best.get(monitor)) and (summary.parent / "checkpoints" / "best").is_dir():
-            found.append((summary.parent, float(best[monitor])))
+        rd = RunDir(group_dir / str(run))
+        best = (read_json_object(rd.summary).get("best") or {}) if rd.summary.is_file() else {}
+        if _number(best.get(monitor)) and rd.checkpoint(RunDir.BEST).is_dir():
+            found.append((rd.path, float(best[monitor])))
     if not found:
         raise UsageError(f"{group_dir}: no seed of this group has a best checkpoint yet; "
                          "give a seed's folder (e.g. its seed-N) once one has finished an epoch")

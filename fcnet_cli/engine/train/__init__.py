@@ -4,6 +4,7 @@ rule, resources, seed groups and ensembles.
     cpus         how many CPU threads torch should use
     defaults     the data-aware default rule (torch-free)
     ensemble     model.ensemble: N members trained as one population, kept as one model
+    finish       a member's checkpoints, progress and final record (its test metrics)
     graphs       the CUDA epoch: no host sync, each step one CUDA graph replay
     group        training.seeds: N seeds trained as one population, in a group folder
     loop         the training loop, one loop for K = 1 and for K members
@@ -21,6 +22,7 @@ __all__ = [
     "cpus",
     "defaults",
     "ensemble",
+    "finish",
     "graphs",
     "group",
     "loop",

@@ -36,15 +36,16 @@ import torch
 from fcnet_cli.config import Experiment, dump_experiment, layout_key
 from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.store import records as records
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.data.load import DataSplits
 from fcnet_cli.engine.store.records import member_status, resumable_members
+from fcnet_cli.engine.train.finish import check_resume_config
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, RunResult, StopToken
 
-__all__ = ["MEMBERS_DIR", "ensemble_members", "is_ensemble_dir", "join_checkpoints",
+__all__ = ["ensemble_members", "is_ensemble_dir", "join_checkpoints",
            "member_dirs", "train_ensemble", "write_ensemble"]
 
-MEMBERS_DIR = "members"
 # `engine.train.train_population`, handed in by `engine.train.train` (which calls this module)
 Fit = Callable[..., list[RunResult]]
 
@@ -59,12 +60,12 @@ def ensemble_members(exp: Experiment) -> list[Experiment]:
 
 def member_dirs(run_dir: Path, exp: Experiment) -> list[Path]:
     """The members' run directories, in member order."""
-    return [Path(run_dir) / MEMBERS_DIR / f"seed-{exp.training.seed + k}"
+    return [RunDir(run_dir).member(exp.training.seed + k)
             for k in range(exp.model.ensemble)]
 
 
 def is_ensemble_dir(path: Path) -> bool:
-    return (Path(path) / MEMBERS_DIR).is_dir() and (Path(path) / "config.yaml").is_file()
+    return RunDir(path).is_ensemble()
 
 
 def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] = (),
@@ -88,18 +89,18 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
             run_dir = Path(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
             locks.enter_context(ck.RunLock(run_dir))
-            ck.atomic_write_text(run_dir / "config.yaml", dump_experiment(exp))
+            ck.atomic_write_text(RunDir(run_dir).config, dump_experiment(exp))
             dirs = member_dirs(run_dir, exp)
             fit(members, callbacks=callbacks, stop=stop, run_dirs=dirs, data=data,
                 eager_checkpoints=False)
         else:
             run_dir = Path(resume)
-            records.check_resume_config(run_dir, exp)
+            check_resume_config(run_dir, exp)
             locks.enter_context(ck.RunLock(run_dir))
             dirs = member_dirs(run_dir, exp)
             todo = resumable_members(run_dir, dirs, "member")
             for i in todo:
-                records.check_resume_config(dirs[i], members[i])
+                check_resume_config(dirs[i], members[i])
             fit([members[i] for i in todo], callbacks=callbacks, stop=stop,
                 run_dirs=[dirs[i] for i in todo], resume=True, data=data,
                 eager_checkpoints=False)
@@ -117,7 +118,7 @@ def _status(statuses: list[str], complete: bool) -> str:
 
 def _member_result(run_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        data = json.loads(RunDir(run_dir).summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = {}
     return data if isinstance(data, dict) else {}
@@ -128,7 +129,7 @@ def write_ensemble(run_dir: Path, exp: Experiment, seconds: float = 0.0) -> RunR
     member has one) and write the ensemble's summary.json; return the ensemble's result."""
     dirs = member_dirs(run_dir, exp)
     statuses = [member_status(d) for d in dirs]
-    bests = [d / "checkpoints" / "best" for d in dirs]
+    bests = [RunDir(d).checkpoint(RunDir.BEST) for d in dirs]
     complete = all(b.is_dir() for b in bests)
     status = _status(statuses, complete)
     joined = complete and status != "interrupted"
@@ -161,7 +162,7 @@ def join_checkpoints(run_dir: Path, exp: Experiment, checkpoints: Sequence[Path]
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with ck.RunLock(run_dir):
-        ck.atomic_write_text(run_dir / "config.yaml", dump_experiment(exp))
+        ck.atomic_write_text(RunDir(run_dir).config, dump_experiment(exp))
         epochs = _save_checkpoint(run_dir, exp, checkpoints)
         n = len(checkpoints)
         return _summarize(run_dir, exp, "completed", ["completed"] * n, True, 0.0, [], {
@@ -177,7 +178,7 @@ def _summarize(run_dir: Path, exp: Experiment, status: str, statuses: list[str],
     test = None
     if joined:
         with contextlib.suppress(UsageError):  # no test split (test_fraction: 0)
-            test = evaluate_checkpoint(run_dir / "checkpoints" / "best", "test",
+            test = evaluate_checkpoint(RunDir(run_dir).checkpoint(RunDir.BEST), "test",
                                        allow_changed_data=True)
             notices = list(test.notices) + notices
     result = RunResult(name=exp.name, run_dir=str(run_dir), status=status, history=[],
@@ -186,7 +187,7 @@ def _summarize(run_dir: Path, exp: Experiment, status: str, statuses: list[str],
                        members=statuses, member_epochs=list(ensemble["best_epoch"]))
     data = records.summary(result)
     data["ensemble"] = {"members": exp.model.ensemble, **ensemble}
-    ck.atomic_write_text(run_dir / "summary.json", json.dumps(data, indent=2))
+    ck.atomic_write_text(RunDir(run_dir).summary, json.dumps(data, indent=2))
     return result
 
 
@@ -220,5 +221,5 @@ def _save_checkpoint(run_dir: Path, exp: Experiment, bests: Sequence[Path]) -> l
                  "member_seeds": seeds,
                  "member_epochs": epochs, "epoch": None, "metrics": None,
                  "versions": records.versions()})
-    ck.save_checkpoint(run_dir, "best", state, meta)
+    ck.save_checkpoint(run_dir, RunDir.BEST, state, meta)
     return epochs

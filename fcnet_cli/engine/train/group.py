@@ -21,13 +21,15 @@ from typing import Any
 from fcnet_cli.config import Experiment, dump_experiment, validate_experiment
 from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.store import records as records
-from fcnet_cli.engine.store.files import GROUP_FILE
+from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.store.records import member_status, resumable_members
+from fcnet_cli.engine.store.seedpick import is_group_dir
+from fcnet_cli.engine.train.finish import check_resume_config
 from fcnet_cli.engine.train.loop import train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, GroupResult, RunResult, StopToken
 
-__all__ = ["GROUP_FILE", "is_group_dir", "read_group", "seed_members", "train_group"]
+__all__ = ["is_group_dir", "read_group", "seed_members", "train_group"]
 
 GROUP_FORMAT = "fcnet-group"
 
@@ -40,31 +42,27 @@ def seed_members(exp: Experiment) -> list[Experiment]:
             for i in range(t.seeds)]
 
 
-def is_group_dir(path: Path) -> bool:
-    return (Path(path) / GROUP_FILE).is_file()
-
-
 def read_group(group_dir: Path) -> dict[str, Any]:
     """group.json as a dict. Raises UsageError when it is missing or unreadable."""
     try:
-        data = json.loads((Path(group_dir) / GROUP_FILE).read_text(encoding="utf-8"))
+        data = json.loads(RunDir(group_dir).group.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise UsageError(f"{group_dir}: not a readable group directory ({e})") from None
     if not isinstance(data, dict) or data.get("format") != GROUP_FORMAT:
-        raise UsageError(f"{group_dir}/{GROUP_FILE}: not an fcnet group file")
+        raise UsageError(f"{RunDir(group_dir).group}: not an fcnet group file")
     return data
 
 
 def _write_group(group_dir: Path, exp: Experiment, seeds: Sequence[int],
                  statuses: dict[str, str], reason: str | None = None) -> None:
     data = {"format": GROUP_FORMAT, "version": 1, "name": exp.name, "seeds": list(seeds),
-            "runs": [f"seed-{s}" for s in seeds], "status": statuses,
+            "runs": [RunDir.seed_name(s) for s in seeds], "status": statuses,
             "config": exp.model_dump(mode="json"), "versions": records.versions()}
     if reason is not None:
         data["reason"] = reason
-    ck.atomic_write_text(group_dir / GROUP_FILE, json.dumps(data, indent=2))
-    if not (group_dir / "config.yaml").exists():  # what `fcnet train --resume GROUP` reads
-        ck.atomic_write_text(group_dir / "config.yaml", dump_experiment(exp))
+    ck.atomic_write_text(RunDir(group_dir).group, json.dumps(data, indent=2))
+    if not RunDir(group_dir).config.exists():  # what `fcnet train --resume GROUP` reads
+        ck.atomic_write_text(RunDir(group_dir).config, dump_experiment(exp))
 
 
 def train_group(exp: Experiment, *, callbacks: Sequence[Callback] = (),
@@ -79,7 +77,7 @@ def train_group(exp: Experiment, *, callbacks: Sequence[Callback] = (),
     members = seed_members(exp)
     seeds = [m.training.seed for m in members]
     group_dir = ck.new_run_dir(Path(exp.output.dir), exp.name)
-    dirs = [group_dir / f"seed-{s}" for s in seeds]
+    dirs = [RunDir(group_dir).seed(s) for s in seeds]
     _write_group(group_dir, exp, seeds, dict.fromkeys((d.name for d in dirs), "training"))
     results = _train_recorded(group_dir, exp, seeds, dirs, members,
                               callbacks=callbacks, stop=stop, run_dirs=dirs)
@@ -113,9 +111,9 @@ def _saved_config(group_dir: Path, data: dict[str, Any]) -> Experiment:
     from fcnet_cli.errors import ConfigError
 
     try:
-        return validate_experiment(data.get("config"), origin=str(group_dir / GROUP_FILE))
+        return validate_experiment(data.get("config"), origin=str(RunDir(group_dir).group))
     except ConfigError as e:
-        raise UsageError(f"{group_dir}/{GROUP_FILE}: its config is not valid: "
+        raise UsageError(f"{RunDir(group_dir).group}: its config is not valid: "
                          f"{'; '.join(e.problems)}") from None
 
 
@@ -128,12 +126,12 @@ def _resume_group(exp: Experiment, group_dir: Path, callbacks: Sequence[Callback
                          f"has {saved.training.seeds} (resume it without --seeds, or start a "
                          "new group)")
     members = seed_members(exp)
-    dirs = [group_dir / f"seed-{m.training.seed}" for m in members]
+    dirs = [RunDir(group_dir).seed(m.training.seed) for m in members]
     statuses = dict(data.get("status") or {})
     todo = resumable_members(group_dir, dirs, "seed", "; resume each seed's folder on its own "
                              "with fcnet train --resume")
     for i in todo:
-        records.check_resume_config(dirs[i], members[i])
+        check_resume_config(dirs[i], members[i])
     seeds = [m.training.seed for m in members]
     results = _train_recorded(group_dir, saved, seeds, [dirs[i] for i in todo],
                               [members[i] for i in todo], statuses, callbacks=callbacks,

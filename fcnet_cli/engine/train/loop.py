@@ -18,6 +18,8 @@ import torch
 
 from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.engine.store import records as records
+from fcnet_cli.engine.store.layout import RunDir
+from fcnet_cli.engine.train import finish
 from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.train.cpus import apply_threads
 from fcnet_cli.engine.data.load import DataSplits, load_data
@@ -78,7 +80,7 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     returns the ensemble's result (`engine.ensemble.train_ensemble`).
     """
     if resume is not None and exp.model.ensemble == 1:
-        records.check_resume_config(resume, exp)
+        finish.check_resume_config(resume, exp)
     before = torch.get_num_threads()
     apply_threads(exp.training.threads)
     try:
@@ -119,7 +121,7 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
     """
     with contextlib.ExitStack() as locks:
         if resume:  # a busy run is refused before anything is loaded, read or removed
-            run_dirs = records.prepare_run_dirs(exps, run_dirs, True, locks)
+            run_dirs = records.prepare_run_dirs(exps, run_dirs, resume=True, locks=locks)
         loggers = loggers_for(exps)  # output.tensorboard: honoured here, whoever calls
         for logger in loggers:
             locks.callback(logger.close)
@@ -184,7 +186,7 @@ class _Engine:
         for m in self.members:
             m.engine, m.engine_reason, m.products = self.step.name, reason, self.step.products
         dirs = [Path(p) for p in run_dirs or ()] if resume else records.prepare_run_dirs(
-            self.exps, run_dirs, False, locks)
+            self.exps, run_dirs, resume=False, locks=locks)
         for m, rd in zip(self.members, dirs, strict=True):
             m.run_dir = rd
         return self._run(dirs, resume)
@@ -451,22 +453,23 @@ class _Engine:
         """Write `best` (when it changed) and `last` (with the exact training state)."""
         if m.run_dir is None:
             return
-        records.write_progress(m)
+        finish.write_progress(m)
         if m.best_dirty and m.best_state is not None:
-            records.save_model(m.run_dir, "best", m, self.data)
+            finish.save_model(m.run_dir, RunDir.BEST, m, self.data)
             m.best_dirty = False
         if with_last:
             ls, corr, cnt = self.acc
             perm = self.perms[k] if mid_epoch and self.perms is not None else None
             state = m.train_state(epoch, batch, self.opt.member_state(k), perm,
                                   ls[k], corr[k], cnt)
-            records.save_model(m.run_dir, "last", m, self.data, self.pop.state_dict(k), state)
+            finish.save_model(m.run_dir, RunDir.LAST, m, self.data, self.pop.state_dict(k),
+                              state)
 
     def _finish(self, m: Member) -> None:
         """Close a member: final checkpoints (sweeps), test metrics, summary.json."""
         if m.index in self.results:
             return
-        result = records.finish_member(m, self.data)
+        result = finish.finish_member(m, self.data)
         self.results[m.index] = result
         for cb in self.callbacks:
             cb.on_member_end(m.index, result)

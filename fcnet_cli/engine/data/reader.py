@@ -1,4 +1,10 @@
 """Input tables read in row chunks: CSV (also .csv.gz) and Parquet with polars, NPZ whole.
+The one chunked reader (`fcnet predict`, `eval --data`, the serving side) and the one NPZ
+reader (training's NPZ data sets too).
+
+    table = open_table(path, data)                 # columns known, nothing parsed yet
+    for first_row, frame in table.frames(columns, dtypes, batch_rows): ...
+    arrays = read_npz(path, ("x", "y"))            # every array; the named ones required
 
 Peak memory follows the chunk size, not the file: a CSV is read in blocks of bytes cut at a
 row boundary and each block is parsed by polars (polars' own streaming reader reads ahead
@@ -12,7 +18,7 @@ import gzip
 import io
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
@@ -25,7 +31,7 @@ from fcnet_cli.engine.data.limits import check_columns, check_stream
 from fcnet_cli.engine.data.tables import existing_file
 from fcnet_cli.errors import DataError
 
-__all__ = ["TableKind", "Table", "open_table"]
+__all__ = ["Table", "TableKind", "open_table", "read_npz"]
 
 TableKind = Literal["csv", "parquet", "npz"]
 _SUFFIXES: dict[str, TableKind] = {".csv": "csv", ".gz": "csv", ".parquet": "parquet",
@@ -71,7 +77,7 @@ class Table:
 
     def _read_columns(self) -> list[str]:
         if self.kind == "npz":
-            self._npz = _load_npz(self.path)
+            self._npz = read_npz(self.path, ("x",))
             return list(self._npz)
         try:
             if self.kind == "parquet":
@@ -199,19 +205,31 @@ def _row_blocks(f: IO[bytes], batch_rows: int) -> Iterator[bytes]:
         buf = buf[cut:]
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an NPZ archive; ``x`` (N, ...) is required, ``y`` optional."""
+def _arrays(names: Sequence[str]) -> str:
+    """("x",) -> "array x"; ("x", "y") -> "arrays x, y"."""
+    return f"array{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+def read_npz(path: Path, required: Sequence[str], keep: Sequence[str] | None = None
+             ) -> dict[str, np.ndarray]:
+    """The arrays of an NPZ archive (only those in `keep`, when given); each of `required`
+    must be there. Never unpickles anything.
+
+    Raises:
+        DataError: not a readable .npz archive, or a required array missing.
+    """
     try:
         archive: Any = np.load(path, allow_pickle=False)  # never unpickle user files
         if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: expected an .npz archive with an array x")
+            raise DataError(f"{path}: expected an .npz archive with {_arrays(required)}")
         with archive:
-            arrays = {k: archive[k] for k in archive.files}
+            missing = [k for k in required if k not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing {_arrays(missing)} "
+                                f"(found: {', '.join(archive.files) or 'none'})")
+            return {k: archive[k] for k in archive.files if keep is None or k in keep}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz file ({_first_line(e)})") from None
-    if "x" not in arrays:
-        raise DataError(f"{path}: missing array x (found: {', '.join(arrays) or 'none'})")
-    return arrays
 
 
 def open_table(path: Path, data: DataConfig | None = None) -> Table:
