@@ -28,8 +28,8 @@ class FCNetClassifier(ClassifierMixin, FCNetEstimator):
 
     hidden (model.hidden), activation (model.activation), dropout (model.dropout),
     batch_norm (model.batch_norm), num_embeddings (model.num_embeddings: none,
-    piecewise_linear or periodic; their knobs through config), optimizer (optimizer.name), lr (optimizer.lr),
-    momentum (optimizer.momentum), nesterov (optimizer.nesterov),
+    piecewise_linear or periodic; their knobs through config), optimizer (optimizer.name),
+    lr (optimizer.lr), momentum (optimizer.momentum), nesterov (optimizer.nesterov),
     weight_decay (optimizer.weight_decay), scheduler (scheduler.name), epochs
     (training.epochs), batch_size (training.batch_size), early_stopping (patience in epochs,
     training.early_stopping.patience), seed (training.seed), device (training.device),

@@ -87,7 +87,7 @@ class Model:
             mlp = build_model(exp.model, meta["in_features"], meta["n_classes"], self.task)
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
-        front = [Standardize(norm.shift, norm.scale, norm.clip)]
+        front: list[nn.Module] = [Standardize(norm.shift, norm.scale, norm.clip)]
         if self.spec.prep.embedding is not None:
             front.append(self.spec.prep.embedding.module())
         self.module = nn.Sequential(*front, mlp).eval()

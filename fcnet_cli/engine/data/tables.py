@@ -47,6 +47,7 @@ from fcnet_cli.engine.data.cells import (
     row_text,
 )
 from fcnet_cli.engine.data.csvformat import CsvFormat, check_one_column, csv_format, decimal_points
+from fcnet_cli.engine.data.embeddings import NumEmbedding
 from fcnet_cli.engine.data.encoding import (
     UnseenCategories,
     check_numeric,
@@ -56,7 +57,6 @@ from fcnet_cli.engine.data.encoding import (
     refuse_missing,
     unseen_categories,
 )
-from fcnet_cli.engine.data.embeddings import NumEmbedding
 from fcnet_cli.engine.data.limits import check_columns, check_stream
 from fcnet_cli.engine.data.normalization import Normalization
 from fcnet_cli.errors import DataError
