@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from fcnet_cli import load_experiment, load_model, train
 from fcnet_cli.cli import app
-from fcnet_cli.engine.data.embeddings import NumEmbedding, embed_splits, numeric_inputs
+from fcnet_cli.engine.data.embedded import embed_splits
+from fcnet_cli.engine.data.embeddings import NumEmbedding, numeric_inputs
 from fcnet_cli.engine.data.load import load_frame
 from fcnet_cli.engine.data.splitrows import split_rows
 from fcnet_cli.engine.evaluate import evaluate_checkpoint

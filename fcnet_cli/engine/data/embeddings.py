@@ -19,25 +19,23 @@ indicators pass through); an imputed cell is embedded at its imputed value, and 
 indicator input stays as it was. Each embedded input is replaced, in place, by its vector,
 so the network's inputs keep the columns' order. Every step is an elementwise op, a
 Max/Min or a gather: the serving module and the exported ONNX graph compute it the same way.
+Training fits it on loaded splits with `engine.data.embedded.embed_splits`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from fcnet_cli.config import NUM_EMBEDDINGS
+from fcnet_cli.engine.data.cells import Column
 from fcnet_cli.errors import DataError
 
-if TYPE_CHECKING:
-    from fcnet_cli.config import ModelConfig
-    from fcnet_cli.engine.data.load import DataSplits
-
-__all__ = ["EmbeddingModule", "NumEmbedding", "embed_splits", "numeric_inputs"]
+__all__ = ["EmbeddingModule", "NumEmbedding", "numeric_inputs"]
 
 
 @dataclass
@@ -226,7 +224,7 @@ class EmbeddingModule(nn.Module):
         return torch.index_select(torch.cat([x, flat], dim=1), 1, b["order"])
 
 
-def numeric_inputs(columns: list[Any]) -> list[int]:
+def numeric_inputs(columns: list[Column]) -> list[int]:
     """Positions of the numeric columns' value inputs among the model inputs (`Column`s in
     order; an indicator input follows its column's value and is not embedded)."""
     out, j = [], 0
@@ -235,18 +233,3 @@ def numeric_inputs(columns: list[Any]) -> list[int]:
             out.append(j)
         j += len(col.input_names())
     return out
-
-
-def embed_splits(data: DataSplits, model: ModelConfig, seed: int) -> DataSplits:
-    """`data` with `model.num_embeddings` fitted on its training split and applied to every
-    split; the fitted embedding goes into a copy of the preprocessing (so into checkpoints).
-    Unchanged when the setting is ``none`` or `data` is already embedded."""
-    prep = data.preprocessing
-    inputs = numeric_inputs(prep.columns)
-    if model.num_embeddings == "none" or prep.embedding is not None or not inputs:
-        return data
-    emb = NumEmbedding.fit(model.num_embeddings, data.x_train, inputs,
-                           n_bins=model.num_bins, n_frequencies=model.num_frequencies,
-                           sigma=model.periodic_sigma, seed=seed)
-    return replace(data, x_train=emb.apply(data.x_train), x_val=emb.apply(data.x_val),
-                   x_test=emb.apply(data.x_test), preprocessing=replace(prep, embedding=emb))

@@ -20,7 +20,7 @@ from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.engine.store import records as records
 from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.train.cpus import apply_threads
-from fcnet_cli.engine.data.embeddings import embed_splits
+from fcnet_cli.engine.data.embedded import embed_splits
 from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
 from fcnet_cli.engine.train.ensemble import train_ensemble

@@ -25,7 +25,7 @@ import torch
 
 from fcnet_cli.config import Experiment, LrFindMode
 from fcnet_cli.engine.store import checkpoint as ck
-from fcnet_cli.engine.data.embeddings import embed_splits
+from fcnet_cli.engine.data.embedded import embed_splits
 from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.train.population import derive_seed
