@@ -328,3 +328,38 @@ def test_validate_explain_names_the_embedding_fields(tmp_path: Path) -> None:
     text = " ".join(result.stdout.split())
     assert "model.num_embeddings" in text and "piecewise_linear" in text
     assert "model.num_bins" in text and "model.periodic_sigma" in text
+
+
+def test_embedding_settings_separate_population_layouts() -> None:
+    from fcnet_cli.config import Experiment, layout_key
+
+    def key(**model: object) -> str:
+        return layout_key(Experiment.model_validate({"model": model}))
+
+    assert key() == key(num_bins=8)  # none: the knobs do not matter, the key is as before
+    assert "num_embeddings" not in key()
+    assert key(num_embeddings="periodic") != key()
+    assert key(num_embeddings="periodic") != key(num_embeddings="periodic", periodic_sigma=1.0)
+    assert key(num_embeddings="piecewise_linear") != key(num_embeddings="piecewise_linear",
+                                                         num_bins=4)
+
+
+def test_ensemble_members_share_one_embedding(runs: dict[str, Path]) -> None:
+    root = runs["root"] / "ensemble"
+    root.mkdir()
+    path = _experiment_yaml(root, runs["csv"], "periodic", "ens")
+    path.write_text(path.read_text("utf-8").replace("hidden: [16]", "hidden: [16], "
+                                                    "ensemble: 2"), encoding="utf-8")
+    result = train(load_experiment(path))
+    assert result.run_dir is not None
+    model = load_model(result.run_dir)
+    assert model.ensemble == 2 and model.spec.prep.embedding is not None
+    frame = pl.read_csv(runs["csv"])
+    proba = model.predict_proba(frame)
+    members = [torch.softmax(m(torch.from_numpy(model.features(frame))), -1).detach().numpy()
+               for m in model.member_modules]
+    np.testing.assert_allclose(np.mean(members, 0), proba, atol=1e-6)
+    test = split_rows(load_experiment(path).data)["test"]
+    evaluated = evaluate_checkpoint(Path(result.run_dir) / "checkpoints" / "best", "test")
+    y = (frame["y"].to_numpy()[test] == "low").astype(int)
+    assert abs(evaluated.loss - -np.log(proba[test, y]).mean()) <= 1e-5
