@@ -159,6 +159,9 @@ def layout_key(exp: Experiment) -> str:
            "include_bias": exp.regularization.include_bias}
     if t.precision != "fp32":  # fp32 layouts keep the key they always had
         key["precision"] = t.precision
+    if m.num_embeddings != "none":  # the inputs the population shares (engine.data.embeddings)
+        key["num_embeddings"] = [m.num_embeddings, m.num_bins, m.num_frequencies,
+                                 m.periodic_sigma]
     return yaml.safe_dump(key, sort_keys=True)
 
 

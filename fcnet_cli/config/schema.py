@@ -27,6 +27,7 @@ __all__ = [
     "MAXIMIZED",
     "METRICS",
     "NORMALIZATIONS",
+    "NUM_EMBEDDINGS",
     "REGRESSION_DATASETS",
     "REGRESSION_METRICS",
     "SPLITS",
@@ -63,6 +64,7 @@ Dataset = Literal[
 ]
 Activation = Literal["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu"]
 Normalize = Literal["standard", "minmax", "robust", "none"]
+NumEmbedding = Literal["none", "piecewise_linear", "periodic"]
 RegType = Literal["none", "l1", "l2", "elastic_net"]
 OptName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedName = Literal["none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle"]
@@ -93,6 +95,9 @@ FILE_DATASETS = ("csv", "parquet", "npz")
 TABLE_DATASETS = ("csv", "parquet")
 REGRESSION_DATASETS = ("diabetes",)
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalize)
+NUM_EMBEDDINGS: tuple[str, ...] = get_args(NumEmbedding)
+MAX_BINS = 1024  # model.num_bins: more than this many quantile bins only repeats values
+MAX_FREQUENCIES = 256  # model.num_frequencies
 METRICS: tuple[str, ...] = get_args(Monitor)
 # the monitorable metrics a larger value of which is better (from the metric registry)
 MAXIMIZED = tuple(m for m in METRICS if registry.metric_mode(m) == "max")
@@ -231,6 +236,26 @@ class ModelConfig(_Strict):
         description="members trained as one population (member k: training.seed + k), each "
                     "early-stopping on its own; one checkpoint predicts the mean of their "
                     "probabilities (regression: of their predictions)")
+    # numerical embeddings: a preprocessing expansion of each numeric input in front of the
+    # network (fitted on the training split, stored with the normalization; docs/embeddings.md)
+    num_embeddings: NumEmbedding = Field(
+        "none",
+        description="each numeric column's normalized value becomes a vector: "
+                    "piecewise_linear (one input per quantile bin of the training split, "
+                    "Gorishniy et al. 2022), periodic (the value, then sin and cos of "
+                    "2π·f·value for fixed frequencies f ~ N(0, periodic_sigma) drawn from "
+                    "data.split_seed), or none")
+    num_bins: int = Field(16, ge=1, le=MAX_BINS,
+                          description="piecewise_linear: bins per numeric column, at training "
+                                      "split quantiles (fewer where a column has fewer "
+                                      "distinct values)")
+    num_frequencies: int = Field(8, ge=1, le=MAX_FREQUENCIES,
+                                 description="periodic: frequencies per numeric column (each "
+                                             "gives a sin and a cos input)")
+    periodic_sigma: float = Field(0.1, gt=0, le=1e3,
+                                  description="periodic: standard deviation of the frequencies, "
+                                              "in cycles per standard unit of the normalized "
+                                              "value (RealMLP's PBLD initialization: 0.1)")
 
     @field_validator("hidden")
     @classmethod

@@ -27,8 +27,9 @@ class FCNetClassifier(ClassifierMixin, FCNetEstimator):
     one experiment field (`fcnet schema` lists them all):
 
     hidden (model.hidden), activation (model.activation), dropout (model.dropout),
-    batch_norm (model.batch_norm), optimizer (optimizer.name), lr (optimizer.lr),
-    momentum (optimizer.momentum), nesterov (optimizer.nesterov),
+    batch_norm (model.batch_norm), num_embeddings (model.num_embeddings: none,
+    piecewise_linear or periodic; their knobs through config), optimizer (optimizer.name),
+    lr (optimizer.lr), momentum (optimizer.momentum), nesterov (optimizer.nesterov),
     weight_decay (optimizer.weight_decay), scheduler (scheduler.name), epochs
     (training.epochs), batch_size (training.batch_size), early_stopping (patience in epochs,
     training.early_stopping.patience), seed (training.seed), device (training.device),
@@ -58,6 +59,7 @@ class FCNetClassifier(ClassifierMixin, FCNetEstimator):
 
     def __init__(self, *, hidden: Sequence[int] | None = None, activation: str | None = None,
                  dropout: float | None = None, batch_norm: bool | None = None,
+                 num_embeddings: str | None = None,
                  optimizer: str | None = None, lr: float | None = None,
                  momentum: float | None = None, nesterov: bool | None = None,
                  weight_decay: float | None = None, l1: float | None = None,
@@ -75,6 +77,7 @@ class FCNetClassifier(ClassifierMixin, FCNetEstimator):
                  output_dir: str | Path | None = None, verbose: int = 0) -> None:
         self.hidden, self.activation, self.dropout = hidden, activation, dropout
         self.batch_norm, self.optimizer, self.lr = batch_norm, optimizer, lr
+        self.num_embeddings = num_embeddings
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
         self.l1, self.l2, self.scheduler = l1, l2, scheduler
         self.epochs, self.batch_size, self.early_stopping = epochs, batch_size, early_stopping

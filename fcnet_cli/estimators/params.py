@@ -30,6 +30,7 @@ COMMON: dict[str, str] = {
     "activation": "model.activation",
     "dropout": "model.dropout",
     "batch_norm": "model.batch_norm",
+    "num_embeddings": "model.num_embeddings",
     "optimizer": "optimizer.name",
     "lr": "optimizer.lr",
     "momentum": "optimizer.momentum",

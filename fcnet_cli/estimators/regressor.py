@@ -38,6 +38,7 @@ class FCNetRegressor(RegressorMixin, FCNetEstimator):
 
     def __init__(self, *, hidden: Sequence[int] | None = None, activation: str | None = None,
                  dropout: float | None = None, batch_norm: bool | None = None,
+                 num_embeddings: str | None = None,
                  optimizer: str | None = None, lr: float | None = None,
                  momentum: float | None = None, nesterov: bool | None = None,
                  weight_decay: float | None = None, l1: float | None = None,
@@ -54,6 +55,7 @@ class FCNetRegressor(RegressorMixin, FCNetEstimator):
                  output_dir: str | Path | None = None, verbose: int = 0) -> None:
         self.hidden, self.activation, self.dropout = hidden, activation, dropout
         self.batch_norm, self.optimizer, self.lr = batch_norm, optimizer, lr
+        self.num_embeddings = num_embeddings
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
         self.l1, self.l2, self.scheduler = l1, l2, scheduler
         self.epochs, self.batch_size, self.early_stopping = epochs, batch_size, early_stopping

@@ -43,8 +43,8 @@ class FeatureSpec:
                 prep = _legacy(meta)
         except DataError as e:
             raise CheckpointError(f"{where}: {e}") from None
-        if prep.in_features != meta["in_features"]:
-            raise CheckpointError(f"{where}: preprocessing has {prep.in_features} inputs, "
+        if prep.network_inputs != meta["in_features"]:
+            raise CheckpointError(f"{where}: preprocessing has {prep.network_inputs} inputs, "
                                   f"in_features is {meta['in_features']}")
         columns = prep.target.columns
         target = columns[0] if columns else config_target

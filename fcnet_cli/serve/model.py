@@ -56,8 +56,9 @@ class Model:
         feature_names_in_: the input columns in model order (numpy array of str).
         n_features_in_: number of input columns.
         n_inputs: number of model inputs after encoding (categories one-hot).
-        module: ``nn.Sequential(Standardize, MLP)`` in eval mode; maps raw (N, F) float32
-            features to logits (N, C). What export traces. An ensemble's MLP is an
+        module: ``nn.Sequential(Standardize, MLP)`` in eval mode (with the numerical
+            embedding between them when the model has one, `model.num_embeddings`); maps raw
+            (N, F) float32 features to logits (N, C). What export traces. An ensemble's MLP is an
             `engine.model.Ensemble`: its logits are the log of the members' mean probability
             (regression: the members' mean prediction).
         ensemble: the number of members (1: a single model, an ensemble of one).
@@ -85,17 +86,20 @@ class Model:
             mlp = build_model(exp.model, meta["in_features"], meta["n_classes"], self.task)
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
-        self.module = nn.Sequential(Standardize(norm.shift, norm.scale, norm.clip), mlp).eval()
+        front: list[nn.Module] = [Standardize(norm.shift, norm.scale, norm.clip)]
+        if self.spec.prep.embedding is not None:
+            front.append(self.spec.prep.embedding.module())
+        self.module = nn.Sequential(*front, mlp).eval()
         self.ensemble = exp.model.ensemble  # members whose mean `module` predicts (1: one MLP)
         self.threshold: float | None = None
 
     @property
     def member_modules(self) -> list[nn.Module]:
-        """An ensemble's members, each as ``nn.Sequential(Standardize, MLP)``; [] for one MLP."""
-        net = self.module[1]
+        """An ensemble's members, each as `module` with that member's MLP; [] for one MLP."""
+        net = self.module[-1]
         if not isinstance(net, Ensemble):
             return []
-        return [nn.Sequential(self.module[0], m).eval() for m in net.members]
+        return [nn.Sequential(*self.module[:-1], m).eval() for m in net.members]
 
     def set_threshold(self, threshold: float | None) -> None:
         """Decide binary predictions at this positive-class probability (None: argmax).

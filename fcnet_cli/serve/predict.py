@@ -233,7 +233,7 @@ def _rebuild_split(model: Model, split: str) -> np.ndarray:
     exp = model.checkpoint.experiment()
     n = model.n_inputs
     identity = Normalization("none", torch.zeros(n), torch.ones(n))
-    prep = replace(model.spec.prep, normalization=identity)
+    prep = replace(model.spec.prep, normalization=identity, embedding=None)
     splits = load_data(exp.data, task=exp.task, preprocessing=prep)
     if model.task == "classification" and list(splits.classes) != list(model.classes_):
         raise DataError(f"{exp.data.path or exp.data.dataset}: data set classes "

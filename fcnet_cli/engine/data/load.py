@@ -163,15 +163,16 @@ def _load(cfg: DataConfig, normalization: Normalization | None, task: str | None
         target.mean, target.std = _target_scaling(y_pool[train])
     names = _feature_names(cfg, x_train.shape[1])
     prep = Preprocessing([Column(n, "numeric") for n in names], normalization, target,
-                         255.0 if x_pool.dtype == torch.uint8 else 1.0)
+                         255.0 if x_pool.dtype == torch.uint8 else 1.0,
+                         embedding=preprocessing.embedding if preprocessing else None)
     y_train = y_pool[train]
     if target.task == "classification" and cfg.label_noise:
         y_train = with_label_noise(y_train, len(target.classes), cfg.label_noise,
                                     cfg.split_seed)
     return DataSplits(  # the float copies are ours: normalize them in place
-        normalization.apply_(x_train), _targets(y_train, target),
-        normalization.apply_(x_val), _targets(y_pool[val], target),
-        normalization.apply_(x_test), _targets(y_test, target), prep)
+        _embedded(prep, normalization.apply_(x_train)), _targets(y_train, target),
+        _embedded(prep, normalization.apply_(x_val)), _targets(y_pool[val], target),
+        _embedded(prep, normalization.apply_(x_test)), _targets(y_test, target), prep)
 
 
 def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | None
@@ -234,9 +235,16 @@ def _table_splits(table: list[pl.DataFrame], cfg: DataConfig, task: str | None,
         prep.normalization = Normalization.fit(cfg.normalize, x_train)
     norm = prep.normalization
     return DataSplits(
-        norm.apply_(x_train), _targets(y_pool[train], target),
-        norm.apply_(x_pool[val]), _targets(y_pool[val], target),
-        norm.apply_(x_pool[test]), _targets(y_pool[test], target), prep, notices)
+        _embedded(prep, norm.apply_(x_train)), _targets(y_pool[train], target),
+        _embedded(prep, norm.apply_(x_pool[val])), _targets(y_pool[val], target),
+        _embedded(prep, norm.apply_(x_pool[test])), _targets(y_pool[test], target), prep,
+        notices)
+
+
+def _embedded(prep: Preprocessing, x: torch.Tensor) -> torch.Tensor:
+    """Normalized inputs through a stored numerical embedding (a checkpoint's; training fits
+    its own after loading: `engine.data.embeddings.embed_splits`)."""
+    return x if prep.embedding is None else prep.embedding.apply(x)
 
 
 def _table_split(y_pool: np.ndarray, target: Target, cfg: DataConfig, source: str

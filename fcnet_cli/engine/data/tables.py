@@ -45,6 +45,7 @@ from fcnet_cli.engine.data.cells import (
     row_text,
 )
 from fcnet_cli.engine.data.csvformat import CsvFormat, check_one_column, csv_format, decimal_points
+from fcnet_cli.engine.data.embeddings import NumEmbedding
 from fcnet_cli.engine.data.encoding import (
     UnseenCategories,
     check_numeric,
@@ -183,6 +184,7 @@ class Preprocessing:
     input_divisor: float = 1.0  # every raw value is divided by it first (255 for image pixels)
     missing: str = "error"
     unknown_categories: str = "ignore"  # unseen category: "ignore" (all zeros) or "error"
+    embedding: NumEmbedding | None = None  # model.num_embeddings, after the normalization
 
     @property
     def feature_names(self) -> list[str]:
@@ -196,7 +198,13 @@ class Preprocessing:
 
     @property
     def in_features(self) -> int:
+        """Encoded inputs (`input_names`), the normalization's width."""
         return int(self.normalization.shift.numel())
+
+    @property
+    def network_inputs(self) -> int:
+        """The network's input width: `in_features`, grown by the numerical embedding."""
+        return self.in_features if self.embedding is None else self.embedding.out_features
 
     def encode(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
                ) -> tuple[np.ndarray, UnseenCategories]:
@@ -210,11 +218,11 @@ class Preprocessing:
         x, unseen = self.encode(frame, source, first_row)
         t = torch.from_numpy(x)
         self.normalization.apply_(t)
-        return x, unseen
+        return (x if self.embedding is None else self.embedding.apply(t).numpy()), unseen
 
     def transform(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
                   ) -> np.ndarray:
-        """Model inputs (n, in_features) float32 from a table, columns taken by name.
+        """Model inputs (n, network_inputs) float32 from a table, columns taken by name.
 
         Args:
             frame: the table; extra columns are ignored.
@@ -225,10 +233,11 @@ class Preprocessing:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for meta.json."""
-        return {"format": 1, "missing": self.missing, "input_divisor": self.input_divisor,
-                "unknown_categories": self.unknown_categories,
-                "columns": [vars(c) for c in self.columns],
-                "normalization": self.normalization.to_json(), "target": vars(self.target)}
+        d = {"format": 1, "missing": self.missing, "input_divisor": self.input_divisor,
+             "unknown_categories": self.unknown_categories,
+             "columns": [vars(c) for c in self.columns],
+             "normalization": self.normalization.to_json(), "target": vars(self.target)}
+        return d if self.embedding is None else d | {"embedding": self.embedding.to_json()}
 
     @classmethod
     def from_json(cls, d: Any) -> Preprocessing:
@@ -238,7 +247,8 @@ class Preprocessing:
             target = Target(**d["target"])
             prep = cls(cols, Normalization.from_json(d["normalization"]), target,
                        float(d["input_divisor"]), str(d["missing"]),
-                       str(d.get("unknown_categories", "ignore")))
+                       str(d.get("unknown_categories", "ignore")),
+                       _embedding(d.get("embedding")))
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"preprocessing is not well formed ({_first_line(e)})") from None
         for col in prep.columns:
@@ -249,6 +259,9 @@ class Preprocessing:
         if len(prep.input_names) != prep.in_features:
             raise DataError(f"preprocessing has {len(prep.input_names)} inputs but its "
                             f"normalization has {prep.in_features}")
+        if prep.embedding is not None and prep.embedding.in_features != prep.in_features:
+            raise DataError(f"preprocessing has {prep.in_features} inputs but its embedding "
+                            f"expects {prep.embedding.in_features}")
         return prep
 
     @classmethod
@@ -268,6 +281,11 @@ class Preprocessing:
                 raise DataError(f"{source}: no column '{name}' (the model expects "
                                 f"{len(self.feature_names)} columns: "
                                 f"{_short_list(self.feature_names)}){tail}")
+
+
+def _embedding(d: Any) -> NumEmbedding | None:
+    """The stored numerical embedding; None for checkpoints without one."""
+    return None if d is None else NumEmbedding.from_json(d)
 
 
 def _short_list(names: list[str], n: int = 8) -> str:

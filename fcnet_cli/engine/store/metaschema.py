@@ -6,7 +6,8 @@ the model computes with must be usable, so that a tampered file is refused with 
 naming the field instead of giving NaN, inf or constant predictions.
 
 - normalization: ``scale`` finite and in [1e-20, 1e20], ``shift`` finite with |shift| <= 1e30,
-  one of each per model input;
+  one of each encoded input (the model's inputs, or the numerical embedding's when the
+  preprocessing has one: ``preprocessing.embedding.in_features``);
 - preprocessing: ``input_divisor`` finite and > 0; each column a name (text, no NUL or line
   break, at most 1,000 characters), a known kind, at most `MAX_CATEGORIES` categories (text),
   a fill of the column's type (a finite number; text for a categorical column) or null;
@@ -128,6 +129,20 @@ def _preprocessing(p: Any, n: int) -> None:
     _target(p.get("target"), "preprocessing.target")
 
 
+def _encoded_inputs(meta: dict[str, Any], n: int) -> int:
+    """The normalization's width: `n` model inputs, or the embedding's input width (the
+    embedding's own values are checked where it is read, `engine.data.embeddings`)."""
+    p = meta.get("preprocessing")
+    emb = p.get("embedding") if isinstance(p, dict) else None
+    if emb is None:
+        return n
+    m = emb.get("in_features") if isinstance(emb, dict) else None
+    if type(m) is not int or m < 1:
+        raise _Bad("preprocessing.embedding.in_features", f"must be a positive integer "
+                                                          f"(got {m!r})")
+    return m
+
+
 def validate_meta(meta: dict[str, Any], path: Path) -> None:
     """Raise CheckpointError ``"<path>: <field>: <problem>"`` for the first unusable field."""
     try:
@@ -135,6 +150,7 @@ def validate_meta(meta: dict[str, Any], path: Path) -> None:
         if type(n) is not int or n < 1:
             raise _Bad("in_features", f"must be a positive integer (got {n!r})")
         _names(meta.get("classes"), "classes")
+        n = _encoded_inputs(meta, n)
         if meta.get("normalization") is not None:
             _normalization(meta["normalization"], "normalization", n)
         if "preprocessing" in meta:

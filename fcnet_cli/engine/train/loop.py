@@ -22,6 +22,7 @@ from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.train import finish
 from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.train.cpus import apply_threads
+from fcnet_cli.engine.data.embedded import embed_splits
 from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
 from fcnet_cli.engine.train.ensemble import train_ensemble
@@ -143,7 +144,9 @@ class _Engine:
         if len({layout_key(e) for e in exps}) > 1:
             raise ValueError("members of one population must share a layout (config.layout_key)")
         self.device = pick_device(first.training.device)
-        self.data = (data or load_data(first.data, task=first.task)).to(self.device)
+        # model.num_embeddings: fitted on this population's training split (shared: data.*)
+        self.data = embed_splits(data or load_data(first.data, task=first.task), first.model,
+                                 first.data.split_seed).to(self.device)
         stop.mark_data_ready()  # no run directory was written before this line
         # fields left out are resolved from the data (engine/train/defaults.py), before anything
         # reads them; the same rule for every member keeps their layout shared

@@ -25,6 +25,7 @@ import torch
 
 from fcnet_cli.config import Experiment, LrFindMode
 from fcnet_cli.engine.store import checkpoint as ck
+from fcnet_cli.engine.data.embedded import embed_splits
 from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.train.population import derive_seed
@@ -194,7 +195,7 @@ def lr_find(exp: Experiment, lr_min: float = 1e-5, lr_max: float = 10.0, num: in
             stop: StopToken | None = None) -> LrFindResult:
     """Run the ramp and/or the population scan; results under runs/<name>/lr-find/<stamp>/."""
     check_bounds(lr_min, lr_max, num, epochs)
-    data = load_data(exp.data)
+    data = embed_splits(load_data(exp.data), exp.model, exp.data.split_seed)
     out_dir = ck.new_run_dir(Path(exp.output.dir) / exp.name, "lr-find")
     ramp = lr_ramp(exp, lr_min, lr_max, data, stop) if mode != "population" else None
     scan = None
