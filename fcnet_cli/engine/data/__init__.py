@@ -6,6 +6,8 @@ preprocessing, splits and lineage. Imports nothing from `engine.train` or `engin
     columns        column selection, fitting a Preprocessing on training rows, encoding
     csvformat      a CSV file's separator and decimal comma, decided in one place
     dates          date columns parsed from CSV text and Parquet, turned into numbers
+    embedded       numerical embeddings fitted on the training split, applied to every split
+    embeddings     piecewise-linear and periodic embeddings of numeric inputs (the maths)
     encoding       raw table columns to model inputs (the one route for every command)
     leaks          feature columns that look like label leaks: one notice each
     limits         bounds on rows, columns and bytes, checked while a file streams
@@ -25,6 +27,8 @@ __all__ = [
     "columns",
     "csvformat",
     "dates",
+    "embedded",
+    "embeddings",
     "encoding",
     "leaks",
     "limits",
