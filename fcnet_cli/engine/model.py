@@ -77,7 +77,8 @@ class Ensemble(nn.Module):
         if not self.weighted:  # equal weights: the plain mean, as before weights existed
             if self.regression:
                 return z.mean(0)
-            return torch.logsumexp(torch.log_softmax(z, dim=-1), dim=0) - math.log(len(self.members))
+            n = len(self.members)
+            return torch.logsumexp(torch.log_softmax(z, dim=-1), dim=0) - math.log(n)
         if self.regression:
             return (z * w).sum(0)
         return torch.logsumexp(torch.log_softmax(z, dim=-1) + torch.log(w), dim=0)

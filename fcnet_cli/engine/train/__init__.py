@@ -3,6 +3,7 @@ rule, resources, seed groups and ensembles.
 
     cpus         how many CPU threads torch should use
     defaults     the data-aware default rule (torch-free)
+    diversity    a selected ensemble's hyperparameter distribution (torch-free)
     ensemble     model.ensemble: N members trained as one population, kept as one model
     graphs       the CUDA epoch: no host sync, each step one CUDA graph replay
     group        training.seeds: N seeds trained as one population, in a group folder
@@ -13,6 +14,7 @@ rule, resources, seed groups and ensembles.
     memory       how much memory a population needs, checked before allocating
     optim        per-member optimizer math and learning-rate schedules
     population   K MLPs of one layout as stacked tensors, trained in lock-step
+    select       greedy ensemble selection with replacement on the validation split (numpy)
     steps        one training step's forward and backward: by hand or by autograd
     tensorboard  optional TensorBoard event files of metrics.csv's scalars
 """
@@ -20,6 +22,7 @@ rule, resources, seed groups and ensembles.
 __all__ = [
     "cpus",
     "defaults",
+    "diversity",
     "ensemble",
     "graphs",
     "group",
@@ -30,6 +33,7 @@ __all__ = [
     "memory",
     "optim",
     "population",
+    "select",
     "steps",
     "tensorboard",
 ]
