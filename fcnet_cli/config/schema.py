@@ -278,11 +278,12 @@ class ModelConfig(_Strict):
     batch_norm: bool = Field(False, description="BatchNorm1d between each hidden Linear and "
                                                 "its activation")
     ensemble: int | EnsembleConfig = Field(
-        1, description="N: N members trained as one population (member k: training.seed + "
-                       "k), each early-stopping on its own; one checkpoint predicts the mean "
-                       "of their probabilities (regression: of their predictions). A mapping "
-                       "{size, select, rounds}: select: greedy draws size members' "
-                       "hyperparameters and keeps a weighted subset (docs/ensembles.md)")
+        1, description="N (1..256): N members trained as one population (member k: "
+                       "training.seed + k), each early-stopping on its own; one checkpoint "
+                       "predicts the mean of their probabilities (regression: of their "
+                       "predictions). A mapping {size, select, rounds}: select: greedy draws "
+                       "size members' hyperparameters and keeps a weighted subset "
+                       "(docs/ensembles.md)")
 
     @field_validator("ensemble", mode="before")
     @classmethod
