@@ -248,8 +248,9 @@ def selection_line(selection: dict[str, Any]) -> str:
     metric = selection["metric"].replace("_", " ")
     members = ", ".join(f"{m['dir'].rsplit('/', 1)[-1]} {m['weight']:.3g}"
                         for m in selection["members"])
-    return (f"greedy selection on the {selection['split']} split: {len(selection['members'])} "
-            f"members in {selection['rounds']} rounds, {selection['split']} {metric} "
+    n, rounds = len(selection["members"]), selection["rounds"]
+    return (f"greedy selection on the {selection['split']} split: {n} member{'s' * (n > 1)} "
+            f"in {rounds} round{'s' * (rounds > 1)}, {selection['split']} {metric} "
             f"{selection['scores'][-1]:.4f} (best single member {selection['best_member']:.4f})"
             f"; weights: {members}")
 
