@@ -17,6 +17,7 @@ import torch
 from messy_tables import MESSY, train_run
 from serve_data import usage_error
 from test_export_messy import _new_csv, raw_feeds
+from test_resume import StopAt
 from typer.testing import CliRunner
 
 from fcnet_cli import load_model
@@ -28,6 +29,7 @@ from fcnet_cli.engine.train.diversity import draw_member, draw_members
 from fcnet_cli.engine.train.loop import train
 from fcnet_cli.engine.train.select import greedy_select
 from fcnet_cli.errors import ConfigError
+from fcnet_cli.events import StopToken
 from fcnet_cli.serve.predict import raw_split
 
 runner = CliRunner()
@@ -190,6 +192,26 @@ def test_predict_eval_load_model_and_onnx_agree_on_a_messy_table(tmp_path: Path)
     assert float(np.abs(onnx_proba - predicted).max()) <= 1e-5
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert summary["ensemble"]["selection"]["split"] == "val"
+
+
+def test_resume_of_an_interrupted_selected_ensemble_is_exact(tmp_path: Path) -> None:
+    """Stopped inside the first width's population: the widths not started train on resume,
+    and the selection and checkpoint equal an uninterrupted run's."""
+    exp = _exp(tmp_path / "full")
+    assert len({tuple(m.model.hidden) for m in draw_members(exp)}) > 1
+    full = train(exp)
+    stop = StopToken()
+    resumed = _exp(tmp_path / "resumed")
+    first = train(resumed, callbacks=[StopAt(stop, 2, 3)], stop=stop)
+    assert first.status == "interrupted" and first.run_dir is not None
+    assert not (Path(first.run_dir) / "checkpoints" / "best").exists()
+    second = train(resumed, resume=Path(first.run_dir))
+    assert second.status == "completed"
+    a, b = (Path(str(r.run_dir)) for r in (full, second))
+    sel = [json.loads((d / "summary.json").read_text())["ensemble"]["selection"] for d in (a, b)]
+    assert sel[0]["members"] == sel[1]["members"] and sel[0]["scores"] == sel[1]["scores"]
+    wa, wb = load_checkpoint(a).state_dict, load_checkpoint(b).state_dict
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 @pytest.mark.parametrize(("value", "needles"), [
