@@ -211,7 +211,7 @@ def test_schema_documents_the_field() -> None:
     from fcnet_cli.config import describe_schema
 
     row = next(r for r in describe_schema() if r[0] == "model.ensemble")
-    assert row[1] == "int in [1, 256]"
+    assert row[1] == "int or mapping"
     assert row[2] == "1" and "mean of their probabilities" in row[3]
     with pytest.raises(ConfigError):
         validate_experiment({"model": {"ensemble": 0}}, "e.yaml")

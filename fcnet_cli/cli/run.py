@@ -98,7 +98,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
     out = display.make_console()
     stop = StopToken()
     callbacks = _train_callbacks(out, quiet)
-    if exp.model.ensemble > 1:  # the members by their seeds ("seed 3")
+    if exp.model.ensemble != 1:  # the members by their seeds ("seed 3")
         from fcnet_cli.cli.seeds import SeedLabels
 
         callbacks = [SeedLabels(cb) for cb in callbacks]

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -34,6 +35,8 @@ __all__ = [
     "TABLE_DATASETS",
     "DataConfig",
     "EarlyStoppingConfig",
+    "EnsembleConfig",
+    "EnsembleSelect",
     "EngineName",
     "Experiment",
     "ExportFormat",
@@ -72,6 +75,7 @@ Task = Literal["classification", "regression"]
 Missing = Literal["error", "mean", "median", "most_frequent"]
 UnknownCategories = Literal["ignore", "error"]
 MissingTarget = Literal["error", "drop"]
+EnsembleSelect = Literal["none", "greedy"]  # model.ensemble.select
 LossName = Literal["cross_entropy", "mse", "huber", "l1"]
 # validation metrics an epoch reports; classification ones (ROC-AUC and PR-AUC: binary
 # tasks only) and regression ones (original units)
@@ -221,6 +225,53 @@ class DataConfig(_Strict):
         return v
 
 
+class EnsembleConfig(_Strict):
+    """`model.ensemble` as a mapping: a population and how it becomes one model."""
+
+    size: int = Field(16, ge=1, le=MAX_SEEDS,
+                      description="members trained (one population per layer width)")
+    select: EnsembleSelect = Field(
+        "none", description="none: size seeds of the experiment, all kept, mean (as "
+                            "model.ensemble: size); greedy: member 0 is the experiment, the "
+                            "others draw lr, weight decay, dropout, label smoothing and width "
+                            "from training.seed, and greedy selection with replacement on the "
+                            "validation split keeps a weighted subset")
+    rounds: int | None = Field(
+        None, ge=1, le=MAX_COUNT,
+        description="greedy: most members added (with repetition) before selection stops; "
+                    "it also stops when no addition lowers the validation log loss (RMSE); "
+                    "weights = times chosen / members added; null = size")
+
+    @field_validator("rounds")
+    @classmethod
+    def _rounds(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is not None and info.data.get("select") != "greedy":
+            raise ValueError("rounds applies to select: greedy only")
+        return v
+
+    @property
+    def selection_rounds(self) -> int:
+        return self.rounds if self.rounds is not None else self.size
+
+
+def _ensemble_mapping(v: dict[str, Any]) -> EnsembleConfig:
+    """`model.ensemble` as a mapping, its faults as one message naming the inner keys."""
+    from fcnet_cli.config.problems import did_you_mean
+
+    try:
+        return EnsembleConfig.model_validate(v)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key" + did_you_mean(key, list(EnsembleConfig.model_fields))
+            else:
+                msg = err["msg"].removeprefix("Value error, ") + f" (got {err['input']!r})"
+            lines.append(f"{key}: {msg}")
+        raise ValueError("; ".join(lines)) from None
+
+
 class ModelConfig(_Strict):
     hidden: list[int] = Field(
         default_factory=lambda: [128, 64],
@@ -231,11 +282,14 @@ class ModelConfig(_Strict):
                            description="probability of zeroing a hidden unit (training only)")
     batch_norm: bool = Field(False, description="BatchNorm1d between each hidden Linear and "
                                                 "its activation")
-    ensemble: int = Field(
-        1, ge=1, le=MAX_SEEDS,
-        description="members trained as one population (member k: training.seed + k), each "
-                    "early-stopping on its own; one checkpoint predicts the mean of their "
-                    "probabilities (regression: of their predictions)")
+    ensemble: int | EnsembleConfig = Field(
+        1, description="N (1..256): N members trained as one population (member k: "
+                       "training.seed + k), each early-stopping on its own; one checkpoint "
+                       "predicts the mean of their probabilities (regression: of their "
+                       "predictions). A mapping {size, select, rounds}: select: greedy draws "
+                       "size members' hyperparameters and keeps a weighted subset "
+                       "(docs/ensembles.md)")
+
     # numerical embeddings: a preprocessing expansion of each numeric input in front of the
     # network (fitted on the training split, stored with the normalization; docs/embeddings.md)
     num_embeddings: NumEmbedding = Field(
@@ -256,6 +310,33 @@ class ModelConfig(_Strict):
                                   description="periodic: standard deviation of the frequencies, "
                                               "in cycles per standard unit of the normalized "
                                               "value (RealMLP's PBLD initialization: 0.1)")
+
+    @field_validator("ensemble", mode="before")
+    @classmethod
+    def _ensemble(cls, v: Any) -> Any:
+        # one clear message per form instead of pydantic's per-branch union errors
+        if isinstance(v, dict):
+            return _ensemble_mapping(v)
+        if isinstance(v, EnsembleConfig):
+            return v
+        if type(v) is int and not 1 <= v <= MAX_SEEDS:
+            raise ValueError(f"ensemble must be in 1..{MAX_SEEDS} members (got {v})")
+        if type(v) is not int and not isinstance(v, EnsembleConfig):
+            raise ValueError(f"ensemble must be a number of members or a mapping "
+                             f"{{size, select, rounds}} (got {v!r})")
+        return v
+
+    @property
+    def ensemble_size(self) -> int:
+        """Members trained: `ensemble` as a number, or its `size`."""
+        e = self.ensemble
+        return e if isinstance(e, int) else e.size
+
+    @property
+    def ensemble_select(self) -> EnsembleSelect:
+        """How the trained members become the model: none (all, mean) or greedy."""
+        e = self.ensemble
+        return "none" if isinstance(e, int) else e.select
 
     @field_validator("hidden")
     @classmethod
@@ -523,8 +604,9 @@ class Experiment(_Strict):
             if isinstance(self.data.target, list):
                 problems.append("data.target: a list of targets needs task: regression")
             wrong = REGRESSION_METRICS
-        if self.model.ensemble > 1 and self.training.seeds > 1:
-            problems.append(f"model.ensemble: {self.model.ensemble} members cannot be combined "
+        if self.model.ensemble_size > 1 and self.training.seeds > 1:
+            problems.append(f"model.ensemble: {self.model.ensemble_size} members cannot be "
+                            f"combined "
                             f"with training.seeds: {self.training.seeds}; train the ensemble "
                             "once per seed instead (--set training.seed=S)")
         for where, m in (("training.early_stopping.monitor", self.training.early_stopping.monitor),
@@ -536,13 +618,20 @@ class Experiment(_Strict):
         return self
 
 
-def _optional_section(ann: Any) -> type[BaseModel] | None:
-    """`Section | None` -> Section (a section that is off when null)."""
-    args = [a for a in get_args(ann) if a is not type(None)]
-    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) \
-            and len(get_args(ann)) == 2:
-        return args[0]
-    return None
+def _section_of(ann: Any) -> tuple[type[BaseModel], str] | None:
+    """A field that takes a section as one of its forms, with its type as a user writes it:
+    `Section | None` -> (Section, "mapping or null"); `int | Section` -> (Section,
+    "int or mapping")."""
+    args = get_args(ann)
+    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    if len(models) != 1:
+        return None
+    others = [a for a in args if a is not models[0]]
+    names = {type(None): "null", int: "int"}
+    if not all(a in names for a in others):
+        return None
+    return models[0], " or ".join(["mapping", *(names[a] for a in others)][::-1]
+                                  if int in others else ["mapping", "null"])
 
 
 def describe_schema() -> list[tuple[str, str, str, str]]:
@@ -560,10 +649,10 @@ def describe_schema() -> list[tuple[str, str, str, str]]:
                 walk(ann, path + ".")
                 continue
             default = f.get_default(call_default_factory=True)
-            section = _optional_section(ann)
-            if section is not None:  # e.g. output.mlflow: null (off) or a mapping of fields
-                rows.append((path, "mapping or null", value_text(default), f.description or ""))
-                walk(section, path + ".")
+            section = _section_of(ann)
+            if section is not None:  # output.mlflow: null (off) or a mapping; model.ensemble
+                rows.append((path, section[1], value_text(default), f.description or ""))
+                walk(section[0], path + ".")
                 continue
             rows.append((path, type_text(f), value_text(default), f.description or ""))
 

@@ -18,7 +18,7 @@ from fcnet_cli.config import SPLITS, Experiment
 from fcnet_cli.engine.data.lineage import check_lineage
 from fcnet_cli.engine.data.load import DataSplits, Normalization, Preprocessing, load_data
 from fcnet_cli.engine.data.tables import Target
-from fcnet_cli.engine.model import Ensemble, build_model
+from fcnet_cli.engine.model import Ensemble, build_model, member_configs
 from fcnet_cli.engine.ranking import (
     average_precision,
     best_threshold,
@@ -272,7 +272,8 @@ def evaluate_checkpoint(path: Path, split: str = "test", threshold: float | None
         raise DataError(f"{source}: data set classes {splits.classes} differ from the "
                         f"checkpoint's {meta['classes']}")
     with torch.device("meta"):  # no init work: every tensor is replaced by the checkpoint's
-        model = build_model(exp.model, in_features, n_outputs, splits.task)
+        model = build_model(exp.model, in_features, n_outputs, splits.task,
+                            **member_configs(meta))
     require_rows(splits, split)
     model.load_state_dict(ckpt.state_dict, assign=True)
     if threshold is not None:

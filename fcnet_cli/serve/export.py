@@ -110,11 +110,12 @@ def _outputs(model: Model, fmt: ExportFormat) -> list[dict[str, Any]]:
         columns = model.classes_.tolist()
     out = [{"name": n, "dtype": "float32", "shape": ["batch", len(columns)],
             "columns": columns} for n in names]
-    if model.ensemble > 1:  # the graph runs every member and averages inside
-        values = {"probabilities": f"the mean of the {model.ensemble} members' probabilities",
+    if model.ensemble > 1 or model.member_weights:  # the graph runs every member, averages
+        mean = "weighted mean" if model.member_weights else "mean"  # greedy selection's weights
+        values = {"probabilities": f"the {mean} of the {model.ensemble} members' probabilities",
                   "logits": "log of the members' mean probability (softmax of it = "
                             "probabilities)",
-                  "predictions": f"the mean of the {model.ensemble} members' predictions"}
+                  "predictions": f"the {mean} of the {model.ensemble} members' predictions"}
         for o in out:
             o["values"] = values[str(o["name"])]
     return out

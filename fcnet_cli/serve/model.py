@@ -22,7 +22,7 @@ from torch import nn
 from fcnet_cli.engine.store.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.store.locate import locate_checkpoint
-from fcnet_cli.engine.model import Ensemble, build_model
+from fcnet_cli.engine.model import Ensemble, build_model, member_configs
 from fcnet_cli.engine.data.normalization import smooth_clip
 from fcnet_cli.engine.ranking import check_threshold, margin_threshold
 from fcnet_cli.errors import DataError, UsageError
@@ -62,6 +62,7 @@ class Model:
             `engine.model.Ensemble`: its logits are the log of the members' mean probability
             (regression: the members' mean prediction).
         ensemble: the number of members (1: a single model, an ensemble of one).
+        member_weights: a selected ensemble's member weights (sum 1); [] for equal weights.
         checkpoint: the verified checkpoint (directory, weights, meta.json).
         threshold: binary classifiers: predict the positive class ``classes_[1]`` when its
             probability is at least this; None (default): the more probable class. Set it
@@ -83,14 +84,18 @@ class Model:
         self.n_inputs = self.spec.prep.in_features  # model inputs (categories one-hot)
         self.n_outputs = int(meta["n_classes"])  # classes, or regression targets
         with torch.device("meta"):  # no init work: every tensor comes from the checkpoint
-            mlp = build_model(exp.model, meta["in_features"], meta["n_classes"], self.task)
+            mlp = build_model(exp.model, meta["in_features"], meta["n_classes"], self.task,
+                              **member_configs(meta))
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
         front: list[nn.Module] = [Standardize(norm.shift, norm.scale, norm.clip)]
         if self.spec.prep.embedding is not None:
             front.append(self.spec.prep.embedding.module())
         self.module = nn.Sequential(*front, mlp).eval()
-        self.ensemble = exp.model.ensemble  # members whose mean `module` predicts (1: one MLP)
+        # members whose (weighted) mean `module` predicts (1: one MLP)
+        self.ensemble = len(mlp.members) if isinstance(mlp, Ensemble) else 1
+        # a selected ensemble's weights (greedy selection; meta.json), [] for equal weights
+        self.member_weights: list[float] = list(meta.get("member_weights") or [])
         self.threshold: float | None = None
 
     @property

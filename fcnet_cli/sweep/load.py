@@ -166,7 +166,7 @@ def _semantics(sweep: Sweep) -> list[Problem]:
         at("base.training.seeds", f"a sweep does not use training.seeds (got {n}): set "
                                   f"`seeds: {n}` in the sweep file to train each "
                                   f"configuration with {n} seeds")
-    if sweep.base_exp.model.ensemble > 1:  # a trial is one member of the sweep's population
+    if sweep.base_exp.model.ensemble != 1:  # a trial is one member of the sweep's population
         at("base.model.ensemble", f"a sweep trains single models (got ensemble "
                                   f"{sweep.base_exp.model.ensemble}): sweep without it, then "
                                   "train the best configuration with model.ensemble")

@@ -34,7 +34,6 @@ from pydantic import ValidationError
 from safetensors import SafetensorError
 
 from fcnet_cli.config import Experiment, ModelConfig
-from fcnet_cli.engine.model import build_model
 from fcnet_cli.engine.store.files import (
     RunBusyError,
     RunLock,
@@ -47,6 +46,7 @@ from fcnet_cli.engine.store.files import (
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.store.locate import checkpoint_dir
 from fcnet_cli.engine.store.metaschema import validate_meta
+from fcnet_cli.engine.model import build_model, member_configs
 from fcnet_cli.errors import CheckpointError, RunError, cause
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
@@ -295,8 +295,13 @@ def _check_layout(path: Path, meta: dict, state_dict: dict[str, torch.Tensor]) -
     if not isinstance(meta["classes"], list) or (len(meta["classes"]) != n_cls
                                                   and not regression):
         raise CheckpointError(f"{where}: classes must list n_classes = {n_cls} names")
+    try:
+        members = member_configs(meta)  # a selected ensemble: each member's own widths
+    except ValueError as e:
+        raise CheckpointError(f"{where}: {e}") from None
     with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
-        net = build_model(cfg, in_f, n_cls, "regression" if regression else "classification")
+        net = build_model(cfg, in_f, n_cls, "regression" if regression else "classification",
+                          **members)
         expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
     for key in list(expected) + [k for k in got if k not in expected]:

@@ -3,6 +3,7 @@ rule, resources, seed groups and ensembles.
 
     cpus         how many CPU threads torch should use
     defaults     the data-aware default rule (torch-free)
+    diversity    a selected ensemble's hyperparameter distribution (torch-free)
     ensemble     model.ensemble: N members trained as one population, kept as one model
     finish       a member's checkpoints, progress and final record (its test metrics)
     graphs       the CUDA epoch: no host sync, each step one CUDA graph replay
@@ -14,6 +15,7 @@ rule, resources, seed groups and ensembles.
     memory       how much memory a population needs, checked before allocating
     optim        per-member optimizer math and learning-rate schedules
     population   K MLPs of one layout as stacked tensors, trained in lock-step
+    select       greedy ensemble selection with replacement on the validation split (numpy)
     steps        one training step's forward and backward: by hand or by autograd
     tensorboard  optional TensorBoard event files of metrics.csv's scalars
 """
@@ -21,6 +23,7 @@ rule, resources, seed groups and ensembles.
 __all__ = [
     "cpus",
     "defaults",
+    "diversity",
     "ensemble",
     "finish",
     "graphs",
@@ -32,6 +35,7 @@ __all__ = [
     "memory",
     "optim",
     "population",
+    "select",
     "steps",
     "tensorboard",
 ]

@@ -31,37 +31,44 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from fcnet_cli.config import Experiment, dump_experiment, layout_key
+from fcnet_cli.config import EnsembleConfig, Experiment, dump_experiment, layout_key
+from fcnet_cli.engine.data.load import DataSplits
+from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.store import records as records
 from fcnet_cli.engine.store.layout import RunDir
-from fcnet_cli.engine.data.load import DataSplits
 from fcnet_cli.engine.store.records import member_status, resumable_members
+from fcnet_cli.engine.train.diversity import draw_members
 from fcnet_cli.engine.train.finish import check_resume_config
+from fcnet_cli.engine.train.select import ensemble_score, greedy_select
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, RunResult, StopToken
 
 __all__ = ["ensemble_members", "is_ensemble_dir", "join_checkpoints",
-           "member_dirs", "train_ensemble", "write_ensemble"]
+           "member_dirs", "selection_line", "train_ensemble", "write_ensemble"]
 
 # `engine.train.train_population`, handed in by `engine.train.train` (which calls this module)
 Fit = Callable[..., list[RunResult]]
 
 
 def ensemble_members(exp: Experiment) -> list[Experiment]:
-    """The N member experiments: seeds seed, seed + 1, ..., each with `model.ensemble = 1`."""
+    """The N member experiments: seeds seed, seed + 1, ..., each with `model.ensemble = 1`;
+    with `select: greedy`, hyperparameters drawn as `engine.train.diversity` says."""
+    if exp.model.ensemble_select == "greedy":
+        return draw_members(exp)
     t, m = exp.training, exp.model
     return [exp.model_copy(update={"training": t.model_copy(update={"seed": t.seed + k}),
                                    "model": m.model_copy(update={"ensemble": 1})})
-            for k in range(m.ensemble)]
+            for k in range(m.ensemble_size)]
 
 
 def member_dirs(run_dir: Path, exp: Experiment) -> list[Path]:
     """The members' run directories, in member order."""
     return [RunDir(run_dir).member(exp.training.seed + k)
-            for k in range(exp.model.ensemble)]
+            for k in range(exp.model.ensemble_size)]
 
 
 def is_ensemble_dir(path: Path) -> bool:
@@ -91,20 +98,55 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
             locks.enter_context(ck.RunLock(run_dir))
             ck.atomic_write_text(RunDir(run_dir).config, dump_experiment(exp))
             dirs = member_dirs(run_dir, exp)
-            fit(members, callbacks=callbacks, stop=stop, run_dirs=dirs, data=data,
-                eager_checkpoints=False)
+            for group in _by_layout(members):  # one population per layout (width)
+                if stop is not None and stop.requested:
+                    break
+                fit([members[i] for i in group], callbacks=callbacks, stop=stop,
+                    run_dirs=[dirs[i] for i in group], data=data, eager_checkpoints=False)
         else:
             run_dir = Path(resume)
             check_resume_config(run_dir, exp)
             locks.enter_context(ck.RunLock(run_dir))
             dirs = member_dirs(run_dir, exp)
-            todo = resumable_members(run_dir, dirs, "member")
-            for i in todo:
-                check_resume_config(dirs[i], members[i])
-            fit([members[i] for i in todo], callbacks=callbacks, stop=stop,
-                run_dirs=[dirs[i] for i in todo], resume=True, data=data,
-                eager_checkpoints=False)
-        return write_ensemble(run_dir, exp, time.perf_counter() - started)
+            _resume(members, dirs, run_dir, fit, callbacks, stop, data)
+        return write_ensemble(run_dir, exp, time.perf_counter() - started, data)
+
+
+def _by_layout(members: Sequence[Experiment]) -> list[list[int]]:
+    """Member indices grouped by layout (`config.layout_key`), in order of first member."""
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(members):
+        groups.setdefault(layout_key(m), []).append(i)
+    return list(groups.values())
+
+
+def _resume(members: list[Experiment], dirs: list[Path], run_dir: Path, fit: Fit,
+            callbacks: Sequence[Callback], stop: StopToken | None,
+            data: DataSplits | None) -> None:
+    """Continue each layout's unfinished members (all of one layout stop at the same epoch);
+    a layout none of whose members started trains from epoch 1."""
+    groups = _by_layout(members)
+    fresh = [not any(RunDir(dirs[i]).config.is_file() for i in g) for g in groups]
+    todo = {i for g, new in zip(groups, fresh, strict=True) if not new for i in g
+            if member_status(dirs[i]) in records.RESUMABLE}
+    if not todo and not any(fresh):
+        resumable_members(run_dir, dirs, "member")  # raises: every member finished
+    for group, new in zip(groups, fresh, strict=True):
+        if stop is not None and stop.requested:
+            break
+        if new:
+            fit([members[i] for i in group], callbacks=callbacks, stop=stop,
+                run_dirs=[dirs[i] for i in group], data=data, eager_checkpoints=False)
+            continue
+        again = [i for i in group if i in todo]
+        if not again:
+            continue
+        resumable_members(run_dir, [dirs[i] for i in again], "member")  # one epoch per layout
+        for i in again:
+            check_resume_config(dirs[i], members[i])
+        fit([members[i] for i in again], callbacks=callbacks, stop=stop,
+            run_dirs=[dirs[i] for i in again], resume=True, data=data,
+            eager_checkpoints=False)
 
 
 def _status(statuses: list[str], complete: bool) -> str:
@@ -124,25 +166,94 @@ def _member_result(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def write_ensemble(run_dir: Path, exp: Experiment, seconds: float = 0.0) -> RunResult:
+def write_ensemble(run_dir: Path, exp: Experiment, seconds: float = 0.0,
+                   data: DataSplits | None = None) -> RunResult:
     """Join the members' best checkpoints into the ensemble's `checkpoints/best` (when every
-    member has one) and write the ensemble's summary.json; return the ensemble's result."""
+    member has one) and write the ensemble's summary.json; return the ensemble's result.
+    `select: greedy` keeps the members greedy selection chooses on the validation split of
+    `data` (loaded from `exp.data` when None), with their weights."""
     dirs = member_dirs(run_dir, exp)
     statuses = [member_status(d) for d in dirs]
     bests = [RunDir(d).checkpoint(RunDir.BEST) for d in dirs]
     complete = all(b.is_dir() for b in bests)
     status = _status(statuses, complete)
     joined = complete and status != "interrupted"
-    if joined:
-        _save_checkpoint(run_dir, exp, bests)
     summaries = [_member_result(d) for d in dirs]
     notices = [f"member {d.name} diverged; the ensemble uses its best checkpoint (before the "
                "divergence)" for d, s in zip(dirs, statuses, strict=True) if s == "diverged"]
-    return _summarize(run_dir, exp, status, statuses, joined, seconds, notices, {
-        "seeds": [exp.training.seed + k for k in range(exp.model.ensemble)],
+    ensemble: dict[str, Any] = {
+        "seeds": [exp.training.seed + k for k in range(exp.model.ensemble_size)],
         "dirs": [str(d.relative_to(run_dir)) for d in dirs], "status": statuses,
         "best_epoch": [s.get("best_epoch") for s in summaries],
-        "seconds": [s.get("seconds") for s in summaries]})
+        "seconds": [s.get("seconds") for s in summaries]}
+    if joined and exp.model.ensemble_select == "greedy":
+        ensemble["selection"] = _select(run_dir, exp, bests, data)
+        notices.append(selection_line(ensemble["selection"]))
+    elif joined:
+        _save_checkpoint(run_dir, exp, bests)
+    return _summarize(run_dir, exp, status, statuses, joined, seconds, notices, ensemble)
+
+
+def _val_outputs(loaded: ck.LoadedCheckpoint, x: torch.Tensor, regression: bool) -> np.ndarray:
+    """A member checkpoint's validation probabilities (N, C), or standardized predictions."""
+    member = Experiment.model_validate(loaded.meta["config"])
+    with torch.device("meta"):  # every tensor comes from the checkpoint
+        net = build_mlp(member.model, loaded.meta["in_features"], loaded.meta["n_classes"])
+    net.load_state_dict(loaded.state_dict, assign=True)
+    with torch.no_grad():
+        z = net.eval()(x)
+    return (z if regression else torch.softmax(z, dim=-1)).double().numpy()
+
+
+def _select(run_dir: Path, exp: Experiment, bests: list[Path],
+            data: DataSplits | None) -> dict[str, Any]:
+    """Greedy selection on the validation split (never the test split); save the selected
+    members' checkpoint with their weights. Returns the summary's "selection" record."""
+    if data is None:
+        from fcnet_cli.engine.data.load import load_data
+
+        data = load_data(exp.data, task=exp.task)
+    regression = data.task == "regression"
+    x, y = data.x_val.cpu().float(), data.y_val.cpu().numpy()
+    outputs = np.stack([_val_outputs(ck.load_checkpoint(b), x, regression) for b in bests])
+    if regression:  # RMSE in the target's own units, as val_rmse
+        target = data.preprocessing.target
+        outputs = np.stack([target.unstandardize(o) for o in outputs]).astype(np.float64)
+        y = target.unstandardize(y).astype(np.float64)
+    assert isinstance(exp.model.ensemble, EnsembleConfig)
+    chosen = greedy_select(outputs, y, exp.model.ensemble.selection_rounds,
+                           regression=regression)
+    picked = sorted(chosen.weights)
+    _save_checkpoint(run_dir, exp, [bests[k] for k in picked],
+                     [chosen.weights[k] for k in picked])
+    alone = [ensemble_score(o, y, regression=regression) for o in outputs]
+    return {"split": "val", "metric": "rmse" if regression else "log_loss",
+            "rounds": len(chosen.order), "order": chosen.order, "scores": chosen.scores,
+            "best_member": min(alone),
+            "members": [{"member": k, "dir": str(bests[k].parent.parent.relative_to(run_dir)),
+                         "weight": chosen.weights[k], "score": alone[k], **_hparams(bests[k])}
+                        for k in picked]}
+
+
+def _hparams(best: Path) -> dict[str, Any]:
+    """What the distribution drew for a member, from its checkpoint's config."""
+    cfg = json.loads((best / "meta.json").read_text(encoding="utf-8"))["config"]
+    return {"seed": cfg["training"]["seed"], "lr": cfg["optimizer"]["lr"],
+            "weight_decay": cfg["optimizer"]["weight_decay"],
+            "dropout": cfg["model"]["dropout"], "hidden": cfg["model"]["hidden"],
+            "label_smoothing": cfg["loss"]["label_smoothing"]}
+
+
+def selection_line(selection: dict[str, Any]) -> str:
+    """One line: which split chose, the score, and the selected members with weights."""
+    metric = selection["metric"].replace("_", " ")
+    members = ", ".join(f"{m['dir'].rsplit('/', 1)[-1]} {m['weight']:.3g}"
+                        for m in selection["members"])
+    n, rounds = len(selection["members"]), selection["rounds"]
+    return (f"greedy selection on the {selection['split']} split: {n} member{'s' * (n > 1)} "
+            f"in {rounds} round{'s' * (rounds > 1)}, {selection['split']} {metric} "
+            f"{selection['scores'][-1]:.4f} (best single member {selection['best_member']:.4f})"
+            f"; weights: {members}")
 
 
 def join_checkpoints(run_dir: Path, exp: Experiment, checkpoints: Sequence[Path],
@@ -186,7 +297,7 @@ def _summarize(run_dir: Path, exp: Experiment, status: str, statuses: list[str],
                        seconds=seconds, notices=notices, precision=exp.training.precision,
                        members=statuses, member_epochs=list(ensemble["best_epoch"]))
     data = records.summary(result)
-    data["ensemble"] = {"members": exp.model.ensemble, **ensemble}
+    data["ensemble"] = {"members": exp.model.ensemble_size, **ensemble}
     ck.atomic_write_text(RunDir(run_dir).summary, json.dumps(data, indent=2))
     return result
 
@@ -194,19 +305,23 @@ def _summarize(run_dir: Path, exp: Experiment, status: str, statuses: list[str],
 JOINED_KEYS = ("in_features", "n_classes", "classes", "task", "normalization", "preprocessing")
 
 
-def _save_checkpoint(run_dir: Path, exp: Experiment, bests: Sequence[Path]) -> list[int | None]:
+def _save_checkpoint(run_dir: Path, exp: Experiment, bests: Sequence[Path],
+                     weights: Sequence[float] | None = None) -> list[int | None]:
     """One checkpoint: member k's weights under `members.<k>.`, the first member's meta.json
     (data, preprocessing, classes: the same for every member) with the ensemble's config.
+    `weights`: a selected ensemble, whose members may differ in width: meta.json also holds
+    each member's model section (`member_models`) and weight (`member_weights`).
     Returns each member's epoch."""
     state: dict[str, torch.Tensor] = {}
     epochs: list[int | None] = []
     meta: dict[str, Any] = {}
-    layout, seeds = None, []
+    layout, seeds, models = None, [], []
     for k, best in enumerate(bests):
         loaded = ck.load_checkpoint(best)
         member = Experiment.model_validate(loaded.meta["config"])
-        key = layout_key(member)
+        key = layout_key(member) if weights is None else None  # selected: widths may differ
         seeds.append(member.training.seed)
+        models.append(member.model.model_dump(mode="json"))
         differs = [name for name in JOINED_KEYS if meta and loaded.meta.get(name) != meta.get(name)]
         if differs or (layout is not None and key != layout):
             what = differs[0] if differs else "layout (data, widths, activation, ...)"
@@ -217,9 +332,11 @@ def _save_checkpoint(run_dir: Path, exp: Experiment, bests: Sequence[Path]) -> l
         epochs.append(loaded.meta.get("epoch"))
         meta = meta or dict(loaded.meta)
     meta.pop("sha256", None)
-    meta.update({"config": exp.model_dump(mode="json"), "ensemble": exp.model.ensemble,
+    meta.update({"config": exp.model_dump(mode="json"), "ensemble": len(bests),
                  "member_seeds": seeds,
                  "member_epochs": epochs, "epoch": None, "metrics": None,
                  "versions": records.versions()})
+    if weights is not None:
+        meta.update({"member_models": models, "member_weights": list(weights)})
     ck.save_checkpoint(run_dir, RunDir.BEST, state, meta)
     return epochs

@@ -85,7 +85,7 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     before = torch.get_num_threads()
     apply_threads(exp.training.threads)
     try:
-        if exp.model.ensemble > 1:  # N members as one population, kept as one model
+        if exp.model.ensemble != 1:  # members as one population, kept as one model
             # the default rule first: the ensemble's config.yaml and checkpoint record it
             data = data or load_data(exp.data, task=exp.task)
             if stop is not None:
@@ -138,7 +138,7 @@ class _Engine:
         self.exps, self.callbacks, self.stop, self.pruner, self.eager = exps, callbacks, stop, \
             pruner, eager
         first = exps[0]
-        if any(e.model.ensemble > 1 for e in exps):
+        if any(e.model.ensemble != 1 for e in exps):
             raise UsageError("model.ensemble > 1 trains through train() (engine.ensemble), "
                              "not as one member of a population")
         if len({layout_key(e) for e in exps}) > 1:
