@@ -51,13 +51,20 @@ def test_greedy_selection_matches_the_hand_computed_rounds() -> None:
     # round 2: B+A = (0.7, 0.65) 0.3937 beats B+B 0.3992 and B+C 0.5249
     # round 3: A+2B = (0.6333, 0.7333) 0.3835 beats 2A+B 0.4168
     # round 4: A+3B = (0.6, 0.775) 0.3829 beats 2A+2B 0.3937
-    # round 5: A+4B 0.3839 and 2A+3B 0.3861 are both worse than 0.3829: selection stops
+    # round 5: A+4B 0.3839 beats 2A+3B 0.3861; both worse than 0.3829, and rounds go on
+    # round 6: 2A+4B 0.3835 (as A+2B) beats A+5B 0.3856
+    # round 7: 2A+5B = (4.3/7, 5.3/7) 0.38275, the lowest of all ten rounds: the kept prefix
     chosen = greedy_select(np.array([A, B, C]), Y, rounds=10)
-    assert chosen.order == [1, 0, 1, 1]
-    assert chosen.weights == {0: 0.25, 1: 0.75}
+    assert chosen.order == [1, 0, 1, 1, 1, 0, 1]
+    assert chosen.weights == pytest.approx({0: 2 / 7, 1: 5 / 7})
     want = [_log_loss(0.5, 0.9), _log_loss(0.7, 0.65), _log_loss(1.9 / 3, 2.2 / 3),
-            _log_loss(0.6, 0.775)]
+            _log_loss(0.6, 0.775), _log_loss(2.9 / 5, 4.0 / 5), _log_loss(1.9 / 3, 2.2 / 3),
+            _log_loss(4.3 / 7, 5.3 / 7)]
     assert chosen.scores == pytest.approx(want, abs=1e-12)
+    four = greedy_select(np.array([A, B, C]), Y, rounds=4)  # the best of four rounds
+    assert four.order == [1, 0, 1, 1] and four.weights == {0: 0.25, 1: 0.75}
+    five = greedy_select(np.array([A, B, C]), Y, rounds=5)  # round 5 is worse: not kept
+    assert five.order == [1, 0, 1, 1]
     two = greedy_select(np.array([A, B, C]), Y, rounds=2)  # a fixed number of rounds
     assert two.order == [1, 0] and two.weights == {0: 0.5, 1: 0.5}
 

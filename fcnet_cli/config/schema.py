@@ -238,9 +238,9 @@ class EnsembleConfig(_Strict):
                             "validation split keeps a weighted subset")
     rounds: int | None = Field(
         None, ge=1, le=MAX_COUNT,
-        description="greedy: most members added (with repetition) before selection stops; "
-                    "it also stops when no addition lowers the validation log loss (RMSE); "
-                    "weights = times chosen / members added; null = size")
+        description="greedy: members added (with repetition); the prefix with the lowest "
+                    "validation log loss (RMSE) is kept; weights = times chosen / members "
+                    "kept; null = size")
 
     @field_validator("rounds")
     @classmethod

@@ -7,9 +7,10 @@
 Start from the empty ensemble; each round adds the member (one already chosen may be added
 again) whose addition gives the ensemble the lowest validation score: the log loss of the
 mean of the chosen members' probabilities (classification) or the RMSE of the mean of their
-predictions (regression). Selection stops after `rounds` additions or at the first round in
-which no addition lowers the score. Ties go to the lower member index. A member's weight is
-the number of times it was chosen over the number of additions.
+predictions (regression). All `rounds` additions are made (a round that does not lower the
+score can still open the way to one that does); the ensemble kept is the shortest prefix with
+the lowest score, as Caruana et al. return the best ensemble seen. Ties go to the lower member
+index. A member's weight is the number of times it was chosen over the additions kept.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ class Selection:
     """The outcome of greedy selection.
 
     Attributes:
-        order: the member chosen in each round, in order (repetitions included).
-        scores: the ensemble's validation score after each round.
-        weights: {member index: times chosen / rounds run}, by member index; sums to 1.
+        order: the member chosen in each kept round, in order (repetitions included).
+        scores: the ensemble's validation score after each kept round.
+        weights: {member index: times chosen / rounds kept}, by member index; sums to 1.
     """
 
     order: list[int]
@@ -71,11 +72,11 @@ def greedy_select(outputs: np.ndarray, y: np.ndarray, rounds: int, *,
         candidates = [ensemble_score((total + o) / r, y, regression=regression)
                       for o in outputs]
         best = int(np.argmin(candidates))  # the first of equal scores: the lower index
-        if scores and not candidates[best] < scores[-1]:
-            break  # no addition improves the ensemble
         order.append(best)
         scores.append(candidates[best])
         total += outputs[best]
+    keep = int(np.argmin(scores)) + 1  # the first lowest: the shortest best prefix
+    order, scores = order[:keep], scores[:keep]
     counts = np.bincount(order, minlength=outputs.shape[0])
     weights = {k: int(c) / len(order) for k, c in enumerate(counts) if c}
     return Selection(order, scores, weights)
