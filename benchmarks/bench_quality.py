@@ -245,6 +245,12 @@ def methods(ensemble: int = 0) -> dict[str, Callable]:
                                 "sklearn MLP": sk_mlp, "sklearn HGB": sk_hgb}
     if ensemble > 1:  # `model.ensemble: N` on top of the defaults
         out[f"fcnet (ensemble {ensemble})"] = fcnet({"model": {"ensemble": ensemble}})
+        greedy = {"size": ensemble, "select": "greedy"}
+        out[f"fcnet (greedy {ensemble})"] = fcnet({"model": {"ensemble": greedy}})
+        out[f"fcnet (greedy {ensemble}, PLE)"] = fcnet(
+            {"model": {"ensemble": greedy, "num_embeddings": "piecewise_linear"}})
+    out["fcnet (PLE)"] = fcnet({"model": {"num_embeddings": "piecewise_linear"}})
+    out["fcnet (periodic)"] = fcnet({"model": {"num_embeddings": "periodic"}})
     try:
         import pytabkit  # noqa: F401
 
@@ -296,6 +302,27 @@ def report(results: dict[str, dict[str, list[float]]], seconds: dict[str, list[f
     return "\n".join(lines)
 
 
+Fit = tuple[float, float]  # (score, seconds)
+
+
+def _read_cache(path: Path | None) -> dict[tuple[str, str, int], Fit]:
+    import json
+
+    if path is None or not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["table"], r["method"], r["seed"]): (r["score"], r["seconds"]) for r in rows}
+
+
+def _append_cache(path: Path | None, table: str, method: str, seed: int, fit: Fit) -> None:
+    import json
+
+    if path is not None:
+        with path.open("a") as f:
+            f.write(json.dumps({"table": table, "method": method, "seed": seed,
+                                "score": fit[0], "seconds": fit[1]}) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
@@ -303,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="*", default=None)
     ap.add_argument("--process", action="store_true",
                     help="time fcnet as a whole `fcnet train` process")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="JSON-lines file of finished fits: read first, each new fit appended "
+                         "(methods can run in separate invocations and be reported together)")
     ap.add_argument("--ensemble", type=int, default=0,
                     help="also fcnet with model.ensemble: N (N > 1)")
     args = ap.parse_args(argv)
@@ -312,20 +342,27 @@ def main(argv: list[str] | None = None) -> int:
     table_list = tables(args.tables)
     chosen = {k: v for k, v in methods(args.ensemble).items()
               if args.methods is None or k in args.methods}
-    results: dict[str, dict[str, list[float]]] = {}
-    seconds: dict[str, list[float]] = {m: [] for m in chosen}
+    cache = _read_cache(args.cache)
     for t in table_list:
-        results[t.name] = {m: [] for m in chosen}
         for seed in range(args.seeds):
             train, test = split(t, seed)
             truth = test[t.target].to_numpy()
             for name, fit_predict in chosen.items():
+                if (t.name, name, seed) in cache:
+                    continue
                 t0 = time.perf_counter()
                 pred = fit_predict(t, train, test, seed)
-                seconds[name].append(time.perf_counter() - t0)
-                results[t.name][name].append(score(t, truth, pred))
+                took = time.perf_counter() - t0
+                cache[t.name, name, seed] = (score(t, truth, pred), took)
+                _append_cache(args.cache, t.name, name, seed, cache[t.name, name, seed])
             print(f"{t.name} seed {seed}: " + ", ".join(
-                f"{m} {results[t.name][m][-1]:.3f}" for m in chosen), file=sys.stderr, flush=True)
+                f"{m} {cache[t.name, m, seed][0]:.3f}" for m in chosen), file=sys.stderr,
+                flush=True)
+    names = list(chosen) if args.methods is None else args.methods
+    results = {t.name: {m: [cache[t.name, m, s][0] for s in range(args.seeds)] for m in names}
+               for t in table_list}
+    seconds = {m: [cache[t.name, m, s][1] for t in table_list for s in range(args.seeds)]
+               for m in names}
     print(report(results, seconds, table_list))
     return 0
 
