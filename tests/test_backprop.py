@@ -17,14 +17,14 @@ import torch
 from fcnet_cli.config import ConfigError, Experiment, layout_key, load_experiment
 from fcnet_cli.engine.train import steps as backprop
 from fcnet_cli.engine.train.kernels import ACTIVATIONS as ACTIVATION_GRADS
+from fcnet_cli.engine.train.loop import train
+from fcnet_cli.engine.train.state import PopulationState
 from fcnet_cli.engine.train.steps import (
     AutogradStep,
     ExplicitStep,
     fast_path_reason,
     onednn_linear,
 )
-from fcnet_cli.engine.train.state import PopulationState
-from fcnet_cli.engine.train.loop import train
 
 N, F, C, B = 40, 6, 4, 9
 FEATURES = {

@@ -16,11 +16,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import SPLITS, Experiment
-from fcnet_cli.engine.store.checkpoint import LoadedCheckpoint, load_checkpoint
-from fcnet_cli.engine.data.load import DataSplits, Normalization, Preprocessing, load_data
 from fcnet_cli.engine.data.lineage import check_lineage
-from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, classification_metrics
-from fcnet_cli.engine.train.kernels import precision_recall_f1
+from fcnet_cli.engine.data.load import DataSplits, Normalization, Preprocessing, load_data
+from fcnet_cli.engine.data.tables import Target
 from fcnet_cli.engine.model import Ensemble, build_model
 from fcnet_cli.engine.ranking import (
     average_precision,
@@ -29,7 +27,9 @@ from fcnet_cli.engine.ranking import (
     margin_threshold,
     roc_auc,
 )
-from fcnet_cli.engine.data.tables import Target
+from fcnet_cli.engine.store.checkpoint import LoadedCheckpoint, load_checkpoint
+from fcnet_cli.engine.train.kernels import precision_recall_f1
+from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, classification_metrics
 from fcnet_cli.errors import CheckpointError, DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.metrics import REGISTRY, MetricInfo, metric_info, metric_mode

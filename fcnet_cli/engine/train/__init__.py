@@ -6,13 +6,15 @@ rule, resources, seed groups and ensembles.
     ensemble     model.ensemble: N members trained as one population, kept as one model
     graphs       the CUDA epoch: no host sync, each step one CUDA graph replay
     group        training.seeds: N seeds trained as one population, in a group folder
+    kernels      each piece of maths once: activations, affine, dropout, penalty, CE, F1
     loop         the training loop, one loop for K = 1 and for K members
     losses       per-member losses and epoch metrics
     lrfind       the learning-rate range test (fcnet lr-find)
     members      per-member bookkeeping: generators, best state, stopping
     memory       how much memory a population needs, checked before allocating
-    optim        per-member optimizer math and learning-rate schedules
+    optim        per-member optimizer updates (functions of the state) and lr schedules
     population   K MLPs of one layout as stacked tensors, trained in lock-step
+    state        PopulationState: everything indexed by member, its one compact/save/restore
     steps        one training step's forward and backward: by hand or by autograd
     tensorboard  optional TensorBoard event files of metrics.csv's scalars
 """
@@ -23,6 +25,7 @@ __all__ = [
     "ensemble",
     "graphs",
     "group",
+    "kernels",
     "loop",
     "losses",
     "lrfind",
@@ -30,6 +33,7 @@ __all__ = [
     "memory",
     "optim",
     "population",
+    "state",
     "steps",
     "tensorboard",
 ]

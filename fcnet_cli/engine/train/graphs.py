@@ -58,7 +58,7 @@ def epoch_mode(exps: Sequence[Experiment], device: torch.device,
                reason: str | None) -> str | None:
     """"graph" (capture), "eager" (the same epoch uncaptured) or None (the per-step loop).
 
-    `reason` is why the layout needs autograd (backprop.fast_path_reason). Raises UsageError
+    `reason` is why the layout needs autograd (steps.fast_path_reason). Raises UsageError
     for a precision the run cannot honour.
     """
     precision = exps[0].training.precision

@@ -17,19 +17,19 @@ from pathlib import Path
 import torch
 
 from fcnet_cli.config import Experiment, layout_key
-from fcnet_cli.engine.store import records as records
-from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
-from fcnet_cli.engine.train.cpus import apply_threads
 from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.ranking import check_binary_monitors, watched_metrics
+from fcnet_cli.engine.store import records as records
+from fcnet_cli.engine.train import optim
+from fcnet_cli.engine.train.cpus import apply_threads
 from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
 from fcnet_cli.engine.train.ensemble import train_ensemble
 from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
-from fcnet_cli.engine.train import optim
 from fcnet_cli.engine.train.losses import EVAL_BATCH, class_weight_table, validate
 from fcnet_cli.engine.train.members import Member
 from fcnet_cli.engine.train.memory import check_memory
 from fcnet_cli.engine.train.state import PopulationState
-from fcnet_cli.engine.ranking import check_binary_monitors, watched_metrics
+from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken

@@ -1,9 +1,9 @@
 """Per-member optimizer math and learning-rate schedules (torch.optim semantics).
 
 Every hyperparameter is a (K,) column of the member table (engine/train/state.py), viewed as
-(K, 1) against the population's (K, P) parameter buffer; the learning rate is an argument. Plain PyTorch (`torch.optim`,
-`torch.optim.lr_scheduler`) is the oracle for every formula here; the tests hold each
-against it.
+(K, 1) against the population's (K, P) parameter buffer; the learning rate is an argument.
+Plain PyTorch (`torch.optim`, `torch.optim.lr_scheduler`) is the oracle for every formula
+here; the tests hold each against it.
 """
 
 from __future__ import annotations

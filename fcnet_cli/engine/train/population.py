@@ -1,9 +1,9 @@
 """K ≥ 1 MLPs of one layout trained in lock-step.
 
 Parameters are stacked along a leading member axis (K, ...); the forward pass is a chain of
-batched matrix products, and every member-specific hyperparameter is a (K,) column of the member table (engine/train/state.py). Member k
-is initialized exactly like `build_mlp` under `torch.manual_seed(seed_k)`, and converts to and
-from that plain `nn.Sequential`'s state dict.
+batched matrix products; the member-specific hyperparameters are (K,) columns of the member
+table (engine/train/state.py). Member k is initialized exactly like `build_mlp` under
+`torch.manual_seed(seed_k)`, and converts to and from that plain `nn.Sequential`'s state dict.
 """
 
 from __future__ import annotations
