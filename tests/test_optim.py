@@ -9,7 +9,8 @@ import torch
 
 from fcnet_cli.config import Experiment, SchedulerConfig
 from fcnet_cli.engine.train import optim
-from fcnet_cli.engine.train.optim import EarlyStopper, Plateau, epoch_lr, onecycle_lr
+from fcnet_cli.engine.train.members import EarlyStopper, Plateau
+from fcnet_cli.engine.train.optim import epoch_lr, onecycle_lr
 from fcnet_cli.engine.train.state import PopulationState
 
 

@@ -268,7 +268,7 @@ class _Engine:
     def _end_epoch(self, epoch: int, seconds: float) -> None:
         state = self.state
         train_loss, train_acc = state.sums.means()
-        val_loss, val = validate(state, self.data)
+        val_loss, val = validate(state.pop, state.loss, self.data)
         val_acc = val.pop("val_accuracy", [math.nan] * len(val_loss))
         if self.regression:
             train_acc = [math.nan] * len(train_loss)

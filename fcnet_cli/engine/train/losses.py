@@ -10,20 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
+from fcnet_cli.engine.data.load import DataSplits
 from fcnet_cli.engine.ranking import average_precision, roc_auc
 from fcnet_cli.engine.train.kernels import precision_recall_f1, smoothed_nll
+from fcnet_cli.engine.train.population import Population
 from fcnet_cli.errors import ConfigError
-
-if TYPE_CHECKING:  # the state imports MemberLoss from here
-    from fcnet_cli.engine.data.load import DataSplits
-    from fcnet_cli.engine.train.state import PopulationState
 
 __all__ = ["EVAL_BATCH", "MemberLoss", "class_weight_table", "classification_metrics",
            "member_loss", "regression_metrics", "validate"]
@@ -125,12 +122,12 @@ def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, spec: MemberLoss) -> t
 
 
 @torch.no_grad()
-def validate(state: PopulationState, data: DataSplits) -> tuple[list[float],
-                                                                 dict[str, list[float]]]:
-    """Validation loss per member (the training loss's definition, `state.loss`) and the
-    metrics (`config.Monitor`) per member."""
-    x, y, device = data.x_val, data.y_val, state.device
-    K, C = state.K, state.pop.n_classes
+def validate(pop: Population, loss: MemberLoss, data: DataSplits
+             ) -> tuple[list[float], dict[str, list[float]]]:
+    """Validation loss per member (`loss`, the training loss's definition) and the metrics
+    (`config.Monitor`) per member."""
+    x, y, device = data.x_val, data.y_val, pop.device
+    K, C = pop.K, pop.n_classes
     regression = data.task == "regression"
     loss_sum = torch.zeros(K, device=device)
     # classification: confusion (K, C, C); regression: Σ squared / absolute errors (K, T)
@@ -142,9 +139,9 @@ def validate(state: PopulationState, data: DataSplits) -> tuple[list[float],
     binary = not regression and C == 2
     for s in range(0, len(y), EVAL_BATCH):
         xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
-        out = state.pop.forward(xb.expand(K, -1, -1), False)
+        out = pop.forward(xb.expand(K, -1, -1), False)
         yk = yb.expand(K, *yb.shape)
-        loss_sum += state.loss(out, yk) * len(yb)
+        loss_sum += loss(out, yk) * len(yb)
         if regression:
             diff = (out - yk).double()
             sse += (diff * diff).sum(1)

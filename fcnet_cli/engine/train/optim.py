@@ -1,4 +1,4 @@
-"""Per-member optimizer math and learning-rate schedules (torch.optim semantics).
+"""Per-member optimizer updates and learning-rate schedules (torch.optim semantics).
 
 Every hyperparameter is a (K,) column of the member table (engine/train/state.py), viewed as
 (K, 1) against the population's (K, P) parameter buffer; the learning rate is an argument.
@@ -11,20 +11,15 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
 from fcnet_cli.config import SchedulerConfig
-
-if TYPE_CHECKING:  # members and state import this module's stoppers
-    from fcnet_cli.engine.train.members import Member
-    from fcnet_cli.engine.train.state import PopulationState
+from fcnet_cli.engine.train.members import Member
+from fcnet_cli.engine.train.state import PopulationState
 
 __all__ = [
-    "EarlyStopper",
-    "Plateau",
     "Settings",
     "epoch_lr",
     "epoch_lrs",
@@ -209,72 +204,3 @@ def onecycle_lr(step: int, total_steps: int, max_lr: float, pct_start: float = 0
             return hi + (lo - hi) / 2 * (math.cos(math.pi * pct) + 1)
         start = end
     raise AssertionError("unreachable")
-
-
-@dataclass
-class Plateau:
-    """ReduceLROnPlateau (threshold_mode "rel") for one member, stepped once per epoch."""
-
-    lr: float
-    mode: str  # "min" or "max"
-    factor: float
-    patience: int
-    threshold: float
-    cooldown: int
-    min_lr: float
-    best: float = field(default=math.nan)
-    num_bad_epochs: int = 0
-    cooldown_counter: int = 0
-
-    def __post_init__(self) -> None:
-        if math.isnan(self.best):
-            self.best = math.inf if self.mode == "min" else -math.inf
-
-    def _better(self, a: float) -> bool:
-        if self.mode == "min":
-            return a < self.best * (1 - self.threshold)
-        return a > self.best * (self.threshold + 1)
-
-    def step(self, metric: float) -> float:
-        """Feed one validation value; returns the lr for the next epoch."""
-        if self._better(metric):
-            self.best, self.num_bad_epochs = metric, 0
-        else:
-            self.num_bad_epochs += 1
-        if self.cooldown_counter > 0:
-            self.cooldown_counter -= 1
-            self.num_bad_epochs = 0
-        if self.num_bad_epochs > self.patience:
-            new = max(self.lr * self.factor, self.min_lr)
-            if self.lr - new > 1e-8:
-                self.lr = new
-            self.cooldown_counter = self.cooldown
-            self.num_bad_epochs = 0
-        return self.lr
-
-
-@dataclass
-class EarlyStopper:
-    """Stops a member after `patience` epochs without an improvement larger than min_delta."""
-
-    mode: str  # "min" or "max"
-    patience: int | None
-    min_delta: float
-    best: float | None = None
-    bad_epochs: int = 0
-
-    def improved(self, value: float) -> bool:
-        """Record one epoch's value; True when it is a new best (non-finite never is)."""
-        if not math.isfinite(value):
-            self.bad_epochs += 1
-            return False
-        if self.best is None or (value < self.best - self.min_delta if self.mode == "min"
-                                 else value > self.best + self.min_delta):
-            self.best, self.bad_epochs = value, 0
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.patience is not None and self.bad_epochs >= self.patience
