@@ -10,7 +10,7 @@ rule, resources, seed groups and ensembles.
     loop         the training loop, one loop for K = 1 and for K members
     losses       per-member losses and epoch metrics
     lrfind       the learning-rate range test (fcnet lr-find)
-    members      per-member bookkeeping: generators, best state, stopping
+    members      per-member bookkeeping: generators, best state, plateau, early stopping
     memory       how much memory a population needs, checked before allocating
     optim        per-member optimizer updates (functions of the state) and lr schedules
     population   K MLPs of one layout as stacked tensors, trained in lock-step
