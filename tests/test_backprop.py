@@ -16,16 +16,15 @@ import torch
 
 from fcnet_cli.config import ConfigError, Experiment, layout_key, load_experiment
 from fcnet_cli.engine.train import steps as backprop
+from fcnet_cli.engine.train.kernels import ACTIVATIONS as ACTIVATION_GRADS
+from fcnet_cli.engine.train.loop import train
+from fcnet_cli.engine.train.state import PopulationState
 from fcnet_cli.engine.train.steps import (
-    ACTIVATION_GRADS,
     AutogradStep,
     ExplicitStep,
     fast_path_reason,
     onednn_linear,
 )
-from fcnet_cli.engine.train.losses import MemberLoss
-from fcnet_cli.engine.train.population import Population, member_hparams
-from fcnet_cli.engine.train.loop import train
 
 N, F, C, B = 40, 6, 4, 9
 FEATURES = {
@@ -49,17 +48,13 @@ def exp_for(activation: str, seed: int, extra: dict[str, Any]) -> Experiment:
     return Experiment.model_validate(raw)
 
 
-def _table_and_loss(exps: list[Experiment]) -> tuple[dict[str, torch.Tensor], MemberLoss]:
-    hp = member_hparams(exps, torch.device("cpu"))
-    smoothing = hp["label_smoothing"] if bool((hp["label_smoothing"] > 0).any()) else None
-    return hp, MemberLoss("cross_entropy", smoothing)
+def _state(exps: list[Experiment], *, autograd: bool = False) -> PopulationState:
+    return PopulationState(exps, F, C, torch.device("cpu"), autograd=autograd)
 
 
 def one_step(step_cls: type, exps: list[Experiment], x: torch.Tensor, y: torch.Tensor,
              idx: torch.Tensor) -> tuple[Any, tuple[torch.Tensor, ...]]:
-    pop = Population(exps, F, C, torch.device("cpu"), autograd=step_cls is AutogradStep)
-    hp, loss = _table_and_loss(exps)
-    step = step_cls(pop, hp, x, y, loss)
+    step = step_cls(_state(exps, autograd=step_cls is AutogradStep), x, y)
     gens = [torch.Generator().manual_seed(100 + k) for k in range(len(exps))]
     out = step(idx, gens)
     return step, tuple(t.clone() for t in out)
@@ -91,9 +86,7 @@ def test_large_layers_take_onednn_products_and_small_ones_aten(
         monkeypatch: pytest.MonkeyPatch) -> None:
     exps = [exp_for("relu", 1, {})]  # layers of 6·7, 7·5 and 5·4 weights
     monkeypatch.setattr(backprop, "ONEDNN_MIN", 35)
-    pop = Population(exps, F, C, torch.device("cpu"), autograd=False)
-    hp, loss = _table_and_loss(exps)
-    step = ExplicitStep(pop, hp, torch.randn(N, F), torch.randint(0, C, (N,)), loss)
+    step = ExplicitStep(_state(exps), torch.randn(N, F), torch.randint(0, C, (N,)))
     assert step.products == ["onednn", "onednn", "aten"]
 
 
@@ -104,9 +97,7 @@ def test_onednn_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
         assert onednn_linear() is None
         exps = [exp_for("relu", 1, {})]
         monkeypatch.setattr(backprop, "ONEDNN_MIN", 0)
-        pop = Population(exps, F, C, torch.device("cpu"), autograd=False)
-        hp, loss = _table_and_loss(exps)
-        step = ExplicitStep(pop, hp, torch.randn(N, F), torch.randint(0, C, (N,)), loss)
+        step = ExplicitStep(_state(exps), torch.randn(N, F), torch.randint(0, C, (N,)))
         assert step.products == ["aten"] * 3
     finally:
         onednn_linear.cache_clear()
@@ -114,10 +105,9 @@ def test_onednn_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_explicit_step_reuses_its_buffers(products: str) -> None:
     exps = [exp_for("relu", 1, FEATURES["dropout"])]
-    pop = Population(exps, F, C, torch.device("cpu"), autograd=False)
     x, y = torch.randn(N, F), torch.randint(0, C, (N,))
-    hp, loss = _table_and_loss(exps)
-    step = ExplicitStep(pop, hp, x, y, loss)
+    step = ExplicitStep(_state(exps), x, y)
+    pop = step.pop
     gens = [torch.Generator().manual_seed(0)]
     first = step(torch.arange(B).view(1, B), gens)[0]
     grad = pop.grad.data_ptr()

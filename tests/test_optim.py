@@ -8,14 +8,10 @@ import pytest
 import torch
 
 from fcnet_cli.config import Experiment, SchedulerConfig
-from fcnet_cli.engine.train.optim import (
-    EarlyStopper,
-    Plateau,
-    PopulationOptimizer,
-    epoch_lr,
-    onecycle_lr,
-)
-from fcnet_cli.engine.train.population import Population, member_hparams
+from fcnet_cli.engine.train import optim
+from fcnet_cli.engine.train.members import EarlyStopper, Plateau
+from fcnet_cli.engine.train.optim import epoch_lr, onecycle_lr
+from fcnet_cli.engine.train.state import PopulationState
 
 
 def lrs(cfg: dict, base: float = 0.1, epochs: int = 8) -> list[float]:
@@ -79,18 +75,18 @@ def test_optimizer_states_saved_in_the_old_weight_layout_load_transposed() -> No
     exp = Experiment.model_validate({"model": {"hidden": [5]},
                                      "optimizer": {"name": "sgd", "momentum": 0.9}})
     cpu = torch.device("cpu")
-    pop = Population([exp], 3, 2, cpu, autograd=False)  # weights (5, 3) and (2, 5)
-    hp = member_hparams([exp], cpu)
-    opt = PopulationOptimizer("sgd", pop, hp)
+    opt = PopulationState([exp], 3, 2, cpu, autograd=False)  # weights (5, 3) and (2, 5)
+    pop = opt.pop
     pop.grad.copy_(torch.randn_like(pop.grad))
-    opt.step()  # the first step creates the momentum buffer
-    new = opt.member_state(0)
+    optim.step(opt)  # the first step creates the momentum buffer
+    train = opt.state_dict(0, 1, 0, mid_epoch=False)
+    new = train["optimizer"]
     weights = pop.weight_positions()
     assert weights == {0, 2} and new["layout"] == "out_in"
     old = {"step": new["step"],
            "buffers": [{n: b.t().contiguous() if i in weights else b for n, b in d.items()}
                        for i, d in enumerate(new["buffers"])]}
     for state in (new, old):
-        fresh = PopulationOptimizer("sgd", pop, hp)
-        fresh.load_member_states([state])
-        assert torch.equal(fresh.state["momentum_buffer"], opt.state["momentum_buffer"])
+        fresh = PopulationState([exp], 3, 2, cpu, autograd=False)
+        fresh.restore([opt.weights(0)], [{**train, "optimizer": state}], [None])
+        assert torch.equal(fresh.slots["momentum_buffer"], opt.slots["momentum_buffer"])

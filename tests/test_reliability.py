@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment, dump_experiment, load_experiment
-from fcnet_cli.engine.train import optim
-from fcnet_cli.engine.train import loop as train_mod
 from fcnet_cli.engine.store.checkpoint import RunBusyError, RunLock, load_checkpoint
+from fcnet_cli.engine.train import optim
 from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, EpochMetrics
@@ -59,7 +58,7 @@ class Snapshot(Callback):
 
 def blow_up_after_epoch_1(monkeypatch: pytest.MonkeyPatch) -> None:
     real = optim.epoch_lr
-    monkeypatch.setattr(train_mod, "epoch_lr",
+    monkeypatch.setattr(optim, "epoch_lr",
                         lambda cfg, base, epoch, epochs: 1e30 if epoch >= 1 else real(
                             cfg, base, epoch, epochs))
 

@@ -28,6 +28,7 @@ from fcnet_cli.engine.ranking import (
 )
 from fcnet_cli.engine.store.checkpoint import load_checkpoint
 from fcnet_cli.engine.store.layout import RunDir
+from fcnet_cli.engine.train.kernels import precision_recall_f1
 from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, classification_metrics
 from fcnet_cli.errors import CheckpointError, DataError, UsageError
 from fcnet_cli.events import EvalResult
@@ -106,12 +107,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[s
     pred = _decide(logits, threshold) if n else truth
     # confusion[i, j] = #examples of true class i predicted as j: one bincount over i·C + j
     confusion = torch.bincount(truth * c + pred, minlength=c * c).reshape(c, c).cpu()
-    tp = confusion.diag().double()  # (C,)
-    predicted, support = confusion.sum(0).double(), confusion.sum(1)  # (C,), (C,)
-    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
-    recall = torch.where(support > 0, tp / support.clamp(min=1).double(), 0.0)
-    denom_f = precision + recall
-    f1 = torch.where(denom_f > 0, 2 * precision * recall / denom_f.clamp(min=1e-300), 0.0)
+    tp, support = confusion.diag().double(), confusion.sum(1)  # (C,), (C,)
+    precision, recall, f1 = (t[0] for t in precision_recall_f1(confusion.unsqueeze(0)))
     accuracy = float(tp.sum()) / n if n else math.nan
     summary = classification_metrics(confusion.unsqueeze(0))
     rate, notices = majority_notice(accuracy, y, list(classes), split)

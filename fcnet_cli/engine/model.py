@@ -11,18 +11,9 @@ from pydantic import ValidationError
 from torch import nn
 
 from fcnet_cli.config import ModelConfig
+from fcnet_cli.engine.train.kernels import ACTIVATIONS
 
-__all__ = ["ACTIVATIONS", "Ensemble", "build_mlp", "build_model", "linear_indices",
-           "member_configs"]
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "leaky_relu": nn.LeakyReLU,
-    "silu": nn.SiLU,
-}
+__all__ = ["Ensemble", "build_mlp", "build_model", "linear_indices", "member_configs"]
 
 
 def build_mlp(cfg: ModelConfig, in_features: int, n_classes: int) -> nn.Sequential:
@@ -37,7 +28,7 @@ def build_mlp(cfg: ModelConfig, in_features: int, n_classes: int) -> nn.Sequenti
         layers.append(nn.Linear(width, h))
         if cfg.batch_norm:
             layers.append(nn.BatchNorm1d(h))
-        layers.append(ACTIVATIONS[cfg.activation]())
+        layers.append(ACTIVATIONS[cfg.activation].module())
         layers.append(nn.Dropout(cfg.dropout))
         width = h
     layers.append(nn.Linear(width, n_classes))

@@ -8,14 +8,16 @@ rule, resources, seed groups and ensembles.
     finish       a member's checkpoints, progress and final record (its test metrics)
     graphs       the CUDA epoch: no host sync, each step one CUDA graph replay
     group        training.seeds: N seeds trained as one population, in a group folder
+    kernels      each piece of maths once: activations, affine, dropout, penalty, CE, F1
     loop         the training loop, one loop for K = 1 and for K members
     losses       per-member losses and epoch metrics
     lrfind       the learning-rate range test (fcnet lr-find)
-    members      per-member bookkeeping: generators, best state, stopping
+    members      per-member bookkeeping: generators, best state, plateau, early stopping
     memory       how much memory a population needs, checked before allocating
-    optim        per-member optimizer math and learning-rate schedules
+    optim        per-member optimizer updates (functions of the state) and lr schedules
     population   K MLPs of one layout as stacked tensors, trained in lock-step
     select       greedy ensemble selection with replacement on the validation split (numpy)
+    state        PopulationState: everything indexed by member, its one compact/save/restore
     steps        one training step's forward and backward: by hand or by autograd
     tensorboard  optional TensorBoard event files of metrics.csv's scalars
 """
@@ -28,6 +30,7 @@ __all__ = [
     "finish",
     "graphs",
     "group",
+    "kernels",
     "loop",
     "losses",
     "lrfind",
@@ -36,6 +39,7 @@ __all__ = [
     "optim",
     "population",
     "select",
+    "state",
     "steps",
     "tensorboard",
 ]

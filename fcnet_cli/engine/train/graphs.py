@@ -42,7 +42,9 @@ from typing import Any
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.train.optim import onecycle_lr
+from fcnet_cli.engine.train import optim
+from fcnet_cli.engine.train.state import EpochSums
+from fcnet_cli.engine.train.steps import autograd_step
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import BatchProgress
 
@@ -56,7 +58,7 @@ def epoch_mode(exps: Sequence[Experiment], device: torch.device,
                reason: str | None) -> str | None:
     """"graph" (capture), "eager" (the same epoch uncaptured) or None (the per-step loop).
 
-    `reason` is why the layout needs autograd (backprop.fast_path_reason). Raises UsageError
+    `reason` is why the layout needs autograd (steps.fast_path_reason). Raises UsageError
     for a precision the run cannot honour.
     """
     precision = exps[0].training.precision
@@ -89,7 +91,7 @@ def matmul_precision(device: torch.device, precision: str) -> Iterator[None]:
 
 
 class GraphEpoch:
-    """One epoch of the population engine (`train._Engine`, here `e`) without host reads."""
+    """One epoch of the population engine (`loop._Engine`, here `e`) without host reads."""
 
     def __init__(self, capture: bool, bf16: bool):
         self.capture, self.bf16 = capture, bf16
@@ -102,7 +104,7 @@ class GraphEpoch:
 
     def _buffers(self, e: Any) -> None:
         """The tensors every captured step reads and writes, made again when K changes."""
-        K, dev = e.pop.K, e.device
+        K, dev = e.state.K, e.device
         if K == self.K:
             return
         self.K = K
@@ -116,17 +118,17 @@ class GraphEpoch:
         B, full = e.batch_size, e.n_train // e.batch_size
         self.batches = self.perm[:, :full * B].view(K, full, B)  # the full batches' columns
         self.zero = torch.zeros((), device=dev)
-        self.adam = e.opt.name in ("adam", "adamw")  # the only update that reads t
+        self.adam = e.state.optimizer in ("adam", "adamw")  # the only update that reads t
         self.lr = torch.empty(K, 1, device=dev)  # lr · alive, what the update applies
         self.lr_table = (torch.empty(e.n_batches, K, device=dev)
                          if e.exps[0].scheduler.name == "onecycle" else None)
-        self.clip = bool(torch.isfinite(e.hp["grad_clip"]).any())
+        self.clip = bool(torch.isfinite(e.state.table.grad_clip).any())
 
     def _check_graphs(self, e: Any) -> None:
         """Drop the graphs when a tensor they captured was replaced (compaction, resume,
         the optimizer state made by the first step)."""
-        key = (e.pop.flat, e.pop.grad, e.hp["lr"], e.step, e.step.loss,
-               *e.opt.state.values())
+        st = e.state
+        key = (st.pop.flat, st.pop.grad, st.lr, st.loss, *st.slots.values())
         if len(key) != len(self.key) or any(a is not b for a, b in zip(key, self.key,
                                                                        strict=True)):
             self.key = key
@@ -139,39 +141,37 @@ class GraphEpoch:
         """Train epoch `epoch` from batch `first`; False when the loop ends here (an
         interrupt, or no member left)."""
         self._buffers(e)
-        B = e.batch_size
-        ls, corr, cnt = e.acc
-        self.perm.copy_(e.perms)
-        self.ls.copy_(ls)
-        self.corr.copy_(corr)
+        B, state = e.batch_size, e.state
+        cnt = state.sums.count
+        self.perm.copy_(state.perms)
+        self.ls.copy_(state.sums.loss)
+        self.corr.copy_(state.sums.correct)
         self.alive.fill_(True)
         self.good.zero_()
         self.first = first
         self.b.fill_(first)
-        self.t.fill_(e.opt.step_count)
+        self.t.fill_(state.step_count)
         if self.lr_table is not None:
             self.lr_table.copy_(self._onecycle_table(e, epoch))
         for b in range(first, e.n_batches):
             if e.stop.requested:
-                e.acc = (self.ls.clone(), self.corr.clone(), cnt)
+                state.sums = EpochSums(self.ls.clone(), self.corr.clone(), cnt)
                 if self._settle(e, epoch):
                     e._interrupt(epoch, b)
                 return False
             self._step(e, (b + 1) * B > e.n_train)
             cnt += min(B, e.n_train - b * B)
-            e.opt.step_count += 1
+            state.step_count += 1
             for cb in e.callbacks:
                 cb.on_batch_end(BatchProgress(epoch + 1, b + 1, e.n_batches))
-        e.acc = (self.ls.clone(), self.corr.clone(), cnt)
+        state.sums = EpochSums(self.ls.clone(), self.corr.clone(), cnt)
         return self._settle(e, epoch)
 
     def _onecycle_table(self, e: Any, epoch: int) -> torch.Tensor:
         """(batches, K) one-cycle lrs of this epoch, the values the per-step loop writes."""
         nb = e.n_batches
         total = e.epochs * nb
-        rows = [[onecycle_lr(epoch * nb + b, total,
-                             m.exp.scheduler.max_lr or m.exp.optimizer.lr,
-                             m.exp.scheduler.pct_start) for m in e.members] for b in range(nb)]
+        rows = [optim.onecycle_lrs(e.members, epoch * nb + b, total) for b in range(nb)]
         return torch.tensor(rows, dtype=torch.float32)
 
     def _settle(self, e: Any, epoch: int) -> bool:
@@ -185,12 +185,9 @@ class GraphEpoch:
                 m.reason = f"non-finite loss at epoch {epoch + 1}, step {step}"
                 e._finish(m)
         keep = [k for k, ok in enumerate(alive) if ok]
-        if not keep:
-            e.members = []
-            return False
         if len(keep) < len(alive):
-            e._keep(keep)
-        return True
+            e.state.compact(keep)
+        return bool(keep)
 
     # ------------------------------------------------------------------ one step
 
@@ -212,7 +209,7 @@ class GraphEpoch:
             return
         if graph is None:
             graph = torch.cuda.CUDAGraph()
-            if e.step.dropout is not None:
+            if e.state.switches.dropout is not None:
                 for m in e.members:
                     graph.register_generator_state(m.drop_gen)
             with torch.cuda.graph(graph):
@@ -227,23 +224,24 @@ class GraphEpoch:
             idx = self.perm[:, (e.n_batches - 1) * B:]
         else:  # (K, B): columns b·B … b·B + B − 1, b read on the device
             idx = self.batches.index_select(1, self.b).view(self.K, B)
+        state = e.state
         if self.lr_table is not None:
-            e.hp["lr"].copy_(self.lr_table.index_select(0, self.b).view(-1))
+            state.lr.copy_(self.lr_table.index_select(0, self.b).view(-1))
         gens = [m.drop_gen for m in e.members]
         # forward → loss (+ explicit penalty) → backward (gradients into pop.grad)
         logits, loss, objective, yb = (self._autocast_step(e, idx, gens) if self.bf16
                                        else e.step(idx, gens))
         with torch.no_grad():
-            alive, g = self.alive, e.pop.grad
+            alive, g = self.alive, state.pop.grad
             alive.logical_and_(torch.isfinite(objective))  # (K,)
             self.good.add_(alive)
             torch.where(alive.view(-1, 1), g, self.zero, out=g)  # the bad update is never applied
             if self.clip:
-                e.pop.clip_grads(e.hp["grad_clip"])
-            torch.mul(e.hp["lr"].view(-1, 1), alive.view(-1, 1), out=self.lr)
+                state.pop.clip_grads(state.table.grad_clip)
+            torch.mul(state.lr.view(-1, 1), alive.view(-1, 1), out=self.lr)
             if self.adam:
                 self.t.add_(1)
-            e.opt.update(self.lr, self.t)  # every member with its own lr (0 once diverged)
+            optim.update(state, self.lr, self.t)  # each member its own lr (0 once diverged)
             self.ls.add_(loss * yb.shape[1])
             self.corr.add_((logits.argmax(-1) == yb).sum(1))
             self.b.add_(1)
@@ -251,18 +249,7 @@ class GraphEpoch:
     @staticmethod
     def _autocast_step(e: Any, idx: torch.Tensor, gens: Sequence[torch.Generator]) -> StepOut:
         """The autograd step with the forward in bfloat16 and no host read (bf16)."""
-        step, pop, flat = e.step, e.pop, idx.reshape(-1)
+        step, flat = e.step, idx.reshape(-1)
         xb = step.x.index_select(0, flat).view(*idx.shape, -1)  # (K, B, F)
         yb = step.y.index_select(0, flat).view(*idx.shape)  # (K, B)
-        with torch.autocast(device_type=pop.device.type, dtype=torch.bfloat16,
-                            cache_enabled=False):
-            logits = pop.forward(xb, True, step.dropout, gens)
-        logits = logits.float()
-        loss = step.loss(logits, yb)  # (K,)
-        objective = loss
-        if step.use_l1 or step.use_l2:
-            objective = loss + pop.penalty(step.hp["l1"], step.hp["l2"],
-                                           (step.use_l1, step.use_l2))
-        grads = torch.autograd.grad(objective.sum(), pop.params)
-        torch._foreach_copy_(pop.grads, grads)
-        return logits.detach(), loss.detach(), objective.detach(), yb
+        return autograd_step(e.state, xb, yb, gens, bf16=True)

@@ -17,32 +17,21 @@ from pathlib import Path
 import torch
 
 from fcnet_cli.config import Experiment, layout_key
-from fcnet_cli.engine.store import records as records
-from fcnet_cli.engine.store.layout import RunDir
-from fcnet_cli.engine.train import finish
-from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
-from fcnet_cli.engine.train.cpus import apply_threads
 from fcnet_cli.engine.data.embedded import embed_splits
 from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.ranking import check_binary_monitors, watched_metrics
+from fcnet_cli.engine.store import records as records
+from fcnet_cli.engine.store.layout import RunDir
+from fcnet_cli.engine.train import finish, optim
+from fcnet_cli.engine.train.cpus import apply_threads
 from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
 from fcnet_cli.engine.train.ensemble import train_ensemble
 from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
-from fcnet_cli.engine.train.losses import (
-    MemberLoss,
-    class_weight_table,
-    classification_metrics,
-    regression_metrics,
-)
-from fcnet_cli.engine.train.members import Member, new_member
+from fcnet_cli.engine.train.losses import EVAL_BATCH, class_weight_table, validate
+from fcnet_cli.engine.train.members import Member
 from fcnet_cli.engine.train.memory import check_memory
-from fcnet_cli.engine.train.optim import PopulationOptimizer, epoch_lr, onecycle_lr
-from fcnet_cli.engine.train.population import Population, member_hparams
-from fcnet_cli.engine.ranking import (
-    average_precision,
-    check_binary_monitors,
-    roc_auc,
-    watched_metrics,
-)
+from fcnet_cli.engine.train.state import PopulationState
+from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
@@ -53,7 +42,6 @@ __all__ = ["Pruner", "pick_device", "train", "train_population"]
 # also have `observe(rows)`: it is called once per epoch with every member's row, before the
 # first question (a sweep decides for all seeds of a trial from their mean).
 Pruner = Callable[[int, EpochMetrics], bool]
-EVAL_BATCH = 8192
 
 
 def pick_device(name: str) -> torch.device:
@@ -178,14 +166,12 @@ class _Engine:
             reason = BF16_REASON
         locks.enter_context(matmul_precision(self.device, precision))
         self.graphs = None if mode is None else GraphEpoch(mode == "graph", precision == "bf16")
-        self.pop = Population(self.exps, d.n_features, d.n_outputs, self.device,
-                              autograd=reason is not None)
-        self.members = [new_member(i, e, self.device) for i, e in enumerate(self.exps)]
-        self.hp = member_hparams(self.exps, self.device)  # the (K,) table, built once
-        self.loss = self._member_loss()
-        self.opt = PopulationOptimizer(self.exps[0].optimizer.name, self.pop, self.hp)
+        weights = None if self.regression else class_weight_table(
+            self.exps, d.y_train, d.n_classes, self.device)
+        self.state = PopulationState(self.exps, d.n_features, d.n_outputs, self.device,
+                                     autograd=reason is not None, class_weights=weights)
         step = AutogradStep if reason is not None else ExplicitStep
-        self.step = step(self.pop, self.hp, d.x_train, d.y_train, self.loss)
+        self.step = step(self.state, d.x_train, d.y_train)
         for m in self.members:
             m.engine, m.engine_reason, m.products = self.step.name, reason, self.step.products
         dirs = [Path(p) for p in run_dirs or ()] if resume else records.prepare_run_dirs(
@@ -194,14 +180,19 @@ class _Engine:
             m.run_dir = rd
         return self._run(dirs, resume)
 
+    @property
+    def members(self) -> list[Member]:
+        return self.state.members
+
     def _run(self, dirs: list[Path], resume: bool) -> list[RunResult]:
         d = self.data
         self.start_epoch, self.start_batch = 0, 0
-        self.perms: torch.Tensor | None = None  # (K, N) this epoch's data order
-        self.acc = (torch.zeros(self.pop.K, device=self.device),
-                    torch.zeros(self.pop.K, device=self.device), 0)
         if resume:
-            self._restore()
+            states = records.load_resume_states([m.run_dir for m in self.members if m.run_dir])
+            if states is not None:  # None: killed before its first checkpoint, start again
+                self.start_epoch, self.start_batch = self.state.restore(
+                    [s.weights for s in states], [s.train for s in states],
+                    [s.best_weights for s in states])
             if self.start_epoch >= self.epochs:
                 raise UsageError(f"{dirs[0]}: the run already finished all {self.epochs} epochs")
         for cb in self.callbacks:
@@ -226,37 +217,19 @@ class _Engine:
             raise
         return [self.results[i] for i in range(len(self.exps))]
 
-    def _restore(self) -> None:
-        states = records.load_resume_states([m.run_dir for m in self.members if m.run_dir])
-        if states is None:  # killed before its first checkpoint: start again from epoch 1
-            return
-        self.pop.load_state_dicts([s.weights for s in states])
-        self.step.refresh(self.hp)
-        self.opt.load_member_states([s.train["optimizer"] for s in states])
-        for m, s in zip(self.members, states, strict=True):
-            m.load_state(s.train, s.best_weights)
-        t = states[0].train
-        self.start_epoch, self.start_batch = int(t["epoch"]), int(t["batch"])
-        if t["perm"] is not None:  # stopped inside an epoch: its data order and sums so far
-            self.perms = torch.stack([s.train["perm"] for s in states]).to(self.device)
-            self.acc = (torch.stack([s.train["loss_sum"] for s in states]).to(self.device),
-                        torch.stack([s.train["correct"] for s in states]).to(self.device),
-                        int(t["count"]))
-
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
-        clip = bool(torch.isfinite(self.hp["grad_clip"]).any())
+        clip = bool(torch.isfinite(self.state.table.grad_clip).any())
         for epoch in range(self.start_epoch, self.epochs):
             t0 = time.perf_counter()
-            resumed = epoch == self.start_epoch and self.perms is not None
+            resumed = epoch == self.start_epoch and self.state.perms is not None
             first_batch = self.start_batch if resumed else 0
             if not resumed:
-                self.perms = torch.stack([torch.randperm(self.n_train, generator=m.perm_gen)
-                                          for m in self.members]).to(self.device)  # (K, N)
-                z = torch.zeros(self.pop.K, device=self.device)
-                self.acc = (z, z.clone(), 0)
-            self._set_epoch_lrs(epoch)
+                self.state.new_epoch(torch.stack([
+                    torch.randperm(self.n_train, generator=m.perm_gen)
+                    for m in self.members]).to(self.device))  # (K, N)
+            self.state.set_lr(optim.epoch_lrs(self.members, epoch, self.epochs))
             if self.graphs is not None:  # CUDA: the same steps, no host read until the end
                 if not self.graphs.run(self, epoch, first_batch):
                     return
@@ -268,15 +241,17 @@ class _Engine:
 
     def _batches(self, epoch: int, first_batch: int, clip: bool) -> bool:
         """The epoch's steps from `first_batch`; False when the loop ends here."""
-        B = self.batch_size
+        B, state = self.batch_size, self.state
+        onecycle = self.exps[0].scheduler.name == "onecycle"
         for b in range(first_batch, self.n_batches):
             if self.stop.requested:
                 self._interrupt(epoch, b)
                 return False
-            if self._onecycle:
-                self._set_onecycle_lrs(epoch * self.n_batches + b)
-            assert self.perms is not None
-            idx = self.perms[:, b * B:(b + 1) * B]  # (K, batch)
+            if onecycle:
+                state.set_lr(optim.onecycle_lrs(self.members, epoch * self.n_batches + b,
+                                                self.epochs * self.n_batches))
+            assert state.perms is not None
+            idx = state.perms[:, b * B:(b + 1) * B]  # (K, batch)
             # forward → loss (+ explicit penalty) → backward (gradients into pop.grad)
             logits, loss, objective, yb = self.step(idx, [m.drop_gen for m in self.members])
             if not math.isfinite(float(objective.sum())):  # one check (sync) per step
@@ -285,107 +260,24 @@ class _Engine:
                     return False
                 logits, loss, yb = logits[keep], loss[keep], yb[keep]
             if clip:
-                self.pop.clip_grads(self.hp["grad_clip"])
-            self.opt.step()  # every member with its own lr from the table
-            with torch.no_grad():
-                ls, corr, cnt = self.acc
-                if not self.regression:
-                    corr = corr + (logits.argmax(-1) == yb).sum(1)
-                self.acc = (ls + loss * yb.shape[1], corr, cnt + yb.shape[1])
+                state.pop.clip_grads(state.table.grad_clip)
+            optim.step(state)  # every member with its own hyperparameters and lr
+            state.sums.add(logits, loss, yb, regression=self.regression)
             for cb in self.callbacks:
                 cb.on_batch_end(BatchProgress(epoch + 1, b + 1, self.n_batches))
         return True
 
-    # ------------------------------------------------------------------ learning rates
-
-    @property
-    def _onecycle(self) -> bool:
-        return self.exps[0].scheduler.name == "onecycle"
-
-    def _set_epoch_lrs(self, epoch: int) -> None:
-        """Write this epoch's lr of every member into the table's lr column."""
-        lrs = []
-        for m in self.members:
-            s, base = m.exp.scheduler, m.exp.optimizer.lr
-            lr = epoch_lr(s, base, epoch, self.epochs)
-            if m.plateau is not None and epoch >= s.warmup_epochs:
-                lr = m.plateau.lr
-            lrs.append(lr)
-        self._write_lrs(lrs)
-
-    def _set_onecycle_lrs(self, step: int) -> None:
-        total = self.epochs * self.n_batches
-        self._write_lrs([onecycle_lr(step, total, m.exp.scheduler.max_lr or m.exp.optimizer.lr,
-                                     m.exp.scheduler.pct_start) for m in self.members])
-
-    def _write_lrs(self, lrs: list[float]) -> None:
-        col = self.hp["lr"]  # in place: the optimizer holds views of this column
-        if len(lrs) == 1:
-            col.fill_(lrs[0])
-        else:
-            col.copy_(torch.tensor(lrs, dtype=col.dtype))
-
     # ------------------------------------------------------------------ epoch end
 
-    def _member_loss(self) -> MemberLoss:
-        """The population's loss, its hyperparameters per member ((K,) or (K, C) tensors)."""
-        first, hp = self.exps[0], self.hp
-        smoothing = hp["label_smoothing"] if bool((hp["label_smoothing"] > 0).any()) else None
-        weights = None if self.regression else class_weight_table(
-            self.exps, self.data.y_train, self.data.n_classes, self.device)
-        delta = torch.tensor([e.loss.huber_delta for e in self.exps], dtype=torch.float32,
-                             device=self.device)
-        return MemberLoss(first.loss_name, smoothing, weights, delta)
-
-    @torch.no_grad()
-    def _evaluate_val(self) -> tuple[list[float], dict[str, list[float]]]:
-        """Validation loss per member and the metrics (`config.Monitor`) per member."""
-        x, y = self.data.x_val, self.data.y_val
-        K, C = self.pop.K, self.pop.n_classes
-        loss_sum = torch.zeros(K, device=self.device)
-        # classification: confusion (K, C, C); regression: Σ squared / absolute errors (K, T)
-        conf = torch.zeros(K * C * C, dtype=torch.long, device=self.device)
-        sse = torch.zeros(K, C, dtype=torch.float64, device=self.device)
-        sae = torch.zeros_like(sse)
-        member = torch.arange(K, device=self.device).unsqueeze(1)  # (K, 1)
-        margins = []  # binary: logit[1] − logit[0] per batch, (K, B) each, for the AUCs
-        binary = not self.regression and C == 2
-        for s in range(0, len(y), EVAL_BATCH):
-            xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
-            out = self.pop.forward(xb.expand(K, -1, -1), False)
-            yk = yb.expand(K, *yb.shape)
-            loss_sum += self.loss(out, yk) * len(yb)
-            if self.regression:
-                diff = (out - yk).double()
-                sse += (diff * diff).sum(1)
-                sae += diff.abs().sum(1)
-            else:
-                conf += torch.bincount(((member * C + yk) * C + out.argmax(-1)).flatten(),
-                                       minlength=K * C * C)
-                if binary:
-                    margins.append((out[..., 1] - out[..., 0]).float())
-        n = max(len(y), 1)
-        if self.regression:
-            yd = y.double()
-            sst = ((yd - yd.mean(0)) ** 2).sum(0)  # (T,)
-            metrics = regression_metrics(sse, sae, sst, len(y), self.data.preprocessing.target.std)
-        else:
-            metrics = classification_metrics(conf.view(K, C, C))
-            if binary and margins:
-                scores, positive = torch.cat(margins, 1), y == 1  # (K, N), (N,)
-                metrics["val_roc_auc"] = roc_auc(scores, positive)
-                metrics["val_pr_auc"] = average_precision(scores, positive)
-        return (loss_sum / n).tolist(), {k: v.tolist() for k, v in metrics.items()}
-
     def _end_epoch(self, epoch: int, seconds: float) -> None:
-        ls, corr, cnt = self.acc
-        train_loss, train_acc = (ls / cnt).tolist(), (corr / cnt).tolist()
-        val_loss, val = self._evaluate_val()
+        state = self.state
+        train_loss, train_acc = state.sums.means()
+        val_loss, val = validate(state.pop, state.loss, self.data)
         val_acc = val.pop("val_accuracy", [math.nan] * len(val_loss))
         if self.regression:
             train_acc = [math.nan] * len(train_loss)
-        stats = self.pop.layer_stats()
-        lrs = self.hp["lr"].tolist()
+        stats = state.pop.layer_stats()
+        lrs = state.lr.tolist()
         rows = []
         for k, m in enumerate(self.members):
             row = EpochMetrics(m.index, epoch + 1, train_loss[k], train_acc[k], val_loss[k],
@@ -399,7 +291,7 @@ class _Engine:
             observe(rows)
         done = []
         for k, (m, row) in enumerate(zip(self.members, rows, strict=True)):
-            if m.end_epoch(row, functools.partial(self.pop.state_dict, k), self.pruner):
+            if m.end_epoch(row, functools.partial(state.weights, k), self.pruner):
                 done.append(k)
         for k, m in enumerate(self.members):
             if self.eager or k in done:
@@ -409,7 +301,7 @@ class _Engine:
         for k in done:
             self._finish(self.members[k])
         if done:
-            self._keep([k for k in range(len(self.members)) if k not in done])
+            state.compact([k for k in range(len(self.members)) if k not in done])
 
     # ------------------------------------------------------------------ stopping members
 
@@ -422,26 +314,8 @@ class _Engine:
             m.reason = f"non-finite loss at epoch {epoch + 1}, step {b + 1}"
             self._finish(m)
         keep = [k for k in range(len(self.members)) if k not in bad]
-        if not keep:
-            self.members = []
-            return None
-        return self._keep(keep)  # the kept members keep their gradients
-
-    def _keep(self, keep: list[int]) -> torch.Tensor:
-        """Compact every per-member structure to the members `keep`."""
-        keep_t = torch.tensor(keep, dtype=torch.long, device=self.device)
-        self.members = [self.members[k] for k in keep]
-        self.pop.compact(keep_t)
-        self.hp = {n: t[keep_t] for n, t in self.hp.items()}
-        self.loss = self.loss.compact(keep_t)
-        self.opt.compact(keep_t, self.hp)
-        self.step.loss = self.loss
-        self.step.refresh(self.hp)
-        if self.perms is not None:
-            self.perms = self.perms[keep_t]
-        ls, corr, cnt = self.acc
-        self.acc = (ls[keep_t], corr[keep_t], cnt)
-        return keep_t
+        idx = self.state.compact(keep)  # the kept members keep their gradients
+        return idx if keep else None
 
     def _interrupt(self, epoch: int, b: int) -> None:
         for k, m in enumerate(self.members):
@@ -449,9 +323,9 @@ class _Engine:
             m.reason = f"stopped by {self.stop.reason} at epoch {epoch + 1}, batch {b + 1}"
             self._save(m, k, epoch, b, with_last=True, mid_epoch=True)
             self._finish(m)
-        self.members = []
+        self.state.compact([])
 
-    def _save(self, m: Member, k: int, epoch: int, batch: int, with_last: bool,
+    def _save(self, m: Member, k: int, epoch: int, batch: int, *, with_last: bool,
               mid_epoch: bool = False) -> None:
         """Write `best` (when it changed) and `last` (with the exact training state)."""
         if m.run_dir is None:
@@ -461,12 +335,9 @@ class _Engine:
             finish.save_model(m.run_dir, RunDir.BEST, m, self.data)
             m.best_dirty = False
         if with_last:
-            ls, corr, cnt = self.acc
-            perm = self.perms[k] if mid_epoch and self.perms is not None else None
-            state = m.train_state(epoch, batch, self.opt.member_state(k), perm,
-                                  ls[k], corr[k], cnt)
-            finish.save_model(m.run_dir, RunDir.LAST, m, self.data, self.pop.state_dict(k),
-                              state)
+            train = self.state.state_dict(k, epoch, batch, mid_epoch=mid_epoch)
+            finish.save_model(m.run_dir, RunDir.LAST, m, self.data, self.state.weights(k),
+                              train)
 
     def _finish(self, m: Member) -> None:
         """Close a member: final checkpoints (sweeps), test metrics, summary.json."""

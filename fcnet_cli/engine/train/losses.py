@@ -9,17 +9,23 @@ same formulas batched over members. Plain PyTorch (`nn.CrossEntropyLoss(weight=�
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
+from fcnet_cli.engine.data.load import DataSplits
+from fcnet_cli.engine.ranking import average_precision, roc_auc
+from fcnet_cli.engine.train.kernels import precision_recall_f1, smoothed_nll
+from fcnet_cli.engine.train.population import Population
 from fcnet_cli.errors import ConfigError
 
-__all__ = ["MemberLoss", "class_weight_table", "classification_metrics", "member_loss",
-           "regression_metrics"]
+__all__ = ["EVAL_BATCH", "MemberLoss", "class_weight_table", "classification_metrics",
+           "member_loss", "regression_metrics", "validate"]
+
+EVAL_BATCH = 8192  # validation rows per forward pass
 
 
 def class_weight_table(exps: Sequence[Experiment], y_train: torch.Tensor, n_classes: int,
@@ -68,14 +74,6 @@ class MemberLoss:
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return member_loss(self, out, y)
 
-    def compact(self, keep: torch.Tensor) -> MemberLoss:
-        """The loss of the members `keep` (index tensor)."""
-        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t[keep]
-
-        return replace(self, smoothing=pick(self.smoothing), weights=pick(self.weights),
-                       delta=pick(self.delta))
-
 
 def member_loss(spec: MemberLoss, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean loss per member (K,), torch semantics for each kind."""
@@ -107,12 +105,9 @@ def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, spec: MemberLoss) -> t
         return F.cross_entropy(logits[0], y[0], weight=w,
                                label_smoothing=spec.first_smoothing).unsqueeze(0)
     logp = torch.log_softmax(logits, dim=-1)  # (K, B, C)
+    if weights is None:  # the training step's definition (engine/train/kernels.py)
+        return smoothed_nll(logp, y, smoothing)
     nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (K, B)
-    if weights is None:
-        if smoothing is None:
-            return nll.mean(1)
-        eps = smoothing.unsqueeze(1)
-        return ((1 - eps) * nll - eps * logp.mean(-1)).mean(1)
     wy = weights.gather(1, y)  # (K, B): each example's class weight
     denom = wy.sum(1)  # (K,) torch's weighted mean divides by Σ w[y]
     loss = (wy * nll).sum(1) / denom
@@ -126,6 +121,51 @@ def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, spec: MemberLoss) -> t
 # ----------------------------------------------------------------------------- metrics
 
 
+@torch.no_grad()
+def validate(pop: Population, loss: MemberLoss, data: DataSplits
+             ) -> tuple[list[float], dict[str, list[float]]]:
+    """Validation loss per member (`loss`, the training loss's definition) and the metrics
+    (`config.Monitor`) per member."""
+    x, y, device = data.x_val, data.y_val, pop.device
+    K, C = pop.K, pop.n_classes
+    regression = data.task == "regression"
+    loss_sum = torch.zeros(K, device=device)
+    # classification: confusion (K, C, C); regression: Σ squared / absolute errors (K, T)
+    conf = torch.zeros(K * C * C, dtype=torch.long, device=device)
+    sse = torch.zeros(K, C, dtype=torch.float64, device=device)
+    sae = torch.zeros_like(sse)
+    member = torch.arange(K, device=device).unsqueeze(1)  # (K, 1)
+    margins = []  # binary: logit[1] − logit[0] per batch, (K, B) each, for the AUCs
+    binary = not regression and C == 2
+    for s in range(0, len(y), EVAL_BATCH):
+        xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
+        out = pop.forward(xb.expand(K, -1, -1), False)
+        yk = yb.expand(K, *yb.shape)
+        loss_sum += loss(out, yk) * len(yb)
+        if regression:
+            diff = (out - yk).double()
+            sse += (diff * diff).sum(1)
+            sae += diff.abs().sum(1)
+        else:
+            conf += torch.bincount(((member * C + yk) * C + out.argmax(-1)).flatten(),
+                                   minlength=K * C * C)
+            if binary:
+                margins.append((out[..., 1] - out[..., 0]).float())
+    n = max(len(y), 1)
+    if regression:
+        yd = y.double()
+        sst = ((yd - yd.mean(0)) ** 2).sum(0)  # (T,)
+        metrics = regression_metrics(sse, sae, sst, len(y), data.preprocessing.target.std)
+    else:
+        metrics = classification_metrics(conf.view(K, C, C))
+        if binary and margins:
+            scores, positive = torch.cat(margins, 1), y == 1  # (K, N), (N,)
+            metrics["val_roc_auc"] = roc_auc(scores, positive)
+            metrics["val_pr_auc"] = average_precision(scores, positive)
+    return (loss_sum / n).tolist(), {k: v.tolist() for k, v in metrics.items()}
+
+
+
 def classification_metrics(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
     """Accuracy, balanced accuracy and macro F1 per member from confusion (K, C, C)
     (rows = true class), following scikit-learn: balanced accuracy averages recall over the
@@ -135,10 +175,7 @@ def classification_metrics(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
     support, predicted = conf.sum(2), conf.sum(1)  # (K, C) true / predicted counts
     n = support.sum(1).clamp(min=1)
     present = support > 0
-    recall = torch.where(present, tp / support.clamp(min=1), 0.0)
-    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
-    denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-300), 0.0)
+    _, recall, f1 = precision_recall_f1(confusion)
     used = present | (predicted > 0)
     # accuracy in float32, like a float32 count of correct predictions divided by N
     return {"val_accuracy": tp.sum(1).float() / n.float(),

@@ -6,6 +6,7 @@ restored bit for bit (`train_state` / `load_state`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -15,14 +16,82 @@ from typing import Any
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.train.optim import EarlyStopper, Plateau
 from fcnet_cli.engine.train.population import derive_seed
 from fcnet_cli.events import EpochMetrics, LayerStats
 from fcnet_cli.metrics import metric_mode  # the one registry of directions
 
-__all__ = ["Member", "new_member"]
+__all__ = ["EarlyStopper", "Member", "Plateau", "new_member"]
 
 TRAIN_STATE_FORMAT = 1
+
+
+@dataclass
+class Plateau:
+    """ReduceLROnPlateau (threshold_mode "rel") for one member, stepped once per epoch."""
+
+    lr: float
+    mode: str  # "min" or "max"
+    factor: float
+    patience: int
+    threshold: float
+    cooldown: int
+    min_lr: float
+    best: float = field(default=math.nan)
+    num_bad_epochs: int = 0
+    cooldown_counter: int = 0
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.best):
+            self.best = math.inf if self.mode == "min" else -math.inf
+
+    def _better(self, a: float) -> bool:
+        if self.mode == "min":
+            return a < self.best * (1 - self.threshold)
+        return a > self.best * (self.threshold + 1)
+
+    def step(self, metric: float) -> float:
+        """Feed one validation value; returns the lr for the next epoch."""
+        if self._better(metric):
+            self.best, self.num_bad_epochs = metric, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            new = max(self.lr * self.factor, self.min_lr)
+            if self.lr - new > 1e-8:
+                self.lr = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        return self.lr
+
+
+@dataclass
+class EarlyStopper:
+    """Stops a member after `patience` epochs without an improvement larger than min_delta."""
+
+    mode: str  # "min" or "max"
+    patience: int | None
+    min_delta: float
+    best: float | None = None
+    bad_epochs: int = 0
+
+    def improved(self, value: float) -> bool:
+        """Record one epoch's value; True when it is a new best (non-finite never is)."""
+        if not math.isfinite(value):
+            self.bad_epochs += 1
+            return False
+        if self.best is None or (value < self.best - self.min_delta if self.mode == "min"
+                                 else value > self.best + self.min_delta):
+            self.best, self.bad_epochs = value, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad_epochs >= self.patience
 
 
 @dataclass

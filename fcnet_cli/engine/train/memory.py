@@ -59,7 +59,7 @@ def _optimizer_slots(exp: Experiment) -> int:
 def estimate_bytes(exp: Experiment, n_features: int, n_classes: int, eval_rows: int) -> int:
     """Estimated bytes one member needs while training (see the module docstring)."""
     params = parameter_count(exp, n_features, n_classes)
-    scratch = exp.regularization.type != "none"  # the explicit step's |w| / w² buffer
+    scratch = exp.regularization.type != "none"  # the explicit step's sign(w) buffer
     # weights, gradients, best copy, optimizer state (+ scratch)
     resident = params * (3 + _optimizer_slots(exp) + scratch)
     widths = [*exp.model.hidden, n_classes]

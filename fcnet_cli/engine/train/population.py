@@ -1,57 +1,30 @@
 """K ≥ 1 MLPs of one layout trained in lock-step.
 
 Parameters are stacked along a leading member axis (K, ...); the forward pass is a chain of
-batched matrix products, and every member-specific hyperparameter is a (K,) tensor. Member k
-is initialized exactly like `build_mlp` under `torch.manual_seed(seed_k)`, and converts to and
-from that plain `nn.Sequential`'s state dict.
+batched matrix products; the member-specific hyperparameters are (K,) columns of the member
+table (engine/train/state.py). Member k is initialized exactly like `build_mlp` under
+`torch.manual_seed(seed_k)`, and converts to and from that plain `nn.Sequential`'s state dict.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
-from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
 from fcnet_cli.engine.model import build_mlp, linear_indices
+from fcnet_cli.engine.train.kernels import ACTIVATIONS, affine, dropout_mask_
 
-__all__ = ["Population", "derive_seed", "member_hparams"]
+__all__ = ["Population", "derive_seed"]
 
-_ACT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "gelu": F.gelu,
-    "leaky_relu": F.leaky_relu, "silu": F.silu,
-}
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d defaults
 
 
 def derive_seed(seed: int, stream: int) -> int:
     """Independent seeds for the data-order (stream 1) and dropout (stream 2) generators."""
     return (seed * 1_000_003 + stream * 7_919) % (2**63 - 1)
-
-
-def member_hparams(exps: Sequence[Experiment], device: torch.device) -> dict[str, torch.Tensor]:
-    """The per-member hyperparameter table: one (K,) float32 tensor per column, built once.
-
-    `lr` starts at each member's base lr; the schedule writes into that column in place and the
-    optimizer reads it through views, so no lr travels beside the table. Whether biases are
-    penalized is part of the layout (`Population.include_bias`), not a column.
-    """
-    rows: dict[str, list[float]] = {k: [] for k in (
-        "lr", "momentum", "dampening", "nesterov", "weight_decay", "beta1", "beta2", "eps",
-        "alpha", "l1", "l2", "dropout", "label_smoothing", "grad_clip")}
-    for e in exps:
-        o, r = e.optimizer, e.regularization
-        lam = r.strength if r.type != "none" else 0.0
-        l1 = {"l1": lam, "elastic_net": lam * r.l1_ratio}.get(r.type, 0.0)
-        l2 = {"l2": lam, "elastic_net": lam * (1 - r.l1_ratio)}.get(r.type, 0.0)
-        vals = [o.lr, o.momentum, o.dampening, float(o.nesterov), o.weight_decay, o.betas[0],
-                o.betas[1], o.eps, o.alpha, l1, l2, e.model.dropout,
-                e.loss.label_smoothing, e.training.grad_clip or float("inf")]
-        for key, v in zip(rows, vals, strict=True):
-            rows[key].append(float(v))
-    return {k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in rows.items()}
 
 
 class Population:
@@ -148,8 +121,9 @@ class Population:
                 v.fill_(1.0)
         return mask
 
-    def compact(self, keep: torch.Tensor) -> None:
-        """Keep members `keep` (index tensor) with their gradients; the others are dropped."""
+    def take(self, keep: torch.Tensor) -> None:
+        """Keep members `keep` (index tensor) with their gradients (`PopulationState.compact`
+        calls this with every other per-member structure)."""
         self.flat, self.grad = self.flat[keep], self.grad[keep]
         self.buffers = {k: b[keep].clone() for k, b in self.buffers.items()}
         self.K = len(keep)
@@ -181,14 +155,13 @@ class Population:
         dropout draws member k's mask from `gens[k]` with rate `dropout[k]`.
         """
         pos = self._pos
-        act = _ACT[self.activation]
+        act = ACTIVATIONS[self.activation].fn
         h = x
-        for j, i in enumerate(self.lin_idx):
-            w, b = self.params[pos[f"{i}.weight"]], self.params[pos[f"{i}.bias"]]
+        for j, (i, (w, b)) in enumerate(zip(self.lin_idx, self.linears(), strict=True)):
             if self.K == 1:  # one member: nn.Linear's kernel (addmm) on views
-                h = torch.addmm(b.squeeze(0), h.squeeze(0), w.squeeze(0).t()).unsqueeze(0)
+                h = affine(b.squeeze(0), h.squeeze(0), w.squeeze(0).t()).unsqueeze(0)
             else:
-                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))  # (K,B,in) @ (K,in,out)
+                h = affine(b.unsqueeze(1), h, w.transpose(1, 2))  # (K,B,in) @ (K,in,out)
             if j == len(self.hidden):
                 break
             if self.batch_norm:
@@ -223,28 +196,16 @@ class Population:
             pk = p[k]
             if pk == 0.0:  # no draw at p = 0, like F.dropout
                 masks.append(torch.ones_like(h[k]))
-            else:  # F.dropout on CPU: empty_like(x).bernoulli_(1 - p).div_(1 - p)
-                masks.append(torch.empty_like(h[k]).bernoulli_(1 - pk, generator=g)
-                             .div_(1 - pk))
+            else:
+                masks.append(dropout_mask_(torch.empty_like(h[k]), pk, g))
         return h * torch.stack(masks)
 
-    # ------------------------------------------------------------------ loss and penalty
+    # ------------------------------------------------------------------ penalty and clipping
 
-    def penalty(self, l1: torch.Tensor, l2: torch.Tensor,
-                use: tuple[bool, bool] | None = None) -> torch.Tensor:
-        """λ-weighted L1/L2 penalty per member (K,) on the parameter views (differentiable):
-        weights always, biases when the layout's include_bias says so. `use` (L1 on, L2 on)
-        spares the two host reads of the λ columns (a captured CUDA step cannot make them)."""
-        total = torch.zeros(self.K, device=self.device)
-        use_l1, use_l2 = use if use is not None else (bool((l1 > 0).any()), bool((l2 > 0).any()))
-        for w, b in self.linears():
-            for t in (w, b) if self.include_bias else (w,):
-                dims = tuple(range(1, t.dim()))
-                if use_l1:
-                    total = total + l1 * t.abs().sum(dims)
-                if use_l2:
-                    total = total + l2 * (t * t).sum(dims)
-        return total
+    def penalized(self) -> list[torch.Tensor]:
+        """The (K, ...) parameters the L1/L2 penalty covers: the Linear weights, and their
+        biases when the layout's include_bias says so."""
+        return [t for w, b in self.linears() for t in ((w, b) if self.include_bias else (w,))]
 
     @torch.no_grad()
     def clip_grads(self, max_norm: torch.Tensor) -> None:

@@ -22,6 +22,8 @@ Gradients land in the population's (K, P) gradient buffer, where the optimizer r
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -30,11 +32,21 @@ from dataclasses import dataclass, field
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.train.losses import MemberLoss
+from fcnet_cli.engine.train.kernels import (
+    ACTIVATIONS,
+    Activation,
+    affine,
+    cross_entropy_grad_,
+    dropout_mask_,
+    penalty,
+    penalty_grad_,
+    smoothed_nll,
+)
 from fcnet_cli.engine.train.population import Population
+from fcnet_cli.engine.train.state import PopulationState
 
-__all__ = ["ACTIVATION_GRADS", "ONEDNN_MIN", "ActivationGrad", "AutogradStep", "ExplicitStep",
-           "Step", "fast_path_reason", "onednn_linear"]
+__all__ = ["ONEDNN_MIN", "AutogradStep", "ExplicitStep", "Step", "autograd_step",
+           "fast_path_reason", "onednn_linear"]
 
 # (logits (K, B, C), loss (K,), objective = loss + penalty (K,), targets (K, B))
 StepOut = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -88,86 +100,60 @@ def fast_path_reason(exps: Sequence[Experiment]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class ActivationGrad:
-    """An activation in place (or into `out`) and its derivative, each written once."""
-
-    forward: Callable[[torch.Tensor, torch.Tensor], object]  # (z, out): out ← act(z)
-    # (g, z, a): g ← act'(z) ⊙ g in place, from the input z or the output a = act(z)
-    backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
-    in_place: bool  # act'(z) is a function of a alone, so a may overwrite z
-
-
-ACTIVATION_GRADS: dict[str, ActivationGrad] = {
-    # relu: a = max(z, 0); act' = 1[a > 0]
-    "relu": ActivationGrad(lambda z, out: torch.relu_(z),
-                           lambda g, z, a: aten.threshold_backward.grad_input(
-                               g, a, 0.0, grad_input=g), True),
-    # leaky_relu: a = z (z > 0) or 0.01·z; act' = 1 (a > 0) or 0.01
-    "leaky_relu": ActivationGrad(lambda z, out: torch.nn.functional.leaky_relu_(z),
-                                 lambda g, z, a: aten.leaky_relu_backward.grad_input(
-                                     g, a, 0.01, True, grad_input=g), True),
-    # sigmoid: a = 1 / (1 + e^-z); act' = a (1 - a)
-    "sigmoid": ActivationGrad(lambda z, out: torch.sigmoid_(z),
-                              lambda g, z, a: aten.sigmoid_backward.grad_input(
-                                  g, a, grad_input=g), True),
-    # tanh: act' = 1 - a²
-    "tanh": ActivationGrad(lambda z, out: torch.tanh_(z),
-                           lambda g, z, a: aten.tanh_backward.grad_input(g, a, grad_input=g),
-                           True),
-    # gelu (erf form): a = z Φ(z); act' = Φ(z) + z φ(z)
-    "gelu": ActivationGrad(lambda z, out: aten.gelu.out(z, out=out),
-                           lambda g, z, a: aten.gelu_backward.grad_input(
-                               g, z, grad_input=g), False),
-    # silu: a = z σ(z); act' = σ(z) (1 + z (1 - σ(z)))
-    "silu": ActivationGrad(lambda z, out: aten.silu.out(z, out=out),
-                           lambda g, z, a: aten.silu_backward.grad_input(g, z, grad_input=g),
-                           False),
-}
-
-
-class Step:
-    """Shared by both engines: the member table's per-step settings and the batch gather."""
+class Step(abc.ABC):
+    """One training step of a population: `step(idx (K, B), gens) -> (logits, loss,
+    objective, targets)`, gradients into `state.pop.grad`. It keeps no per-member value of
+    its own: everything is read from `state` at each call (and what is derived from it is
+    cached by `state.derived`, made again when the members change)."""
 
     name = "autograd"
 
-    def __init__(self, pop: Population, hp: dict[str, torch.Tensor], x: torch.Tensor,
-                 y: torch.Tensor, loss: MemberLoss):
-        self.pop, self.x, self.y = pop, x, y
-        self.loss = loss  # the members' loss (autograd reads it; the explicit step is CE only)
-        self.refresh(hp)
+    def __init__(self, state: PopulationState, x: torch.Tensor, y: torch.Tensor):
+        self.state, self.x, self.y = state, x, y
+
+    @property
+    def pop(self) -> Population:
+        return self.state.pop
 
     @property
     def products(self) -> list[str]:
         """Per Linear layer, whose matrix products it uses: "onednn" or "aten"."""
         return ["aten"] * len(self.pop.linears())
 
-    def refresh(self, hp: dict[str, torch.Tensor]) -> None:
-        """Read the member table (again after the population was compacted)."""
-        self.hp = hp
-        on = {n: bool((hp[n] > 0).any()) for n in ("dropout", "label_smoothing", "l1", "l2")}
-        self.dropout = hp["dropout"].tolist() if on["dropout"] else None  # floats for bernoulli_
-        self.smoothing = hp["label_smoothing"] if on["label_smoothing"] else None
-        self.use_l1, self.use_l2 = on["l1"], on["l2"]
+    @abc.abstractmethod
+    def __call__(self, idx: torch.Tensor, gens: Sequence[torch.Generator]) -> StepOut:
+        """One step on the batch rows idx (K, B), member k's dropout from gens[k]."""
 
 
 class AutogradStep(Step):
     """The reference: the population's differentiable forward and torch.autograd."""
 
     def __call__(self, idx: torch.Tensor, gens: Sequence[torch.Generator]) -> StepOut:
-        pop, flat = self.pop, idx.reshape(-1)  # index_select: a plain gather, faster than x[idx]
+        flat = idx.reshape(-1)  # index_select: a plain gather, faster than x[idx]
         xb = self.x.index_select(0, flat).view(*idx.shape, -1)  # (K, B, F)
         # (K, B) class indices, or (K, B, T) regression targets
         yb = self.y.index_select(0, flat).view(*idx.shape, *self.y.shape[1:])
-        # forward → loss (+ explicit penalty) → backward, gradients into pop.grad
-        logits = pop.forward(xb, True, self.dropout, gens)
-        loss = self.loss(logits, yb)  # (K,)
-        objective = loss
-        if self.use_l1 or self.use_l2:
-            objective = loss + pop.penalty(self.hp["l1"], self.hp["l2"])
-        grads = torch.autograd.grad(objective.sum(), pop.params)
-        torch._foreach_copy_(pop.grads, grads)
-        return logits.detach(), loss.detach(), objective.detach(), yb
+        return autograd_step(self.state, xb, yb, gens)
+
+
+def autograd_step(state: PopulationState, xb: torch.Tensor, yb: torch.Tensor,
+                  gens: Sequence[torch.Generator], *, bf16: bool = False) -> StepOut:
+    """forward → loss (+ explicit penalty) → backward, gradients into pop.grad; `bf16`
+    autocasts the forward to bfloat16 (the CUDA epoch's training.precision bf16)."""
+    pop, on = state.pop, state.switches
+    cast = torch.autocast(device_type=pop.device.type, dtype=torch.bfloat16,
+                          cache_enabled=False) if bf16 else contextlib.nullcontext()
+    with cast:
+        logits = pop.forward(xb, True, on.dropout, gens)
+    if bf16:
+        logits = logits.float()
+    loss = state.loss(logits, yb)  # (K,)
+    objective = loss
+    if any(on.penalty):
+        objective = loss + penalty(pop.penalized(), state.table.l1, state.table.l2, on.penalty)
+    grads = torch.autograd.grad(objective.sum(), pop.params)
+    torch._foreach_copy_(pop.grads, grads)
+    return logits.detach(), loss.detach(), objective.detach(), yb
 
 
 @dataclass
@@ -207,37 +193,53 @@ class _Plan:
     conf: torch.Tensor  # (K, B, 1) −(1 − ε): the target's share of the loss gradient
 
 
+@dataclass
+class _Workspace:
+    """What the explicit step derives from the state: the activation, the penalty's
+    per-element λs and scratch, each layer's products, and one `_Plan` per batch size."""
+
+    act: Activation
+    l1e: torch.Tensor  # (K, P) λ1 per element, 0 where the penalty does not apply
+    l2e2: torch.Tensor  # (K, P) 2·λ2 per element
+    scratch: torch.Tensor | None  # (K, P) for sign(w), when a penalty is on
+    dnn: list[Linear | None]  # per layer: oneDNN's products or None (ATen's)
+    matmul: Callable[..., torch.Tensor]  # mm (K = 1) or bmm
+    batch_dim: int
+    plans: dict[int, _Plan] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, state: PopulationState) -> _Workspace:
+        pop, t = state.pop, state.table
+        mask = pop.decay_mask()  # (1, P): where penalties apply
+        dnn = onednn_linear() if pop.device.type == "cpu" else None
+        one = pop.K == 1
+        return cls(
+            act=ACTIVATIONS[pop.activation], l1e=t.l1.view(-1, 1) * mask,
+            l2e2=2 * t.l2.view(-1, 1) * mask,
+            scratch=torch.empty_like(pop.flat) if any(state.switches.penalty) else None,
+            dnn=[dnn if w.shape[-2] * w.shape[-1] >= ONEDNN_MIN else None
+                 for w, _ in pop.linears()],
+            matmul=torch.mm if one else torch.bmm, batch_dim=0 if one else 1)
+
+
 class ExplicitStep(Step):
     """The hand-written forward and backward pass (no autograd, no allocation per step)."""
 
     name = "explicit"
 
-    def refresh(self, hp: dict[str, torch.Tensor]) -> None:
-        super().refresh(hp)
-        self.act = ACTIVATION_GRADS[self.pop.activation]
-        self.plans: dict[int, _Plan] = {}
-        mask = self.pop.decay_mask()  # (1, P): where penalties apply
-        self.mask = mask[0]
-        self.l1e = hp["l1"].view(-1, 1) * mask  # (K, P) λ1 per element
-        self.l2e2 = 2 * hp["l2"].view(-1, 1) * mask  # (K, P) 2·λ2 per element
-        self.scratch = torch.empty_like(self.pop.flat) if self.use_l1 or self.use_l2 else None
-        one = self.pop.K == 1
-        dnn = onednn_linear() if self.pop.device.type == "cpu" else None
-        # per layer: oneDNN's products or None (ATen's)
-        self.dnn: list[Linear | None] = [
-            dnn if w.shape[-2] * w.shape[-1] >= ONEDNN_MIN else None for w, _ in self.pop.linears()]
-        self.affine: Callable[..., torch.Tensor] = torch.addmm if one else torch.baddbmm
-        self.matmul: Callable[..., torch.Tensor] = torch.mm if one else torch.bmm
-        self.batch_dim = 0 if one else 1
+    @property
+    def ws(self) -> _Workspace:
+        return self.state.derived("explicit", _Workspace.of)
 
     @property
     def products(self) -> list[str]:
-        return ["aten" if d is None else "onednn" for d in self.dnn]
+        return ["aten" if d is None else "onednn" for d in self.ws.dnn]
 
     def _plan(self, B: int) -> _Plan:
-        if B in self.plans:
-            return self.plans[B]
-        pop, K = self.pop, self.pop.K
+        ws = self.ws
+        if B in ws.plans:
+            return ws.plans[B]
+        pop, K, on = self.pop, self.pop.K, self.state.switches
         two_d = (lambda t: t[0]) if K == 1 else (lambda t: t)  # noqa: E731
         new = lambda w: torch.empty(K, B, w, device=pop.device)  # noqa: E731
         x = new(pop.in_features)
@@ -246,8 +248,8 @@ class ExplicitStep(Step):
                                                    strict=True)):
             z = new(w.shape[-2])  # (K, B, out)
             hidden = j < len(pop.hidden)
-            a = z if self.act.in_place or not hidden else torch.empty_like(z)
-            mask = torch.ones_like(z) if hidden and self.dropout is not None else None
+            a = z if ws.act.in_place or not hidden else torch.empty_like(z)
+            mask = torch.ones_like(z) if hidden and on.dropout is not None else None
             h = None if mask is None else torch.empty_like(z)
             dz = torch.empty_like(z)
             layers.append(_Layer(
@@ -255,7 +257,7 @@ class ExplicitStep(Step):
                 b=b[0] if K == 1 else b.unsqueeze(1), z=two_d(z), a=two_d(a),
                 dz=two_d(dz), dz_t=two_d(dz).transpose(-1, -2), gw=two_d(gw), gb=two_d(gb),
                 mask=mask, h=None if h is None else two_d(h)))
-            if self.dnn[j] is not None:  # oneDNN's operands, member by member
+            if ws.dnn[j] is not None:  # oneDNN's operands, member by member
                 L, each = layers[-1], (lambda t: t.unbind(0))
                 L.fwd = list(zip(each(inp), each(w), each(b), each(z), strict=True))
                 L.dw = list(zip([v.t() for v in each(dz)], [v.t() for v in each(inp)],
@@ -264,92 +266,72 @@ class ExplicitStep(Step):
                     L.dh = list(zip(each(dz), [v.t() for v in each(w)],
                                     each(layers[-2].dz.view(K, B, -1)), strict=True))
             inp = a if h is None else h
-        eps = torch.zeros(K) if self.smoothing is None else self.smoothing.cpu()
+        eps = torch.zeros(K) if on.smoothing is None else on.smoothing.cpu()
         last = layers[-1]
-        self.plans[B] = _Plan(
+        ws.plans[B] = _Plan(
             x=x, y=torch.empty(K, B, dtype=torch.long, device=pop.device), layers=layers,
             logits=last.z.view(K, B, -1), dl=last.dz.view(K, B, -1),
             logp=torch.empty(K, B, pop.n_classes, device=pop.device),
             conf=(eps - 1).view(K, 1, 1).expand(K, B, 1).contiguous().to(pop.device))
-        return self.plans[B]
+        return ws.plans[B]
 
     def __call__(self, idx: torch.Tensor, gens: Sequence[torch.Generator]) -> StepOut:
-        plan = self._plan(idx.shape[1])
+        plan, ws, on = self._plan(idx.shape[1]), self.ws, self.state.switches
         flat = idx.reshape(-1)
         torch.index_select(self.x, 0, flat, out=plan.x.view(len(flat), -1))
         torch.index_select(self.y, 0, flat, out=plan.y.view(-1))
         # forward → loss → backward → explicit penalty, gradients into pop.grad
-        self._forward(plan, gens)
-        loss = self._loss_grad(plan)
-        self._backward(plan)
-        objective = loss + self._penalty() if self.use_l1 or self.use_l2 else loss
+        self._forward(plan, ws, on.dropout, gens)
+        aten._log_softmax.out(plan.logits, -1, False, out=plan.logp)
+        loss = smoothed_nll(plan.logp, plan.y, on.smoothing)
+        cross_entropy_grad_(plan.dl, plan.logp, plan.y, plan.conf, on.smoothing)
+        self._backward(plan, ws)
+        objective = loss
+        if any(on.penalty):
+            t, pop = self.state.table, self.pop
+            assert ws.scratch is not None
+            objective = loss + penalty(pop.penalized(), t.l1, t.l2, on.penalty)
+            penalty_grad_(pop.grad, pop.flat, ws.l1e, ws.l2e2, ws.scratch, on.penalty)
         return plan.logits, loss, objective, plan.y
 
-    def _forward(self, plan: _Plan, gens: Sequence[torch.Generator]) -> None:
-        for L, dnn in zip(plan.layers, self.dnn, strict=True):
+    @staticmethod
+    def _forward(plan: _Plan, ws: _Workspace, dropout: list[float] | None,
+                 gens: Sequence[torch.Generator]) -> None:
+        for L, dnn in zip(plan.layers, ws.dnn, strict=True):
             if dnn is None:
-                self.affine(L.b, L.inp, L.w_t, out=L.z)
+                affine(L.b, L.inp, L.w_t, out=L.z)
             else:
                 for inp, w, b, z in L.fwd:
                     z.copy_(dnn(inp, w, b))
             if L is plan.layers[-1]:
                 break
-            self.act.forward(L.z, L.a)
-            if L.mask is not None and L.h is not None and self.dropout is not None:
+            ws.act.forward_(L.z, L.a)
+            if L.mask is not None and L.h is not None and dropout is not None:
                 # member k's mask from its own generator, exactly as the autograd forward
-                for k, pk in enumerate(self.dropout):
-                    if pk > 0:  # F.dropout: empty_like(x).bernoulli_(1 - p).div_(1 - p)
-                        L.mask[k].bernoulli_(1 - pk, generator=gens[k]).div_(1 - pk)
+                for k, pk in enumerate(dropout):
+                    if pk > 0:
+                        dropout_mask_(L.mask[k], pk, gens[k])
                 torch.mul(L.a, L.mask.view_as(L.a), out=L.h)
 
-    def _loss_grad(self, plan: _Plan) -> torch.Tensor:
-        """Cross-entropy per member (K,) and its gradient w.r.t. the logits into plan.dl."""
-        logits, dl, logp = plan.logits, plan.dl, plan.logp
-        aten._log_softmax.out(logits, -1, False, out=logp)
-        target = plan.y.unsqueeze(-1)  # (K, B, 1)
-        logp_y = logp.gather(-1, target).squeeze(-1)  # (K, B)
-        torch.exp(logp, out=dl)  # softmax
-        dl.scatter_add_(-1, target, plan.conf)  # − (1 − ε) at the target
-        if self.smoothing is None:
-            loss = -logp_y.mean(1)
-        else:
-            eps = self.smoothing.unsqueeze(1)  # (K, 1)
-            loss = ((eps - 1) * logp_y - eps * logp.mean(-1)).mean(1)
-            dl.sub_(eps.unsqueeze(-1) / logits.shape[-1])  # − ε / C everywhere
-        dl.mul_(1.0 / logits.shape[1])  # the batch mean
-        return loss
-
-    def _backward(self, plan: _Plan) -> None:
+    @staticmethod
+    def _backward(plan: _Plan, ws: _Workspace) -> None:
         layers = plan.layers
         for j in range(len(layers) - 1, -1, -1):
-            L, dnn = layers[j], self.dnn[j]
+            L, dnn = layers[j], ws.dnn[j]
             if dnn is None:
-                self.matmul(L.dz_t, L.inp, out=L.gw)  # dW = dzᵀ h
+                ws.matmul(L.dz_t, L.inp, out=L.gw)  # dW = dzᵀ h
             else:
                 for dz_t, inp_t, gw in L.dw:
                     gw.copy_(dnn(dz_t, inp_t, None))
-            torch.sum(L.dz, self.batch_dim, out=L.gb)  # db = Σ_batch dz
+            torch.sum(L.dz, ws.batch_dim, out=L.gb)  # db = Σ_batch dz
             if j == 0:
                 break  # no gradient w.r.t. the data
             below = layers[j - 1]
             if dnn is None:
-                self.matmul(L.dz, L.w, out=below.dz)  # dh = dz W
+                ws.matmul(L.dz, L.w, out=below.dz)  # dh = dz W
             else:
                 for dz, w_t, dh in L.dh:
                     dh.copy_(dnn(dz, w_t, None))
             if below.mask is not None:
                 below.dz.mul_(below.mask.view_as(below.dz))
-            self.act.backward(below.dz, below.z, below.a)
-
-    def _penalty(self) -> torch.Tensor:
-        """λ1·Σ|w| + λ2·Σw² per member (K,); adds λ1·sign(w) + 2λ2·w to the gradients."""
-        p, g, s = self.pop.flat, self.pop.grad, self.scratch
-        assert s is not None
-        total = torch.zeros(self.pop.K, device=p.device)
-        if self.use_l1:
-            total += self.hp["l1"] * torch.mv(torch.abs(p, out=s), self.mask)
-            g.addcmul_(torch.sign(p, out=s), self.l1e)
-        if self.use_l2:
-            total += self.hp["l2"] * torch.mv(torch.mul(p, p, out=s), self.mask)
-            g.addcmul_(p, self.l2e2)
-        return total
+            ws.act.backward_(below.dz, below.z, below.a)
