@@ -107,9 +107,7 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
     finally:
         for cb in callbacks:
-            close = getattr(cb, "close", None)
-            if close is not None:
-                close()
+            cb.close()
     code = _report_run(out, result, stop, quiet, as_json)
     if tracker is not None:
         report_tracking(tracker.tracking, quiet, tracker.run_ids, result.run_dir)

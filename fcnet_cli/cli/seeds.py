@@ -43,15 +43,8 @@ class SeedLabels(Callback):
     def on_member_end(self, member: int, result: RunResult) -> None:
         self.inner.on_member_end(member, result)
 
-    def log(self, message: str) -> None:
-        log = getattr(self.inner, "log", None)
-        if log is not None:
-            log(message)
-
     def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
+        self.inner.close()
 
 
 def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Console",

@@ -42,14 +42,18 @@ from fcnet_cli.engine.ranking import (
 )
 from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
-from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
+from fcnet_cli.events import (
+    BatchProgress,
+    Callback,
+    EpochMetrics,
+    Pruner,
+    RunResult,
+    RunStart,
+    StopToken,
+)
 
-__all__ = ["Pruner", "pick_device", "train", "train_population"]
+__all__ = ["BatchLr", "pick_device", "train", "train_population"]
 
-# (member index in the original list, its latest epoch) -> stop it now? A pruner object may
-# also have `observe(rows)`: it is called once per epoch with every member's row, before the
-# first question (a sweep decides for all seeds of a trial from their mean).
-Pruner = Callable[[int, EpochMetrics], bool]
 BatchLr = Callable[[int, torch.Tensor], list[float]]  # (step, (K,) loss) -> lr per member
 EVAL_BATCH = 8192
 
@@ -399,9 +403,8 @@ class _Engine:
                                {name: v[k] for name, v in val.items()})
             m.history.append(row)
             rows.append(row)
-        observe = getattr(self.pruner, "observe", None)
-        if observe is not None:  # sees every member's row before any member is asked
-            observe(rows)
+        if self.pruner is not None:  # sees every member's row before any member is asked
+            self.pruner.observe(rows)
         done = []
         for k, (m, row) in enumerate(zip(self.members, rows, strict=True)):
             if m.end_epoch(row, functools.partial(self.pop.state_dict, k), self.pruner):

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from fcnet_cli.config import Experiment, LrFindMode
-from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.train.loop import train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, StopToken
