@@ -47,7 +47,7 @@ class SeedLabels(Callback):
         self.inner.close()
 
 
-def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Console",
+def train_seeds(exp: "Experiment", *, quiet: bool, resume: Path | None, out: "Console",
                 shown: "list[Callback]",
                 signals_to: "Callable[[StopToken], AbstractContextManager[None]]",
                 tracker: "MlflowLogger | None" = None) -> int:
@@ -79,7 +79,7 @@ def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Conso
     if tracker is not None:
         tracker.finish_group(Path(result.group_dir), result.status)
         tracker.close()
-        report_tracking(tracker.tracking, quiet, tracker.run_ids, result.group_dir)
+        report_tracking(tracker.tracking, quiet=quiet, ids=tracker.run_ids, folder=result.group_dir)
     if quiet:
         typer.echo(result.group_dir)
     else:

@@ -17,7 +17,7 @@ _PIPE_WIDTH = 120  # columns used for wide tables when output is not a terminal
 _FINAL_ROWS = 200  # most epoch rows left on screen when a live run ends (metrics.csv has all)
 
 
-def make_console(stderr: bool = False) -> Console:
+def make_console(*, stderr: bool = False) -> Console:
     """A console on the current sys.stdout/sys.stderr (created late, so CliRunner sees it)."""
     console = Console(stderr=stderr, highlight=False)
     if not is_terminal(console) and "COLUMNS" not in os.environ:

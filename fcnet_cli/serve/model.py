@@ -36,7 +36,7 @@ class Standardize(nn.Module):
     """The fitted normalization as the graph's first step: ``(x - shift) / scale``, then
     ``robust``'s smooth clip when `clip` (elementwise ops: the exported graph has them too)."""
 
-    def __init__(self, shift: torch.Tensor, scale: torch.Tensor, clip: bool = False):
+    def __init__(self, shift: torch.Tensor, scale: torch.Tensor, *, clip: bool = False):
         super().__init__()
         self.clip = clip
         self.register_buffer("shift", shift.reshape(1, -1).clone())  # (1, F)
@@ -86,7 +86,7 @@ class Model:
             mlp = build_model(exp.model, meta["in_features"], meta["n_classes"], self.task)
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
-        self.module = nn.Sequential(Standardize(norm.shift, norm.scale, norm.clip), mlp).eval()
+        self.module = nn.Sequential(Standardize(norm.shift, norm.scale, clip=norm.clip), mlp).eval()
         self.ensemble = exp.model.ensemble  # members whose mean `module` predicts (1: one MLP)
         self.threshold: float | None = None
 

@@ -79,7 +79,7 @@ def split_table(model: Model, keep: Sequence[str] = ()) -> pl.DataFrame:
     return out.hstack(source_columns(model, keep)[order]) if keep else out
 
 
-def write_splits(frame: pl.DataFrame, out: Path | None, fmt: str | None, overwrite: bool,
+def write_splits(frame: pl.DataFrame, out: Path | None, fmt: str | None, *, overwrite: bool,
                  stream: IO[str] | None = None) -> str:
     """Write `split_table` output to ``out`` (CSV/Parquet/JSON by suffix or ``fmt``) via a
     temporary file, or to ``stream``; returns the format."""
@@ -89,8 +89,8 @@ def write_splits(frame: pl.DataFrame, out: Path | None, fmt: str | None, overwri
         writer.write(frame)
         writer.close(frame.clear())
         return fmt_
-    check_output(out, [], overwrite)
-    with staged_output(out, overwrite) as tmp:
+    check_output(out, [], overwrite=overwrite)
+    with staged_output(out, overwrite=overwrite) as tmp:
         writer = ChunkWriter(fmt_, tmp)
         try:
             writer.write(frame)

@@ -205,7 +205,7 @@ class Worker:
         self.owned[trial.number] = trial
         self.heart.add(self.store.trial_id(trial.number))
         trial.set_user_attr("worker", worker_id())
-        point = suggest_point(trial, self.sweep.params, self.base, self.defaults, self.grid)
+        point = suggest_point(trial, self.sweep.params, self.base, self.defaults, grid=self.grid)
         trial.set_user_attr("key", point.key)
         seeds = range(self.spec.seeds)
         base_seed = self.sweep.base_exp.training.seed
