@@ -18,11 +18,15 @@ __all__ = [
     "Pruner",
     "RunResult",
     "RunStart",
+    "SPARSE_BELOW",
     "StopToken",
     "SweepResult",
     "SweepUpdate",
     "TrialResult",
 ]
+
+
+SPARSE_BELOW = 1e-3  # a weight counts as zero in LayerStats.sparsity when |w| is below this
 
 
 @dataclass
@@ -32,7 +36,7 @@ class LayerStats:
     layer: str  # e.g. "0" for the first Linear in nn.Sequential
     l2_norm: float  # sqrt(Σ w²) of the weight matrix
     l1_norm: float  # Σ |w|
-    sparsity: float  # fraction of weights with |w| < 1e-3
+    sparsity: float  # fraction of weights with |w| < SPARSE_BELOW
 
 
 @dataclass

@@ -61,7 +61,7 @@ def render_errors(console: Console, problems: Sequence[str]) -> None:
 def render_comparison(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]],
                       title: str | None = None, caption: str | None = None,
                       priorities: Sequence[int] | None = None) -> None:
-    """A comparison of runs (`report.Comparison.cells()`): one row per run, already sorted.
+    """A comparison of runs (`analysis.comparison.Comparison.cells()`): one row per run, already sorted.
 
     The first column (the run) folds; the numbers never do. `priorities` (0 = always shown,
     higher = left out first) decide which columns go when the console is too narrow.

@@ -10,11 +10,11 @@ Outputs: classification ``probabilities`` and ``logits`` (batch, C); regression
 ``predictions`` (batch, T) in the target's own units.
 
 torch.export (`fmt="pt2"`, loaded with ``torch.export.load(path).module()``): a program takes
-tensors only, never strings, so it takes ``features`` (batch, F) float32, the encoded
-columns (`Preprocessing.encode`'s matrix: categories one-hot, cells imputed, indicators) and
-holds the input divisor, the normalization, the network and the head; it returns the
-probabilities (classification) or the predictions (regression). The sidecar's ``columns``
-says how each raw column is encoded. ``torchscript`` is a deprecated alias of ``pt2``
+tensors only, never strings, so it takes ``features`` (batch, F) float32: the encoded columns
+before the input divisor (a table's categories one-hot, cells imputed, indicators; an image's
+raw pixels) and holds the input divisor, the normalization, the network and the head; it
+returns the probabilities (classification) or the predictions (regression). The sidecar's
+``columns`` says how each raw column is encoded. ``torchscript`` is a deprecated alias of ``pt2``
 (torch.jit is deprecated in favour of torch.export).
 """
 
