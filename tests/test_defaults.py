@@ -242,6 +242,7 @@ def test_an_underfit_run_ends_with_still_improving(tmp_path: Path) -> None:
     assert "overfitting" not in out
 
 
+@pytest.mark.slow
 def test_an_overfit_run_ends_with_overfitting(tmp_path: Path) -> None:
     # a wide net memorizing labels that are noise: train accuracy → 1, the val loss climbs
     out = _train_output(tmp_path, "model: {hidden: [128, 128]}\n"

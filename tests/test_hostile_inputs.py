@@ -717,6 +717,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
+@pytest.mark.slow
 def test_two_predicts_race_for_one_output(run: Path, tmp_path: Path) -> None:
     import subprocess
 
