@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The torch build this project is tested with (a CPU/CUDA wheel pip finds locally or on PyPI).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test lint bench bench-quality studies clean
+.PHONY: install run test test-fast typecheck lint bench bench-quality studies clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the inner loop: the suite without the tests marked slow (long end-to-end runs)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+# mypy on the package; every function of fcnet_cli/engine must be typed (pyproject.toml)
+typecheck: $(STAMP)
+	$(BIN)/mypy fcnet_cli
 
 lint: $(STAMP)
 	$(BIN)/ruff check fcnet_cli tests benchmarks

@@ -34,8 +34,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.train import steps as backprop
 from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.train import steps as backprop
 from fcnet_cli.engine.train.loop import train_population
 from fcnet_cli.events import BatchProgress, Callback, EpochMetrics
 

@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_mnist import make as make_mnist  # noqa: E402
 
 from fcnet_cli.config import Experiment  # noqa: E402
-from fcnet_cli.engine.train import finish  # noqa: E402
 from fcnet_cli.engine.data.load import DataSplits, load_data  # noqa: E402
+from fcnet_cli.engine.train import finish  # noqa: E402
 from fcnet_cli.engine.train.loop import train_population  # noqa: E402
 
 BATCH, LR, MOMENTUM, VAL_FRACTION = 128, 0.05, 0.9, 1 / 12

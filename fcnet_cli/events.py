@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "FINAL_FAILS",
@@ -15,13 +15,18 @@ __all__ = [
     "EvalResult",
     "GroupResult",
     "LayerStats",
+    "Pruner",
     "RunResult",
     "RunStart",
+    "SPARSE_BELOW",
     "StopToken",
     "SweepResult",
     "SweepUpdate",
     "TrialResult",
 ]
+
+
+SPARSE_BELOW = 1e-3  # a weight counts as zero in LayerStats.sparsity when |w| is below this
 
 
 @dataclass
@@ -31,7 +36,7 @@ class LayerStats:
     layer: str  # e.g. "0" for the first Linear in nn.Sequential
     l2_norm: float  # sqrt(Σ w²) of the weight matrix
     l1_norm: float  # Σ |w|
-    sparsity: float  # fraction of weights with |w| < 1e-3
+    sparsity: float  # fraction of weights with |w| < SPARSE_BELOW
 
 
 @dataclass
@@ -273,23 +278,47 @@ class SweepUpdate:
     message: str | None = None  # e.g. "population 3: 12 trials × 3 seeds, hidden [64]"
 
 
-class Callback:
-    """Receives engine events. Subclass and override what you need; all default to no-ops."""
+class Callback(Protocol):
+    """Receives engine events: every method below, each called by whoever trains or sweeps.
+
+    Subclass it and override what you need; the others are no-ops. `close()` is called once
+    by the command that made the callback, after the run (a live display stops its area).
+    """
 
     def on_run_start(self, start: RunStart) -> None:
-        pass
+        """Called once per population before its first epoch."""
+        return None
 
     def on_batch_end(self, progress: BatchProgress) -> None:
-        pass
+        """Called after every training step."""
+        return None
 
     def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
         """Called once per epoch with one entry per member still training."""
+        return None
 
     def on_member_end(self, member: int, result: RunResult) -> None:
-        pass
+        """Called once per member when it ends (any status), after its summary.json."""
+        return None
 
     def on_sweep_update(self, update: SweepUpdate) -> None:
         """Sweeps only: called when trials are claimed and when they end."""
+        return None
+
+    def close(self) -> None:
+        """Release what the callback holds (a live display, an open file)."""
+        return None
+
+
+class Pruner(Protocol):
+    """Asked by the engine after every epoch whether to stop a member early (a sweep)."""
+
+    def observe(self, rows: list[EpochMetrics]) -> None:
+        """Every member's row of this epoch, before the first question: a sweep decides for
+        all seeds of a trial from their mean."""
+
+    def __call__(self, member: int, row: EpochMetrics) -> bool:
+        """Stop `member` (its index in the population's original list) after epoch `row`?"""
 
 
 class StopToken:

@@ -134,7 +134,7 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def dump_yaml(data: Any, sort_keys: bool = False) -> str:
+def dump_yaml(data: Any, *, sort_keys: bool = False) -> str:
     """YAML text that `load_yaml` reads back (plain types, no anchors or aliases)."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=sort_keys)
 

@@ -16,6 +16,7 @@ import safetensors.torch
 import torch
 
 from fcnet_cli.config import Experiment, ModelConfig
+from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.store.checkpoint import (
     RunBusyError,
@@ -27,7 +28,6 @@ from fcnet_cli.engine.store.checkpoint import (
     new_run_dir,
     save_checkpoint,
 )
-from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.errors import CheckpointError, RunError
 
 

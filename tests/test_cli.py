@@ -317,7 +317,8 @@ def test_train_rejects_a_bad_config_before_training(tmp_path: Path) -> None:
 
 def _fake_train(run_dir: Path, status: str, signals: tuple[int, ...] = (),
                 reason: str | None = None):
-    """A stand-in for fcnet_cli.engine.train.loop.train: emits one epoch, optionally signals itself."""
+    """A stand-in for fcnet_cli.engine.train.loop.train: emits one epoch, optionally signals
+    itself."""
     from fcnet_cli.events import RunStart
 
     def fake(exp, *, callbacks=(), stop=None, resume=None):
@@ -362,7 +363,8 @@ def test_signals_stop_training_and_print_the_resume_command(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signals: tuple[int, ...], code: int,
         name: str) -> None:
     run_dir = tmp_path / "runs" / "tiny" / "r 1"
-    monkeypatch.setattr("fcnet_cli.engine.train.loop.train", _fake_train(run_dir, "completed", signals))
+    monkeypatch.setattr("fcnet_cli.engine.train.loop.train",
+                        _fake_train(run_dir, "completed", signals))
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     result = runner.invoke(app, ["train", str(_tiny(tmp_path))])
     assert result.exit_code == code, result.output

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from fcnet_cli.analysis.diagnose import diagnose
 from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment, validate_experiment
+from fcnet_cli.engine.data.normalization import Normalization, smooth_clip
 from fcnet_cli.engine.train.defaults import (
     LR,
     STEPS,
@@ -24,7 +25,6 @@ from fcnet_cli.engine.train.defaults import (
     resolve_defaults,
     set_fields,
 )
-from fcnet_cli.engine.data.normalization import Normalization, smooth_clip
 
 CLS = "classification"
 
@@ -242,6 +242,7 @@ def test_an_underfit_run_ends_with_still_improving(tmp_path: Path) -> None:
     assert "overfitting" not in out
 
 
+@pytest.mark.slow
 def test_an_overfit_run_ends_with_overfitting(tmp_path: Path) -> None:
     # a wide net memorizing labels that are noise: train accuracy → 1, the val loss climbs
     out = _train_output(tmp_path, "model: {hidden: [128, 128]}\n"

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import torch
 import yaml
+from factories import experiment
 from messy_tables import CARS, MESSY, train_run
 from test_export_messy import _new_csv, raw_feeds
 from test_resume import StopAt
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from fcnet_cli import load_model
 from fcnet_cli.cli import app
-from fcnet_cli.config import Experiment, validate_experiment
+from fcnet_cli.config import validate_experiment
 from fcnet_cli.engine.store.checkpoint import load_checkpoint, load_train_state
 from fcnet_cli.engine.train.ensemble import ensemble_members, member_dirs
 from fcnet_cli.engine.train.loop import train
@@ -32,22 +33,19 @@ runner = CliRunner()
 N, SEED = 3, 4
 
 
-def make_exp(out: Path, name: str = "iris-ens", n: int = N, epochs: int = 8,
-             **training: Any) -> Experiment:
-    """Three members that early-stop at different epochs (best epochs 2, 5, 6)."""
-    return Experiment.model_validate({
-        "data": {"dataset": "iris"}, "model": {"hidden": [8], "dropout": 0.2, "ensemble": n},
-        "optimizer": {"lr": 0.2, "momentum": 0.9},
-        "training": {"epochs": epochs, "batch_size": 16, "seed": SEED, "device": "cpu",
-                     "early_stopping": {"patience": 1}, **training},
-        "output": {"dir": str(out), "name": name}})
+ENSEMBLE: dict[str, Any] = {
+    # three members that early-stop at different epochs (best epochs 2, 5, 6)
+    "data": {"dataset": "iris"}, "model": {"hidden": [8], "dropout": 0.2, "ensemble": N},
+    "optimizer": {"lr": 0.2, "momentum": 0.9},
+    "training": {"epochs": 8, "seed": SEED, "early_stopping": {"patience": 1}},
+}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     """(the ensemble's run directory, each member's standalone run directory)."""
     out = tmp_path_factory.mktemp("ens")
-    exp = make_exp(out)
+    exp = experiment(ENSEMBLE, out, "iris-ens")
     result = train(exp)
     assert result.status == "completed" and result.run_dir is not None
     alone = [train(m) for m in ensemble_members(exp)]
@@ -174,9 +172,9 @@ def test_regression_ensemble_predicts_the_mean_of_its_members(tmp_path: Path) ->
 
 
 def test_resume_of_an_interrupted_ensemble_is_exact(tmp_path: Path) -> None:
-    full = train(make_exp(tmp_path, "full", n=2))
+    full = train(experiment(ENSEMBLE, tmp_path, "full", model={"ensemble": 2}))
     stop = StopToken()
-    exp = make_exp(tmp_path, "resumed", n=2)
+    exp = experiment(ENSEMBLE, tmp_path, "resumed", model={"ensemble": 2})
     first = train(exp, callbacks=[StopAt(stop, 2, 3)], stop=stop)
     assert first.status == "interrupted" and first.run_dir is not None
     assert not (Path(first.run_dir) / "checkpoints" / "best").exists()
@@ -193,14 +191,15 @@ def test_resume_of_an_interrupted_ensemble_is_exact(tmp_path: Path) -> None:
 
 
 def test_ensemble_with_seeds_is_refused_with_one_line(tmp_path: Path) -> None:
-    raw = make_exp(tmp_path).model_dump(mode="json")
+    raw = experiment(ENSEMBLE, tmp_path, "iris-ens").model_dump(mode="json")
     raw["training"]["seeds"] = 2
     with pytest.raises(ConfigError) as err:
         validate_experiment(raw, "e.yaml")
     assert any("model.ensemble: 3 members cannot be combined with training.seeds: 2" in p
                for p in err.value.problems)
     path = tmp_path / "e.yaml"
-    path.write_text(yaml.safe_dump(make_exp(tmp_path).model_dump(mode="json")))
+    exp = experiment(ENSEMBLE, tmp_path, "iris-ens")
+    path.write_text(yaml.safe_dump(exp.model_dump(mode="json")))
     result = runner.invoke(app, ["train", str(path), "--seeds", "2"])
     assert result.exit_code == 2
     assert "cannot be combined with training.seeds" in result.output
@@ -219,8 +218,9 @@ def test_schema_documents_the_field() -> None:
 
 def test_cli_trains_an_ensemble_and_prints_the_members(tmp_path: Path) -> None:
     path = tmp_path / "e.yaml"
-    path.write_text(yaml.safe_dump(make_exp(tmp_path / "runs", n=2, epochs=2).model_dump(
-        mode="json")))
+    exp = experiment(ENSEMBLE, tmp_path / "runs", "iris-ens", model={"ensemble": 2},
+                     training={"epochs": 2})
+    path.write_text(yaml.safe_dump(exp.model_dump(mode="json")))
     result = runner.invoke(app, ["train", str(path)])
     assert result.exit_code == 0, result.output
     assert "seed 4" in result.output and "seed 5" in result.output

@@ -13,10 +13,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import DataConfig, Experiment
-from fcnet_cli.engine.store.checkpoint import new_run_dir, save_checkpoint
 from fcnet_cli.engine.data.load import load_data
 from fcnet_cli.engine.evaluate import evaluate, evaluate_checkpoint
 from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.store.checkpoint import new_run_dir, save_checkpoint
 from fcnet_cli.errors import DataError
 
 CLASSES = ["a", "b", "c"]

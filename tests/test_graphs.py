@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from factories import experiment
 
 from fcnet_cli.config import Experiment
 from fcnet_cli.engine.train.loop import train, train_population
@@ -21,22 +22,16 @@ from fcnet_cli.events import RunResult
 COLS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
 
 
-def make_exp(tmp_path: Path, name: str = "g", **sections: dict[str, Any]) -> Experiment:
-    raw: dict[str, Any] = {
-        "data": {"dataset": "wine", "val_fraction": 0.2, "test_fraction": 0.2},
-        "model": {"hidden": [16, 8], "dropout": 0.2},
-        "loss": {"label_smoothing": 0.05},
-        "regularization": {"type": "elastic_net", "strength": 2e-3, "l1_ratio": 0.3},
-        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True,
-                      "weight_decay": 1e-3},
-        "scheduler": {"name": "onecycle", "pct_start": 0.4},
-        "training": {"epochs": 3, "batch_size": 16, "seed": 3, "device": "cpu",
-                     "grad_clip": 1.0},
-        "output": {"dir": str(tmp_path / "runs"), "name": name},
-    }
-    for key, value in sections.items():
-        raw[key] = {**raw.get(key, {}), **value}
-    return Experiment.model_validate(raw)
+GRAPHS: dict[str, Any] = {
+    "data": {"dataset": "wine", "val_fraction": 0.2, "test_fraction": 0.2},
+    "model": {"hidden": [16, 8], "dropout": 0.2},
+    "loss": {"label_smoothing": 0.05},
+    "regularization": {"type": "elastic_net", "strength": 2e-3, "l1_ratio": 0.3},
+    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True,
+                  "weight_decay": 1e-3},
+    "scheduler": {"name": "onecycle", "pct_start": 0.4},
+    "training": {"epochs": 3, "seed": 3, "grad_clip": 1.0},
+}
 
 
 def rows(r: RunResult) -> list[tuple[float, ...]]:
@@ -56,7 +51,8 @@ def both(monkeypatch: pytest.MonkeyPatch, exps: list[Experiment]
 def population(tmp_path: Path, **over: dict[str, Any]) -> list[Experiment]:
     lrs, drops = (0.05, 0.1, 0.02), (0.2, 0.0, 0.5)
     rest = {s: v for s, v in over.items() if s not in ("optimizer", "training")}
-    return [make_exp(tmp_path, f"m{k}", optimizer={**over.get("optimizer", {}), "lr": lr},
+    return [experiment(GRAPHS, tmp_path / "runs", f"m{k}",
+                       optimizer={**over.get("optimizer", {}), "lr": lr},
                      model={"dropout": p}, training={**over.get("training", {}), "seed": 3 + k},
                      **rest)
             for k, (lr, p) in enumerate(zip(lrs, drops, strict=True))]
@@ -86,7 +82,8 @@ def test_adam_epoch_follows_the_step_loop(tmp_path: Path,
 def test_divergence_is_reported_at_its_step_and_spares_the_others(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     exps = population(tmp_path, scheduler={"name": "none"}, training={"grad_clip": None})
-    exps[1] = make_exp(tmp_path, "wild", optimizer={"lr": 1e30}, scheduler={"name": "none"},
+    exps[1] = experiment(GRAPHS, tmp_path / "runs", "wild", optimizer={"lr": 1e30},
+                         scheduler={"name": "none"},
                        training={"seed": 4, "grad_clip": None})
     loop, epoch = both(monkeypatch, exps)
     assert loop[1].status == epoch[1].status == "diverged"
@@ -100,7 +97,8 @@ def test_divergence_is_reported_at_its_step_and_spares_the_others(
 
 def test_a_population_that_all_diverges_ends(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    exp = make_exp(tmp_path, optimizer={"lr": 1e30}, scheduler={"name": "none"},
+    exp = experiment(GRAPHS, tmp_path / "runs", "g", optimizer={"lr": 1e30},
+                     scheduler={"name": "none"},
                    training={"grad_clip": None})
     loop, epoch = both(monkeypatch, [exp])
     assert epoch[0].status == "diverged"
@@ -109,13 +107,13 @@ def test_a_population_that_all_diverges_ends(tmp_path: Path,
 
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
 def test_reduced_precision_needs_cuda(tmp_path: Path, precision: str) -> None:
-    exp = make_exp(tmp_path, training={"precision": precision})
+    exp = experiment(GRAPHS, tmp_path / "runs", "g", training={"precision": precision})
     with pytest.raises(UsageError, match=f"training.precision {precision} needs a CUDA"):
         train(exp)
 
 
 def test_precision_is_recorded(tmp_path: Path) -> None:
-    r = train(make_exp(tmp_path, training={"epochs": 1}))
+    r = train(experiment(GRAPHS, tmp_path / "runs", "g", training={"epochs": 1}))
     assert r.precision == "fp32"
     assert r.run_dir is not None
     assert '"precision": "fp32"' in (Path(r.run_dir) / "summary.json").read_text()
@@ -150,7 +148,8 @@ def test_cuda_graphs_follow_the_cuda_step_loop(tmp_path: Path,
 def test_cuda_epoch_has_no_host_synchronization(tmp_path: Path) -> None:
     from fcnet_cli.engine.train import graphs
 
-    exp = on_cuda(make_exp(tmp_path, scheduler={"name": "step", "step_size": 1}),
+    exp = on_cuda(experiment(GRAPHS, tmp_path / "runs", "g",
+                             scheduler={"name": "step", "step_size": 1}),
                   epochs=3)
     real, seen = graphs.GraphEpoch._step, []
 
@@ -176,7 +175,8 @@ def test_cuda_epoch_has_no_host_synchronization(tmp_path: Path) -> None:
 def test_cuda_divergence_spares_the_others(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     exps = population(tmp_path, scheduler={"name": "none"}, training={"grad_clip": None})
-    exps[1] = make_exp(tmp_path, "wild", optimizer={"lr": 1e30}, scheduler={"name": "none"},
+    exps[1] = experiment(GRAPHS, tmp_path / "runs", "wild", optimizer={"lr": 1e30},
+                         scheduler={"name": "none"},
                        training={"seed": 4, "grad_clip": None})
     exps = [on_cuda(e) for e in exps]
     monkeypatch.setenv("FCNET_CUDA_GRAPHS", "0")
@@ -198,7 +198,8 @@ def test_cuda_k1_follows_plain_pytorch(tmp_path: Path, precision: str, rel: floa
 
     from fcnet_cli.engine.data.load import load_data
 
-    exp = make_exp(tmp_path, model={"dropout": 0.0}, scheduler={"name": "step",
+    exp = experiment(GRAPHS, tmp_path / "runs", "g", model={"dropout": 0.0},
+                     scheduler={"name": "step",
                                                                  "step_size": 1})
     want, _ = reference_run(exp, load_data(exp.data))
     got = train(on_cuda(exp, precision=precision))
@@ -222,13 +223,12 @@ def test_cuda_member_follows_its_standalone_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize("epoch,batch", [(2, 0), (2, 3)], ids=["epoch_boundary", "mid_epoch"])
 def test_cuda_resume_is_bit_identical(tmp_path: Path, epoch: int, batch: int) -> None:
     """tests/test_resume.py's contract on CUDA: dropout, Adam and plateau, as captured."""
-    from test_resume import StopAt, differences
-    from test_resume import make_exp as resume_exp
+    from test_resume import RESUME, StopAt, differences
 
     from fcnet_cli.events import StopToken
 
-    full = train(on_cuda(resume_exp(tmp_path, "full")))
-    exp = on_cuda(resume_exp(tmp_path, "resumed"))
+    full = train(on_cuda(experiment(RESUME, tmp_path, "full")))
+    exp = on_cuda(experiment(RESUME, tmp_path, "resumed"))
     stop = StopToken()
     first = train(exp, callbacks=[StopAt(stop, epoch, batch)], stop=stop)
     assert first.status == "interrupted" and first.run_dir is not None

@@ -700,7 +700,8 @@ def test_publish_race_loses_cleanly(tmp_path: Path) -> None:
     from fcnet_cli.serve.outpath import staged_output
 
     out = tmp_path / "out.csv"
-    with pytest.raises(UsageError, match="already exists"), staged_output(out, False) as tmp:
+    with (pytest.raises(UsageError, match="already exists"),
+          staged_output(out, overwrite=False) as tmp):
         tmp.write_text("ours\n")
         out.write_text("theirs\n")
     assert out.read_text() == "theirs\n" and sorted(tmp_path.iterdir()) == [out]
@@ -716,6 +717,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
+@pytest.mark.slow
 def test_two_predicts_race_for_one_output(run: Path, tmp_path: Path) -> None:
     import subprocess
 

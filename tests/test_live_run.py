@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from typer.testing import CliRunner
@@ -134,6 +135,7 @@ def rows(run_dir: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_concurrent_resumes_never_harm_a_live_run(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, "live", epochs=EPOCHS)
     attacker = subprocess.Popen(
@@ -174,6 +176,7 @@ def test_concurrent_resumes_never_harm_a_live_run(tmp_path: Path) -> None:
     assert not list(run_dir.rglob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_resumed_run_leaves_consistent_records(tmp_path: Path) -> None:
     # the reported case: a run interrupted at epoch 2, resumed, then killed with SIGKILL
     stop = StopToken()
@@ -246,6 +249,7 @@ def test_a_closed_stdout_does_not_fail_training(tmp_path: Path) -> None:
     assert summary["status"] == "completed" and summary["last_epoch"] == 5
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_does_not_fail_a_sweep(tmp_path: Path) -> None:
     base = {"data": {"dataset": "iris"}, "model": {"hidden": [8]},
             "optimizer": {"name": "sgd", "lr": 0.1},

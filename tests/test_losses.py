@@ -8,36 +8,32 @@ from typing import Any
 
 import pytest
 import torch
+from factories import experiment
 from sklearn.metrics import balanced_accuracy_score, f1_score, mean_absolute_error, r2_score
 from torch import nn
 
 from fcnet_cli.config import Experiment
 from fcnet_cli.engine.data.load import DataSplits, load_data
+from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.engine.train.losses import (
     MemberLoss,
     class_weight_table,
     classification_metrics,
     regression_metrics,
 )
-from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.train.population import derive_seed
-from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.errors import ConfigError
 
 EPOCHS = 2
 
 
-def make_exp(tmp_path: Path, **sections: Any) -> Experiment:
-    raw: dict[str, Any] = {
-        "data": {"dataset": "wine"},
-        "model": {"hidden": [16]},
-        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
-        "training": {"epochs": EPOCHS, "batch_size": 16, "seed": 5, "device": "cpu"},
-        "output": {"dir": str(tmp_path / "runs"), "name": "loss"},
-    }
-    for key, value in sections.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    return Experiment.model_validate(raw)
+LOSSES: dict[str, Any] = {
+    "data": {"dataset": "wine"},
+    "model": {"hidden": [16]},
+    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+    "training": {"epochs": EPOCHS, "seed": 5},
+}
 
 
 def torch_loss(exp: Experiment, data: DataSplits) -> nn.Module:
@@ -97,7 +93,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_k1_follows_plain_pytorch(case: str, tmp_path: Path) -> None:
-    exp = make_exp(tmp_path, **CASES[case])
+    exp = experiment(LOSSES, tmp_path / "runs", "loss", **CASES[case])
     data = load_data(exp.data, task=exp.task)
     want = reference_run(exp, data)
     got = train(exp).history
@@ -116,7 +112,8 @@ def test_mixed_population_members_follow_plain_pytorch(family: str, tmp_path: Pa
         base = {"task": "regression", "data": {"dataset": "diabetes"}, "loss": {"name": "huber"}}
         variants = [{**base, "loss": {"name": "huber", "huber_delta": d}} for d in (0.3, 1.0)]
         variants.append({**base, "optimizer": {"lr": 0.01}})
-    exps = [make_exp(tmp_path, **v, training={"seed": i}) for i, v in enumerate(variants)]
+    exps = [experiment(LOSSES, tmp_path / "runs", "loss", **v,
+                       training={"seed": i}) for i, v in enumerate(variants)]
     data = load_data(exps[0].data, task=exps[0].task)
     results = train_population(exps, data=data)
     for exp, result in zip(exps, results, strict=True):
@@ -145,13 +142,14 @@ def test_member_loss_matches_torch_per_member() -> None:
 
 def test_class_weight_table_balanced_and_errors(tmp_path: Path) -> None:
     y = torch.tensor([0, 0, 0, 1])
-    exps = [make_exp(tmp_path, loss={"class_weights": "balanced"}),
-            make_exp(tmp_path, loss={"class_weights": "none"})]
+    exps = [experiment(LOSSES, tmp_path / "runs", "loss", loss={"class_weights": "balanced"}),
+            experiment(LOSSES, tmp_path / "runs", "loss", loss={"class_weights": "none"})]
     table = class_weight_table(exps, y, 2, torch.device("cpu"))
     assert table is not None
     assert table.tolist() == [[pytest.approx(4 / 6), pytest.approx(2.0)], [1.0, 1.0]]
     with pytest.raises(ConfigError, match=r"loss.class_weights: 3 weights for 2 classes"):
-        class_weight_table([make_exp(tmp_path, loss={"class_weights": [1.0, 1.0, 1.0]})], y, 2,
+        class_weight_table([experiment(LOSSES, tmp_path / "runs", "loss",
+                                       loss={"class_weights": [1.0, 1.0, 1.0]})], y, 2,
                            torch.device("cpu"))
 
 

@@ -76,7 +76,34 @@ def test_ramp_mode_alone_trains_no_population(tmp_path: Path) -> None:
                                  "--min", "0.001", "--max", "10"])
     assert result.exit_code == 0, result.output
     assert "learning rates trained as one population" not in result.output
-    assert not list((tmp_path / "runs").rglob("summary.json"))
+    runs = [p.parent.name for p in (tmp_path / "runs").rglob("summary.json")]
+    assert runs == ["ramp"]  # the ramp's own run directory, no population member
+
+
+def ramp_losses(tmp_path: Path, *overrides: str) -> list[float]:
+    out = tmp_path / "runs" / str(len(overrides))
+    result = runner.invoke(app, ["lr-find", str(experiment(tmp_path)), "--mode", "ramp",
+                                 "--min", "0.001", "--max", "10", "--set",
+                                 f"output.dir={out}", *overrides])
+    assert result.exit_code == 0, result.output
+    return json.loads(next(out.rglob("lr_find.json")).read_text())["ramp"]["losses"]
+
+
+def test_ramp_honours_class_weights(tmp_path: Path) -> None:
+    plain = ramp_losses(tmp_path)
+    # the same first batch and initial weights: only the loss's class weights differ
+    weighted = ramp_losses(tmp_path, "--set", "loss.class_weights=[50,1,1,1,1,1,1,1,1,1]")
+    assert abs(weighted[0] - plain[0]) > 1e-3, (weighted[0], plain[0])
+
+
+def test_cli_finds_a_learning_rate_for_regression(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["lr-find", "experiments/regression.yaml", "--set",
+                                 f"output.dir={tmp_path}", "--num", "3", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "suggested: --set optimizer.lr=" in result.output
+    saved = json.loads(next(tmp_path.rglob("lr_find.json")).read_text())
+    assert saved["ramp"]["losses"] and all(map(math.isfinite, saved["ramp"]["losses"]))
+    assert math.isfinite(saved["population"]["val_loss"][0])
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.train.memory import check_memory, estimate_bytes, free_bytes, parameter_count
 from fcnet_cli.engine.model import build_mlp
+from fcnet_cli.engine.train.memory import check_memory, estimate_bytes, free_bytes, parameter_count
 from fcnet_cli.errors import UsageError
 
 

@@ -189,6 +189,7 @@ def test_mlflow_sync_refused_is_a_runtime_error_and_bad_dir_a_usage_error(
 # ---------------------------------------------------------------- parents and children
 
 
+@pytest.mark.slow
 def test_seeds_log_a_parent_with_mean_and_std_and_a_child_per_seed(tmp_path: Path) -> None:
     uri = f"sqlite:///{(tmp_path / 'm.db').as_posix()}"
     code, stdout, stderr = _train([str(_iris(tmp_path, epochs=2)), "--seeds", "2",
@@ -211,6 +212,7 @@ def test_seeds_log_a_parent_with_mean_and_std_and_a_child_per_seed(tmp_path: Pat
         assert [s for s, _ in _history(uri, c.info.run_id, "val_loss")] == [1, 2]
 
 
+@pytest.mark.slow
 def test_sweep_logs_a_parent_with_the_leaderboard_and_a_child_per_trial(
         tmp_path: Path) -> None:
     uri = f"sqlite:///{(tmp_path / 'm.db').as_posix()}"

@@ -11,30 +11,26 @@ from typing import Any
 
 import pytest
 import torch
+from factories import experiment
 from torch import nn
 from torch.nn import functional as F
 
 from fcnet_cli.config import Experiment
-from fcnet_cli.engine.store.checkpoint import load_checkpoint
 from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.model import build_mlp, linear_indices
-from fcnet_cli.engine.train.population import derive_seed
+from fcnet_cli.engine.store.checkpoint import load_checkpoint
 from fcnet_cli.engine.train.loop import train, train_population
+from fcnet_cli.engine.train.population import derive_seed
 
 EPOCHS = 3
 
 
-def make_exp(tmp_path: Path, **sections: dict[str, Any]) -> Experiment:
-    raw: dict[str, Any] = {
-        "data": {"dataset": "wine", "val_fraction": 0.2, "test_fraction": 0.2},
-        "model": {"hidden": [16, 8]},
-        "optimizer": {"name": "sgd", "lr": 0.05},
-        "training": {"epochs": EPOCHS, "batch_size": 16, "seed": 3, "device": "cpu"},
-        "output": {"dir": str(tmp_path / "runs"), "name": "oracle"},
-    }
-    for key, value in sections.items():
-        raw[key] = {**raw.get(key, {}), **value}
-    return Experiment.model_validate(raw)
+ORACLE: dict[str, Any] = {
+    "data": {"dataset": "wine", "val_fraction": 0.2, "test_fraction": 0.2},
+    "model": {"hidden": [16, 8]},
+    "optimizer": {"name": "sgd", "lr": 0.05},
+    "training": {"epochs": EPOCHS, "seed": 3},
+}
 
 
 def _penalty(model: nn.Sequential, exp: Experiment) -> torch.Tensor:
@@ -203,7 +199,8 @@ CASES += [("sgd_nesterov", s, "l2") for s in SCHEDULES]
 
 @pytest.mark.parametrize("opt,sched,reg", CASES)
 def test_k1_follows_plain_pytorch(opt: str, sched: str, reg: str, tmp_path: Path) -> None:
-    exp = make_exp(tmp_path, optimizer=OPTIMIZERS[opt], scheduler=SCHEDULES[sched],
+    exp = experiment(ORACLE, tmp_path / "runs", "oracle", optimizer=OPTIMIZERS[opt],
+                     scheduler=SCHEDULES[sched],
                    regularization=REGULARIZERS[reg])
     assert_follows(exp, tmp_path)
 
@@ -220,7 +217,7 @@ def test_k1_follows_plain_pytorch(opt: str, sched: str, reg: str, tmp_path: Path
 ], ids=["dropout", "batchnorm", "softmax_regression", "label_smoothing", "grad_clip",
         "bn_dropout_momentum"])
 def test_k1_features_follow_plain_pytorch(extra: dict[str, Any], tmp_path: Path) -> None:
-    assert_follows(make_exp(tmp_path, **extra), tmp_path)
+    assert_follows(experiment(ORACLE, tmp_path / "runs", "oracle", **extra), tmp_path)
 
 
 def test_population_members_follow_standalone_runs(tmp_path: Path) -> None:
@@ -238,7 +235,7 @@ def test_population_members_follow_standalone_runs(tmp_path: Path) -> None:
     for i, v in enumerate(variants):
         v = {**v, "training": {**base_training, **v["training"]},
              "output": {"dir": str(tmp_path / "pop"), "name": f"m{i}"}}
-        exps.append(make_exp(tmp_path, **v))
+        exps.append(experiment(ORACLE, tmp_path / "runs", "oracle", **v))
     together = train_population(exps)
     for exp, got in zip(exps, together, strict=True):
         alone = train(exp.model_copy(update={"output": exp.output.model_copy(
@@ -254,7 +251,7 @@ def test_population_members_follow_standalone_runs(tmp_path: Path) -> None:
 
 
 def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
-    exp = make_exp(tmp_path, model={"hidden": [16], "dropout": 0.1})
+    exp = experiment(ORACLE, tmp_path / "runs", "oracle", model={"hidden": [16], "dropout": 0.1})
     a, b = train(exp), train(exp)
     assert [m.row() | {"seconds": 0} for m in a.history] == \
         [m.row() | {"seconds": 0} for m in b.history]

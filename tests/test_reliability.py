@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+from factories import experiment
 from typer.testing import CliRunner
 
 from fcnet_cli.cli import app
@@ -20,18 +21,12 @@ from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.errors import RunError
 from fcnet_cli.events import Callback, EpochMetrics
 
-
-def make_exp(tmp_path: Path, name: str = "rel", **over: Any) -> Experiment:
-    raw: dict[str, Any] = {
-        "data": {"dataset": "iris"},
-        "model": {"hidden": [8]},
-        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-        "training": {"epochs": 3, "batch_size": 16, "device": "cpu"},
-        "output": {"dir": str(tmp_path / "runs"), "name": name},
-    }
-    for k, v in over.items():
-        raw[k] = {**raw[k], **v}
-    return Experiment.model_validate(raw)
+RELIABILITY: dict[str, Any] = {
+    "data": {"dataset": "iris"},
+    "model": {"hidden": [8]},
+    "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+    "training": {"epochs": 3},
+}
 
 
 def digest(run_dir: Path) -> dict[str, str]:
@@ -67,7 +62,7 @@ def test_divergence_stops_within_a_step_and_keeps_earlier_checkpoints(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blow_up_after_epoch_1(monkeypatch)
     snap = Snapshot()
-    result = train(make_exp(tmp_path), callbacks=[snap])
+    result = train(experiment(RELIABILITY, tmp_path / "runs", "rel"), callbacks=[snap])
     assert result.status == "diverged"
     assert result.reason is not None
     assert result.reason.startswith("non-finite loss at epoch 2, step ")
@@ -91,8 +86,8 @@ def test_divergence_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_only_the_diverged_member_stops(tmp_path: Path) -> None:
-    good = make_exp(tmp_path, "good")
-    bad = make_exp(tmp_path, "bad", optimizer={"lr": 1e30})
+    good = experiment(RELIABILITY, tmp_path / "runs", "good")
+    bad = experiment(RELIABILITY, tmp_path / "runs", "bad", optimizer={"lr": 1e30})
     results = train_population([good, bad, good.model_copy()])
     assert [r.status for r in results] == ["completed", "diverged", "completed"]
     assert results[1].best_epoch is None and results[1].test is None
@@ -112,7 +107,8 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(
             monkeypatch.setattr(os, "fsync", full)
 
     with pytest.raises(RunError, match="No space left on device") as err:
-        train(make_exp(tmp_path), callbacks=[snap, FailAfterEpoch1()])
+        train(experiment(RELIABILITY, tmp_path / "runs",
+                         "rel"), callbacks=[snap, FailAfterEpoch1()])
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert "checkpoints" in str(err.value) or "metrics.csv" in str(err.value)
     assert snap.run_dir is not None
@@ -137,7 +133,7 @@ def test_disk_full_exits_1_with_one_line(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_second_process_on_the_same_run_dir_is_refused(tmp_path: Path) -> None:
-    exp = make_exp(tmp_path, "locked", training={"epochs": 1})
+    exp = experiment(RELIABILITY, tmp_path / "runs", "locked", training={"epochs": 1})
     first = train(exp)
     assert first.run_dir is not None
     run_dir = Path(first.run_dir)
@@ -151,7 +147,7 @@ def test_second_process_on_the_same_run_dir_is_refused(tmp_path: Path) -> None:
 def test_resume_cleans_temporary_leftovers(tmp_path: Path) -> None:
     from fcnet_cli.events import StopToken
 
-    exp = make_exp(tmp_path, "stale")
+    exp = experiment(RELIABILITY, tmp_path / "runs", "stale")
     stop = StopToken()
 
     class StopAfter1(Callback):
@@ -260,7 +256,8 @@ def test_a_failure_records_its_cause_in_summary_json(
 
     snap = Snapshot()
     with pytest.raises(RunError, match="No space left on device"):
-        train(make_exp(tmp_path), callbacks=[snap, FullAfterEpoch1()])
+        train(experiment(RELIABILITY, tmp_path / "runs",
+                         "rel"), callbacks=[snap, FullAfterEpoch1()])
     assert snap.run_dir is not None
     summary = json.loads((snap.run_dir / "summary.json").read_text())
     assert summary["status"] == "failed"

@@ -18,9 +18,9 @@ from fcnet_cli.analysis.importances import load_study, param_importances, study_
 from fcnet_cli.cli import app
 from fcnet_cli.config import Experiment, validate_experiment
 from fcnet_cli.display import render_comparison, render_importances
+from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.engine.train.population import Population
 from fcnet_cli.engine.train.tensorboard import available, scalar_tags
-from fcnet_cli.engine.train.loop import train, train_population
 from fcnet_cli.events import EpochMetrics, LayerStats
 
 runner = CliRunner()

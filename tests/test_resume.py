@@ -8,26 +8,21 @@ from typing import Any
 
 import pytest
 import torch
+from factories import experiment
 
-from fcnet_cli.config import ConfigError, Experiment
+from fcnet_cli.config import ConfigError
 from fcnet_cli.engine.store.checkpoint import load_checkpoint, load_train_state
-from fcnet_cli.engine.train.members import Member
 from fcnet_cli.engine.train.loop import train
+from fcnet_cli.engine.train.members import Member
 from fcnet_cli.events import Callback, EpochMetrics, StopToken
 
-
-def make_exp(tmp_path: Path, name: str, **over: Any) -> Experiment:
-    raw: dict[str, Any] = {
-        "data": {"dataset": "wine"},
-        "model": {"hidden": [16, 8], "dropout": 0.2},
-        "optimizer": {"name": "adam", "lr": 0.003},
-        "scheduler": {"name": "plateau", "patience": 0, "threshold": 0.1},
-        "training": {"epochs": 4, "batch_size": 16, "seed": 7, "device": "cpu"},
-        "output": {"dir": str(tmp_path), "name": name},
-    }
-    for k, v in over.items():
-        raw[k] = {**raw[k], **v}
-    return Experiment.model_validate(raw)
+RESUME: dict[str, Any] = {
+    "data": {"dataset": "wine"},
+    "model": {"hidden": [16, 8], "dropout": 0.2},
+    "optimizer": {"name": "adam", "lr": 0.003},
+    "scheduler": {"name": "plateau", "patience": 0, "threshold": 0.1},
+    "training": {"epochs": 4, "seed": 7},
+}
 
 
 class StopAt(Callback):
@@ -67,7 +62,7 @@ def differences(a: Path, b: Path) -> list[str]:
 
 
 def interrupted_then_resumed(tmp_path: Path, epoch: int, batch: int) -> Path:
-    exp = make_exp(tmp_path, "resumed")
+    exp = experiment(RESUME, tmp_path, "resumed")
     stop = StopToken()
     first = train(exp, callbacks=[StopAt(stop, epoch, batch)], stop=stop)
     assert first.status == "interrupted"
@@ -81,7 +76,7 @@ def interrupted_then_resumed(tmp_path: Path, epoch: int, batch: int) -> Path:
 
 @pytest.mark.parametrize("epoch,batch", [(2, 0), (2, 3)], ids=["epoch_boundary", "mid_epoch"])
 def test_resume_is_bit_identical(tmp_path: Path, epoch: int, batch: int, products: str) -> None:
-    full = train(make_exp(tmp_path, "full"))
+    full = train(experiment(RESUME, tmp_path, "full"))
     assert full.run_dir is not None
     resumed = interrupted_then_resumed(tmp_path, epoch, batch)
     assert differences(Path(full.run_dir), resumed) == []
@@ -92,7 +87,7 @@ def test_resume_is_bit_identical(tmp_path: Path, epoch: int, batch: int, product
 def test_negative_control_missing_rng_state_is_caught(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the dropout RNG state the same comparison must find differences."""
-    full = train(make_exp(tmp_path, "full"))
+    full = train(experiment(RESUME, tmp_path, "full"))
     assert full.run_dir is not None
     original = Member.load_state
 
@@ -105,7 +100,7 @@ def test_negative_control_missing_rng_state_is_caught(tmp_path: Path,
 
 
 def test_resume_with_changed_config_is_refused(tmp_path: Path) -> None:
-    exp = make_exp(tmp_path, "changed")
+    exp = experiment(RESUME, tmp_path, "changed")
     stop = StopToken()
     first = train(exp, callbacks=[StopAt(stop, 1, 0)], stop=stop)
     assert first.run_dir is not None
@@ -120,7 +115,7 @@ def test_resume_with_changed_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_interrupted_run_records_status(tmp_path: Path) -> None:
-    exp = make_exp(tmp_path, "status")
+    exp = experiment(RESUME, tmp_path, "status")
     stop = StopToken()
     r = train(exp, callbacks=[StopAt(stop, 1, 2)], stop=stop)
     assert r.status == "interrupted" and "SIGINT" in (r.reason or "")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from factories import experiment
 from typer.testing import CliRunner
 
 from fcnet_cli.analysis.groups import group_stats, write_stats
@@ -23,13 +24,11 @@ runner = CliRunner()
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5 % quantile, 2 degrees of freedom (tables)
 
 
-def make_exp(out: Path, seeds: int = 3, epochs: int = 3, **training: Any) -> Experiment:
-    return Experiment.model_validate({
-        "data": {"dataset": "iris"}, "model": {"hidden": [8], "dropout": 0.2},
-        "optimizer": {"lr": 0.05, "momentum": 0.9},
-        "training": {"epochs": epochs, "batch_size": 16, "seed": 4, "seeds": seeds,
-                     "device": "cpu", **training},
-        "output": {"dir": str(out), "name": "iris3"}})
+SEEDS: dict[str, Any] = {
+    "data": {"dataset": "iris"}, "model": {"hidden": [8], "dropout": 0.2},
+    "optimizer": {"lr": 0.05, "momentum": 0.9},
+    "training": {"epochs": 3, "seed": 4, "seeds": 3},
+}
 
 
 def write_yaml(path: Path, exp: Experiment) -> Path:
@@ -46,7 +45,7 @@ def metrics(run_dir: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("group")
-    result = train_group(make_exp(out))
+    result = train_group(experiment(SEEDS, out, "iris3"))
     return Path(result.group_dir)
 
 
@@ -81,7 +80,7 @@ def test_statistics_match_a_hand_computation(group: Path) -> None:
 
 
 def test_each_member_equals_its_standalone_run(group: Path, tmp_path: Path) -> None:
-    members = seed_members(make_exp(tmp_path))
+    members = seed_members(experiment(SEEDS, tmp_path, "iris3"))
     alone = train(members[1])  # seed 5, trained on its own
     assert alone.run_dir is not None
     a, b = metrics(Path(alone.run_dir)), metrics(group / "seed-5")
@@ -92,7 +91,8 @@ def test_each_member_equals_its_standalone_run(group: Path, tmp_path: Path) -> N
 
 
 def test_cli_trains_a_group_and_prints_mean_std_and_interval(tmp_path: Path) -> None:
-    path = write_yaml(tmp_path / "e.yaml", make_exp(tmp_path / "runs", seeds=1, epochs=2))
+    path = write_yaml(tmp_path / "e.yaml", experiment(SEEDS, tmp_path / "runs", "iris3",
+                                                      training={"seeds": 1, "epochs": 2}))
     result = runner.invoke(app, ["train", str(path), "--seeds", "2"])
     assert result.exit_code == 0, result.output
     assert "seed 4" in result.output and "seed 5" in result.output
@@ -104,7 +104,8 @@ def test_cli_trains_a_group_and_prints_mean_std_and_interval(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("value", ["0", "-1", "257"])
 def test_bad_seed_counts_exit_2(tmp_path: Path, value: str) -> None:
-    path = write_yaml(tmp_path / "e.yaml", make_exp(tmp_path, seeds=1))
+    path = write_yaml(tmp_path / "e.yaml", experiment(SEEDS, tmp_path, "iris3",
+                                                      training={"seeds": 1}))
     result = runner.invoke(app, ["train", str(path), "--seeds", value])
     assert result.exit_code == 2, result.output
     assert "--seeds must be between 1 and 256" in result.output
@@ -112,7 +113,7 @@ def test_bad_seed_counts_exit_2(tmp_path: Path, value: str) -> None:
 
 
 def test_training_seeds_in_the_file_is_validated(tmp_path: Path) -> None:
-    raw = make_exp(tmp_path).model_dump(mode="json")
+    raw = experiment(SEEDS, tmp_path, "iris3").model_dump(mode="json")
     raw["training"]["seeds"] = 0
     (tmp_path / "e.yaml").write_text(yaml.safe_dump(raw))
     result = runner.invoke(app, ["train", str(tmp_path / "e.yaml")])
@@ -131,7 +132,8 @@ class StopAfter(Callback):
 def test_resume_continues_the_whole_group_or_says_why_not(tmp_path: Path) -> None:
     # loaded from a file, as the CLI does (data.root resolved next to it)
     exp = load_experiment(write_yaml(tmp_path / "e.yaml",
-                                     make_exp(tmp_path / "runs", seeds=2, epochs=3)))
+                                     experiment(SEEDS, tmp_path / "runs", "iris3",
+                                                training={"seeds": 2, "epochs": 3})))
     stop = StopToken()
     stopped = train_group(exp, callbacks=[StopAfter(stop, 1)], stop=stop)
     assert stopped.status == "interrupted"
@@ -155,9 +157,8 @@ def test_resume_continues_the_whole_group_or_says_why_not(tmp_path: Path) -> Non
 
 def test_compare_shows_one_row_per_group_with_mean_std_and_the_test(group: Path,
                                                                    tmp_path: Path) -> None:
-    other = Path(train_group(make_exp(tmp_path, epochs=3).model_copy(update={
-        "optimizer": make_exp(tmp_path).optimizer.model_copy(update={"lr": 0.001})}))
-        .group_dir)
+    exp = experiment(SEEDS, tmp_path, "iris3", optimizer={"lr": 0.001})
+    other = Path(train_group(exp).group_dir)
     out_csv = tmp_path / "c.csv"
     result = runner.invoke(app, ["compare", str(group), str(other), "--csv", str(out_csv)])
     assert result.exit_code == 0, result.output

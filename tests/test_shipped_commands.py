@@ -111,6 +111,7 @@ def test_commands_are_found() -> None:
     assert set(SKIPPED) <= set(commands)
 
 
+@pytest.mark.slow
 def test_every_suggested_command_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fast_copy(ROOT / "experiments", tmp_path / "experiments")
     monkeypatch.chdir(tmp_path)

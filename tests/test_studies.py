@@ -88,6 +88,7 @@ def test_a_contrast_is_a_finding_only_below_p_005() -> None:
     assert contrast("x", "a", [1.0], "b", [2.0]).endswith("(one seed: untested)")
 
 
+@pytest.mark.slow
 def test_studies_end_to_end_on_a_tiny_budget(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     code = studies.main(["--runs", str(tmp_path / "runs"), "--docs", str(docs),

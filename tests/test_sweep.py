@@ -106,7 +106,7 @@ def test_sampling_only_suggests_parameters_that_apply(tmp_path: Path) -> None:
     seen = set()
     for _ in range(40):
         trial = study.ask()
-        point = suggest_point(trial, sweep.params, sweep.base_values, schema_defaults(), False)
+        point = suggest_point(trial, sweep.params, sweep.base_values, schema_defaults(), grid=False)
         kind = point.params["regularization.type"]
         seen.add(kind)
         expected = {"none": {"regularization.type"},

@@ -79,7 +79,7 @@ def decision_regions(run_dir: Path, resolution: int = 200, which: str = RunDir.B
     return Regions(xx, yy, proba.reshape(*xx.shape, -1), raw["train"], raw["val"], names)
 
 
-def draw_regions(ax: Axes, r: Regions, title: str, points: bool = True) -> None:
+def draw_regions(ax: Axes, r: Regions, title: str, *, points: bool = True) -> None:
     """Shade the regions (two classes: p(class 1) from blue to red, 0.5 contour in black)."""
     from matplotlib import colormaps
 

@@ -256,7 +256,7 @@ def plot_sweep(runs: Sequence[RunRecord], params: Sequence[str], out: str | Path
     return save_figure(fig, out)
 
 
-def jitter(xs: Sequence[float], spread: float, log: bool, seed: int = 0) -> list[float]:
+def jitter(xs: Sequence[float], spread: float, *, log: bool, seed: int = 0) -> list[float]:
     """xs moved by up to ±spread (a fraction of one category, or of a decade on a log axis)
     so that repeated values (seeds) do not hide each other; seeded, so figures repeat."""
     import random
@@ -279,12 +279,12 @@ def _sweep_axis(ax: Axes, runs: Sequence[RunRecord], param: str, metric: str) ->
         distinct = sorted(set(xs))
         gaps = [b - a for a, b in zip(distinct, distinct[1:], strict=False)]
         spread = 0.03 if log else 0.15 * min(gaps) if gaps else 0.0
-        shown = jitter(xs, spread, log)
+        shown = jitter(xs, spread, log=log)
     else:
         labels = sorted({json.dumps(v) if isinstance(v, list) else str(v) for v in raw})
         texts = [json.dumps(v) if isinstance(v, list) else str(v) for v in raw]
         xs = [float(labels.index(t)) for t in texts]
-        shown = jitter(xs, 0.12, False)
+        shown = jitter(xs, 0.12, log=False)
     ax.scatter(shown, ys, s=18, alpha=0.6, label="one run (jittered)")
     means = {}
     for x in sorted(set(xs)):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fcnet_cli.metrics import clip_interval
 
 __all__ = ["ALPHA", "CLIP_MARK", "CONFIDENCE", "Summary", "difference", "summarize", "verdict",
-           "welch_p", "within_noise"]
+           "welch_p"]
 
 ALPHA = 0.05  # a difference with Welch p ≥ ALPHA is "within noise"
 CONFIDENCE = 0.95  # level of the t-interval of a mean
@@ -115,13 +115,6 @@ def welch_p(a: Sequence[float | None], b: Sequence[float | None]) -> float:
     with warnings.catch_warnings():  # nearly equal samples: scipy warns of precision loss
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
-
-
-def within_noise(a: Sequence[float | None], b: Sequence[float | None],
-                 alpha: float = ALPHA) -> bool | None:
-    """True when Welch's p ≥ alpha; None when it cannot be tested (fewer than two seeds)."""
-    p = welch_p(a, b)
-    return None if math.isnan(p) else p >= alpha
 
 
 def verdict(a: Sequence[float | None], b: Sequence[float | None], alpha: float = ALPHA) -> str:

@@ -83,7 +83,7 @@ def _root(
 # ---------------------------------------------------------------- error handling
 
 
-def _guarded(body: Callable[[], int], debug: bool) -> int:
+def _guarded(body: Callable[[], int], *, debug: bool) -> int:
     """Run a command body; map errors to (message lines on stderr, exit code)."""
     try:
         return body()
@@ -112,6 +112,6 @@ def _print_errors(problems: Sequence[str]) -> None:
     display.render_errors(display.make_console(stderr=True), problems)
 
 
-def _run(ctx: typer.Context, debug: bool, body: Callable[[], int]) -> None:
-    code = _guarded(body, debug or bool(ctx.meta.get(_DEBUG)))
+def _run(ctx: typer.Context, *, debug: bool, body: Callable[[], int]) -> None:
+    code = _guarded(body, debug=debug or bool(ctx.meta.get(_DEBUG)))
     raise typer.Exit(code)

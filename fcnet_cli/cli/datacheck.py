@@ -23,8 +23,8 @@ def data_summary(exp: Experiment) -> tuple[list[tuple[str, str]], list[str], Dat
         DataError / UsageError: what training would refuse.
     """
     from fcnet_cli.engine.data.load import load_data
-    from fcnet_cli.engine.train.defaults import data_facts
     from fcnet_cli.engine.ranking import check_binary_monitors, watched_metrics
+    from fcnet_cli.engine.train.defaults import data_facts
 
     data = load_data(exp.data, task=exp.task)
     check_binary_monitors(watched_metrics([exp]), data.n_classes, data.task)

@@ -36,10 +36,10 @@ def validate(
     FILE:LINE: FIELD: PROBLEM (exit code 2). With --data the table is read and split too,
     without training: a data problem gets the error train would print (exit code 2).
     """
-    _run(ctx, debug, lambda: _validate(config, set_ or [], explain, data))
+    _run(ctx, debug=debug, body=lambda: _validate(config, set_ or [], explain=explain, data=data))
 
 
-def _validate(config: Path, overrides: list[str], explain: bool, data: bool = False) -> int:
+def _validate(config: Path, overrides: list[str], *, explain: bool, data: bool = False) -> int:
     from fcnet_cli import config as cfg
     from fcnet_cli import display
     from fcnet_cli.engine.train import defaults  # torch-free: the default rule
@@ -76,7 +76,7 @@ AUTO_LATER = "auto: resolved from the data when training (validate --data shows 
 @app.command()
 def schema(ctx: typer.Context, debug: DebugOpt = False) -> None:
     """List every experiment field with its type, default and description."""
-    _run(ctx, debug, _schema)
+    _run(ctx, debug=debug, body=_schema)
 
 
 def _schema() -> int:
@@ -99,10 +99,10 @@ def datasets(
     """List the built-in data sets: source, rows, features, classes (or regression) and
     whether each is readable offline right now. Your own tables use data.dataset: csv,
     parquet or npz with data.path."""
-    _run(ctx, debug, lambda: _datasets(root, as_json))
+    _run(ctx, debug=debug, body=lambda: _datasets(root, as_json=as_json))
 
 
-def _datasets(root: Path, as_json: bool) -> int:
+def _datasets(root: Path, *, as_json: bool) -> int:
     import json
 
     from fcnet_cli.engine.data.catalog import builtin_datasets
@@ -180,7 +180,7 @@ def compare(
     the 95% t-interval (cut to the metric's range, marked *), and a Welch t-test against the
     best row ("within noise" when p >= 0.05); a repeated (configuration, seed) counts once.
     """
-    _run(ctx, debug, lambda: _compare(paths, csv, markdown, plot, metric, best, columns))
+    _run(ctx, debug=debug, body=lambda: _compare(paths, csv, markdown, plot, metric, best, columns))
 
 
 def _check_png(path: Path | None) -> None:
@@ -285,10 +285,10 @@ def plot(
     generalization gap, per epoch. For a sweep directory: the best validation metric of
     every run against each swept parameter.
     """
-    _run(ctx, debug, lambda: _plot(path, output, metric, boundary))
+    _run(ctx, debug=debug, body=lambda: _plot(path, output, metric, boundary=boundary))
 
 
-def _plot(path: Path, output: Path | None, metric: str | None, boundary: bool = False) -> int:
+def _plot(path: Path, output: Path | None, metric: str | None, *, boundary: bool = False) -> int:
     from fcnet_cli.analysis import compare as report
     from fcnet_cli.analysis import plots
     from fcnet_cli.engine.store.files import resolve_latest

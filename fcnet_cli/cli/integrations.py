@@ -37,7 +37,7 @@ def mlflow_sync(
     A seed group becomes a parent run with a child per seed; a sweep folder a parent run
     with a child per trial. Use it for a run whose tracking server was unreachable.
     """
-    _run(ctx, debug, lambda: _sync(run_dir, mlflow, experiment, run_name))
+    _run(ctx, debug=debug, body=lambda: _sync(run_dir, mlflow, experiment, run_name))
 
 
 def _sync_settings(path: Path, uri: str | None, experiment: str | None):  # type: ignore[no-untyped-def]
@@ -102,7 +102,7 @@ def dashboard(
 ) -> None:
     """Open a sweep's Optuna study in optuna-dashboard (needs the dashboard extra) and print
     its URL; Ctrl-C stops it."""
-    _run(ctx, debug, lambda: _dashboard(sweep_dir, storage, host, port))
+    _run(ctx, debug=debug, body=lambda: _dashboard(sweep_dir, storage, host, port))
 
 
 def _dashboard(sweep_dir: Path, storage: str | None, host: str, port: int) -> int:

@@ -38,8 +38,8 @@ def lr_find(
     together for --epochs epochs at a constant lr and suggests the one with the lowest
     validation loss. Writes lr_find.png and lr_find.json under runs/NAME/lr-find/.
     """
-    _run(ctx, debug, lambda: _lr_find(config, set_ or [], lr_min, lr_max, num, epochs, mode,
-                                      output))
+    _run(ctx, debug=debug, body=lambda: _lr_find(config, set_ or [], lr_min, lr_max, num, epochs,
+                                                 mode, output))
 
 
 def _lr_find(config: Path, overrides: list[str], lr_min: float, lr_max: float, num: int,

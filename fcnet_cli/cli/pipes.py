@@ -74,12 +74,8 @@ class StdoutGuard(Callback):
     def on_member_end(self, member: int, result: RunResult) -> None:
         self._call("on_member_end", member, result)
 
-    def on_log(self, message: str) -> None:
-        self._call("on_log", message)
-
     def on_sweep_update(self, update: SweepUpdate) -> None:
         self._call("on_sweep_update", update)
 
     def close(self) -> None:
-        if self.inner is not None and hasattr(self.inner, "close"):
-            self._call("close")
+        self._call("close")

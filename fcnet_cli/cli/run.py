@@ -71,11 +71,12 @@ def train(
     summary (run directory, best checkpoint, best epoch, validation and test metrics, status).
     """
     overrides = [*(set_ or []), *([f"training.threads={threads}"] if threads else [])]
-    _run(ctx, debug, lambda: _train(config, overrides, quiet or as_json, resume, as_json,
-                                    seeds, mlflow))
+    _run(ctx, debug=debug, body=lambda: _train(config, overrides, quiet=quiet or as_json,
+                                               resume=resume, as_json=as_json, seeds=seeds,
+                                               mlflow=mlflow))
 
 
-def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path | None,
+def _train(config: Path | None, overrides: list[str], *, quiet: bool, resume: Path | None,
            as_json: bool = False, seeds: int | None = None, mlflow: str | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.config import load_experiment
@@ -91,13 +92,14 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
         from fcnet_cli.cli.seeds import train_seeds
 
         out = display.make_console()
-        return train_seeds(exp, quiet, resume, out, _train_callbacks(out, quiet), _signals_to,
-                           tracker)
+        return train_seeds(exp, quiet=quiet, resume=resume, out=out,
+                           shown=_train_callbacks(out, quiet=quiet), signals_to=_signals_to,
+                           tracker=tracker)
     from fcnet_cli.engine.train.loop import train as run_training  # torch: only for a valid config
 
     out = display.make_console()
     stop = StopToken()
-    callbacks = _train_callbacks(out, quiet)
+    callbacks = _train_callbacks(out, quiet=quiet)
     if exp.model.ensemble != 1:  # the members by their seeds ("seed 3")
         from fcnet_cli.cli.seeds import SeedLabels
 
@@ -108,12 +110,10 @@ def _train(config: Path | None, overrides: list[str], quiet: bool, resume: Path 
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
     finally:
         for cb in callbacks:
-            close = getattr(cb, "close", None)
-            if close is not None:
-                close()
-    code = _report_run(out, result, stop, quiet, as_json)
+            cb.close()
+    code = _report_run(out, result, stop, quiet=quiet, as_json=as_json)
     if tracker is not None:
-        report_tracking(tracker.tracking, quiet, tracker.run_ids, result.run_dir)
+        report_tracking(tracker.tracking, quiet=quiet, ids=tracker.run_ids, folder=result.run_dir)
     return code
 
 
@@ -142,7 +142,7 @@ def _config_path(config: Path | None, resume: Path | None) -> Path:
     return RunDir(resume).config  # a seed group keeps its own config.yaml too
 
 
-def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
+def _train_callbacks(out: "Console", *, quiet: bool) -> "list[Callback]":
     from fcnet_cli import display
 
     if quiet:
@@ -152,7 +152,7 @@ def _train_callbacks(out: "Console", quiet: bool) -> "list[Callback]":
     return [StdoutGuard(display.PlainTrainDisplay(out))]
 
 
-def _real(path: Path, any_status: bool = False) -> Path:
+def _real(path: Path, *, any_status: bool = False) -> Path:
     """runs/NAME/latest -> runs/NAME/<newest run id> (failed ones too with `any_status`)."""
     from fcnet_cli.engine.store.files import resolve_latest
 
@@ -173,7 +173,7 @@ def run_summary(result: "RunResult") -> dict[str, Any]:
     return data
 
 
-def _report_run(out: "Console", result: "RunResult", stop: "StopToken", quiet: bool,
+def _report_run(out: "Console", result: "RunResult", stop: "StopToken", *, quiet: bool,
                 as_json: bool = False) -> int:
     from fcnet_cli import display
 
@@ -194,7 +194,7 @@ def _report_run(out: "Console", result: "RunResult", stop: "StopToken", quiet: b
 
 
 @contextmanager
-def _signals_to(stop: "StopToken", abort_before_data: bool = False) -> Iterator[None]:
+def _signals_to(stop: "StopToken", *, abort_before_data: bool = False) -> Iterator[None]:
     """Route SIGINT/SIGTERM to `stop` while training; restore the old handlers afterwards.
 
     The handler stays installed after the first signal: a second one must not kill the
@@ -276,8 +276,9 @@ def eval_(
     positive class (the second class) and, evaluating a split, the threshold that maximizes
     balanced accuracy on the validation split, to pass to --threshold.
     """
-    _run(ctx, debug, lambda: _eval(checkpoint, split, as_json, data, target, threshold,
-                                   allow_changed_data))
+    _run(ctx, debug=debug, body=lambda: _eval(checkpoint, split, as_json=as_json, data=data,
+                                              target=target, threshold=threshold,
+                                              allow_changed_data=allow_changed_data))
 
 
 def checkpoint_dir(path: Path) -> Path:
@@ -306,7 +307,7 @@ def eval_payload(checkpoint: Path, result: "EvalResult") -> dict[str, Any]:
     return {"checkpoint": str(checkpoint), "epoch": epoch, **result.to_dict(), "macro": macro}
 
 
-def _eval(checkpoint: Path, split: str, as_json: bool, data: Path | None = None,
+def _eval(checkpoint: Path, split: str, *, as_json: bool, data: Path | None = None,
           target: str | None = None, threshold: float | None = None,
           allow_changed_data: bool = False) -> int:
     checkpoint = checkpoint_dir(checkpoint)

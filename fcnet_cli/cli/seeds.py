@@ -43,18 +43,11 @@ class SeedLabels(Callback):
     def on_member_end(self, member: int, result: RunResult) -> None:
         self.inner.on_member_end(member, result)
 
-    def log(self, message: str) -> None:
-        log = getattr(self.inner, "log", None)
-        if log is not None:
-            log(message)
-
     def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
+        self.inner.close()
 
 
-def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Console",
+def train_seeds(exp: "Experiment", *, quiet: bool, resume: Path | None, out: "Console",
                 shown: "list[Callback]",
                 signals_to: "Callable[[StopToken], AbstractContextManager[None]]",
                 tracker: "MlflowLogger | None" = None) -> int:
@@ -86,7 +79,7 @@ def train_seeds(exp: "Experiment", quiet: bool, resume: Path | None, out: "Conso
     if tracker is not None:
         tracker.finish_group(Path(result.group_dir), result.status)
         tracker.close()
-        report_tracking(tracker.tracking, quiet, tracker.run_ids, result.group_dir)
+        report_tracking(tracker.tracking, quiet=quiet, ids=tracker.run_ids, folder=result.group_dir)
     if quiet:
         typer.echo(result.group_dir)
     else:

@@ -80,12 +80,14 @@ def predict(
     an error); NPZ arrays x by width. Rows are streamed in chunks of --batch-size, and the
     output is written to a temporary file renamed into place at the end.
     """
-    _run(ctx, debug, lambda: _predict(checkpoint, data, out, proba, keep or [], fmt,
-                                      split, batch_size, overwrite, threshold,
-                                      allow_changed_data))
+    _run(ctx, debug=debug, body=lambda: _predict(checkpoint, data, out, proba=proba,
+                                                 keep=keep or [], fmt=fmt, split=split,
+                                                 batch_size=batch_size, overwrite=overwrite,
+                                                 threshold=threshold,
+                                                 allow_changed_data=allow_changed_data))
 
 
-def _predict(checkpoint: Path, data: Path | None, out: Path | None, proba: bool,
+def _predict(checkpoint: Path, data: Path | None, out: Path | None, *, proba: bool,
              keep: list[str], fmt: str | None, split: str | None, batch_size: int,
              overwrite: bool, threshold: float | None = None,
              allow_changed_data: bool = False) -> int:
@@ -147,18 +149,19 @@ def splits(
     eval --split and predict --split use. The split is rebuilt from the run's stored config
     (data.split_seed, the fractions), so the source file must still be there.
     """
-    _run(ctx, debug, lambda: _splits(checkpoint, out, keep or [], fmt, overwrite))
+    _run(ctx, debug=debug,
+         body=lambda: _splits(checkpoint, out, keep or [], fmt, overwrite=overwrite))
 
 
 def _splits(checkpoint: Path, out: Path | None, keep: list[str], fmt: str | None,
-            overwrite: bool) -> int:
+            *, overwrite: bool) -> int:
     out = _destination(out)
     model = _model(checkpoint)
     from fcnet_cli.serve.splits import split_table, write_splits
 
     frame = split_table(model, keep)
     try:
-        write_splits(frame, out, fmt, overwrite, stream=sys.stdout)
+        write_splits(frame, out, fmt, overwrite=overwrite, stream=sys.stdout)
     except BrokenPipeError:  # `fcnet splits … | head`
         silence_stdout()
         return 0
@@ -198,10 +201,10 @@ def export(
     sidecar OUT.json describes every input (dtype, categories, missing value, fill), the
     outputs, the class (or target) names, the fcnet version and the checkpoint's sha256.
     """
-    _run(ctx, debug, lambda: _export(checkpoint, fmt, out, overwrite))
+    _run(ctx, debug=debug, body=lambda: _export(checkpoint, fmt, out, overwrite=overwrite))
 
 
-def _export(checkpoint: Path, fmt: str, out: Path, overwrite: bool) -> int:
+def _export(checkpoint: Path, fmt: str, out: Path, *, overwrite: bool) -> int:
     from fcnet_cli.serve.outpath import is_stdout
 
     if is_stdout(out):

@@ -58,8 +58,9 @@ def sweep(
     """
     overrides = [*(set_ or []), *([f"base.training.threads={threads}"] if threads else [])]
     again = rerun_command(config, set_ or [], workers, storage, threads)
-    _run(ctx, debug, lambda: _sweep(config, overrides, workers, storage, top, as_json, quiet,
-                                    again, ensemble, mlflow))
+    _run(ctx, debug=debug, body=lambda: _sweep(config, overrides, workers, storage, top,
+                                               as_json=as_json, quiet=quiet, again=again,
+                                               ensemble=ensemble, mlflow=mlflow))
 
 
 def rerun_command(config: Path, overrides: list[str], workers: int, storage: str | None,
@@ -81,7 +82,7 @@ def rerun_command(config: Path, overrides: list[str], workers: int, storage: str
 
 
 def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None, top: int,
-           as_json: bool, quiet: bool, again: str = "", ensemble: int | None = None,
+           *, as_json: bool, quiet: bool, again: str = "", ensemble: int | None = None,
            mlflow: str | None = None) -> int:
     from fcnet_cli import display
     from fcnet_cli.events import StopToken
@@ -115,7 +116,7 @@ def _sweep(config: Path, overrides: list[str], workers: int, storage: str | None
             typer.echo(result.sweep_dir)
         else:
             display.render_leaderboard(out, result, top)
-    sync_sweep_dir(tracking, Path(result.sweep_dir), quiet or as_json)
+    sync_sweep_dir(tracking, Path(result.sweep_dir), quiet=quiet or as_json)
     if stop.requested:
         typer.echo(f"interrupted ({stop.reason}); resume with: {again}", err=True)
         return EXIT_SIGNAL.get(stop.reason or "SIGINT", EXIT_SIGNAL["SIGINT"])

@@ -27,7 +27,7 @@ def _wanted(exp: "Experiment", uri: str | None) -> bool:
     return uri is not None or exp.output.mlflow is not None
 
 
-def mlflow_logger(exp: "Experiment", uri: str | None, seeds: bool = False
+def mlflow_logger(exp: "Experiment", uri: str | None, *, seeds: bool = False
                   ) -> "MlflowLogger | None":
     """The MLflow callback `output.mlflow` or `--mlflow` asks for (None: off; mlflow unloaded)."""
     if not _wanted(exp, uri):
@@ -40,7 +40,7 @@ def mlflow_logger(exp: "Experiment", uri: str | None, seeds: bool = False
     return MlflowLogger(settings, seeds=seeds)
 
 
-def report_tracking(tracking: "Tracking", quiet: bool, ids: list[str],
+def report_tracking(tracking: "Tracking", *, quiet: bool, ids: list[str],
                     folder: str | None = None) -> None:
     """One line on stderr: the warning when something was not logged (and how to log the
     run's `folder` later), else where it went."""
@@ -64,10 +64,11 @@ def sweep_tracking(exp: "Experiment", name: str, uri: str | None) -> "Tracking |
     return Tracking(settings)
 
 
-def sync_sweep_dir(tracking: "Tracking | None", sweep_dir: Path, quiet: bool) -> None:
+def sync_sweep_dir(tracking: "Tracking | None", sweep_dir: Path, *, quiet: bool) -> None:
     """`fcnet sweep --mlflow`: the finished sweep as a parent run with a child per trial."""
     if tracking is None:
         return
     from fcnet_cli.tracking.sweeps import sync_sweep
 
-    report_tracking(tracking, quiet, sync_sweep(tracking, sweep_dir), str(sweep_dir))
+    report_tracking(tracking, quiet=quiet, ids=sync_sweep(tracking, sweep_dir),
+                    folder=str(sweep_dir))

@@ -17,7 +17,7 @@ _PIPE_WIDTH = 120  # columns used for wide tables when output is not a terminal
 _FINAL_ROWS = 200  # most epoch rows left on screen when a live run ends (metrics.csv has all)
 
 
-def make_console(stderr: bool = False) -> Console:
+def make_console(*, stderr: bool = False) -> Console:
     """A console on the current sys.stdout/sys.stderr (created late, so CliRunner sees it)."""
     console = Console(stderr=stderr, highlight=False)
     if not is_terminal(console) and "COLUMNS" not in os.environ:
@@ -61,7 +61,8 @@ def render_errors(console: Console, problems: Sequence[str]) -> None:
 def render_comparison(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]],
                       title: str | None = None, caption: str | None = None,
                       priorities: Sequence[int] | None = None) -> None:
-    """A comparison of runs (`report.Comparison.cells()`): one row per run, already sorted.
+    """A comparison of runs (`analysis.comparison.Comparison.cells()`): one row per run, already
+    sorted.
 
     The first column (the run) folds; the numbers never do. `priorities` (0 = always shown,
     higher = left out first) decide which columns go when the console is too narrow.

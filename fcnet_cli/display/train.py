@@ -165,7 +165,8 @@ class LiveTrainDisplay(Callback):
         if hidden:
             notes.append(f"{hidden} earlier rows not shown (all are in metrics.csv)")
         many = len(self._names) > 1
-        cols = epoch_columns([cells for _, cells, _ in rows], self._regression, self._extra)
+        cols = epoch_columns([cells for _, cells, _ in rows], regression=self._regression,
+                             extra=self._extra)
         if many:
             # Populations: the epoch number on the first member's row only.
             firsts = [i == 0 or rows[i - 1][2] for i in range(len(rows))]
@@ -185,7 +186,7 @@ _REGRESSION_HEADERS = (("ep", 0), ("loss", 1), ("val r2", 3), ("val loss", 0), (
                        ("gap", 2), ("lr", 4), ("time", 5))
 
 
-def epoch_columns(rows: list[list[str]], regression: bool = False,
+def epoch_columns(rows: list[list[str]], *, regression: bool = False,
                   extra: str | None = None) -> list[Col]:
     """The epoch table's columns from `_epoch_cells` rows; the monitored metric's column
     (`extra`), when there is one, after the validation columns and never left out."""

@@ -22,12 +22,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from fcnet_cli.config import Experiment
+from fcnet_cli.engine.data.load import load_frame
 from fcnet_cli.engine.store.checkpoint import (
     checkpoint_files,
     checkpoint_from_files,
     write_checkpoint_files,
 )
-from fcnet_cli.engine.data.load import load_frame
 from fcnet_cli.engine.train.loop import train
 from fcnet_cli.errors import DataError, RunError
 from fcnet_cli.estimators.inputs import InputError, as_table
@@ -69,7 +69,7 @@ class _Unnamed(Callback):
 
 
 @contextlib.contextmanager
-def _display(verbose: int, temporary: bool) -> Iterator[list[Callback]]:
+def _display(verbose: int, *, temporary: bool) -> Iterator[list[Callback]]:
     """verbose >= 1: the epoch table `fcnet train` shows (rich, imported only then)."""
     if not verbose:
         yield []
@@ -145,7 +145,7 @@ class FCNetEstimator(BaseEstimator):
                 data = load_frame(frame, exp.data, task=exp.task, source=SOURCE)
             except DataError as e:
                 raise InputError(str(e)) from None
-            callbacks = stack.enter_context(_display(self.verbose, run_dir is not None))
+            callbacks = stack.enter_context(_display(self.verbose, temporary=run_dir is not None))
             result = train(exp, data=data, run_dir=run_dir, callbacks=callbacks,
                            eager_checkpoints=run_dir is None)
             if result.best_epoch is None or result.run_dir is None:
@@ -186,7 +186,7 @@ class FCNetEstimator(BaseEstimator):
         check_is_fitted(self)
         return dict(self._checkpoint)
 
-    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write an ordinary fcnet checkpoint directory, for `fcnet eval / predict / export`
         and `load_model`. An existing non-empty `path` needs `overwrite=True`."""
         check_is_fitted(self)

@@ -15,13 +15,13 @@ import numpy as np
 import polars as pl
 import torch
 
+from fcnet_cli.engine.data.reader import Table, open_table
+from fcnet_cli.engine.data.tables import Column, UnseenCategories, canonical_expr
 from fcnet_cli.engine.evaluate import evaluate, evaluate_regression, member_spread
 from fcnet_cli.engine.train.losses import MemberLoss
-from fcnet_cli.engine.data.tables import Column, UnseenCategories, canonical_expr
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.serve.model import Model
-from fcnet_cli.engine.data.reader import Table, open_table
 
 __all__ = ["evaluate_file"]
 

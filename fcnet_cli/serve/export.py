@@ -10,11 +10,11 @@ Outputs: classification ``probabilities`` and ``logits`` (batch, C); regression
 ``predictions`` (batch, T) in the target's own units.
 
 torch.export (`fmt="pt2"`, loaded with ``torch.export.load(path).module()``): a program takes
-tensors only, never strings, so it takes ``features`` (batch, F) float32, the encoded
-columns (`Preprocessing.encode`'s matrix: categories one-hot, cells imputed, indicators) and
-holds the input divisor, the normalization, the network and the head; it returns the
-probabilities (classification) or the predictions (regression). The sidecar's ``columns``
-says how each raw column is encoded. ``torchscript`` is a deprecated alias of ``pt2``
+tensors only, never strings, so it takes ``features`` (batch, F) float32: the encoded columns
+before the input divisor (a table's categories one-hot, cells imputed, indicators; an image's
+raw pixels) and holds the input divisor, the normalization, the network and the head; it
+returns the probabilities (classification) or the predictions (regression). The sidecar's
+``columns`` says how each raw column is encoded. ``torchscript`` is a deprecated alias of ``pt2``
 (torch.jit is deprecated in favour of torch.export).
 """
 
@@ -54,7 +54,7 @@ class Network(nn.Module):
     regression predictions (batch, T) in the target's units.
     """
 
-    def __init__(self, model: Model, divisor: float, logits: bool):
+    def __init__(self, model: Model, divisor: float, *, logits: bool):
         super().__init__()
         self.module = model.module
         self.divisor = float(divisor)
@@ -121,7 +121,7 @@ def _outputs(model: Model, fmt: ExportFormat) -> list[dict[str, Any]]:
     return out
 
 
-def _features_input(model: Model, raw: bool) -> dict[str, Any]:
+def _features_input(model: Model, *, raw: bool) -> dict[str, Any]:
     prep = model.spec.prep
     if raw:
         what = "raw values, columns by position (the input divisor is applied inside)"
@@ -156,7 +156,7 @@ def _sidecar(model: Model, fmt: ExportFormat) -> dict:
     what = ({"targets": list(model.target.names)} if model.task == "regression"
             else {"classes": model.classes_.tolist()})
     by_name = fmt == "onnx" and raw_inputs(model)
-    inputs = describe_inputs(prep) if by_name else [_features_input(model, fmt == "onnx")]
+    inputs = describe_inputs(prep) if by_name else [_features_input(model, raw=fmt == "onnx")]
     key = fmt if by_name or fmt == "pt2" else "onnx-positional"
     return {
         "format": "fcnet-export", "version": 2, "fcnet_version": __version__,
@@ -252,7 +252,7 @@ def _pt2_name(out: Path, fmt: str) -> Path:
     return out
 
 
-def export_model(model: Model, out: Path, fmt: str, overwrite: bool = False) -> ExportReport:
+def export_model(model: Model, out: Path, fmt: str, *, overwrite: bool = False) -> ExportReport:
     """Write ``out`` (ONNX, or a torch.export program) and its sidecar ``out.json``, each
     atomically. ``torchscript`` is a deprecated alias of ``pt2`` that names the file .pt2.
 
@@ -268,11 +268,11 @@ def export_model(model: Model, out: Path, fmt: str, overwrite: bool = False) -> 
     side = sidecar_path(out)
     weights = model.checkpoint.dir / RunDir.WEIGHTS
     for path in (out, side):
-        check_output(path, [weights, model.checkpoint.dir / RunDir.META], overwrite)
+        check_output(path, [weights, model.checkpoint.dir / RunDir.META], overwrite=overwrite)
     if kind == "onnx":
         require_onnx()
-    with staged_output(out, overwrite) as tmp:
+    with staged_output(out, overwrite=overwrite) as tmp:
         (_write_onnx if kind == "onnx" else _write_pt2)(model, tmp)
-        with staged_output(side, overwrite) as tmp_side:
+        with staged_output(side, overwrite=overwrite) as tmp_side:
             tmp_side.write_text(json.dumps(_sidecar(model, kind), indent=2) + "\n", "utf-8")
     return ExportReport(out, side, kind)

@@ -2,13 +2,15 @@
 
 Everything that turns a user's frame into feature arrays goes through `FeatureSpec`: the
 streaming predictor, `eval --data`, the Python API and export. The checkpoint stores its
-fitted preprocessing (`engine.tables.Preprocessing`); CSV/Parquet/data-frame columns are
+fitted preprocessing (`engine.data.tables.Preprocessing`); CSV/Parquet/data-frame columns are
 matched by the raw column names (`names`), and encoded by it: categories one-hot on their
 canonical form, dates as numbers, imputation and missing indicators. The model's inputs after
 encoding are `input_names`; the fitted normalization is the model's first layer.
 
-Plain numpy arrays and NPZ `x` are positional: either the raw columns in `names` order (any
-model; an object array may hold text) or the encoded inputs (`input_names`, float).
+Plain numpy arrays and NPZ `x` are matched by position. A model whose encoding changes the
+columns (one-hot, dates, indicators) takes either its raw columns in `names` order (an object
+array may hold text) or its encoded inputs (`input_names`); any other model takes its `names`
+columns. Numeric inputs are divided by the input divisor here (image pixels), as in training.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ __all__ = ["FeatureSpec"]
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What a checkpoint expects as input: its fitted preprocessing (engine.tables)."""
+    """What a checkpoint expects as input: its fitted preprocessing (engine.data.tables)."""
 
     prep: Preprocessing
     target: str  # the label column of the training table (ignored silently when present)

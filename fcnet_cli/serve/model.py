@@ -19,12 +19,12 @@ import polars as pl
 import torch
 from torch import nn
 
+from fcnet_cli.engine.data.normalization import smooth_clip
+from fcnet_cli.engine.model import Ensemble, build_model, member_configs
+from fcnet_cli.engine.ranking import check_threshold, margin_threshold
 from fcnet_cli.engine.store.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.store.locate import locate_checkpoint
-from fcnet_cli.engine.model import Ensemble, build_model, member_configs
-from fcnet_cli.engine.data.normalization import smooth_clip
-from fcnet_cli.engine.ranking import check_threshold, margin_threshold
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.features import FeatureSpec
 
@@ -35,7 +35,7 @@ class Standardize(nn.Module):
     """The fitted normalization as the graph's first step: ``(x - shift) / scale``, then
     ``robust``'s smooth clip when `clip` (elementwise ops: the exported graph has them too)."""
 
-    def __init__(self, shift: torch.Tensor, scale: torch.Tensor, clip: bool = False):
+    def __init__(self, shift: torch.Tensor, scale: torch.Tensor, *, clip: bool = False):
         super().__init__()
         self.clip = clip
         self.register_buffer("shift", shift.reshape(1, -1).clone())  # (1, F)
@@ -88,7 +88,7 @@ class Model:
                               **member_configs(meta))
         mlp.load_state_dict(ckpt.state_dict, assign=True)
         norm = self.spec.normalization
-        front: list[nn.Module] = [Standardize(norm.shift, norm.scale, norm.clip)]
+        front: list[nn.Module] = [Standardize(norm.shift, norm.scale, clip=norm.clip)]
         if self.spec.prep.embedding is not None:
             front.append(self.spec.prep.embedding.module())
         self.module = nn.Sequential(*front, mlp).eval()

@@ -62,7 +62,7 @@ def _protected_folder(folder: Path) -> Path | None:
     return None
 
 
-def check_output(out: Path, inputs: list[Path], overwrite: bool,
+def check_output(out: Path, inputs: list[Path], *, overwrite: bool,
                  figure_of: Path | None = None, make_parents: bool = False) -> None:
     """Refuse an output path that would lose data or cannot be written, before any work.
 
@@ -163,7 +163,7 @@ def _remove(p: Path) -> None:
             pass
 
 
-def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+def _publish(tmp: Path, out: Path, *, overwrite: bool) -> None:
     """Move the finished ``tmp`` onto ``out``; without ``overwrite`` never replace a file."""
     if overwrite:
         if out.is_symlink():  # appeared since check_output: never write through it
@@ -211,7 +211,7 @@ def _write_error(out: Path, e: OSError) -> FcnetError:
 
 
 @contextmanager
-def staged_output(out: Path, overwrite: bool = True) -> Iterator[Path]:
+def staged_output(out: Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``out``; publish it onto ``out`` if the block succeeds.
 
     Without ``overwrite`` the final name is created exclusively (a concurrent writer that
@@ -224,7 +224,7 @@ def staged_output(out: Path, overwrite: bool = True) -> Iterator[Path]:
     try:
         with _sigterm_raises():
             yield tmp
-            _publish(tmp, out, overwrite)
+            _publish(tmp, out, overwrite=overwrite)
     except OSError as e:
         raise _write_error(out, e) from None
     finally:

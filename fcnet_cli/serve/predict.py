@@ -17,13 +17,13 @@ import polars as pl
 import torch
 
 from fcnet_cli.config import SPLITS
-from fcnet_cli.engine.data.load import Normalization, load_data
-from fcnet_cli.engine.evaluate import require_rows
 from fcnet_cli.engine.data.lineage import check_lineage
+from fcnet_cli.engine.data.load import Normalization, load_data
+from fcnet_cli.engine.data.reader import Table, open_table
 from fcnet_cli.engine.data.tables import UnseenCategories
+from fcnet_cli.engine.evaluate import require_rows
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
-from fcnet_cli.engine.data.reader import Table, open_table
 from fcnet_cli.serve.splits import split_kept
 from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged_output
 
@@ -47,7 +47,7 @@ class PredictReport:
     notices: list[str] = field(default_factory=list)  # e.g. a changed training data file
 
 
-def output_columns(model: Model, proba: bool) -> list[str]:
+def output_columns(model: Model, *, proba: bool) -> list[str]:
     """The columns `predict` adds: ``prediction`` and, with ``proba``, ``proba_<class>``;
     for a regression model, one column per target, named like it."""
     if model.task == "regression":
@@ -55,7 +55,7 @@ def output_columns(model: Model, proba: bool) -> list[str]:
     return [PREDICTION] + ([f"proba_{c}" for c in model.classes_] if proba else [])
 
 
-def _scores(model: Model, x: np.ndarray, proba: bool) -> pl.DataFrame:
+def _scores(model: Model, x: np.ndarray, *, proba: bool) -> pl.DataFrame:
     """One chunk's prediction columns from encoded features ``x`` (B, F) float32."""
     if model.task == "regression":  # the target in its own units, under its own name(s)
         y = model.values_of(x)  # (B, T)
@@ -71,23 +71,23 @@ def _scores(model: Model, x: np.ndarray, proba: bool) -> pl.DataFrame:
 
 
 def _write_all(model: Model, chunks: Iterable[Chunk], out: Path | None, fmt: str | None,
-               proba: bool, keep: Sequence[str], stream: IO[str] | None,
+               *, proba: bool, keep: Sequence[str], stream: IO[str] | None,
                overwrite: bool = False) -> tuple[int, str]:
     """Predict every chunk and write it; returns (rows, format)."""
     fmt_ = format_for(out, fmt)
     empty = pl.DataFrame({c: [] for c in keep}).with_columns(pl.all().cast(pl.String)).hstack(
-        _scores(model, np.zeros((0, model.n_inputs), np.float32), proba))
+        _scores(model, np.zeros((0, model.n_inputs), np.float32), proba=proba))
     if out is None:
         writer = ChunkWriter(fmt_, None, stream)
         for kept, x in chunks:
-            writer.write(_joined(kept, _scores(model, x, proba)))
+            writer.write(_joined(kept, _scores(model, x, proba=proba)))
         writer.close(empty)
         return writer.rows, fmt_
-    with staged_output(out, overwrite) as tmp:
+    with staged_output(out, overwrite=overwrite) as tmp:
         writer = ChunkWriter(fmt_, tmp)
         try:
             for kept, x in chunks:
-                writer.write(_joined(kept, _scores(model, x, proba)))
+                writer.write(_joined(kept, _scores(model, x, proba=proba)))
             writer.close(empty)
         except BaseException:
             writer.abort()
@@ -102,7 +102,7 @@ def _joined(kept: pl.DataFrame | None, scores: pl.DataFrame) -> pl.DataFrame:
 MAX_BATCH_ROWS = 1 << 24  # rows per chunk: bounds the memory of one chunk, whatever is asked
 
 
-def _check_options(model: Model, proba: bool, batch_size: int) -> None:
+def _check_options(model: Model, *, proba: bool, batch_size: int) -> None:
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
     if batch_size > MAX_BATCH_ROWS:
@@ -113,13 +113,13 @@ def _check_options(model: Model, proba: bool, batch_size: int) -> None:
 
 
 def _check_keep(model: Model, keep: Sequence[str], columns: list[str], source: str,
-                proba: bool) -> list[str]:
+                *, proba: bool) -> list[str]:
     keep = list(dict.fromkeys(keep))
     missing = [c for c in keep if c not in columns]
     if missing:
         raise DataError(f"{source}: no column(s) {', '.join(missing)} to keep "
                         f"(columns: {', '.join(columns)})")
-    clash = [c for c in keep if c in output_columns(model, proba)]
+    clash = [c for c in keep if c in output_columns(model, proba=proba)]
     if clash:
         raise UsageError(f"--keep {clash[0]}: the output already has a column of that name")
     return keep
@@ -166,13 +166,13 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
     Raises:
         DataError / UsageError: bad input or output (nothing is written).
     """
-    _check_options(model, proba, batch_size)
+    _check_options(model, proba=proba, batch_size=batch_size)
     data = Path(data)
     if out is not None:
-        check_output(Path(out), [data], overwrite)
+        check_output(Path(out), [data], overwrite=overwrite)
     table = open_table(data, model.experiment.data)
     format_for(out, fmt)  # an unknown format fails before any reading
-    keep = _check_keep(model, keep, table.columns, table.source, proba)
+    keep = _check_keep(model, keep, table.columns, table.source, proba=proba)
     if table.kind == "npz":
         ignored: list[str] = []
         model.spec.encode_array(table.npz_array("x")[:1], table.source)  # width, up front
@@ -180,8 +180,8 @@ def predict_file(model: Model, data: Path, out: Path | None = None, *, proba: bo
         ignored = [c for c in model.spec.match(table.columns, table.source) if c not in keep]
     unseen = UnseenCategories()
     rows, fmt_ = _write_all(model, _table_chunks(model, table, keep, batch_size, unseen),
-                            None if out is None else Path(out), fmt, proba, keep, stream,
-                            overwrite)
+                            None if out is None else Path(out), fmt, proba=proba, keep=keep,
+                            stream=stream, overwrite=overwrite)
     return PredictReport(rows, None if out is None else Path(out), fmt_, ignored, unseen=unseen)
 
 
@@ -197,12 +197,12 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
     """
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
-    _check_options(model, proba, batch_size)
+    _check_options(model, proba=proba, batch_size=batch_size)
     if out is not None:
-        check_output(Path(out), [], overwrite)
+        check_output(Path(out), [], overwrite=overwrite)
     notices = check_lineage(model.checkpoint.meta, allow_changed_data)
     keep = list(dict.fromkeys(keep))
-    clash = [c for c in keep if c in output_columns(model, proba)]
+    clash = [c for c in keep if c in output_columns(model, proba=proba)]
     if clash:
         raise UsageError(f"--keep {clash[0]}: the output already has a column of that name")
     kept = _split_kept(model, split, keep)
@@ -213,8 +213,8 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
             yield None if kept is None else kept.slice(start, batch_size), \
                 x[start:start + batch_size]
 
-    rows, fmt_ = _write_all(model, chunks(), None if out is None else Path(out), fmt, proba,
-                            keep, stream, overwrite)
+    rows, fmt_ = _write_all(model, chunks(), None if out is None else Path(out), fmt, proba=proba,
+                            keep=keep, stream=stream, overwrite=overwrite)
     return PredictReport(rows, None if out is None else Path(out), fmt_, notices=notices)
 
 

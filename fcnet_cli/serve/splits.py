@@ -15,10 +15,10 @@ import numpy as np
 import polars as pl
 
 from fcnet_cli.config import SPLITS
+from fcnet_cli.engine.data.reader import open_table
 from fcnet_cli.engine.data.splitrows import split_rows
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
-from fcnet_cli.engine.data.reader import open_table
 from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged_output
 
 __all__ = ["model_split_rows", "source_columns", "split_kept", "split_table", "write_splits"]
@@ -79,7 +79,7 @@ def split_table(model: Model, keep: Sequence[str] = ()) -> pl.DataFrame:
     return out.hstack(source_columns(model, keep)[order]) if keep else out
 
 
-def write_splits(frame: pl.DataFrame, out: Path | None, fmt: str | None, overwrite: bool,
+def write_splits(frame: pl.DataFrame, out: Path | None, fmt: str | None, *, overwrite: bool,
                  stream: IO[str] | None = None) -> str:
     """Write `split_table` output to ``out`` (CSV/Parquet/JSON by suffix or ``fmt``) via a
     temporary file, or to ``stream``; returns the format."""
@@ -89,8 +89,8 @@ def write_splits(frame: pl.DataFrame, out: Path | None, fmt: str | None, overwri
         writer.write(frame)
         writer.close(frame.clear())
         return fmt_
-    check_output(out, [], overwrite)
-    with staged_output(out, overwrite) as tmp:
+    check_output(out, [], overwrite=overwrite)
+    with staged_output(out, overwrite=overwrite) as tmp:
         writer = ChunkWriter(fmt_, tmp)
         try:
             writer.write(frame)

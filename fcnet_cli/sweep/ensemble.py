@@ -15,8 +15,8 @@ from pathlib import Path
 
 from fcnet_cli.config import Experiment, layout_key
 from fcnet_cli.engine.store.checkpoint import load_checkpoint
-from fcnet_cli.engine.train.ensemble import join_checkpoints
 from fcnet_cli.engine.store.files import new_run_dir
+from fcnet_cli.engine.train.ensemble import join_checkpoints
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import RunResult, SweepResult, TrialResult
 

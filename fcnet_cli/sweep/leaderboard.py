@@ -77,7 +77,7 @@ def _rank_key(sweep: Sweep) -> Any:
 
 
 def sweep_result(sweep: Sweep, trials: Sequence[FrozenTrial],
-                 interrupted: bool = False) -> SweepResult:
+                 *, interrupted: bool = False) -> SweepResult:
     """Every trial but dropped duplicates, completed ones ranked best first."""
     kept = [t for t in trials if t.user_attrs.get("status") != "duplicate"]
     results = sorted((trial_result(t, sweep) for t in kept), key=_rank_key(sweep))

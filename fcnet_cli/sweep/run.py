@@ -79,7 +79,7 @@ def run_sweep(sweep: Sweep, *, storage: str | None = None, workers: int = 1,
     return result
 
 
-def collect(sweep: Sweep, store: Store, interrupted: bool = False) -> SweepResult:
+def collect(sweep: Sweep, store: Store, *, interrupted: bool = False) -> SweepResult:
     result = sweep_result(sweep, store.trials(), interrupted=interrupted)
     write_leaderboard(result)
     return result

@@ -128,7 +128,7 @@ class Param:
         """The value as Optuna stores it (JSON text for a list or mapping); see `decode`."""
         return json.dumps(value) if self.encoded else value
 
-    def choices_for_optuna(self, grid: bool) -> list[Any]:
+    def choices_for_optuna(self, *, grid: bool) -> list[Any]:
         values = self.grid_values() if grid else list(self.choices)
         return [self.encode(v) for v in values]
 
@@ -323,7 +323,7 @@ def never_active(params: Sequence[Param], base: Mapping[str, Any]) -> list[tuple
 
 
 def suggest_point(trial: Any, params: Sequence[Param], base: Mapping[str, Any],
-                  defaults: Mapping[str, Any], grid: bool) -> Point:
+                  defaults: Mapping[str, Any], *, grid: bool) -> Point:
     """Ask an Optuna trial for the values that apply (conditions first); returns the point.
 
     Enqueued and retried trials answer with their fixed values; a grid suggests categorically
@@ -336,7 +336,7 @@ def suggest_point(trial: Any, params: Sequence[Param], base: Mapping[str, Any],
             values[p.key] = defaults.get(p.key)
             continue
         if grid or p.kind == "choice":
-            raw = trial.suggest_categorical(p.key, p.choices_for_optuna(grid))
+            raw = trial.suggest_categorical(p.key, p.choices_for_optuna(grid=grid))
             value = decode(p, raw)
         elif p.kind == "int":
             value = trial.suggest_int(p.key, int(p.low), int(p.high), step=int(p.step or 1))

@@ -119,7 +119,7 @@ class Store:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """One local process at a time prepares and claims (remote workers: see sweep.py)."""
+        """One local process at a time prepares and claims (remote workers: see sweep/worker.py)."""
         try:
             import fcntl
         except ImportError:  # not POSIX: claims stay atomic, duplicates are dropped at claim

@@ -29,9 +29,17 @@ from fcnet_cli.config import ConfigError, Experiment, layout_key
 from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.ranking import check_binary_monitors
 from fcnet_cli.engine.store.layout import RunDir
-from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.engine.train.loop import train_population
-from fcnet_cli.events import FINAL_FAILS, Callback, EpochMetrics, RunResult, StopToken, SweepUpdate
+from fcnet_cli.engine.train.tensorboard import loggers_for
+from fcnet_cli.events import (
+    FINAL_FAILS,
+    Callback,
+    EpochMetrics,
+    Pruner,
+    RunResult,
+    StopToken,
+    SweepUpdate,
+)
 from fcnet_cli.metrics import best_first
 from fcnet_cli.sweep.leaderboard import counts, sweep_result, write_leaderboard
 from fcnet_cli.sweep.space import Point, suggest_point
@@ -55,7 +63,7 @@ class Claimed:
     layout: str
 
 
-class Pruning:
+class Pruning(Pruner):
     """The engine's pruner hook: per epoch, report each trial's mean over its seeds to Optuna
     and stop all members of the trials its pruner prunes."""
 
@@ -198,7 +206,7 @@ class Worker:
         self.owned[trial.number] = trial
         self.heart.add(self.store.trial_id(trial.number))
         trial.set_user_attr("worker", worker_id())
-        point = suggest_point(trial, self.sweep.params, self.base, self.defaults, self.grid)
+        point = suggest_point(trial, self.sweep.params, self.base, self.defaults, grid=self.grid)
         trial.set_user_attr("key", point.key)
         seeds = range(self.spec.seeds)
         base_seed = self.sweep.base_exp.training.seed

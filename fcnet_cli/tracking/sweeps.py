@@ -48,7 +48,7 @@ def _first_run_dir(row: dict[str, str]) -> Path | None:
 
 
 def _log_trial(tracking: Tracking, parent: str, row: dict[str, str], swept: list[str],
-               metric: str, best: bool) -> str | None:
+               metric: str, *, best: bool) -> str | None:
     state = row.get("state", "")
     tags = {"fcnet.trial": row.get("trial", ""), "fcnet.state": state}
     tags.update({f"fcnet.{k}": row[k] for k in ("status", "reason") if row.get(k)})

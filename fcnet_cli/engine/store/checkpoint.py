@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from safetensors import SafetensorError
 
 from fcnet_cli.config import Experiment, ModelConfig
+from fcnet_cli.engine.model import build_model, member_configs
 from fcnet_cli.engine.store.files import (
     RunBusyError,
     RunLock,
@@ -46,7 +47,6 @@ from fcnet_cli.engine.store.files import (
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.store.locate import checkpoint_dir
 from fcnet_cli.engine.store.metaschema import validate_meta
-from fcnet_cli.engine.model import build_model, member_configs
 from fcnet_cli.errors import CheckpointError, RunError, cause
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",

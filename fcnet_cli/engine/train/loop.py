@@ -34,14 +34,19 @@ from fcnet_cli.engine.train.state import PopulationState
 from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.errors import RunError, UsageError
-from fcnet_cli.events import BatchProgress, Callback, EpochMetrics, RunResult, RunStart, StopToken
+from fcnet_cli.events import (
+    BatchProgress,
+    Callback,
+    EpochMetrics,
+    Pruner,
+    RunResult,
+    RunStart,
+    StopToken,
+)
 
-__all__ = ["Pruner", "pick_device", "train", "train_population"]
+__all__ = ["BatchLr", "pick_device", "train", "train_population"]
 
-# (member index in the original list, its latest epoch) -> stop it now? A pruner object may
-# also have `observe(rows)`: it is called once per epoch with every member's row, before the
-# first question (a sweep decides for all seeds of a trial from their mean).
-Pruner = Callable[[int, EpochMetrics], bool]
+BatchLr = Callable[[int, torch.Tensor], list[float]]  # (step, (K,) loss) -> lr per member
 
 
 def pick_device(name: str) -> torch.device:
@@ -95,7 +100,7 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
                      stop: StopToken | None = None, run_dirs: Sequence[Path] | None = None,
                      resume: bool = False, eager_checkpoints: bool = True,
                      pruner: Pruner | None = None, data: DataSplits | None = None,
-                     ) -> list[RunResult]:
+                     batch_lr: BatchLr | None = None) -> list[RunResult]:
     """Train K experiments of one layout together; member k ends as its standalone run would.
 
     Args:
@@ -107,6 +112,10 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
             otherwise write both when the member ends (a sweep).
         pruner: asked after every epoch whether to stop a member early.
         data: already-loaded splits (a sweep loads them once per layout).
+        batch_lr: `(step, loss) -> lrs`, called every step after the loss and before the
+            update, with the step's index over the run and its (K,) loss: the learning rate
+            of each member for this update (the lr range test). It reads the loss each step,
+            so the run keeps the per-step loop (no CUDA graphs).
     """
     with contextlib.ExitStack() as locks:
         if resume:  # a busy run is refused before anything is loaded, read or removed
@@ -115,16 +124,17 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         for logger in loggers:
             locks.callback(logger.close)
         engine = _Engine(exps, [*callbacks, *loggers], stop or StopToken(), pruner,
-                         eager_checkpoints, data)
+                         eager_checkpoints, data, batch_lr)
         return engine.run(run_dirs, resume, locks)
 
 
 class _Engine:
     def __init__(self, exps: Sequence[Experiment], callbacks: Sequence[Callback],
                  stop: StopToken, pruner: Pruner | None, eager: bool,
-                 data: DataSplits | None):
+                 data: DataSplits | None, batch_lr: BatchLr | None = None):
         self.exps, self.callbacks, self.stop, self.pruner, self.eager = exps, callbacks, stop, \
             pruner, eager
+        self.batch_lr = batch_lr
         first = exps[0]
         if any(e.model.ensemble != 1 for e in exps):
             raise UsageError("model.ensemble > 1 trains through train() (engine.ensemble), "
@@ -161,6 +171,8 @@ class _Engine:
         reason = fast_path_reason(self.exps)
         # CUDA: each epoch without host reads, steps as graphs (engine/train/graphs.py)
         mode = epoch_mode(self.exps, self.device, reason)
+        if self.batch_lr is not None:  # it reads each step's loss: the per-step loop
+            mode = None
         precision = self.exps[0].training.precision
         if precision == "bf16":
             reason = BF16_REASON
@@ -259,6 +271,8 @@ class _Engine:
                 if keep is None:
                     return False
                 logits, loss, yb = logits[keep], loss[keep], yb[keep]
+            if self.batch_lr is not None:  # the lr range test: this update's lr per member
+                state.set_lr(self.batch_lr(epoch * self.n_batches + b, loss))
             if clip:
                 state.pop.clip_grads(state.table.grad_clip)
             optim.step(state)  # every member with its own hyperparameters and lr
@@ -286,9 +300,8 @@ class _Engine:
                                {name: v[k] for name, v in val.items()})
             m.history.append(row)
             rows.append(row)
-        observe = getattr(self.pruner, "observe", None)
-        if observe is not None:  # sees every member's row before any member is asked
-            observe(rows)
+        if self.pruner is not None:  # sees every member's row before any member is asked
+            self.pruner.observe(rows)
         done = []
         for k, (m, row) in enumerate(zip(self.members, rows, strict=True)):
             if m.end_epoch(row, functools.partial(state.weights, k), self.pruner):

@@ -4,7 +4,9 @@
    least `MIN_RAMP_STEPS` batch steps; shorter epochs repeat) with the lr growing exponentially
    from `lr_min` to `lr_max`; the loss per step is smoothed (bias-corrected EMA) and the
    suggestion is the lr where the smoothed loss falls fastest against log lr, before its
-   minimum. Plain PyTorch: `build_mlp` + `torch.optim` with the experiment's optimizer.
+   minimum. One member trained by `train_population` (the experiment's loss, optimizer and
+   class weights), its lr set before each update by a per-batch hook; its run directory is
+   `ramp/` in the output folder.
 2. The population: `num` log-spaced learning rates (× `training.seeds` seeds) trained as one
    population for a short budget of `epochs` epochs, constant lr; the suggestion is the lr
    whose final validation loss is lowest. Its run directories stay in the output folder.
@@ -24,12 +26,10 @@ import numpy as np
 import torch
 
 from fcnet_cli.config import Experiment, LrFindMode
-from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.data.embedded import embed_splits
 from fcnet_cli.engine.data.load import DataSplits, load_data
-from fcnet_cli.engine.model import build_mlp
-from fcnet_cli.engine.train.population import derive_seed
-from fcnet_cli.engine.train.loop import pick_device, train_population
+from fcnet_cli.engine.store import checkpoint as ck
+from fcnet_cli.engine.train.loop import train_population
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, StopToken
 
@@ -91,19 +91,6 @@ def log_space(lr_min: float, lr_max: float, num: int) -> list[float]:
     return [float(v) for v in np.geomspace(lr_min, lr_max, num)]
 
 
-def _optimizer(exp: Experiment, params: Sequence[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    o = exp.optimizer
-    if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                               dampening=o.dampening, weight_decay=o.weight_decay)
-    if o.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps,
-                                   momentum=o.momentum, weight_decay=o.weight_decay)
-    cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
-    return cls(params, lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps,
-               weight_decay=o.weight_decay)
-
-
 def suggest_steepest(lrs: Sequence[float], smoothed: Sequence[float]) -> float | None:
     """The lr of the steepest fall of the smoothed loss against log lr, before its minimum."""
     y = np.asarray(smoothed, dtype=np.float64)
@@ -115,48 +102,57 @@ def suggest_steepest(lrs: Sequence[float], smoothed: Sequence[float]) -> float |
     return float(lrs[skip + int(np.argmin(slope))])
 
 
-def lr_ramp(exp: Experiment, lr_min: float, lr_max: float, data: DataSplits,
+class _RampHook:
+    """The ramp's per-batch lr (`train_population(batch_lr=...)`) and its record of the loss."""
+
+    def __init__(self, lr_min: float, lr_max: float, steps: int, stop: StopToken,
+                 outer: StopToken | None) -> None:
+        self.lr_min, self.lr_max, self.steps = lr_min, lr_max, steps
+        self.stop, self.outer = stop, outer  # the ramp's own token; the caller's (signals)
+        self.ramp = Ramp([], [], [], None)
+        self.avg, self.best = 0.0, math.inf
+
+    def lr(self, t: int) -> float:
+        return self.lr_min * (self.lr_max / self.lr_min) ** (min(t, self.steps - 1)
+                                                             / (self.steps - 1))
+
+    def __call__(self, t: int, loss: torch.Tensor) -> list[float]:
+        """Record step t's loss (before its update); the lr of that update."""
+        lr, value = self.lr(t), float(loss[0])  # the loop has checked it is finite
+        self.avg = SMOOTHING * self.avg + (1 - SMOOTHING) * value
+        s = self.avg / (1 - SMOOTHING ** (t + 1))  # bias-corrected
+        self.ramp.lrs.append(lr)
+        self.ramp.losses.append(value)
+        self.ramp.smoothed.append(s)
+        self.best = min(self.best, s)
+        if self.outer is not None and self.outer.requested:
+            self.stop.request(self.outer.reason or "a stop request")
+        elif s > DIVERGED * self.best:
+            self.stop.request(f"the lr range test (loss above {DIVERGED:g}x its minimum)")
+        elif t + 1 >= self.steps:
+            self.stop.request("the lr range test (its last step)")
+        return [lr]
+
+
+def lr_ramp(exp: Experiment, lr_min: float, lr_max: float, data: DataSplits, run_dir: Path,
             stop: StopToken | None = None) -> Ramp:
-    """Smith's range test over one pass (at least MIN_RAMP_STEPS steps)."""
-    device = pick_device(exp.training.device)
-    x, y = data.x_train.to(device), data.y_train.to(device)
-    B = exp.training.batch_size
-    per_pass = max(1, len(y) // B)
+    """Smith's range test over one pass (at least MIN_RAMP_STEPS steps), as a population of
+    one through `train_population`: the experiment's loss, optimizer and class weights, the lr
+    set by a per-batch hook. Its run directory is `run_dir`."""
+    per_pass = math.ceil(len(data.y_train) / exp.training.batch_size)
     steps = max(per_pass, MIN_RAMP_STEPS)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(exp.training.seed, 0))
-        model = build_mlp(exp.model, data.n_features, data.n_classes).to(device)
-    model.train()
-    opt = _optimizer(exp, list(model.parameters()))
-    gen = torch.Generator().manual_seed(derive_seed(exp.training.seed, 1))
-    order = torch.cat([torch.randperm(len(y), generator=gen)
-                       for _ in range(math.ceil(steps * B / len(y)) + 1)]).to(device)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=exp.loss.label_smoothing)
-    lrs, losses, smoothed = [], [], []
-    avg, best = 0.0, math.inf
-    for t in range(steps):
-        if stop is not None and stop.requested:
-            break
-        lr = lr_min * (lr_max / lr_min) ** (t / (steps - 1))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        idx = order[t * B:(t + 1) * B]  # (batch,)
-        loss = loss_fn(model(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            break
-        avg = SMOOTHING * avg + (1 - SMOOTHING) * value
-        s = avg / (1 - SMOOTHING ** (t + 1))  # bias-corrected
-        lrs.append(lr)
-        losses.append(value)
-        smoothed.append(s)
-        best = min(best, s)
-        if s > DIVERGED * best:
-            break
-    return Ramp(lrs, losses, smoothed, suggest_steepest(lrs, smoothed) if lrs else None)
+    t = exp.training
+    member = exp.model_copy(update={
+        "scheduler": exp.scheduler.model_copy(update={"name": "none"}),
+        "training": t.model_copy(update={
+            "epochs": math.ceil(steps / per_pass), "seeds": 1,
+            "early_stopping": t.early_stopping.model_copy(update={"patience": None})})})
+    hook = _RampHook(lr_min, lr_max, steps, StopToken(), stop)
+    train_population([member], stop=hook.stop, run_dirs=[run_dir], eager_checkpoints=False,
+                     data=data, batch_lr=hook)
+    ramp = hook.ramp
+    ramp.suggestion = suggest_steepest(ramp.lrs, ramp.smoothed) if ramp.lrs else None
+    return ramp
 
 
 def lr_scan(exp: Experiment, lrs: Sequence[float], epochs: int, out_dir: Path,
@@ -195,9 +191,11 @@ def lr_find(exp: Experiment, lr_min: float = 1e-5, lr_max: float = 10.0, num: in
             stop: StopToken | None = None) -> LrFindResult:
     """Run the ramp and/or the population scan; results under runs/<name>/lr-find/<stamp>/."""
     check_bounds(lr_min, lr_max, num, epochs)
-    data = embed_splits(load_data(exp.data), exp.model, exp.data.split_seed)
+    data = embed_splits(load_data(exp.data, task=exp.task), exp.model, exp.data.split_seed)
     out_dir = ck.new_run_dir(Path(exp.output.dir) / exp.name, "lr-find")
-    ramp = lr_ramp(exp, lr_min, lr_max, data, stop) if mode != "population" else None
+    ramp = None
+    if mode != "population":
+        ramp = lr_ramp(exp, lr_min, lr_max, data, out_dir / "ramp", stop)
     scan = None
     if mode != "ramp":
         scan = lr_scan(exp, log_space(lr_min, lr_max, num), epochs, out_dir, data, callbacks,
