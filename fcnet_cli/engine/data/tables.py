@@ -3,7 +3,7 @@
 Public surface (also used by `fcnet_cli.serve`):
 
     frame = read_table(path, "csv")                 # CSV, .csv.gz or Parquet -> polars.DataFrame
-    x = prep.transform(frame)                       # (n, prep.in_features) float32 numpy
+    x, unseen = prep.encode(frame)                  # (n, prep.in_features) float32 numpy
     prep = Preprocessing.from_meta(meta)            # from a checkpoint's meta.json
 
 `Preprocessing` holds everything fitted on the training split: per raw input column (in the
@@ -12,9 +12,10 @@ category list and canonical form (`engine.cells`), a date's origin (`engine.date
 imputation value and whether a missing-indicator column follows it; the pixel
 scale of image sets; the feature normalization; and the target side (`target`: the class
 names, or the regression target names with the mean/std that un-standardize predictions).
-`transform` selects columns BY NAME, so extra or reordered columns in the input are fine;
-`transform_counted` also returns how many cells held a category unseen in training (those
-encode as all zeros, or are an error under `unknown_categories: error`). Errors are
+`encode` selects columns BY NAME, so extra or reordered columns in the input are fine; it
+also returns how many cells held a category unseen in training (those encode as all zeros,
+or are an error under `unknown_categories: error`). Its inputs are unnormalized: the model's
+normalization layer (`prep.normalization`) standardizes them. Errors are
 `DataError`s naming the row, the column and the cell text.
 """
 
@@ -30,7 +31,6 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import polars.selectors as cs
-import torch
 
 from fcnet_cli.engine.data.cells import (
     FALSE_SPELLINGS,
@@ -211,25 +211,6 @@ class Preprocessing:
         """Unnormalized model inputs (n, in_features) float32 and unseen-category counts
         (a dict column -> cells, with example values)."""
         return encode_frame(self, frame, source, first_row)
-
-    def transform_counted(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
-                          ) -> tuple[np.ndarray, UnseenCategories]:
-        """`transform`, and per categorical column the number of unseen-category cells."""
-        x, unseen = self.encode(frame, source, first_row)
-        t = torch.from_numpy(x)
-        self.normalization.apply_(t)
-        return (x if self.embedding is None else self.embedding.apply(t).numpy()), unseen
-
-    def transform(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
-                  ) -> np.ndarray:
-        """Model inputs (n, network_inputs) float32 from a table, columns taken by name.
-
-        Args:
-            frame: the table; extra columns are ignored.
-            source: names the input in error messages (e.g. the file).
-            first_row: number of the frame's first row in messages (1-based).
-        """
-        return self.transform_counted(frame, source, first_row)[0]
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for meta.json."""
