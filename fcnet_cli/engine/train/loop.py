@@ -27,7 +27,7 @@ from fcnet_cli.engine.train.cpus import apply_threads
 from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
 from fcnet_cli.engine.train.ensemble import train_ensemble
 from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
-from fcnet_cli.engine.train.losses import EVAL_BATCH, class_weight_table, validate
+from fcnet_cli.engine.train.losses import EVAL_ROWS, class_weight_table, validate
 from fcnet_cli.engine.train.members import Member
 from fcnet_cli.engine.train.memory import check_memory
 from fcnet_cli.engine.train.state import PopulationState
@@ -165,7 +165,7 @@ class _Engine:
     def run(self, run_dirs: Sequence[Path] | None, resume: bool,
             locks: contextlib.ExitStack) -> list[RunResult]:
         d = self.data
-        check_memory(self.exps, d.n_features, d.n_outputs, min(len(d.y_val), EVAL_BATCH),
+        check_memory(self.exps, d.n_features, d.n_outputs, min(len(d.y_val), EVAL_ROWS),
                      self.device)  # refuse what cannot fit before allocating it
         # the engine: the hand-written backward unless the layout needs autograd (one decision)
         reason = fast_path_reason(self.exps)

@@ -16,15 +16,18 @@ import torch
 from fcnet_cli.config import Experiment
 from fcnet_cli.engine.model import build_mlp, linear_indices
 from fcnet_cli.engine.train.kernels import ACTIVATIONS, affine, dropout_mask_
+from fcnet_cli.events import SPARSE_BELOW
 
-__all__ = ["Population", "derive_seed"]
+__all__ = ["SEED_MIX", "Population", "derive_seed"]
 
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d defaults
+SEED_MIX = (1_000_003, 7_919, 104_729)  # primes that keep derived seeds apart
 
 
 def derive_seed(seed: int, stream: int) -> int:
     """Independent seeds for the data-order (stream 1) and dropout (stream 2) generators."""
-    return (seed * 1_000_003 + stream * 7_919) % (2**63 - 1)
+    a, b, _ = SEED_MIX
+    return (seed * a + stream * b) % (2**63 - 1)
 
 
 class Population:
@@ -216,11 +219,11 @@ class Population:
 
     @torch.no_grad()
     def layer_stats(self) -> list[list[tuple[str, float, float, float]]]:
-        """Per member, per Linear: (layer, L2 norm, L1 norm, fraction |w| < 1e-3)."""
+        """Per member, per Linear: (layer, L2 norm, L1 norm, fraction |w| < SPARSE_BELOW)."""
         cols = []
         for i, (w, _) in zip(self.lin_idx, self.linears(), strict=True):
             flat = w.detach().flatten(1)  # (K, out*in)
             cols.append((str(i), flat.norm(dim=1).tolist(), flat.abs().sum(1).tolist(),
-                         (flat.abs() < 1e-3).float().mean(1).tolist()))
+                         (flat.abs() < SPARSE_BELOW).float().mean(1).tolist()))
         return [[(name, l2[k], l1[k], sp[k]) for name, l2, l1, sp in cols]
                 for k in range(self.K)]
