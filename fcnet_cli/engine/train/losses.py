@@ -139,7 +139,7 @@ def validate(pop: Population, loss: MemberLoss, data: DataSplits
     binary = not regression and C == 2
     for s in range(0, len(y), EVAL_ROWS):
         xb, yb = x[s:s + EVAL_ROWS], y[s:s + EVAL_ROWS]
-        out = pop.forward(xb.expand(K, -1, -1), False)
+        out = pop.forward(xb.expand(K, -1, -1), train=False)
         yk = yb.expand(K, *yb.shape)
         loss_sum += loss(out, yk) * len(yb)
         if regression:

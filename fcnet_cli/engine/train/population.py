@@ -41,7 +41,7 @@ class Population:
     """
 
     def __init__(self, exps: Sequence[Experiment], in_features: int, n_classes: int,
-                 device: torch.device, autograd: bool = True):
+                 device: torch.device, *, autograd: bool = True):
         cfg = exps[0].model
         self.hidden = list(cfg.hidden)
         self.activation = cfg.activation
@@ -50,7 +50,7 @@ class Population:
         self.in_features, self.n_classes = in_features, n_classes
         self.device = device
         self.autograd = autograd
-        self.lin_idx = linear_indices(self.hidden, self.batch_norm)
+        self.lin_idx = linear_indices(self.hidden, batch_norm=self.batch_norm)
         states = []
         for e in exps:
             torch.manual_seed(e.training.seed)  # nn.Linear init from the member's seed
@@ -150,7 +150,7 @@ class Population:
         return [(self.grads[pos[f"{i}.weight"]], self.grads[pos[f"{i}.bias"]])
                 for i in self.lin_idx]
 
-    def forward(self, x: torch.Tensor, train: bool, dropout: Sequence[float] | None = None,
+    def forward(self, x: torch.Tensor, *, train: bool, dropout: Sequence[float] | None = None,
                 gens: Sequence[torch.Generator] | None = None) -> torch.Tensor:
         """x (K, B, in) -> logits (K, B, n_classes).
 
@@ -168,13 +168,13 @@ class Population:
             if j == len(self.hidden):
                 break
             if self.batch_norm:
-                h = self._batch_norm(h, i + 1, pos, train)
+                h = self._batch_norm(h, i + 1, pos, train=train)
             h = act(h)
             if train and dropout is not None and gens is not None:
                 h = self._dropout(h, dropout, gens)
         return h
 
-    def _batch_norm(self, h: torch.Tensor, i: int, pos: dict[str, int],
+    def _batch_norm(self, h: torch.Tensor, i: int, pos: dict[str, int], *,
                     train: bool) -> torch.Tensor:
         gamma = self.params[pos[f"{i}.weight"]].unsqueeze(1)  # (K, 1, width)
         beta = self.params[pos[f"{i}.bias"]].unsqueeze(1)
