@@ -259,7 +259,7 @@ def evaluate_checkpoint(path: Path, split: str = "test", threshold: float | None
     ckpt = load_checkpoint(Path(path))
     meta = ckpt.meta
     exp = ckpt.experiment()
-    lineage_notices = check_lineage(meta, allow_changed_data)
+    lineage_notices = check_lineage(meta, allow_changed=allow_changed_data)
     in_features, n_outputs = meta["in_features"], meta["n_classes"]
     splits = _load_splits(exp, meta, in_features, ckpt.dir / RunDir.META)
     source = exp.data.path or exp.data.dataset

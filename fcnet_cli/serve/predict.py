@@ -199,7 +199,7 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
     _check_options(model, proba=proba, batch_size=batch_size)
     if out is not None:
         check_output(Path(out), [], overwrite=overwrite)
-    notices = check_lineage(model.checkpoint.meta, allow_changed_data)
+    notices = check_lineage(model.checkpoint.meta, allow_changed=allow_changed_data)
     keep = list(dict.fromkeys(keep))
     clash = [c for c in keep if c in output_columns(model, proba=proba)]
     if clash:
@@ -224,7 +224,7 @@ def _split_kept(model: Model, split: str, keep: list[str]) -> pl.DataFrame | Non
 def raw_split(model: Model, split: str, *, allow_changed_data: bool = False) -> np.ndarray:
     """The encoded, un-normalized features (N, n_inputs) float32 of the checkpoint's own
     split (what `Model.module` and an exported graph take), from an unchanged data file."""
-    check_lineage(model.checkpoint.meta, allow_changed_data)
+    check_lineage(model.checkpoint.meta, allow_changed=allow_changed_data)
     return _rebuild_split(model, split)
 
 

@@ -105,7 +105,7 @@ def _check_header(path: Path, fmt: CsvFormat) -> None:
                         f"header; rename them")
 
 
-def read_table(path: str | Path, kind: TableKind, separator: str | None = None,
+def read_table(path: str | Path, kind: TableKind, separator: str | None = None, *,
                decimal_comma: bool = False) -> pl.DataFrame:
     """Read a whole CSV (also .csv.gz) or Parquet file.
 
@@ -121,7 +121,7 @@ def read_table(path: str | Path, kind: TableKind, separator: str | None = None,
     try:
         if kind == "parquet":
             return _float32(pl.scan_parquet(path))
-        fmt = csv_format(path, separator, decimal_comma)
+        fmt = csv_format(path, separator, decimal_comma=decimal_comma)
         check_stream(path)  # bytes and rows bounded before polars reads the file whole
         _check_header(path, fmt)
         try:
@@ -278,7 +278,7 @@ def _short_list(names: list[str], n: int = 8) -> str:
 
 
 def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input",
-                 first_row: int = 1, lines: bool = False, unknown: str | None = None,
+                 first_row: int = 1, *, lines: bool = False, unknown: str | None = None,
                  ) -> tuple[np.ndarray, UnseenCategories]:
     """Unnormalized model inputs (n, in_features) float32 and the unseen categories.
 
@@ -294,13 +294,13 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
     for col in prep.columns:
         dtype = schema[col.name]
         if holes.get(col.name):
-            refuse_missing(frame, col, source, first_row, lines)
+            refuse_missing(frame, col, source, first_row, lines=lines)
         if col.kind == "numeric":
-            check_numeric(frame[col.name], col, source, first_row, lines)
+            check_numeric(frame[col.name], col, source, first_row, lines=lines)
             exprs.append(numeric_expr(col, dtype).truediv(prep.input_divisor).cast(pl.Float32)
                          .alias(col.name))
         elif col.kind == "date":
-            exprs += date_exprs(frame, col, source, first_row, lines)
+            exprs += date_exprs(frame, col, source, first_row, lines=lines)
         else:
             text = canonical_expr(col, dtype)
             if col.fill is not None:
@@ -311,8 +311,8 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
         if col.indicator:
             exprs.append(missing_expr(col.name, dtype).cast(pl.Float32)
                          .alias(f"{col.name}_missing"))
-    unseen = unseen_categories(prep.columns, frame, texts, source, first_row, lines,
-                               unknown or prep.unknown_categories)
+    unseen = unseen_categories(prep.columns, frame, texts, source, first_row, lines=lines,
+                               unknown=unknown or prep.unknown_categories)
     # column by column into one C-order array: peak memory is the table plus x, not
     # the table plus a float32 copy of it plus x
     x = np.empty((frame.height, len(exprs)), dtype=np.float32)  # (n, in_features)
@@ -324,7 +324,7 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
     if not np.isfinite(x).all():
         i, j = np.argwhere(~np.isfinite(x))[0]
         name = prep.columns[column_of(prep.columns, int(j))].name
-        raise DataError(f"{source}: {row_text(int(i), first_row, lines)}, column '{name}': "
+        raise DataError(f"{source}: {row_text(int(i), first_row, lines=lines)}, column '{name}': "
                         f"{describe_cell(frame[name][int(i)])} is not a finite number "
                         f"(or is beyond float32's ±3.4e38)")
     return x, unseen
