@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from fcnet_cli.config import DataConfig, Experiment
 from fcnet_cli.engine.data.load import load_data
-from fcnet_cli.engine.evaluate import evaluate, evaluate_checkpoint
+from fcnet_cli.engine.evaluate import EVAL_ROWS, evaluate, evaluate_checkpoint
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.store.checkpoint import new_run_dir, save_checkpoint
 from fcnet_cli.errors import DataError
@@ -38,7 +38,7 @@ def tiny_data() -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-@pytest.mark.parametrize("smoothing, batch_size", [(0.0, 8192), (0.1, 5)])
+@pytest.mark.parametrize("smoothing, batch_size", [(0.0, EVAL_ROWS), (0.1, 5)])
 def test_metrics_match_sklearn_and_torch(smoothing: float, batch_size: int):
     model = linear_model()
     model.train()

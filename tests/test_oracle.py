@@ -40,7 +40,7 @@ def _penalty(model: nn.Sequential, exp: Experiment) -> torch.Tensor:
         return total
     l1 = {"l1": r.strength, "elastic_net": r.strength * r.l1_ratio}.get(r.type, 0.0)
     l2 = {"l2": r.strength, "elastic_net": r.strength * (1 - r.l1_ratio)}.get(r.type, 0.0)
-    for i in linear_indices(exp.model.hidden, exp.model.batch_norm):
+    for i in linear_indices(exp.model.hidden, batch_norm=exp.model.batch_norm):
         layer = model[i]
         tensors = [layer.weight] + ([layer.bias] if r.include_bias else [])
         for t in tensors:
@@ -50,7 +50,7 @@ def _penalty(model: nn.Sequential, exp: Experiment) -> torch.Tensor:
 
 def _optimizer(model: nn.Sequential, exp: Experiment) -> torch.optim.Optimizer:
     o = exp.optimizer
-    lin = linear_indices(exp.model.hidden, exp.model.batch_norm)
+    lin = linear_indices(exp.model.hidden, batch_norm=exp.model.batch_norm)
     decay, rest = [], []
     for name, p in model.named_parameters():
         idx, kind = name.split(".")

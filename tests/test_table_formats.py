@@ -100,8 +100,8 @@ def test_detect_separator_from_the_header_line() -> None:
     assert detect_separator(b'"x,y";b;c') == ";"  # separators inside quotes do not count
     assert detect_separator(b"single") == ","
     assert detect_separator(b"a;b,c;d", preferred=",") == ","  # the model's, when present
-    assert serving_format(b"a,b", ";", True).decimal_comma is False  # never with ','
-    assert serving_format(b"a;b", None, True).separator == ";"
+    assert serving_format(b"a,b", ";", decimal_comma=True).decimal_comma is False  # never with ','
+    assert serving_format(b"a;b", None, decimal_comma=True).separator == ";"
 
 
 def test_semicolon_decimal_comma_and_bom_read_as_the_same_numbers(tmp_path: Path) -> None:

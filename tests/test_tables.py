@@ -54,6 +54,11 @@ def all_x(s: DataSplits) -> torch.Tensor:
     return torch.cat([s.x_train, s.x_val, s.x_test])
 
 
+def normalized(prep: Preprocessing, frame: pl.DataFrame) -> torch.Tensor:
+    """The model inputs a table gives: `prep.encode`, normalized by `prep.normalization`."""
+    return prep.normalization.apply_(torch.from_numpy(prep.encode(frame)[0]))
+
+
 @pytest.mark.parametrize("name", ["d.csv", "d.csv.gz", "d.parquet"])
 def test_formats_give_the_same_splits(tmp_path: Path, name: str) -> None:
     frame = make_frame()
@@ -136,20 +141,19 @@ def test_unseen_category_at_eval_is_zeros_and_counted(tmp_path: Path) -> None:
     s = load_data(cfg(write(frame, tmp_path / "d.csv")))
     prep = Preprocessing.from_json(json.loads(json.dumps(s.preprocessing.to_json())))
     new = frame.head(4).with_columns(pl.Series("color", ["red", "purple", "purple", "blue"]))
-    x, unseen = prep.transform_counted(new.select(["label", "b", "flag", "color", "a"]))
+    raw, unseen = prep.encode(new.select(["label", "b", "flag", "color", "a"]))
     assert unseen == {"color": 2}
-    raw, _ = prep.encode(new)
     onehot = [i for i, n in enumerate(prep.input_names) if n.startswith("color=")]
     assert raw[1, onehot].tolist() == [0.0, 0.0, 0.0] and raw[0, onehot].sum() == 1
-    assert x.dtype == np.float32 and x.shape == (4, prep.in_features)
+    assert raw.dtype == np.float32 and raw.shape == (4, prep.in_features)
 
 
-def test_transform_reproduces_training_inputs(tmp_path: Path) -> None:
+def test_encode_reproduces_training_inputs(tmp_path: Path) -> None:
     frame = make_frame().with_columns(pl.Series("row", np.arange(90)))
     s = load_data(cfg(write(frame, tmp_path / "d.parquet")))
     prep = Preprocessing.from_meta({"preprocessing": s.preprocessing.to_json()})
     shuffled = frame.select(list(reversed(frame.columns)))  # order by name, not position
-    x = torch.from_numpy(prep.transform(shuffled))
+    x = normalized(prep, shuffled)
     rows = torch.from_numpy(np.array(frame["row"]))
     want = all_x(s)
     order = torch.argsort(want[:, prep.input_names.index("row")])
@@ -229,6 +233,6 @@ def test_bundled_sets_get_a_preprocessing_too() -> None:
     assert prep.feature_names == list(bunch.feature_names) and prep.target.classes == \
         list(bunch.target_names)
     frame = pl.DataFrame(bunch.data, schema=list(bunch.feature_names), orient="row")
-    x = torch.from_numpy(prep.transform(frame))
+    x = normalized(prep, frame)
     xs = sorted(all_x(s).tolist())
     assert torch.allclose(torch.tensor(sorted(x.tolist())), torch.tensor(xs), atol=1e-5)

@@ -29,14 +29,19 @@ from fcnet_cli.engine.ranking import (
 from fcnet_cli.engine.store.checkpoint import load_checkpoint
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.train.kernels import precision_recall_f1
-from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, classification_metrics
+from fcnet_cli.engine.train.losses import (
+    EVAL_ROWS,
+    MemberLoss,
+    class_weight_table,
+    classification_metrics,
+)
 from fcnet_cli.errors import CheckpointError, DataError, UsageError
 from fcnet_cli.events import EvalResult
 from fcnet_cli.metrics import REGISTRY, MetricInfo, metric_info, metric_mode
 
-__all__ = ["MEMBER_METRICS", "REGISTRY", "MetricInfo", "evaluate", "evaluate_checkpoint",
-           "evaluate_regression", "evaluate_split", "majority_notice", "member_spread",
-           "metric_info", "metric_mode", "require_rows", "validation_threshold"]
+__all__ = ["EVAL_ROWS", "MEMBER_METRICS", "REGISTRY", "MetricInfo", "evaluate",
+           "evaluate_checkpoint", "evaluate_regression", "evaluate_split", "majority_notice",
+           "member_spread", "metric_info", "metric_mode", "require_rows", "validation_threshold"]
 
 
 def _model_device(model: nn.Module) -> torch.device | None:
@@ -74,7 +79,7 @@ def majority_notice(accuracy: float, y: torch.Tensor, classes: list[str], split:
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[str],
-             split: str, label_smoothing: float = 0.0, batch_size: int = 8192,
+             split: str, label_smoothing: float = 0.0, batch_size: int = EVAL_ROWS,
              class_weights: torch.Tensor | None = None,
              threshold: float | None = None) -> EvalResult:
     """Evaluate a classifier on one split, in eval mode and without gradients.
@@ -148,13 +153,13 @@ def validation_threshold(model: nn.Module, data: DataSplits) -> dict[str, float]
     split (``best_threshold``) and that balanced accuracy; empty otherwise."""
     if data.task != "classification" or data.n_classes != 2 or not len(data.y_val):
         return {}
-    logits = _outputs(model, data.x_val, 8192).float()
+    logits = _outputs(model, data.x_val, EVAL_ROWS).float()
     t, balanced = best_threshold(logits[:, 1] - logits[:, 0], data.y_val.to(logits.device) == 1)
     return {"best_threshold": t, "best_threshold_balanced_accuracy": balanced}
 
 
 def evaluate_regression(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: Target,
-                        split: str, loss: MemberLoss, batch_size: int = 8192) -> EvalResult:
+                        split: str, loss: MemberLoss, batch_size: int = EVAL_ROWS) -> EvalResult:
     """Evaluate a regression model on one split: the training loss (standardized units),
     RMSE, MAE and R² per target and averaged, in the target's own units, and the residual
     (truth − prediction) quantiles."""
@@ -254,7 +259,7 @@ def evaluate_checkpoint(path: Path, split: str = "test", threshold: float | None
     ckpt = load_checkpoint(Path(path))
     meta = ckpt.meta
     exp = ckpt.experiment()
-    lineage_notices = check_lineage(meta, allow_changed_data)
+    lineage_notices = check_lineage(meta, allow_changed=allow_changed_data)
     in_features, n_outputs = meta["in_features"], meta["n_classes"]
     splits = _load_splits(exp, meta, in_features, ckpt.dir / RunDir.META)
     source = exp.data.path or exp.data.dataset

@@ -35,7 +35,7 @@ def build_mlp(cfg: ModelConfig, in_features: int, n_classes: int) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
-def linear_indices(hidden: list[int], batch_norm: bool) -> list[int]:
+def linear_indices(hidden: list[int], *, batch_norm: bool) -> list[int]:
     """Positions of the Linear modules inside `build_mlp`'s Sequential."""
     per_hidden = 4 if batch_norm else 3
     return [i * per_hidden for i in range(len(hidden) + 1)]
@@ -52,7 +52,7 @@ class Ensemble(nn.Module):
     are not in it: a selected ensemble's checkpoint records them in meta.json).
     """
 
-    def __init__(self, members: list[nn.Module], regression: bool,
+    def __init__(self, members: list[nn.Module], *, regression: bool,
                  weights: Sequence[float] | None = None):
         super().__init__()
         self.members = nn.ModuleList(members)
@@ -107,8 +107,8 @@ def build_model(cfg: ModelConfig, in_features: int, n_outputs: int,
     and `weights`: a selected ensemble (`member_configs` of its checkpoint)."""
     if members is not None:
         return Ensemble([build_mlp(m, in_features, n_outputs) for m in members],
-                        task == "regression", weights)
+                        regression=task == "regression", weights=weights)
     if cfg.ensemble == 1:
         return build_mlp(cfg, in_features, n_outputs)
     return Ensemble([build_mlp(cfg, in_features, n_outputs) for _ in range(cfg.ensemble_size)],
-                    task == "regression")
+                    regression=task == "regression")

@@ -21,7 +21,7 @@ from fcnet_cli.engine.data.lineage import check_lineage
 from fcnet_cli.engine.data.load import Normalization, load_data
 from fcnet_cli.engine.data.reader import Table, open_table
 from fcnet_cli.engine.data.tables import UnseenCategories
-from fcnet_cli.engine.evaluate import require_rows
+from fcnet_cli.engine.evaluate import EVAL_ROWS, require_rows
 from fcnet_cli.errors import DataError, UsageError
 from fcnet_cli.serve.model import Model
 from fcnet_cli.serve.splits import split_kept
@@ -30,7 +30,6 @@ from fcnet_cli.serve.writer import ChunkWriter, check_output, format_for, staged
 __all__ = ["PredictReport", "predict_file", "predict_split", "output_columns"]
 
 PREDICTION = "prediction"
-FORWARD_ROWS = 8192
 Chunk = tuple[pl.DataFrame | None, np.ndarray]  # (kept columns or None, features (B, F))
 
 
@@ -60,8 +59,8 @@ def _scores(model: Model, x: np.ndarray, *, proba: bool) -> pl.DataFrame:
     if model.task == "regression":  # the target in its own units, under its own name(s)
         y = model.values_of(x)  # (B, T)
         return pl.DataFrame([pl.Series(n, y[:, j]) for j, n in enumerate(model.target.names)])
-    # sub-batches keep the hidden activations small: (FORWARD_ROWS, width) each
-    logits = torch.from_numpy(model.logits(x, FORWARD_ROWS))  # (B, C)
+    # sub-batches keep the hidden activations small: (EVAL_ROWS, width) each
+    logits = torch.from_numpy(model.logits(x, EVAL_ROWS))  # (B, C)
     names = pl.Series(PREDICTION, model.classes_.tolist(), dtype=pl.String)
     cols = [names.gather(pl.Series(model.decide(logits.numpy()), dtype=pl.UInt32))]
     if proba:
@@ -200,7 +199,7 @@ def predict_split(model: Model, split: str, out: Path | None = None, *, proba: b
     _check_options(model, proba=proba, batch_size=batch_size)
     if out is not None:
         check_output(Path(out), [], overwrite=overwrite)
-    notices = check_lineage(model.checkpoint.meta, allow_changed_data)
+    notices = check_lineage(model.checkpoint.meta, allow_changed=allow_changed_data)
     keep = list(dict.fromkeys(keep))
     clash = [c for c in keep if c in output_columns(model, proba=proba)]
     if clash:
@@ -225,7 +224,7 @@ def _split_kept(model: Model, split: str, keep: list[str]) -> pl.DataFrame | Non
 def raw_split(model: Model, split: str, *, allow_changed_data: bool = False) -> np.ndarray:
     """The encoded, un-normalized features (N, n_inputs) float32 of the checkpoint's own
     split (what `Model.module` and an exported graph take), from an unchanged data file."""
-    check_lineage(model.checkpoint.meta, allow_changed_data)
+    check_lineage(model.checkpoint.meta, allow_changed=allow_changed_data)
     return _rebuild_split(model, split)
 
 

@@ -30,6 +30,7 @@ from fcnet_cli.engine.data.load import DataSplits, load_data
 from fcnet_cli.engine.ranking import check_binary_monitors
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.train.loop import train_population
+from fcnet_cli.engine.train.population import SEED_MIX
 from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.events import (
     FINAL_FAILS,
@@ -113,8 +114,8 @@ class Worker:
         self.report = pruner is not None or self.spec.pruner != "none"
         study = store.study
         study.pruner = pruner or _make_pruner(sweep)
-        seed = (self.spec.sampler_seed * 1_000_003 + len(store.trials()) * 7_919
-                + seed_salt * 104_729) % 2**32
+        a, b, c = SEED_MIX
+        seed = (self.spec.sampler_seed * a + len(store.trials()) * b + seed_salt * c) % 2**32
         study.sampler = (optuna.samplers.TPESampler(seed=seed, constant_liar=True)
                          if self.spec.method == "tpe" else optuna.samplers.RandomSampler(seed))
         self.heart = Heartbeat(store)

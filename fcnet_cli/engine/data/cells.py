@@ -70,7 +70,7 @@ def describe_cell(value: Any) -> str:
     return str(value.item() if isinstance(value, np.generic) else value)
 
 
-def row_text(i: int, first_row: int, lines: bool) -> str:
+def row_text(i: int, first_row: int, *, lines: bool) -> str:
     """Row `i` (0-based in the frame) as the user counts it; CSV rows also give the line."""
     n = first_row + i
     return f"row {n} (line {n + 1})" if lines else f"row {n}"

@@ -66,7 +66,7 @@ def select_columns(frame: pl.DataFrame, cfg: DataConfig, source: str
     return features, targets
 
 
-def _numeric_text(s: pl.Series, source: str, lines: bool, categorical_hint: bool) -> bool:
+def _numeric_text(s: pl.Series, source: str, *, lines: bool, categorical_hint: bool) -> bool:
     """Whether a text column holds numbers; a few non-numbers among many is an error."""
     parsed = s.str.strip_chars().cast(pl.Float64, strict=False)
     present = ~is_missing(s)
@@ -77,12 +77,12 @@ def _numeric_text(s: pl.Series, source: str, lines: bool, categorical_hint: bool
     if n_cells and (n_cells - n_bad) / n_cells >= NUMERIC_SHARE:
         i = int(bad.arg_max() or 0)
         tail = "; fix the cell, or list the column in data.categorical" if categorical_hint else ""
-        raise DataError(f"{source}: {row_text(i, 1, lines)}, column '{s.name}': "
+        raise DataError(f"{source}: {row_text(i, 1, lines=lines)}, column '{s.name}': "
                         f"{describe_cell(s[i])} is not a number{tail}")
     return False
 
 
-def _kind(s: pl.Series, cfg: DataConfig, source: str, lines: bool) -> str:
+def _kind(s: pl.Series, cfg: DataConfig, source: str, *, lines: bool) -> str:
     if s.name in cfg.categorical or s.dtype == pl.Boolean:
         return "categorical"
     if is_date_dtype(s.dtype):
@@ -90,15 +90,16 @@ def _kind(s: pl.Series, cfg: DataConfig, source: str, lines: bool) -> str:
     if s.dtype.is_numeric():
         return "numeric"
     if s.dtype in (pl.String, pl.Categorical, pl.Null):
-        if _date_text(s, source, lines):
+        if _date_text(s, source, lines=lines):
             return "date"
-        return "numeric" if _numeric_text(s.cast(pl.String), source, lines, True) \
+        return "numeric" if _numeric_text(s.cast(pl.String), source, lines=lines,
+                                                    categorical_hint=True) \
             else "categorical"
     raise DataError(f"{source}: column '{s.name}' has type {s.dtype}; fcnet reads numbers, "
                     f"text, booleans and dates (convert it, or list it in data.drop)")
 
 
-def _date_text(s: pl.Series, source: str, lines: bool) -> bool:
+def _date_text(s: pl.Series, source: str, *, lines: bool) -> bool:
     """Whether a text column holds ISO dates; a few other cells among many is an error."""
     present = s.filter(~is_missing(s))
     share = date_share(present) if present.len() else 0.0
@@ -107,7 +108,7 @@ def _date_text(s: pl.Series, source: str, lines: bool) -> bool:
     if share >= DATE_SHARE:
         day = s.to_frame().select(date_expr(s.name, s.dtype)).to_series()  # type: ignore[arg-type]
         i = int((day.is_null() & ~is_missing(s)).arg_max() or 0)
-        raise DataError(f"{source}: {row_text(i, 1, lines)}, column '{s.name}': "
+        raise DataError(f"{source}: {row_text(i, 1, lines=lines)}, column '{s.name}': "
                         f"{describe_cell(s[i])} is not a date (YYYY-MM-DD); fix the cell, or "
                         f"list the column in data.categorical")
     return False
@@ -148,14 +149,14 @@ def _missing_error(frame: pl.DataFrame, features: list[str], source: str) -> Non
 
 
 def fit_columns(frame: pl.DataFrame, train: np.ndarray, features: list[str], cfg: DataConfig,
-                source: str, lines: bool) -> list[Column]:
+                source: str, *, lines: bool) -> list[Column]:
     """Kinds, categories, imputation values and indicators, fitted on rows `train` (bool (N,))."""
     holes = missing_counts(frame, features)  # one pass over the table
     for name in features:
         if holes[name] == frame.height:
             raise DataError(f"{source}: column '{name}' is empty in all {frame.height} rows; "
                             f"add it to data.drop")
-    kinds = {name: _kind(frame[name], cfg, source, lines) for name in features}
+    kinds = {name: _kind(frame[name], cfg, source, lines=lines) for name in features}
     if cfg.missing == "error":
         _missing_error(frame, [n for n in features if holes[n]], source)
     mask = pl.Series(train)
@@ -252,7 +253,7 @@ def drop_missing_target(frame: pl.DataFrame, targets: list[str], how: str, sourc
                                  f"{what} is empty ({rows}; data.missing_target: drop)"]
 
 
-def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source: str,
+def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source: str, *,
                lines: bool) -> tuple[Target, np.ndarray]:
     """The target and its values for splitting: class indices (N,) or floats (N, T)."""
     for name in targets:
@@ -262,7 +263,8 @@ def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source
         miss = is_missing(frame[name])
         if bool(miss.any()):
             i = int(miss.arg_max() or 0)
-            raise DataError(f"{source}: {row_text(i, 1, lines)}: the target '{name}' is empty")
+            raise DataError(f"{source}: {row_text(i, 1, lines=lines)}: "
+                            f"the target '{name}' is empty")
     if task == "regression":
         target = Target("regression", list(targets))
         return target, encode_target(target, frame, source, lines=lines, standardize=False)
@@ -285,7 +287,7 @@ def _label(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
-def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: int = 1,
+def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: int = 1, *,
                   lines: bool = False, standardize: bool = True) -> np.ndarray:
     """Class indices (N,) int64, or regression targets (N, T) float32 (standardized)."""
     _exists(target.columns, frame, "data.target", source)
@@ -304,7 +306,7 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
                                     default=None, return_dtype=pl.Int64)
         if bool(index.is_null().any()):
             i = int(index.is_null().arg_max() or 0)
-            raise DataError(f"{source}: {row_text(i, first_row, lines)}: class "
+            raise DataError(f"{source}: {row_text(i, first_row, lines=lines)}: class "
                             f"{describe_cell(s[i])} of '{s.name}' is not one the model knows "
                             f"({', '.join(target.classes[:10])})")
         return index.to_numpy().astype(np.int64)
@@ -316,12 +318,12 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
             if bool((parsed.is_null() & s.is_not_null()).any()):
                 i = int((parsed.is_null() & s.is_not_null()).arg_max() or 0)
                 raise DataError(f"{source}: task: regression needs a numeric target; column "
-                                f"'{name}', {row_text(i, first_row, lines)} holds "
+                                f"'{name}', {row_text(i, first_row, lines=lines)} holds "
                                 f"{describe_cell(s[i])}")
             s = parsed
         out.append(s.cast(pl.Float64).to_numpy())
     y = np.stack(out, axis=1)  # (N, T)
-    _check_values(y, target.columns, frame, source, first_row, lines)
+    _check_values(y, target.columns, frame, source, first_row, lines=lines)
     if standardize:
         y = (y - np.asarray(target.mean)) / np.asarray(target.std)
     return y.astype(np.float32)
@@ -331,12 +333,12 @@ MAX_TARGET = 1e30  # beyond it the standardization's squares leave float64's ran
 
 
 def _check_values(y: np.ndarray, names: list[str], frame: pl.DataFrame, source: str,
-                  first_row: int, lines: bool) -> None:
+                  first_row: int, *, lines: bool) -> None:
     """Regression targets must be finite and at most `MAX_TARGET` in size."""
     bad = ~np.isfinite(y) | (np.abs(y) > MAX_TARGET)
     if bad.any():
         i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise DataError(f"{source}: {row_text(i, first_row, lines)}, target '{names[j]}': "
+        raise DataError(f"{source}: {row_text(i, first_row, lines=lines)}, target '{names[j]}': "
                         f"{describe_cell(frame[names[j]][i])} is not a usable value "
                         f"(regression targets must be finite and at most 1e30 in size; numbers "
                         f"beyond float32's ±3.4e38 read as inf)")

@@ -4,7 +4,7 @@ The one place that decides it, for training (`engine.tables.read_table`) and for
 (`engine.data.reader.Table`):
 
     fmt = csv_format(path, separator=None, decimal_comma=False)   # training: the config
-    fmt = serving_format(header, stored_separator, stored_decimal_comma)  # predict / eval
+    fmt = serving_format(header, stored_separator, decimal_comma=stored_decimal_comma)
 
 The separator is detected from the header line when it is not set: the candidate (`,` `;`
 tab `|`) seen most often outside quotes, `,` when none is. A header that reads as one column
@@ -96,13 +96,13 @@ def _checked(fmt: CsvFormat, source: str) -> CsvFormat:
     return fmt
 
 
-def csv_format(path: Path, separator: str | None, decimal_comma: bool) -> CsvFormat:
+def csv_format(path: Path, separator: str | None, *, decimal_comma: bool) -> CsvFormat:
     """Training: the configured separator, or the one detected from the header line."""
     sep = separator if separator is not None else detect_separator(header_line(path))
     return _checked(CsvFormat(sep, decimal_comma), str(path))
 
 
-def serving_format(line: bytes, separator: str | None, decimal_comma: bool) -> CsvFormat:
+def serving_format(line: bytes, separator: str | None, *, decimal_comma: bool) -> CsvFormat:
     """Predict / eval on a new file: the model's separator if the header holds it, else the
     one detected; its decimal comma wherever the separator is not ','."""
     sep = detect_separator(line, separator)

@@ -58,7 +58,7 @@ def column_of(columns: list[Column], j: int) -> int:
 
 
 def unseen_categories(columns: list[Column], frame: pl.DataFrame, texts: dict[str, pl.Expr],
-                      source: str, first_row: int, lines: bool, unknown: str
+                      source: str, first_row: int, *, lines: bool, unknown: str
                       ) -> UnseenCategories:
     """Count (and under ``error`` refuse) cells whose category training never saw."""
     out = UnseenCategories()
@@ -73,12 +73,12 @@ def unseen_categories(columns: list[Column], frame: pl.DataFrame, texts: dict[st
         nul = frame.select(masks[name] & texts[name].str.contains("\x00", literal=True))
         if bool(nul.to_series().any()):  # training refuses them: only ever unseen here
             i = int(nul.to_series().arg_max() or 0)
-            raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{name}': a "
+            raise DataError(f"{source}: {row_text(i, first_row, lines=lines)}, column '{name}': a "
                             f"text cell holds a NUL character (\\x00)")
         if unknown == "error":
             i = int(frame.select(masks[name].arg_max()).item())
             known = ", ".join(cats[name][:10]) + (", …" if len(cats[name]) > 10 else "")
-            raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{name}': "
+            raise DataError(f"{source}: {row_text(i, first_row, lines=lines)}, column '{name}': "
                             f"{describe_cell(frame[name][i])} is a category unseen in training "
                             f"(known: {known}); data.unknown_categories is error")
         out[name] = int(n)
@@ -96,7 +96,7 @@ def numeric_expr(col: Column, dtype: pl.DataType) -> pl.Expr:
     return e if col.fill is None else e.fill_null(float(col.fill))
 
 
-def date_exprs(frame: pl.DataFrame, col: Column, source: str, first_row: int, lines: bool
+def date_exprs(frame: pl.DataFrame, col: Column, source: str, first_row: int, *, lines: bool
                 ) -> list[pl.Expr]:
     dtype = frame.schema[col.name]
     day = date_expr(col.name, dtype)
@@ -106,29 +106,30 @@ def date_exprs(frame: pl.DataFrame, col: Column, source: str, first_row: int, li
     bad = frame.select(day.is_null() & ~missing_expr(col.name, dtype)).to_series()
     if bool(bad.any()):
         i = int(bad.arg_max() or 0)
-        raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{col.name}': "
+        raise DataError(f"{source}: {row_text(i, first_row, lines=lines)}, column '{col.name}': "
                         f"{describe_cell(frame[col.name][i])} is not a date (YYYY-MM-DD)")
     if col.fill is not None:
         day = day.fill_null(pl.lit(int(float(col.fill))).cast(pl.Date))
     return date_inputs(col.name, day, int(col.origin or 0))
 
 
-def refuse_missing(frame: pl.DataFrame, col: Column, source: str, first_row: int,
-                    lines: bool) -> None:
+def refuse_missing(frame: pl.DataFrame, col: Column, source: str, first_row: int, *,
+                   lines: bool) -> None:
     miss = frame.select(missing_expr(col.name, frame.schema[col.name])).to_series()
     i = int(miss.arg_max() or 0)
-    raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{col.name}': empty "
+    raise DataError(f"{source}: {row_text(i, first_row, lines=lines)}, column '{col.name}': empty "
                     f"cell (the model was trained with data.missing: error)")
 
 
-def check_numeric(s: pl.Series, col: Column, source: str, first_row: int, lines: bool) -> None:
+def check_numeric(s: pl.Series, col: Column, source: str, first_row: int, *,
+                  lines: bool) -> None:
     if s.dtype in (pl.String, pl.Categorical):
         text = s.cast(pl.String).str.strip_chars()
         parsed = text.cast(pl.Float64, strict=False)
         bad = parsed.is_null() & text.is_not_null() & (text != "")
         if bool(bad.any()):
             i = int(bad.arg_max() or 0)
-            raise DataError(f"{source}: {row_text(i, first_row, lines)}, column '{col.name}': "
-                            f"{describe_cell(s[i])} is not a number")
+            raise DataError(f"{source}: {row_text(i, first_row, lines=lines)}, "
+                            f"column '{col.name}': {describe_cell(s[i])} is not a number")
     elif not (s.dtype.is_numeric() or s.dtype == pl.Null):
         raise DataError(f"{source}: column '{col.name}' has type {s.dtype}, expected numbers")

@@ -95,7 +95,7 @@ def _difference(recorded: dict[str, Any], path: Path) -> str | None:
             f"content hash differs")
 
 
-def check_lineage(meta: dict[str, Any], allow_changed: bool = False) -> list[str]:
+def check_lineage(meta: dict[str, Any], *, allow_changed: bool = False) -> list[str]:
     """Check that the file a checkpoint trained on is unchanged; return warning lines.
 
     Raises:

@@ -184,8 +184,8 @@ def _load_table_file(cfg: DataConfig, task: str | None, prep: Preprocessing | No
                         "FILE)")
     source, lines = str(Path(cfg.path or "").expanduser()), cfg.dataset == "csv"
     table = [read_table(cfg.path or "", cfg.dataset,  # type: ignore[arg-type]
-                        cfg.separator, cfg.decimal_comma)]
-    return _table_splits(table, cfg, task, prep, source, lines)
+                        cfg.separator, decimal_comma=cfg.decimal_comma)]
+    return _table_splits(table, cfg, task, prep, source, lines=lines)
 
 
 def load_frame(frame: pl.DataFrame, cfg: DataConfig, *, task: str | None = None,
@@ -205,11 +205,11 @@ def load_frame(frame: pl.DataFrame, cfg: DataConfig, *, task: str | None = None,
     Raises:
         DataError: missing columns, bad cells, or too few rows to split.
     """
-    return _table_splits([frame], cfg, task, preprocessing, source, lines)
+    return _table_splits([frame], cfg, task, preprocessing, source, lines=lines)
 
 
 def _table_splits(table: list[pl.DataFrame], cfg: DataConfig, task: str | None,
-                  prep: Preprocessing | None, source: str, lines: bool) -> DataSplits:
+                  prep: Preprocessing | None, source: str, *, lines: bool) -> DataSplits:
     """Split and preprocess `table[0]`; the list hands over the caller's reference, so a table
     read from a file is released before the tensors are built."""
     frame = table.pop()
@@ -220,12 +220,12 @@ def _table_splits(table: list[pl.DataFrame], cfg: DataConfig, task: str | None,
     with _rows_counted_after_drop(rows - frame.height):
         if prep is None:
             prep, y_pool, (train, val, test) = _fit_table(frame, cfg, task, features, targets,
-                                                          source, lines, notices)
+                                                          source, notices, lines=lines)
         else:
             y_pool = encode_target(prep.target, frame, source, lines=lines, standardize=False)
             train, val, test = _table_split(y_pool, prep.target, cfg, source)
         # (N, F) float32, unnormalized; unseen val/test categories are a notice, never an error
-        x_np, _ = encode_frame(prep, frame, source, 1, lines, unknown="ignore")
+        x_np, _ = encode_frame(prep, frame, source, 1, lines=lines, unknown="ignore")
     del frame
     target = prep.target
     notices += _unseen_notices(prep, x_np, train, source)
@@ -256,17 +256,17 @@ def _table_split(y_pool: np.ndarray, target: Target, cfg: DataConfig, source: st
 
 
 def _fit_table(frame: pl.DataFrame, cfg: DataConfig, task: str | None, features: list[str],
-               targets: list[str], source: str, lines: bool, notices: list[str]
+               targets: list[str], source: str, notices: list[str], *, lines: bool
                ) -> tuple[Preprocessing, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Target, split and preprocessing (normalization still empty) fitted on the table;
     leak warnings are added to `notices`."""
     if not cfg.decimal_comma:  # numbers like 3,5 would become categories
         check_decimal_commas(frame, [f for f in features if f not in cfg.categorical], source)
-    target, y_pool = fit_target(frame, targets, task, source, lines)
+    target, y_pool = fit_target(frame, targets, task, source, lines=lines)
     train, val, test = _table_split(y_pool, target, cfg, source)
     mask = np.zeros(len(y_pool), dtype=bool)
     mask[train] = True
-    columns = fit_columns(frame, mask, features, cfg, source, lines)
+    columns = fit_columns(frame, mask, features, cfg, source, lines=lines)
     if target.task == "regression":
         target.mean, target.std = _target_scaling(y_pool[train])
     empty = Normalization("none", torch.zeros(0), torch.ones(0))  # fitted by the caller

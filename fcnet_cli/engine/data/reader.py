@@ -60,7 +60,8 @@ class Table:
     the one detected there (engine.csvformat); `decimal_comma` applies unless that is ','.
     """
 
-    def __init__(self, path: Path, separator: str | None = None, decimal_comma: bool = False):
+    def __init__(self, path: Path, separator: str | None = None, *,
+                 decimal_comma: bool = False):
         self.path = path
         self.source = str(path)
         self.kind = _kind(path)
@@ -88,7 +89,8 @@ class Table:
                 raise DataError(f"{self.path}: file is empty (no header row)")
             if self._header.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
                 self._header = self._header[3:]
-            self.format = serving_format(self._header.rstrip(b"\r\n"), *self._stored)
+            self.format = serving_format(self._header.rstrip(b"\r\n"), self._stored[0],
+                                         decimal_comma=self._stored[1])
             names = pl.read_csv(io.BytesIO(self._header), has_header=False, infer_schema=False,
                                 separator=self.format.separator).row(0)
             check_columns(self.path, len(names))
@@ -242,4 +244,4 @@ def open_table(path: Path, data: DataConfig | None = None) -> Table:
     path = existing_file(path)  # a directory, device, FIFO or dangling link: refused
     if data is None:
         return Table(path)
-    return Table(path, data.separator, data.decimal_comma)
+    return Table(path, data.separator, decimal_comma=data.decimal_comma)

@@ -47,7 +47,7 @@ def split_rows(cfg: DataConfig, task: str | None = None, target: Target | None =
         source, lines = str(Path(cfg.path or "").expanduser()), cfg.dataset == "csv"
         if target is None:
             _, targets = select_columns(frame, cfg, source)
-            target, y = fit_target(frame, targets, task, source, lines)
+            target, y = fit_target(frame, targets, task, source, lines=lines)
         else:
             y = encode_target(target, frame, source, lines=lines, standardize=False)
     elif cfg.dataset == "npz" or cfg.dataset in SKLEARN or cfg.dataset in SYNTHETIC_DATASETS:

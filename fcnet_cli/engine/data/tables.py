@@ -3,7 +3,7 @@
 Public surface (also used by `fcnet_cli.serve`):
 
     frame = read_table(path, "csv")                 # CSV, .csv.gz or Parquet -> polars.DataFrame
-    x = prep.transform(frame)                       # (n, prep.in_features) float32 numpy
+    x, unseen = prep.encode(frame)                  # (n, prep.in_features) float32 numpy
     prep = Preprocessing.from_meta(meta)            # from a checkpoint's meta.json
 
 `Preprocessing` holds everything fitted on the training split: per raw input column (in the
@@ -12,9 +12,10 @@ category list and canonical form (`engine.cells`), a date's origin (`engine.date
 imputation value and whether a missing-indicator column follows it; the pixel
 scale of image sets; the feature normalization; and the target side (`target`: the class
 names, or the regression target names with the mean/std that un-standardize predictions).
-`transform` selects columns BY NAME, so extra or reordered columns in the input are fine;
-`transform_counted` also returns how many cells held a category unseen in training (those
-encode as all zeros, or are an error under `unknown_categories: error`). Errors are
+`encode` selects columns BY NAME, so extra or reordered columns in the input are fine; it
+also returns how many cells held a category unseen in training (those encode as all zeros,
+or are an error under `unknown_categories: error`). Its inputs are unnormalized: the model's
+normalization layer (`prep.normalization`) standardizes them. Errors are
 `DataError`s naming the row, the column and the cell text.
 """
 
@@ -30,7 +31,6 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import polars.selectors as cs
-import torch
 
 from fcnet_cli.engine.data.cells import (
     FALSE_SPELLINGS,
@@ -105,7 +105,7 @@ def _check_header(path: Path, fmt: CsvFormat) -> None:
                         f"header; rename them")
 
 
-def read_table(path: str | Path, kind: TableKind, separator: str | None = None,
+def read_table(path: str | Path, kind: TableKind, separator: str | None = None, *,
                decimal_comma: bool = False) -> pl.DataFrame:
     """Read a whole CSV (also .csv.gz) or Parquet file.
 
@@ -121,7 +121,7 @@ def read_table(path: str | Path, kind: TableKind, separator: str | None = None,
     try:
         if kind == "parquet":
             return _float32(pl.scan_parquet(path))
-        fmt = csv_format(path, separator, decimal_comma)
+        fmt = csv_format(path, separator, decimal_comma=decimal_comma)
         check_stream(path)  # bytes and rows bounded before polars reads the file whole
         _check_header(path, fmt)
         try:
@@ -212,25 +212,6 @@ class Preprocessing:
         (a dict column -> cells, with example values)."""
         return encode_frame(self, frame, source, first_row)
 
-    def transform_counted(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
-                          ) -> tuple[np.ndarray, UnseenCategories]:
-        """`transform`, and per categorical column the number of unseen-category cells."""
-        x, unseen = self.encode(frame, source, first_row)
-        t = torch.from_numpy(x)
-        self.normalization.apply_(t)
-        return (x if self.embedding is None else self.embedding.apply(t).numpy()), unseen
-
-    def transform(self, frame: pl.DataFrame, source: str = "input", first_row: int = 1,
-                  ) -> np.ndarray:
-        """Model inputs (n, network_inputs) float32 from a table, columns taken by name.
-
-        Args:
-            frame: the table; extra columns are ignored.
-            source: names the input in error messages (e.g. the file).
-            first_row: number of the frame's first row in messages (1-based).
-        """
-        return self.transform_counted(frame, source, first_row)[0]
-
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for meta.json."""
         d = {"format": 1, "missing": self.missing, "input_divisor": self.input_divisor,
@@ -297,7 +278,7 @@ def _short_list(names: list[str], n: int = 8) -> str:
 
 
 def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input",
-                 first_row: int = 1, lines: bool = False, unknown: str | None = None,
+                 first_row: int = 1, *, lines: bool = False, unknown: str | None = None,
                  ) -> tuple[np.ndarray, UnseenCategories]:
     """Unnormalized model inputs (n, in_features) float32 and the unseen categories.
 
@@ -313,13 +294,13 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
     for col in prep.columns:
         dtype = schema[col.name]
         if holes.get(col.name):
-            refuse_missing(frame, col, source, first_row, lines)
+            refuse_missing(frame, col, source, first_row, lines=lines)
         if col.kind == "numeric":
-            check_numeric(frame[col.name], col, source, first_row, lines)
+            check_numeric(frame[col.name], col, source, first_row, lines=lines)
             exprs.append(numeric_expr(col, dtype).truediv(prep.input_divisor).cast(pl.Float32)
                          .alias(col.name))
         elif col.kind == "date":
-            exprs += date_exprs(frame, col, source, first_row, lines)
+            exprs += date_exprs(frame, col, source, first_row, lines=lines)
         else:
             text = canonical_expr(col, dtype)
             if col.fill is not None:
@@ -330,8 +311,8 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
         if col.indicator:
             exprs.append(missing_expr(col.name, dtype).cast(pl.Float32)
                          .alias(f"{col.name}_missing"))
-    unseen = unseen_categories(prep.columns, frame, texts, source, first_row, lines,
-                               unknown or prep.unknown_categories)
+    unseen = unseen_categories(prep.columns, frame, texts, source, first_row, lines=lines,
+                               unknown=unknown or prep.unknown_categories)
     # column by column into one C-order array: peak memory is the table plus x, not
     # the table plus a float32 copy of it plus x
     x = np.empty((frame.height, len(exprs)), dtype=np.float32)  # (n, in_features)
@@ -343,7 +324,7 @@ def encode_frame(prep: Preprocessing, frame: pl.DataFrame, source: str = "input"
     if not np.isfinite(x).all():
         i, j = np.argwhere(~np.isfinite(x))[0]
         name = prep.columns[column_of(prep.columns, int(j))].name
-        raise DataError(f"{source}: {row_text(int(i), first_row, lines)}, column '{name}': "
+        raise DataError(f"{source}: {row_text(int(i), first_row, lines=lines)}, column '{name}': "
                         f"{describe_cell(frame[name][int(i)])} is not a finite number "
                         f"(or is beyond float32's ±3.4e38)")
     return x, unseen

@@ -149,7 +149,7 @@ def _resume(members: list[Experiment], dirs: list[Path], run_dir: Path, fit: Fit
             eager_checkpoints=False)
 
 
-def _status(statuses: list[str], complete: bool) -> str:
+def _status(statuses: list[str], *, complete: bool) -> str:
     """interrupted > failed > completed; an ensemble without every member's best state failed."""
     if "interrupted" in statuses or "running" in statuses:
         return "interrupted"
@@ -176,7 +176,7 @@ def write_ensemble(run_dir: Path, exp: Experiment, seconds: float = 0.0,
     statuses = [member_status(d) for d in dirs]
     bests = [RunDir(d).checkpoint(RunDir.BEST) for d in dirs]
     complete = all(b.is_dir() for b in bests)
-    status = _status(statuses, complete)
+    status = _status(statuses, complete=complete)
     joined = complete and status != "interrupted"
     summaries = [_member_result(d) for d in dirs]
     notices = [f"member {d.name} diverged; the ensemble uses its best checkpoint (before the "
@@ -191,7 +191,8 @@ def write_ensemble(run_dir: Path, exp: Experiment, seconds: float = 0.0,
         notices.append(selection_line(ensemble["selection"]))
     elif joined:
         _save_checkpoint(run_dir, exp, bests)
-    return _summarize(run_dir, exp, status, statuses, joined, seconds, notices, ensemble)
+    return _summarize(run_dir, exp, status, statuses, joined=joined, seconds=seconds,
+                      notices=notices, ensemble=ensemble)
 
 
 def _val_outputs(loaded: ck.LoadedCheckpoint, x: torch.Tensor, regression: bool) -> np.ndarray:
@@ -276,13 +277,15 @@ def join_checkpoints(run_dir: Path, exp: Experiment, checkpoints: Sequence[Path]
         ck.atomic_write_text(RunDir(run_dir).config, dump_experiment(exp))
         epochs = _save_checkpoint(run_dir, exp, checkpoints)
         n = len(checkpoints)
-        return _summarize(run_dir, exp, "completed", ["completed"] * n, True, 0.0, [], {
+        return _summarize(run_dir, exp, "completed", ["completed"] * n, joined=True, seconds=0.0,
+                          notices=[], ensemble={
             "sources": list(sources) or [str(c) for c in checkpoints],
             "status": ["completed"] * n, "best_epoch": epochs})
 
 
-def _summarize(run_dir: Path, exp: Experiment, status: str, statuses: list[str], joined: bool,
-               seconds: float, notices: list[str], ensemble: dict[str, Any]) -> RunResult:
+def _summarize(run_dir: Path, exp: Experiment, status: str, statuses: list[str], *,
+               joined: bool, seconds: float, notices: list[str],
+               ensemble: dict[str, Any]) -> RunResult:
     """The ensemble's RunResult and summary.json: its test metrics (members' in `members`)."""
     from fcnet_cli.engine.evaluate import evaluate_checkpoint
 

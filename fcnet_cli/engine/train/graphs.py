@@ -93,7 +93,7 @@ def matmul_precision(device: torch.device, precision: str) -> Iterator[None]:
 class GraphEpoch:
     """One epoch of the population engine (`loop._Engine`, here `e`) without host reads."""
 
-    def __init__(self, capture: bool, bf16: bool):
+    def __init__(self, *, capture: bool, bf16: bool):
         self.capture, self.bf16 = capture, bf16
         self.K = -1  # members the static buffers were made for
         self.key: tuple[Any, ...] = ()
@@ -159,7 +159,7 @@ class GraphEpoch:
                 if self._settle(e, epoch):
                     e._interrupt(epoch, b)
                 return False
-            self._step(e, (b + 1) * B > e.n_train)
+            self._step(e, last=(b + 1) * B > e.n_train)
             cnt += min(B, e.n_train - b * B)
             state.step_count += 1
             for cb in e.callbacks:
@@ -191,11 +191,11 @@ class GraphEpoch:
 
     # ------------------------------------------------------------------ one step
 
-    def _step(self, e: Any, last: bool) -> None:
+    def _step(self, e: Any, *, last: bool) -> None:
         """Replay the step's graph; capture it first (after one eager step of its kind)."""
         self._check_graphs(e)
         if not self.capture:
-            self._body(e, last)
+            self._body(e, last=last)
             return
         graph = self.graphs.get(last)
         if graph is None and last not in self.warm:
@@ -203,7 +203,7 @@ class GraphEpoch:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
-                self._body(e, last)
+                self._body(e, last=last)
             torch.cuda.current_stream().wait_stream(side)
             self.warm.add(last)
             return
@@ -213,11 +213,11 @@ class GraphEpoch:
                 for m in e.members:
                     graph.register_generator_state(m.drop_gen)
             with torch.cuda.graph(graph):
-                self._body(e, last)
+                self._body(e, last=last)
             self.graphs[last] = graph
         graph.replay()
 
-    def _body(self, e: Any, last: bool) -> None:
+    def _body(self, e: Any, *, last: bool) -> None:
         """One training step with every value on the device (what a graph captures)."""
         B = e.batch_size
         if last:  # the partial batch: a fixed slice of the permutation

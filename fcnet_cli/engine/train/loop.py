@@ -27,7 +27,7 @@ from fcnet_cli.engine.train.cpus import apply_threads
 from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
 from fcnet_cli.engine.train.ensemble import train_ensemble
 from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
-from fcnet_cli.engine.train.losses import EVAL_BATCH, class_weight_table, validate
+from fcnet_cli.engine.train.losses import EVAL_ROWS, class_weight_table, validate
 from fcnet_cli.engine.train.members import Member
 from fcnet_cli.engine.train.memory import check_memory
 from fcnet_cli.engine.train.state import PopulationState
@@ -124,13 +124,13 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         for logger in loggers:
             locks.callback(logger.close)
         engine = _Engine(exps, [*callbacks, *loggers], stop or StopToken(), pruner,
-                         eager_checkpoints, data, batch_lr)
-        return engine.run(run_dirs, resume, locks)
+                         eager=eager_checkpoints, data=data, batch_lr=batch_lr)
+        return engine.run(run_dirs, locks, resume=resume)
 
 
 class _Engine:
     def __init__(self, exps: Sequence[Experiment], callbacks: Sequence[Callback],
-                 stop: StopToken, pruner: Pruner | None, eager: bool,
+                 stop: StopToken, pruner: Pruner | None, *, eager: bool,
                  data: DataSplits | None, batch_lr: BatchLr | None = None):
         self.exps, self.callbacks, self.stop, self.pruner, self.eager = exps, callbacks, stop, \
             pruner, eager
@@ -162,10 +162,10 @@ class _Engine:
 
     # ------------------------------------------------------------------ set-up
 
-    def run(self, run_dirs: Sequence[Path] | None, resume: bool,
-            locks: contextlib.ExitStack) -> list[RunResult]:
+    def run(self, run_dirs: Sequence[Path] | None, locks: contextlib.ExitStack, *,
+            resume: bool) -> list[RunResult]:
         d = self.data
-        check_memory(self.exps, d.n_features, d.n_outputs, min(len(d.y_val), EVAL_BATCH),
+        check_memory(self.exps, d.n_features, d.n_outputs, min(len(d.y_val), EVAL_ROWS),
                      self.device)  # refuse what cannot fit before allocating it
         # the engine: the hand-written backward unless the layout needs autograd (one decision)
         reason = fast_path_reason(self.exps)
@@ -177,7 +177,8 @@ class _Engine:
         if precision == "bf16":
             reason = BF16_REASON
         locks.enter_context(matmul_precision(self.device, precision))
-        self.graphs = None if mode is None else GraphEpoch(mode == "graph", precision == "bf16")
+        self.graphs = None if mode is None else GraphEpoch(
+            capture=mode == "graph", bf16=precision == "bf16")
         weights = None if self.regression else class_weight_table(
             self.exps, d.y_train, d.n_classes, self.device)
         self.state = PopulationState(self.exps, d.n_features, d.n_outputs, self.device,
@@ -190,13 +191,13 @@ class _Engine:
             self.exps, run_dirs, resume=False, locks=locks)
         for m, rd in zip(self.members, dirs, strict=True):
             m.run_dir = rd
-        return self._run(dirs, resume)
+        return self._run(dirs, resume=resume)
 
     @property
     def members(self) -> list[Member]:
         return self.state.members
 
-    def _run(self, dirs: list[Path], resume: bool) -> list[RunResult]:
+    def _run(self, dirs: list[Path], *, resume: bool) -> list[RunResult]:
         d = self.data
         self.start_epoch, self.start_batch = 0, 0
         if resume:
@@ -245,13 +246,13 @@ class _Engine:
             if self.graphs is not None:  # CUDA: the same steps, no host read until the end
                 if not self.graphs.run(self, epoch, first_batch):
                     return
-            elif not self._batches(epoch, first_batch, clip):
+            elif not self._batches(epoch, first_batch, clip=clip):
                 return
             self._end_epoch(epoch, time.perf_counter() - t0)
             if not self.members:
                 return
 
-    def _batches(self, epoch: int, first_batch: int, clip: bool) -> bool:
+    def _batches(self, epoch: int, first_batch: int, *, clip: bool) -> bool:
         """The epoch's steps from `first_batch`; False when the loop ends here."""
         B, state = self.batch_size, self.state
         onecycle = self.exps[0].scheduler.name == "onecycle"

@@ -22,10 +22,10 @@ from fcnet_cli.engine.train.kernels import precision_recall_f1, smoothed_nll
 from fcnet_cli.engine.train.population import Population
 from fcnet_cli.errors import ConfigError
 
-__all__ = ["EVAL_BATCH", "MemberLoss", "class_weight_table", "classification_metrics",
+__all__ = ["EVAL_ROWS", "MemberLoss", "class_weight_table", "classification_metrics",
            "member_loss", "regression_metrics", "validate"]
 
-EVAL_BATCH = 8192  # validation rows per forward pass
+EVAL_ROWS = 8192  # rows per evaluation forward: bounds the activations' memory
 
 
 def class_weight_table(exps: Sequence[Experiment], y_train: torch.Tensor, n_classes: int,
@@ -137,9 +137,9 @@ def validate(pop: Population, loss: MemberLoss, data: DataSplits
     member = torch.arange(K, device=device).unsqueeze(1)  # (K, 1)
     margins = []  # binary: logit[1] − logit[0] per batch, (K, B) each, for the AUCs
     binary = not regression and C == 2
-    for s in range(0, len(y), EVAL_BATCH):
-        xb, yb = x[s:s + EVAL_BATCH], y[s:s + EVAL_BATCH]
-        out = pop.forward(xb.expand(K, -1, -1), False)
+    for s in range(0, len(y), EVAL_ROWS):
+        xb, yb = x[s:s + EVAL_ROWS], y[s:s + EVAL_ROWS]
+        out = pop.forward(xb.expand(K, -1, -1), train=False)
         yk = yb.expand(K, *yb.shape)
         loss_sum += loss(out, yk) * len(yb)
         if regression:

@@ -17,7 +17,7 @@ import torch
 
 from fcnet_cli.config import Experiment
 from fcnet_cli.engine.train.population import derive_seed
-from fcnet_cli.events import EpochMetrics, LayerStats
+from fcnet_cli.events import EpochMetrics, LayerStats, Pruner
 from fcnet_cli.metrics import metric_mode  # the one registry of directions
 
 __all__ = ["EarlyStopper", "Member", "Plateau", "new_member"]
@@ -124,7 +124,7 @@ class Member:
         return self.seconds_before + time.perf_counter() - self.started
 
     def end_epoch(self, row: EpochMetrics, state: Callable[[], dict[str, torch.Tensor]],
-                  pruner: Callable[[int, EpochMetrics], bool] | None) -> bool:
+                  pruner: Pruner | None) -> bool:
         """Record an epoch; True when the member stops after it."""
         if not row.is_finite():
             self.status, self.reason = "diverged", f"non-finite loss at epoch {row.epoch}"

@@ -16,15 +16,18 @@ import torch
 from fcnet_cli.config import Experiment
 from fcnet_cli.engine.model import build_mlp, linear_indices
 from fcnet_cli.engine.train.kernels import ACTIVATIONS, affine, dropout_mask_
+from fcnet_cli.events import SPARSE_BELOW
 
-__all__ = ["Population", "derive_seed"]
+__all__ = ["SEED_MIX", "Population", "derive_seed"]
 
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d defaults
+SEED_MIX = (1_000_003, 7_919, 104_729)  # primes that keep derived seeds apart
 
 
 def derive_seed(seed: int, stream: int) -> int:
     """Independent seeds for the data-order (stream 1) and dropout (stream 2) generators."""
-    return (seed * 1_000_003 + stream * 7_919) % (2**63 - 1)
+    a, b, _ = SEED_MIX
+    return (seed * a + stream * b) % (2**63 - 1)
 
 
 class Population:
@@ -38,7 +41,7 @@ class Population:
     """
 
     def __init__(self, exps: Sequence[Experiment], in_features: int, n_classes: int,
-                 device: torch.device, autograd: bool = True):
+                 device: torch.device, *, autograd: bool = True):
         cfg = exps[0].model
         self.hidden = list(cfg.hidden)
         self.activation = cfg.activation
@@ -47,7 +50,7 @@ class Population:
         self.in_features, self.n_classes = in_features, n_classes
         self.device = device
         self.autograd = autograd
-        self.lin_idx = linear_indices(self.hidden, self.batch_norm)
+        self.lin_idx = linear_indices(self.hidden, batch_norm=self.batch_norm)
         states = []
         for e in exps:
             torch.manual_seed(e.training.seed)  # nn.Linear init from the member's seed
@@ -147,7 +150,7 @@ class Population:
         return [(self.grads[pos[f"{i}.weight"]], self.grads[pos[f"{i}.bias"]])
                 for i in self.lin_idx]
 
-    def forward(self, x: torch.Tensor, train: bool, dropout: Sequence[float] | None = None,
+    def forward(self, x: torch.Tensor, *, train: bool, dropout: Sequence[float] | None = None,
                 gens: Sequence[torch.Generator] | None = None) -> torch.Tensor:
         """x (K, B, in) -> logits (K, B, n_classes).
 
@@ -165,13 +168,13 @@ class Population:
             if j == len(self.hidden):
                 break
             if self.batch_norm:
-                h = self._batch_norm(h, i + 1, pos, train)
+                h = self._batch_norm(h, i + 1, pos, train=train)
             h = act(h)
             if train and dropout is not None and gens is not None:
                 h = self._dropout(h, dropout, gens)
         return h
 
-    def _batch_norm(self, h: torch.Tensor, i: int, pos: dict[str, int],
+    def _batch_norm(self, h: torch.Tensor, i: int, pos: dict[str, int], *,
                     train: bool) -> torch.Tensor:
         gamma = self.params[pos[f"{i}.weight"]].unsqueeze(1)  # (K, 1, width)
         beta = self.params[pos[f"{i}.bias"]].unsqueeze(1)
@@ -216,11 +219,11 @@ class Population:
 
     @torch.no_grad()
     def layer_stats(self) -> list[list[tuple[str, float, float, float]]]:
-        """Per member, per Linear: (layer, L2 norm, L1 norm, fraction |w| < 1e-3)."""
+        """Per member, per Linear: (layer, L2 norm, L1 norm, fraction |w| < SPARSE_BELOW)."""
         cols = []
         for i, (w, _) in zip(self.lin_idx, self.linears(), strict=True):
             flat = w.detach().flatten(1)  # (K, out*in)
             cols.append((str(i), flat.norm(dim=1).tolist(), flat.abs().sum(1).tolist(),
-                         (flat.abs() < 1e-3).float().mean(1).tolist()))
+                         (flat.abs() < SPARSE_BELOW).float().mean(1).tolist()))
         return [[(name, l2[k], l1[k], sp[k]) for name, l2, l1, sp in cols]
                 for k in range(self.K)]

@@ -144,7 +144,7 @@ def autograd_step(state: PopulationState, xb: torch.Tensor, yb: torch.Tensor,
     cast = torch.autocast(device_type=pop.device.type, dtype=torch.bfloat16,
                           cache_enabled=False) if bf16 else contextlib.nullcontext()
     with cast:
-        logits = pop.forward(xb, True, on.dropout, gens)
+        logits = pop.forward(xb, train=True, dropout=on.dropout, gens=gens)
     if bf16:
         logits = logits.float()
     loss = state.loss(logits, yb)  # (K,)
