@@ -231,11 +231,12 @@ def test_cli_trains_an_ensemble_and_prints_the_members(tmp_path: Path) -> None:
     assert data["ensemble"]["members"] == 2 and Path(data["checkpoint"]).is_dir()
 
 
-def test_a_sweep_refuses_an_ensemble_base(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ensemble", ["4", "{size: 4, select: greedy}"])
+def test_a_sweep_refuses_an_ensemble_base(tmp_path: Path, ensemble: str) -> None:
     from fcnet_cli.sweep.load import load_sweep
 
     spec = tmp_path / "s.yaml"
-    spec.write_text("base:\n  data: {dataset: iris}\n  model: {ensemble: 4}\n"
+    spec.write_text(f"base:\n  data: {{dataset: iris}}\n  model: {{ensemble: {ensemble}}}\n"
                     "parameters:\n  optimizer.lr: [0.01, 0.1]\n")
     with pytest.raises(ConfigError) as err:
         load_sweep(spec)

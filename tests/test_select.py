@@ -240,20 +240,13 @@ def test_bad_selection_configs_exit_2_with_one_line(tmp_path: Path, value: str,
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_selected_ensemble_with_seeds_and_in_a_sweep_is_refused(tmp_path: Path) -> None:
-    from fcnet_cli.sweep.load import load_sweep
-
+def test_a_selected_ensemble_with_seeds_is_refused(tmp_path: Path) -> None:
     raw = {"model": {"ensemble": {"size": 4, "select": "greedy"}}, "training": {"seeds": 2}}
     with pytest.raises(ConfigError) as err:
         validate_experiment(raw, "e.yaml")
     assert any("model.ensemble: 4 members cannot be combined with training.seeds: 2" in p
                for p in err.value.problems)
-    spec = tmp_path / "s.yaml"
-    spec.write_text("base:\n  data: {dataset: iris}\n  model: {ensemble: {size: 4, select: "
-                    "greedy}}\nparameters:\n  optimizer.lr: [0.01, 0.1]\n")
-    with pytest.raises(ConfigError) as err:
-        load_sweep(spec)
-    assert any("a sweep trains single models" in p for p in err.value.problems)
+    # a sweep's refusal of an ensemble base, both forms: tests/test_ensemble.py
 
 
 def test_validate_explain_shows_the_selection_fields(tmp_path: Path) -> None:
