@@ -18,6 +18,7 @@ import torch
 from fcnet_cli.config import Experiment, ModelConfig
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.store import checkpoint as ck
+from fcnet_cli.engine.store import verify
 from fcnet_cli.engine.store.checkpoint import (
     RunBusyError,
     RunLock,
@@ -236,8 +237,8 @@ def test_absurd_sizes_refused_before_reading(run_dir: Path, model, monkeypatch):
     best = _best(run_dir, model)
     monkeypatch.setattr(ck, "MAX_WEIGHTS_BYTES", 16)
     opened = []
-    monkeypatch.setattr(ck, "open", lambda p, *a: opened.append(p) or open(p, *a),
-                        raising=False)
+    monkeypatch.setattr(verify, "open", lambda p, *a: opened.append(p) or open(p, *a),
+                        raising=False)  # where checkpoint files are read
     with pytest.raises(CheckpointError, match=rf"{best}/model\.safetensors: implausibly large"):
         load_checkpoint(best)
     assert [Path(p).name for p in opened] == ["meta.json", "manifest.json"]  # not the weights

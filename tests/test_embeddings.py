@@ -73,6 +73,16 @@ def test_periodic_matches_hand_computed_values() -> None:
     assert emb.output_names(["a", "b"]) == ["a", "a#sin0", "a#sin1", "a#cos0", "a#cos1", "b"]
 
 
+@pytest.mark.parametrize("kind", ["piecewise_linear", "periodic"])
+def test_an_empty_split_embeds_to_no_rows(kind: str) -> None:
+    """`data.test_fraction: 0` leaves the test split empty: it embeds to (0, width)."""
+    emb = NumEmbedding.fit(kind, torch.arange(12.0).reshape(-1, 2), [0, 1], n_bins=3,
+                           n_frequencies=2, sigma=0.1, seed=0)
+    width = emb.apply(torch.zeros(1, 2)).shape[1]
+    assert emb.apply(torch.zeros(0, 2)).shape == (0, width)
+    assert emb.module()(torch.zeros(0, 2)).shape == (0, width)
+
+
 def test_periodic_frequencies_come_from_the_seed_not_the_data() -> None:
     x = torch.randn(50, 3)
     a = NumEmbedding.fit("periodic", x, [0, 2], n_frequencies=400, sigma=0.1, seed=3)

@@ -625,6 +625,7 @@ def test_an_old_manifest_without_the_meta_hash_still_loads(run: Path, tmp_path: 
 def test_checkpoint_read_with_its_own_size(run: Path) -> None:
     """No read asks for the 4 GiB cap: a tiny model loads under a small address space."""
     import fcnet_cli.engine.store.checkpoint as ck
+    import fcnet_cli.engine.store.verify as verify  # where checkpoint files are read
 
     sizes: list[int] = []
     real_open = open
@@ -643,11 +644,11 @@ def test_checkpoint_read_with_its_own_size(run: Path) -> None:
             sizes.append(n)
             return self.f.read(n)
 
-    ck.open = lambda p, *a: Spy(real_open(p, *a))  # type: ignore[attr-defined]
+    verify.open = lambda p, *a: Spy(real_open(p, *a))  # type: ignore[attr-defined]
     try:
         ck.load_checkpoint(best(run))
     finally:
-        del ck.open  # type: ignore[attr-defined]
+        del verify.open  # type: ignore[attr-defined]
     files = [*best(run).iterdir(), run / "checkpoints" / "manifest.json"]
     assert sizes and max(sizes) <= max(p.stat().st_size for p in files) + 1  # not 4 GiB
 

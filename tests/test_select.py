@@ -156,6 +156,27 @@ def test_selection_never_looks_at_the_test_split(tmp_path: Path) -> None:
     assert chosen[0] == chosen[1]
 
 
+@pytest.mark.parametrize("kind", ["piecewise_linear", "periodic"])
+def test_selection_scores_members_on_the_inputs_they_trained_on(tmp_path: Path,
+                                                                kind: str) -> None:
+    """With a numerical embedding the members' network takes the embedded inputs: selection
+    must score them on those (a raw validation split does not even fit the first layer)."""
+    exp = _exp(tmp_path, size=3, rounds=3)
+    exp = exp.model_copy(update={"model": exp.model.model_copy(
+        update={"num_embeddings": kind})})
+    result = train(exp)
+    assert result.status == "completed" and result.run_dir is not None
+    run_dir = Path(result.run_dir)
+    selection = json.loads((run_dir / "summary.json").read_text())["ensemble"]["selection"]
+    model = load_model(run_dir)
+    assert model.ensemble == len(selection["members"])
+    assert model.spec.prep.embedding is not None  # served with the members' embedding
+    from sklearn.datasets import load_iris
+
+    probs = model.predict_proba(load_iris().data[:10])
+    assert probs.shape == (10, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
 def test_predict_eval_load_model_and_onnx_agree_on_a_messy_table(tmp_path: Path) -> None:
     """Penguins: text columns with empty cells and a numeric column with holes; the
     selected members differ in width and weight."""

@@ -15,8 +15,9 @@ import numpy as np
 import polars as pl
 import torch
 
+from fcnet_cli.engine.data.labels import encode_labels
 from fcnet_cli.engine.data.reader import Table, open_table
-from fcnet_cli.engine.data.tables import Column, UnseenCategories, canonical_expr
+from fcnet_cli.engine.data.tables import UnseenCategories
 from fcnet_cli.engine.evaluate import evaluate, evaluate_regression, member_spread
 from fcnet_cli.engine.train.losses import MemberLoss
 from fcnet_cli.errors import DataError, UsageError
@@ -24,36 +25,6 @@ from fcnet_cli.events import EvalResult
 from fcnet_cli.serve.model import Model
 
 __all__ = ["evaluate_file"]
-
-
-def _label_text(labels: pl.Series, classes: list[str]) -> pl.Series:
-    """Labels as the text the model's class names use (integral floats 3.0 → "3"; a boolean
-    target's `True`/`yes`/1 → "true", as training named them)."""
-    if sorted(classes) == ["false", "true"]:
-        bool_form = Column(labels.name, "categorical", form="bool")
-        return labels.to_frame().select(canonical_expr(bool_form, labels.dtype)).to_series()
-    if labels.dtype.is_float():
-        finite = labels.drop_nulls()
-        if finite.is_finite().all() and (finite == finite.round(0)).all():
-            labels = labels.cast(pl.Int64)
-    return labels.cast(pl.String).str.strip_chars()
-
-
-def _label_indices(model: Model, labels: pl.Series, source: str, first_row: int
-                   ) -> np.ndarray:
-    """Class indices (B,) int64 of one chunk of labels; unknown or missing labels raise."""
-    text = _label_text(labels, model.classes_.tolist())
-    if text.null_count():
-        row = int(text.is_null().arg_max() or 0)
-        raise DataError(f"{source}: row {first_row + row + 1}: missing label")
-    index = {c: i for i, c in enumerate(model.classes_.tolist())}
-    known = text.is_in(list(index))
-    if not known.all():
-        row = int((~known).arg_max() or 0)
-        shown = ", ".join(model.classes_.tolist()[:20])
-        raise DataError(f"{source}: row {first_row + row + 1}: label {text[row]!r} is not a "
-                        f"class the model knows ({shown})")
-    return text.replace_strict(index, return_dtype=pl.Int64).to_numpy()
 
 
 def _read_npz(model: Model, table: Table) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +54,8 @@ def _read_table(model: Model, table: Table, target: str, batch_rows: int,
     xs, ys = [], []
     for start, frame in table.frames(list(dict.fromkeys(names + [target])), dtypes,
                                      batch_rows):
-        ys.append(_label_indices(model, frame.get_column(target), table.source, start))
+        ys.append(encode_labels(frame.get_column(target), model.classes_.tolist(),
+                                table.source, start + 1))
         x, new = model.spec.encode_counted(frame, table.source, start)
         xs.append(x)
         unseen.add(new)

@@ -1,6 +1,7 @@
 """Data: built-in sets, tables read with polars, columns and the canonical form of their cells,
 preprocessing, splits and lineage. Imports nothing from `engine.train` or `engine.store`.
 
+    arrays         scikit-learn, synthetic, NPZ and torchvision sets as arrays
     catalog        the built-in data sets: origin, shape, whether on disk (no torch)
     cells          what a cell means whatever type the reader inferred (canonical forms)
     columns        column selection, fitting a Preprocessing on training rows, encoding
@@ -9,6 +10,7 @@ preprocessing, splits and lineage. Imports nothing from `engine.train` or `engin
     embedded       numerical embeddings fitted on the training split, applied to every split
     embeddings     piecewise-linear and periodic embeddings of numeric inputs (the maths)
     encoding       raw table columns to model inputs (the one route for every command)
+    labels         class labels' names and the one label encoder
     leaks          feature columns that look like label leaks: one notice each
     limits         bounds on rows, columns and bytes, checked while a file streams
     lineage        which file a run trained on, and whether it still is that file
@@ -22,6 +24,7 @@ preprocessing, splits and lineage. Imports nothing from `engine.train` or `engin
 """
 
 __all__ = [
+    "arrays",
     "catalog",
     "cells",
     "columns",
@@ -30,6 +33,7 @@ __all__ = [
     "embedded",
     "embeddings",
     "encoding",
+    "labels",
     "leaks",
     "limits",
     "lineage",

@@ -22,6 +22,7 @@ from fcnet_cli.engine.data.cells import (
     row_text,
 )
 from fcnet_cli.engine.data.dates import date_expr, date_share, is_date_dtype
+from fcnet_cli.engine.data.labels import encode_labels, label_name, label_text
 from fcnet_cli.engine.data.tables import Column, Target
 from fcnet_cli.errors import DataError
 
@@ -112,12 +113,6 @@ def _date_text(s: pl.Series, source: str, *, lines: bool) -> bool:
                         f"{describe_cell(s[i])} is not a date (YYYY-MM-DD); fix the cell, or "
                         f"list the column in data.categorical")
     return False
-
-
-def _as_text(s: pl.Series) -> pl.Series:
-    """Target labels as text (booleans lower case, as their canonical form)."""
-    return s.cast(pl.String).str.strip_chars() if s.dtype != pl.Boolean \
-        else s.cast(pl.String).str.to_lowercase()
 
 
 def _canonical(s: pl.Series, col: Column) -> pl.Series:
@@ -275,16 +270,11 @@ def fit_target(frame: pl.DataFrame, targets: list[str], task: str | None, source
                         f"numbers; set task: regression to predict them (or task: "
                         f"classification to treat each value as a class)")
     if s.dtype.is_numeric():  # numeric labels sort numerically (2 before 10)
-        classes = [_label(v) for v in sorted(s.unique().to_list())]
+        classes = [label_name(v) for v in sorted(s.unique().to_list())]
     else:
-        classes = sorted(_as_text(s).unique().to_list())
+        classes = sorted(label_text(s, []).unique().to_list())
     target = Target("classification", [s.name], classes=classes)
     return target, encode_target(target, frame, source, lines=lines)
-
-
-def _label(v: float) -> str:
-    """A numeric class label as text: 3.0 -> '3', 0.5 -> '0.5'."""
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: int = 1, *,
@@ -300,16 +290,7 @@ def encode_target(target: Target, frame: pl.DataFrame, source: str, first_row: i
             pos = np.searchsorted(known, v).clip(0, max(len(known) - 1, 0))
             if len(known) == len(target.classes) and (known[pos] == v).all():
                 return pos.astype(np.int64)
-        text = s.map_elements(_label, return_dtype=pl.String) if s.dtype.is_numeric() \
-            else _as_text(s)
-        index = text.replace_strict(target.classes, list(range(len(target.classes))),
-                                    default=None, return_dtype=pl.Int64)
-        if bool(index.is_null().any()):
-            i = int(index.is_null().arg_max() or 0)
-            raise DataError(f"{source}: {row_text(i, first_row, lines=lines)}: class "
-                            f"{describe_cell(s[i])} of '{s.name}' is not one the model knows "
-                            f"({', '.join(target.classes[:10])})")
-        return index.to_numpy().astype(np.int64)
+        return encode_labels(s, target.classes, source, first_row, lines=lines)
     out = []
     for name in target.columns:
         s = frame[name]

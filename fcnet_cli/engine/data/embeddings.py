@@ -220,7 +220,7 @@ class EmbeddingModule(nn.Module):
         else:
             z = (v - b["left"]) / b["width"]  # (N, E, T)
             block = torch.minimum(torch.maximum(z, b["lower"]), b["upper"])
-        flat = block.reshape(x.shape[0], -1)  # (N, E·W)
+        flat = block.flatten(start_dim=1)  # (N, E·W); also for N = 0 (an empty split)
         return torch.index_select(torch.cat([x, flat], dim=1), 1, b["order"])
 
 

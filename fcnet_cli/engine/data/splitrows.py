@@ -14,9 +14,10 @@ from fcnet_cli.config import (
     TABLE_DATASETS,
     DataConfig,
 )
+from fcnet_cli.engine.data.arrays import load_arrays
 from fcnet_cli.engine.data.catalog import SKLEARN
 from fcnet_cli.engine.data.columns import encode_target, fit_target, select_columns
-from fcnet_cli.engine.data.load import _load_arrays, _strata
+from fcnet_cli.engine.data.load import _strata
 from fcnet_cli.engine.data.splits import split_indices, split_size
 from fcnet_cli.engine.data.tables import Target, read_table
 from fcnet_cli.errors import DataError
@@ -51,7 +52,7 @@ def split_rows(cfg: DataConfig, task: str | None = None, target: Target | None =
         else:
             y = encode_target(target, frame, source, lines=lines, standardize=False)
     elif cfg.dataset == "npz" or cfg.dataset in SKLEARN or cfg.dataset in SYNTHETIC_DATASETS:
-        _, y, target, source = _load_arrays(cfg, task)
+        _, y, target, source = load_arrays(cfg, task)
     else:
         raise DataError(f"{cfg.dataset}: uses its official test files, so its rows are not "
                         f"numbered by fcnet's split (train and val come from the training "

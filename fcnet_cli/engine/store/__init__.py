@@ -8,6 +8,7 @@ training produced; never trains or evaluates.
     metaschema  the schema of a checkpoint's meta.json, checked on every load
     records     config.yaml, metrics.csv, summary.json written; resume state read back
     seedpick    which seed of a seed group stands for the group
+    verify      a checkpoint checked as it is read: sizes, format, hashes, layout
 """
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "metaschema",
     "records",
     "seedpick",
+    "verify",
 ]

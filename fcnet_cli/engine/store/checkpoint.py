@@ -15,14 +15,12 @@ Loading never unpickles anything but `weights_only=True` data, and checks sizes 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import re
 import secrets
 import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +31,7 @@ from packaging.version import Version
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
-from fcnet_cli.config import Experiment, ModelConfig
-from fcnet_cli.engine.model import build_model, member_configs
+from fcnet_cli.config import Experiment
 from fcnet_cli.engine.store.files import (
     RunBusyError,
     RunLock,
@@ -46,7 +43,20 @@ from fcnet_cli.engine.store.files import (
 )
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.store.locate import checkpoint_dir
-from fcnet_cli.engine.store.metaschema import validate_meta
+from fcnet_cli.engine.store.verify import (
+    FORMAT,
+    MAX_META_BYTES,
+    MAX_TRAIN_STATE_BYTES,
+    MAX_WEIGHTS_BYTES,
+    VERSION,
+    check_layout,
+    parse_meta,
+    read_limited,
+    read_meta,
+    sha256,
+    verify_hash,
+    verify_manifest,
+)
 from fcnet_cli.errors import CheckpointError, RunError, cause
 
 __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
@@ -56,11 +66,6 @@ __all__ = ["LoadedCheckpoint", "RunBusyError", "RunLock", "atomic_write_bytes",
 
 WEIGHTS, META, TRAIN_STATE, MANIFEST = (
     RunDir.WEIGHTS, RunDir.META, RunDir.TRAIN_STATE, RunDir.MANIFEST)
-FORMAT, VERSION = "fcnet-checkpoint", 1  # meta.json "format"/"version" this fcnet writes
-META_KEYS = ("config", "in_features", "n_classes", "classes", "normalization")
-MAX_WEIGHTS_BYTES = 4 << 30  # 4 GiB: far beyond any MLP this tool trains
-MAX_TRAIN_STATE_BYTES = 8 << 30  # optimizer state (Adam) is ~2× the weights
-MAX_META_BYTES = 10_000_000
 WHICH = RunDir.WHICH
 MIN_TORCH = (2, 10)  # weights-only unpickling is trusted from here on (pyproject requires it)
 _SEQ_DIR = re.compile(rf"\.({'|'.join(WHICH)})-(\d+)")
@@ -68,9 +73,7 @@ _SEQ_DIR = re.compile(rf"\.({'|'.join(WHICH)})-(\d+)")
 
 # ---------------------------------------------------------------------------- saving
 
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+_sha256 = sha256  # the hash every file of a checkpoint is recorded by
 
 
 def _next_seq(ckpts: Path) -> int:
@@ -87,7 +90,7 @@ def _checkpoint_files(state_dict: dict[str, torch.Tensor], meta: dict,
         buf = io.BytesIO()
         torch.save(train_state, buf)
         files[TRAIN_STATE] = buf.getvalue()
-    hashes = {name: _sha256(data) for name, data in files.items()}
+    hashes = {name: sha256(data) for name, data in files.items()}
     stamped = {**meta, "format": FORMAT, "version": VERSION, "sha256": hashes}
     files[META] = json.dumps(stamped, indent=2).encode("utf-8")
     return files
@@ -130,7 +133,7 @@ def save_checkpoint(run_dir: Path, which: str, state_dict: dict[str, torch.Tenso
                 shutil.rmtree(leftover, ignore_errors=True)
         tmp_link.unlink(missing_ok=True)
         raise RunError(f"cannot save checkpoint {link}: {cause(e)}") from None
-    hashes = {n: _sha256(d) for n, d in files.items()}  # meta.json too: it is read as well
+    hashes = {n: sha256(d) for n, d in files.items()}  # meta.json too: it is read as well
     _update_manifest(ckpts, which, {"dir": os.readlink(link), "files": hashes,
                                     "metrics": meta.get("metrics")})
     if previous and previous != os.readlink(link) and _SEQ_DIR.fullmatch(previous):
@@ -190,135 +193,12 @@ class LoadedCheckpoint:
             raise CheckpointError(f"{self.dir / META}: config.{loc}: {first['msg']}") from None
 
 
-def _read_limited(path: Path, limit: int, shown: Path) -> bytes:
-    """Read `path` (named `shown` in messages) after checking it is a sane regular file."""
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise CheckpointError(f"{shown}: not a regular file")
-        if st.st_size > limit:
-            raise CheckpointError(f"{shown}: implausibly large ({st.st_size} bytes, "
-                                  f"limit {limit}); refusing to read it")
-        with open(path, "rb") as f:
-            data = f.read(st.st_size + 1)  # its known size: no buffer of `limit` bytes
-        if len(data) > limit:
-            raise CheckpointError(f"{shown}: grew to over {limit} bytes while being read")
-        return data
-    except FileNotFoundError:
-        raise CheckpointError(f"{shown}: missing") from None
-    except OSError as e:
-        raise CheckpointError(f"{shown}: cannot read: {cause(e)}") from None
-
-
-def _read_meta(real: Path, ckpt: Path) -> dict:
-    path = ckpt / META
-    raw = _read_limited(real / META, MAX_META_BYTES, path)
-    meta = _parse_meta(raw, path)
-    _verify_manifest(path, _sha256(raw), real)
-    return meta
-
-
-def _parse_meta(raw: bytes, path: Path) -> dict:
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({cause(e)})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    _check_format(path, meta)
-    missing = [k for k in META_KEYS if k not in meta]
-    if missing:
-        raise CheckpointError(f"{path}: missing key(s) {', '.join(missing)}")
-    validate_meta(meta, path)
-    return meta
-
-
-def _check_format(path: Path, meta: dict) -> None:
-    """Refuse what is not an fcnet checkpoint, or one written by a newer fcnet."""
-    fmt, version = meta.get("format"), meta.get("version")
-    if fmt != FORMAT:
-        raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r} (expected {FORMAT!r})")
-    if type(version) is not int or version < 1:
-        raise CheckpointError(f"{path}: checkpoint version must be a positive integer "
-                              f"(got {version!r})")
-    if version > VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {version} is newer than this fcnet "
-                              f"reads (version {VERSION}); upgrade fcnet to load it")
-
-
-def _verify_hash(path: Path, data: bytes, meta: dict, real_dir: Path) -> None:
-    """Compare `data`'s sha256 with meta.json and, inside a run's checkpoints/, the manifest."""
-    expected = (meta.get("sha256") or {}).get(path.name)
-    actual = _sha256(data)
-    if expected is None:
-        raise CheckpointError(f"{path}: {META} records no sha256 for {path.name}")
-    if actual != expected:
-        raise CheckpointError(f"{path}: sha256 {actual[:12]}… does not match {META} "
-                              f"({str(expected)[:12]}…); the file was modified or corrupted")
-    _verify_manifest(path, actual, real_dir)
-
-
-def _verify_manifest(path: Path, actual: str, real_dir: Path) -> None:
-    """Inside a run's checkpoints/, compare `actual` with the manifest's hash of the file
-    (a manifest written before meta.json was hashed there has none for it: not checked)."""
-    manifest_path = real_dir.parent / MANIFEST
-    if real_dir.parent.name != RunDir.CHECKPOINTS or not manifest_path.exists():
-        return
-    try:
-        raw = _read_limited(manifest_path, MAX_META_BYTES, manifest_path)
-        manifest = json.loads(raw.decode("utf-8"))
-        entries = [e for e in manifest.values() if e.get("dir") == real_dir.name]
-    except (UnicodeDecodeError, ValueError, AttributeError):
-        raise CheckpointError(f"{manifest_path}: not a valid checkpoint manifest") from None
-    # no entry: a crash between publishing the checkpoint and updating the manifest
-    for entry in entries:
-        recorded = (entry.get("files") or {}).get(path.name)
-        if recorded is not None and recorded != actual:
-            raise CheckpointError(f"{path}: sha256 does not match {manifest_path}; the file "
-                                  f"was modified or corrupted")
-
-
-def _check_layout(path: Path, meta: dict, state_dict: dict[str, torch.Tensor]) -> None:
-    where = path.parent / META
-    try:
-        cfg = ModelConfig.model_validate((meta["config"] or {})["model"])
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise CheckpointError(f"{where}: config.model.{loc}: {first['msg']}") from None
-    except (KeyError, TypeError):
-        raise CheckpointError(f"{where}: config has no model section") from None
-    in_f, n_cls = meta["in_features"], meta["n_classes"]
-    if not all(type(v) is int and v > 0 for v in (in_f, n_cls)):
-        raise CheckpointError(f"{where}: in_features and n_classes must be positive integers")
-    regression = meta.get("task") == "regression"  # n_classes then counts the targets
-    if not isinstance(meta["classes"], list) or (len(meta["classes"]) != n_cls
-                                                  and not regression):
-        raise CheckpointError(f"{where}: classes must list n_classes = {n_cls} names")
-    try:
-        members = member_configs(meta)  # a selected ensemble: each member's own widths
-    except ValueError as e:
-        raise CheckpointError(f"{where}: {e}") from None
-    with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
-        net = build_model(cfg, in_f, n_cls, "regression" if regression else "classification",
-                          **members)
-        expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state_dict.items()}
-    for key in list(expected) + [k for k in got if k not in expected]:
-        want, have = expected.get(key), got.get(key)
-        if want != have:
-            raise CheckpointError(
-                f"{path}: layout mismatch at {key}: the config expects "
-                f"{list(want) if want is not None else 'no such tensor'}, the file has "
-                f"{list(have) if have is not None else 'no such tensor'}")
-
-
 def load_checkpoint(path: Path) -> LoadedCheckpoint:
     """Load and verify a checkpoint; raise CheckpointError (one line naming the path)."""
     ckpt = checkpoint_dir(Path(path))
     real = ckpt.resolve()  # read both files from one directory even if `best` is re-pointed
-    meta = _read_meta(real, ckpt)
-    data = _read_limited(real / WEIGHTS, MAX_WEIGHTS_BYTES, ckpt / WEIGHTS)
+    meta = read_meta(real, ckpt)
+    data = read_limited(real / WEIGHTS, MAX_WEIGHTS_BYTES, ckpt / WEIGHTS)
     return _verified(ckpt, real, meta, data)
 
 
@@ -332,8 +212,8 @@ def _verified(ckpt: Path, real: Path, meta: dict, data: bytes) -> LoadedCheckpoi
     except (SafetensorError, ValueError, TypeError, RuntimeError, OverflowError) as e:
         raise CheckpointError(f"{weights}: not a valid safetensors file, truncated or "
                               f"corrupt ({cause(e)})") from None
-    _verify_hash(weights, data, meta, real)
-    _check_layout(weights, meta, state_dict)
+    verify_hash(weights, data, meta, real)
+    check_layout(weights, meta, state_dict)
     return LoadedCheckpoint(dir=ckpt, state_dict=state_dict, meta=meta)
 
 
@@ -341,10 +221,10 @@ def checkpoint_files(path: Path) -> dict[str, bytes]:
     """The verified weights and meta.json of a checkpoint (or run directory), as bytes."""
     ckpt = checkpoint_dir(Path(path))
     real = ckpt.resolve()
-    out = {name: _read_limited(real / name, limit, ckpt / name)
+    out = {name: read_limited(real / name, limit, ckpt / name)
            for name, limit in ((META, MAX_META_BYTES), (WEIGHTS, MAX_WEIGHTS_BYTES))}
-    meta = _parse_meta(out[META], ckpt / META)
-    _verify_manifest(ckpt / META, _sha256(out[META]), real)
+    meta = parse_meta(out[META], ckpt / META)
+    verify_manifest(ckpt / META, sha256(out[META]), real)
     _verified(ckpt, real, meta, out[WEIGHTS])
     return out
 
@@ -359,7 +239,7 @@ def checkpoint_from_files(files: dict[str, bytes], where: Path) -> LoadedCheckpo
         if len(data) > limit:
             raise CheckpointError(f"{where / name}: implausibly large ({len(data)} bytes, "
                                   f"limit {limit}); refusing to read it")
-    meta = _parse_meta(files[META], where / META)
+    meta = parse_meta(files[META], where / META)
     return _verified(where, where, meta, files[WEIGHTS])
 
 
@@ -384,10 +264,10 @@ def load_train_state(ckpt_dir: Path) -> dict:
                               f": its weights-only loader has known flaws; need torch >= 2.10")
     ckpt = checkpoint_dir(Path(ckpt_dir))
     real = ckpt.resolve()
-    meta = _read_meta(real, ckpt)
+    meta = read_meta(real, ckpt)
     path = ckpt / TRAIN_STATE
-    data = _read_limited(real / TRAIN_STATE, MAX_TRAIN_STATE_BYTES, path)
-    _verify_hash(path, data, meta, real)
+    data = read_limited(real / TRAIN_STATE, MAX_TRAIN_STATE_BYTES, path)
+    verify_hash(path, data, meta, real)
     try:
         # weights_only=True: tensors and plain containers only; never runs code from the file
         state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")

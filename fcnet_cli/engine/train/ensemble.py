@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from fcnet_cli.config import EnsembleConfig, Experiment, dump_experiment, layout_key
+from fcnet_cli.engine.data.embedded import embed_splits
 from fcnet_cli.engine.data.load import DataSplits
 from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.store import checkpoint as ck
@@ -214,6 +215,9 @@ def _select(run_dir: Path, exp: Experiment, bests: list[Path],
         from fcnet_cli.engine.data.load import load_data
 
         data = load_data(exp.data, task=exp.task)
+    # the inputs the members trained on: with their numerical embedding (unchanged if none,
+    # or if `data` came in embedded)
+    data = embed_splits(data, exp.model, exp.data.split_seed)
     regression = data.task == "regression"
     x, y = data.x_val.cpu().float(), data.y_val.cpu().numpy()
     outputs = np.stack([_val_outputs(ck.load_checkpoint(b), x, regression) for b in bests])
