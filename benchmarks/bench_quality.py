@@ -9,12 +9,14 @@ RMSE). fcnet trains on the 80% with a minimal YAML (a `data:` section only, plus
 `missing: median` where the table has empty cells), once with the default rule
 (engine/train/defaults.py) and once with the constants it replaced (SGD lr 0.01, 20 epochs of
 batch 64, no schedule, no early stopping), and is scored through `load_model` as a user
-would. Peers: scikit-learn's default `MLPClassifier`/`MLPRegressor` (imputed, one-hot, scaled)
-and `HistGradientBoosting*`; pytabkit's RealMLP-TD when it is installed. The tables ship
-offline: scikit-learn's bundled sets and generated tables with text columns and missing cells
-(tests/messy_tables.py). Prints mean ± std per table and method, Welch's p against the best
-peer, the mean rank and the wall time per fit. Needs scikit-learn and scipy (the `bench`
-extra).
+would (`--process`: as a whole `fcnet train` process). Peers: scikit-learn's default
+`MLPClassifier`/`MLPRegressor` (imputed, one-hot, scaled) and `HistGradientBoosting*`;
+pytabkit's RealMLP-TD and TabM-D when the `bench` extra is installed. The tables ship offline:
+scikit-learn's bundled sets, statsmodels' survey tables (anes96, fair, randhie: integer codes
+spelled as text, 5% of some cells emptied; with the `bench` extra) and generated tables with
+text columns and missing cells (tests/messy_tables.py). Prints mean ± std per table and
+method, Welch's p against the best peer, the mean rank and the wall time per fit; `--cache`
+keeps finished fits so methods can run in separate invocations.
 """
 
 from __future__ import annotations

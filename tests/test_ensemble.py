@@ -15,7 +15,7 @@ import torch
 import yaml
 from factories import experiment
 from messy_tables import CARS, MESSY, train_run
-from test_export_messy import _new_csv, raw_feeds
+from test_export_messy import predict_and_export
 from test_resume import StopAt
 from typer.testing import CliRunner
 
@@ -131,22 +131,12 @@ def test_pt2_export_averages_inside_the_program(trained: tuple[Path, list[Path]]
 def test_onnx_export_of_an_ensemble_matches_predict_on_a_messy_table(tmp_path: Path) -> None:
     """Penguins: text columns with empty cells, a numeric column with holes, an unseen
     category; the graph runs the members and averages their probabilities."""
-    import onnxruntime as ort
 
     kind = MESSY["penguins"]
     run = train_run(tmp_path, kind, model="hidden: [8], ensemble: 3")
-    csv = _new_csv(run, tmp_path / "new.csv")
-    result = runner.invoke(app, ["predict", str(run.run_dir), str(csv), "--proba"])
-    assert result.exit_code == 0, result.output
-    expected = pl.read_csv(io.StringIO(result.stdout)).drop("prediction").to_numpy()
-    out = tmp_path / "model.onnx"
-    result = runner.invoke(app, ["export", str(run.run_dir), "--format", "onnx", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    sidecar = json.loads(out.with_name("model.onnx.json").read_text("utf-8"))
+    expected, sidecar, (proba, logits) = predict_and_export(run, tmp_path)
     assert sidecar["ensemble"] == 3
     assert sidecar["outputs"][1]["values"].startswith("log of the members' mean probability")
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    proba, logits = session.run(None, raw_feeds(csv, sidecar))
     assert proba.shape == expected.shape == (24, 3)
     assert float(np.abs(proba - expected).max()) <= 1e-5
     assert float(np.abs(np.exp(logits) - expected).max()) <= 1e-5

@@ -42,6 +42,23 @@ def _new_csv(run: Run, path: Path) -> Path:
     return write_csv(pl.DataFrame(rows, schema=frame.schema), path, bom=run.kind.bom)
 
 
+def predict_and_export(run: Run, tmp_path: Path) -> tuple[np.ndarray, dict, list[np.ndarray]]:
+    """New raw rows through `fcnet predict --proba` and through the exported ONNX graph in
+    onnxruntime: (predicted probabilities, the sidecar, the graph's outputs)."""
+    import onnxruntime as ort
+
+    csv = _new_csv(run, tmp_path / "new.csv")
+    result = runner.invoke(app, ["predict", str(run.run_dir), str(csv), "--proba"])
+    assert result.exit_code == 0, result.output
+    predicted = pl.read_csv(io.StringIO(result.stdout)).drop("prediction").to_numpy()
+    out = tmp_path / "model.onnx"
+    result = runner.invoke(app, ["export", str(run.run_dir), "--format", "onnx", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads(out.with_name("model.onnx.json").read_text("utf-8"))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    return predicted, sidecar, session.run(None, raw_feeds(csv, sidecar))
+
+
 def raw_feeds(csv: Path, sidecar: dict) -> dict[str, np.ndarray]:
     """The graph's (N, 1) inputs from a CSV read as text, by the sidecar alone: strings
     ("" for an empty cell), float32 numbers (NaN), dates as float32 days since 1970-01-01."""

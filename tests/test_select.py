@@ -16,7 +16,7 @@ import pytest
 import torch
 from messy_tables import MESSY, train_run
 from serve_data import usage_error
-from test_export_messy import _new_csv, raw_feeds
+from test_export_messy import predict_and_export
 from test_resume import StopAt
 from typer.testing import CliRunner
 
@@ -180,7 +180,6 @@ def test_selection_scores_members_on_the_inputs_they_trained_on(tmp_path: Path,
 def test_predict_eval_load_model_and_onnx_agree_on_a_messy_table(tmp_path: Path) -> None:
     """Penguins: text columns with empty cells and a numeric column with holes; the
     selected members differ in width and weight."""
-    import onnxruntime as ort
 
     kind = MESSY["penguins"]
     run = train_run(tmp_path, kind, epochs=4,
@@ -206,17 +205,9 @@ def test_predict_eval_load_model_and_onnx_agree_on_a_messy_table(tmp_path: Path)
     y = load_data(model.experiment.data, task=model.experiment.task).y_test.numpy()
     loss = -np.mean(np.log(proba[np.arange(len(y)), y]))
     assert json.loads(result.stdout)["loss"] == pytest.approx(loss, abs=1e-5)
-    csv = _new_csv(run, tmp_path / "new.csv")  # new rows, raw text: predict vs the graph
-    result = runner.invoke(app, ["predict", str(run.run_dir), str(csv), "--proba"])
-    assert result.exit_code == 0, result.output
-    predicted = pl.read_csv(io.StringIO(result.stdout)).drop("prediction").to_numpy()
-    out = tmp_path / "model.onnx"
-    result = runner.invoke(app, ["export", str(run.run_dir), "--format", "onnx", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    sidecar = json.loads(out.with_name("model.onnx.json").read_text("utf-8"))
+    # new rows, raw text: predict vs the graph
+    predicted, sidecar, (onnx_proba, _) = predict_and_export(run, tmp_path)
     assert "weighted mean" in sidecar["outputs"][0]["values"]
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    onnx_proba, _ = session.run(None, raw_feeds(csv, sidecar))
     assert float(np.abs(onnx_proba - predicted).max()) <= 1e-5
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert summary["ensemble"]["selection"]["split"] == "val"
