@@ -15,8 +15,23 @@ Torch-free: `fcnet compare`, tracking and the CLI's fast paths read runs through
 from __future__ import annotations
 
 from pathlib import Path
+from typing import overload
 
 __all__ = ["RunDir"]
+
+
+class _Under:
+    """A path under a run directory, spelled once: on an instance, `run_dir.path / *parts`."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Under: ...
+    @overload
+    def __get__(self, obj: RunDir, owner: type) -> Path: ...
+    def __get__(self, obj: RunDir | None, owner: type) -> _Under | Path:
+        return self if obj is None else obj.path.joinpath(*self.parts)
 
 
 class RunDir:
@@ -46,37 +61,15 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
-    @property
-    def config(self) -> Path:
-        return self.path / self.CONFIG
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / self.METRICS
-
-    @property
-    def summary(self) -> Path:
-        return self.path / self.SUMMARY
-
-    @property
-    def lock(self) -> Path:
-        return self.path / self.LOCK
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / self.CHECKPOINTS
-
-    @property
-    def manifest(self) -> Path:
-        return self.checkpoints / self.MANIFEST
-
-    @property
-    def group(self) -> Path:
-        return self.path / self.GROUP
-
-    @property
-    def members(self) -> Path:
-        return self.path / self.MEMBERS
+    # the paths: RunDir(p).config is p/config.yaml, RunDir(p).manifest p/checkpoints/manifest.json
+    config = _Under(CONFIG)
+    metrics = _Under(METRICS)
+    summary = _Under(SUMMARY)
+    lock = _Under(LOCK)
+    checkpoints = _Under(CHECKPOINTS)
+    manifest = _Under(CHECKPOINTS, MANIFEST)
+    group = _Under(GROUP)
+    members = _Under(MEMBERS)
 
     def checkpoint(self, which: str = BEST) -> Path:
         """`checkpoints/best` or `checkpoints/last` (a symbolic link to the live directory)."""

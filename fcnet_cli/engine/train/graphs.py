@@ -91,7 +91,7 @@ def matmul_precision(device: torch.device, precision: str) -> Iterator[None]:
 
 
 class GraphEpoch:
-    """One epoch of the population engine (`loop._Engine`, here `e`) without host reads."""
+    """One epoch of the population engine (`loop._Trainer`, here `e`) without host reads."""
 
     def __init__(self, *, capture: bool, bf16: bool):
         self.capture, self.bf16 = capture, bf16

@@ -123,12 +123,14 @@ def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback
         loggers = loggers_for(exps)  # output.tensorboard: honoured here, whoever calls
         for logger in loggers:
             locks.callback(logger.close)
-        engine = _Engine(exps, [*callbacks, *loggers], stop or StopToken(), pruner,
-                         eager=eager_checkpoints, data=data, batch_lr=batch_lr)
-        return engine.run(run_dirs, locks, resume=resume)
+        trainer = _Trainer(exps, [*callbacks, *loggers], stop or StopToken(), pruner,
+                           eager=eager_checkpoints, data=data, batch_lr=batch_lr)
+        return trainer.run(run_dirs, locks, resume=resume)
 
 
-class _Engine:
+class _Trainer:
+    """One population's training: its state, its step, the epochs, the members' records."""
+
     def __init__(self, exps: Sequence[Experiment], callbacks: Sequence[Callback],
                  stop: StopToken, pruner: Pruner | None, *, eager: bool,
                  data: DataSplits | None, batch_lr: BatchLr | None = None):
