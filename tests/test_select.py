@@ -269,3 +269,5 @@ def test_validate_explain_shows_the_selection_fields(tmp_path: Path) -> None:
     text = " ".join(result.output.split())
     assert "model.ensemble.size = 8" in text and "model.ensemble.select = greedy" in text
     assert "model.ensemble.rounds = null" in text and "greedy selection" in text
+    # the mapping's own row names its fields and where they came from, not an empty value
+    assert f"model.ensemble = {{size, select, rounds}} from {path}:3" in text

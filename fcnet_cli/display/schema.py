@@ -46,6 +46,18 @@ def _head(path: str, type_: str, default: str, value: str | None, source: str | 
     return f"{head}  {_whole(f'from {source}')}  {_whole(f'(default {default})')}"
 
 
+def _mapping(path: str, values: dict[str, str], sources: dict[str, str]
+             ) -> tuple[str, str] | None:
+    """A field given as a mapping: its keys as the value ("{size, select, rounds}") and the
+    first source its fields name; None when `path` has no fields below it."""
+    below = [k for k in values if k.startswith(path + ".")]
+    if not below:
+        return None
+    keys = ", ".join(k[len(path) + 1:] for k in below)
+    given = [sources[k] for k in below if sources.get(k) not in (None, "", "default")]
+    return "{" + keys + "}", given[0] if given else ""
+
+
 def render_schema(console: Console, rows: Sequence[tuple[str, str, str, str]],
                   values: dict[str, str] | None = None,
                   sources: dict[str, str] | None = None) -> None:
@@ -56,6 +68,8 @@ def render_schema(console: Console, rows: Sequence[tuple[str, str, str, str]],
     for path, type_, default, description in rows:
         value = None if values is None else values.get(path, "")
         source = None if sources is None else sources.get(path, "")
+        if values is not None and not value:  # a mapping: its fields follow, one row each
+            value, source = _mapping(path, values, sources or {}) or (value, source)
         head = wrap_words(_head(path, type_, default, value, source), width, INDENT)
         first = Text(head[0])
         first.stylize("bold", 0, len(path))
