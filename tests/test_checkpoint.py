@@ -335,12 +335,12 @@ def test_malicious_train_state_never_runs(run_dir: Path, model, tmp_path: Path):
     (last / "train_state.pt").write_bytes(payload)
     # make the hashes agree so that only weights_only=True stands in the way
     meta = json.loads((last / "meta.json").read_text())
-    meta["sha256"]["train_state.pt"] = ck._sha256(payload)
+    meta["sha256"]["train_state.pt"] = verify.sha256(payload)
     (last / "meta.json").write_text(json.dumps(meta))
     manifest_path = run_dir / "checkpoints" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["last"]["files"]["train_state.pt"] = ck._sha256(payload)
-    manifest["last"]["files"]["meta.json"] = ck._sha256((last / "meta.json").read_bytes())
+    manifest["last"]["files"]["train_state.pt"] = verify.sha256(payload)
+    manifest["last"]["files"]["meta.json"] = verify.sha256((last / "meta.json").read_bytes())
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match=rf"^{last}/train_state\.pt: refused to load"):
         load_train_state(last)

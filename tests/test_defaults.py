@@ -95,15 +95,20 @@ def _write_table(tmp_path: Path, n: int = 120) -> Path:
     return path
 
 
-def test_train_records_auto_fields_and_reproduces(tmp_path: Path) -> None:
+def _train_cli(tmp_path: Path, data: str = "", epochs: int = 2) -> tuple[Path, Path]:
+    """`fcnet train -q` of an `epochs`-epoch YAML on the generated table; (table, run dir)."""
     path = _write_table(tmp_path)
     cfg = tmp_path / "t.yaml"
-    cfg.write_text(f"data: {{dataset: csv, path: {path.as_posix()!r}}}\n"
-                   f"training: {{epochs: 2, device: cpu}}\n"
+    cfg.write_text(f"data: {{dataset: csv, path: {path.as_posix()!r}{data}}}\n"
+                   f"training: {{epochs: {epochs}, device: cpu}}\n"
                    f"output: {{dir: {(tmp_path / 'runs').as_posix()!r}}}\n")
     res = CliRunner().invoke(app, ["train", "-q", str(cfg)])
     assert res.exit_code == 0, res.output
-    run_dir = Path(res.stdout.strip().splitlines()[-1])
+    return path, Path(res.stdout.strip().splitlines()[-1])
+
+
+def test_train_records_auto_fields_and_reproduces(tmp_path: Path) -> None:
+    _, run_dir = _train_cli(tmp_path)
     text = (run_dir / "config.yaml").read_text()
     # 120 rows: 72 train (0.6), batch 72/8 = 9 -> 8 -> the floor 16
     assert "#   training.batch_size: auto: 72 training rows" in text
@@ -150,14 +155,7 @@ def test_robust_serving_agrees_with_training(tmp_path: Path) -> None:
     from fcnet_cli.engine.data.load import load_data
     from fcnet_cli.serve.model import load_model
 
-    path = _write_table(tmp_path)
-    cfg = tmp_path / "t.yaml"
-    cfg.write_text(f"data: {{dataset: csv, path: {path.as_posix()!r}, normalize: robust}}\n"
-                   f"training: {{epochs: 2, device: cpu}}\n"
-                   f"output: {{dir: {(tmp_path / 'runs').as_posix()!r}}}\n")
-    res = CliRunner().invoke(app, ["train", "-q", str(cfg)])
-    assert res.exit_code == 0, res.output
-    run_dir = Path(res.stdout.strip().splitlines()[-1])
+    path, run_dir = _train_cli(tmp_path, data=", normalize: robust")
     model = load_model(run_dir)
     exp = load_experiment(run_dir / "config.yaml")
     data = load_data(exp.data)
@@ -267,14 +265,8 @@ def test_robust_normalization_exports_with_the_model(tmp_path: Path) -> None:
 
     from fcnet_cli.serve.model import load_model
 
-    path = _write_table(tmp_path)
-    cfg = tmp_path / "t.yaml"
-    cfg.write_text(f"data: {{dataset: csv, path: {path.as_posix()!r}, normalize: robust}}\n"
-                   f"training: {{epochs: 1, device: cpu}}\n"
-                   f"output: {{dir: {(tmp_path / 'runs').as_posix()!r}}}\n")
-    res = CliRunner().invoke(app, ["train", "-q", str(cfg)])
-    assert res.exit_code == 0, res.output
-    model = load_model(Path(res.stdout.strip().splitlines()[-1]))
+    path, run_dir = _train_cli(tmp_path, data=", normalize: robust", epochs=1)
+    model = load_model(run_dir)
     x = torch.from_numpy(model.features(pl.read_csv(path).drop("label")))
     x[0, 0] = 1e5  # far out: on the clipped part of the curve
     with torch.no_grad():

@@ -260,9 +260,6 @@ def _write(out: Path, write: Callable[[Path], object]) -> Path:
     return out
 
 
-
-
-
 @app.command()
 def plot(
     ctx: typer.Context,

@@ -73,8 +73,6 @@ _SEQ_DIR = re.compile(rf"\.({'|'.join(WHICH)})-(\d+)")
 
 # ---------------------------------------------------------------------------- saving
 
-_sha256 = sha256  # the hash every file of a checkpoint is recorded by
-
 
 def _next_seq(ckpts: Path) -> int:
     seqs = [int(m.group(2)) for p in ckpts.iterdir() if (m := _SEQ_DIR.fullmatch(p.name))]

@@ -211,13 +211,10 @@ def _select(run_dir: Path, exp: Experiment, bests: list[Path],
             data: DataSplits | None) -> dict[str, Any]:
     """Greedy selection on the validation split (never the test split); save the selected
     members' checkpoint with their weights. Returns the summary's "selection" record."""
-    if data is None:
+    if data is None:  # the inputs the members trained on, with their numerical embedding
         from fcnet_cli.engine.data.load import load_data
 
-        data = load_data(exp.data, task=exp.task)
-    # the inputs the members trained on: with their numerical embedding (unchanged if none,
-    # or if `data` came in embedded)
-    data = embed_splits(data, exp.model, exp.data.split_seed)
+        data = embed_splits(load_data(exp.data, task=exp.task), exp.model, exp.data.split_seed)
     regression = data.task == "regression"
     x, y = data.x_val.cpu().float(), data.y_val.cpu().numpy()
     outputs = np.stack([_val_outputs(ck.load_checkpoint(b), x, regression) for b in bests])

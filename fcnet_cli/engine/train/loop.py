@@ -80,7 +80,9 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     try:
         if exp.model.ensemble != 1:  # members as one population, kept as one model
             # the default rule first: the ensemble's config.yaml and checkpoint record it
-            data = data or load_data(exp.data, task=exp.task)
+            # every width's population trains on, and selection scores, the same embedding
+            data = embed_splits(data or load_data(exp.data, task=exp.task), exp.model,
+                                exp.data.split_seed)
             if stop is not None:
                 stop.mark_data_ready()
             exp = resolve_defaults(exp, data_facts(data))[0]
