@@ -171,6 +171,8 @@ class RunResult:
     precision: str = "fp32"  # training.precision as it ran: fp32, tf32 or bf16
     members: list[str] = field(default_factory=list)  # an ensemble: each member's status
     member_epochs: list[int | None] = field(default_factory=list)  # ... and its best epoch
+    # ... and the epochs it trained in this call ([] for one that had finished before a resume)
+    member_histories: list[list[EpochMetrics]] = field(default_factory=list)
 
     @property
     def best(self) -> EpochMetrics | None:

@@ -29,7 +29,7 @@ def _write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
 
 def _tiny(tmp_path: Path, extra: str = "") -> Path:
     runs = (tmp_path / "runs").as_posix()
-    return _write(tmp_path, "data:\n  dataset: iris\nmodel:\n  hidden: [8]\n"
+    return _write(tmp_path, "data:\n  dataset: iris\nmodel:\n  hidden: [8]\n  ensemble: 1\n"
                             f"training:\n  epochs: 3\n  device: cpu\n{extra}"
                             f"output:\n  dir: {runs}\n", "tiny.yaml")
 

@@ -20,7 +20,7 @@ runner = CliRunner()
 def _tiny(tmp_path: Path, epochs: int = 2) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({
-        "data": {"dataset": "iris"}, "model": {"hidden": [8]},
+        "data": {"dataset": "iris"}, "model": {"hidden": [8], "ensemble": 1},
         "training": {"epochs": epochs, "device": "cpu"},
         "output": {"dir": str(tmp_path / "runs")}}))
     return path

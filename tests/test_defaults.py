@@ -17,6 +17,7 @@ from fcnet_cli.cli import app
 from fcnet_cli.config import load_experiment, validate_experiment
 from fcnet_cli.engine.data.normalization import Normalization, smooth_clip
 from fcnet_cli.engine.train.defaults import (
+    ENSEMBLE,
     LR,
     STEPS,
     DataFacts,
@@ -78,9 +79,10 @@ def test_epochs_follow_a_set_batch_size() -> None:
 
 def test_resolution_is_idempotent_and_recorded() -> None:
     exp = validate_experiment({"data": {"dataset": "wine"}})
-    out, reasons = resolve_defaults(exp, DataFacts(258, 13, 3, CLS))
+    out, reasons = resolve_defaults(exp, DataFacts(258, 13, 3, CLS), ensemble=True)
     assert set(reasons) == set(auto_fields(exp)) and out.auto == reasons
-    again, more = resolve_defaults(out, DataFacts(999, 13, 3, CLS))
+    assert out.model.ensemble == ENSEMBLE
+    again, more = resolve_defaults(out, DataFacts(999, 13, 3, CLS), ensemble=True)
     assert more == {} and again.training.batch_size == out.training.batch_size == 32
 
 

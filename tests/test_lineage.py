@@ -39,7 +39,7 @@ def write_csv(path: Path, rows: int = 60, regression: bool = False) -> Path:
 
 def write_yaml(tmp: Path, csv: Path, name: str, **data: Any) -> Path:
     raw = {"data": {"dataset": "csv", "path": str(csv), **data},
-           "model": {"hidden": [8]},
+           "model": {"hidden": [8], "ensemble": 1},
            "training": {"epochs": 2, "batch_size": 16, "device": "cpu"},
            "output": {"dir": str(tmp / "runs"), "name": name}}
     if name.startswith("regression"):

@@ -210,7 +210,8 @@ def test_missing_target_drop_trains_and_says_how_many(tmp_path: Path) -> None:
     assert note in " ".join(output.split()), output  # the notice wraps at word boundaries
     assert any(note in n for n in summary["notices"])
     train_line = next(ln for ln in output.splitlines() if ln.startswith("training"))
-    counts = [int(w) for w in train_line.replace(",", " ").split() if w.isdigit()][:3]
+    split_counts = train_line.split(":", 1)[1]  # "training [8 members] on cpu: 33 train / ..."
+    counts = [int(w) for w in split_counts.replace(",", " ").split() if w.isdigit()][:3]
     assert sum(counts) == N - 3, train_line
 
 

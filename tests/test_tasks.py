@@ -112,7 +112,7 @@ def test_majority_class_model_is_warned_about(tmp_path: Path) -> None:
 
 def test_balanced_accuracy_can_be_monitored(tmp_path: Path) -> None:
     exp = Experiment.model_validate({
-        "data": {"dataset": "iris"}, "model": {"hidden": [8]},
+        "data": {"dataset": "iris"}, "model": {"hidden": [8], "ensemble": 1},
         "training": {"epochs": 3, "device": "cpu",
                      "early_stopping": {"monitor": "val_balanced_accuracy", "patience": 5}},
         "output": {"dir": str(tmp_path / "runs"), "name": "iris"}})

@@ -2,6 +2,7 @@
 epochs' curves (slopes and gaps), never guessed. Pure: curves in, sentences out.
 
     diagnose(train_loss, val_loss, train_acc, val_acc)   # [] for a run that went well
+    diagnose_members(result.member_histories)            # an ensemble's, by majority
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from fcnet_cli.events import EpochMetrics
 
 __all__ = ["FALLING", "GAP_ACCURACY", "GAP_LOSS", "RISE", "diagnose", "diagnose_history",
-           "window"]
+           "diagnose_members", "window"]
 
 FALLING = 0.01  # still improving: train loss falling ≥ 1% of its first epoch's value per
 # epoch over the last window (a share of the first value: a loss near 0 falling by a large
@@ -81,3 +82,16 @@ def diagnose_history(history: Sequence[EpochMetrics]) -> list[str]:
     """`diagnose` of a run's epochs (`RunResult.history`)."""
     return diagnose([m.train_loss for m in history], [m.val_loss for m in history],
                     [m.train_accuracy for m in history], [m.val_accuracy for m in history])
+
+
+def diagnose_members(histories: Sequence[Sequence[EpochMetrics]]) -> list[str]:
+    """An ensemble's diagnosis: each kind of line (still improving, overfitting) that at
+    least half of the members that trained get, as its first member's line with the count
+    ("5 of 8 members: still improving: ..."). Members without epochs here are not counted."""
+    trained = [diagnose_history(h) for h in histories if h]
+    out = []
+    for kind in ("still improving", "overfitting"):
+        hits = [line for lines in trained for line in lines if line.startswith(kind)]
+        if trained and 2 * len(hits) >= len(trained):
+            out.append(f"{len(hits)} of {len(trained)} members: {hits[0]}")
+    return out

@@ -54,7 +54,7 @@ def _validate(config: Path, overrides: list[str], *, explain: bool, data: bool =
         from fcnet_cli.cli.datacheck import data_summary  # torch: only with --data
 
         pairs, notices, facts = data_summary(exp)
-        exp, reasons = defaults.resolve_defaults(exp, facts)
+        exp, reasons = defaults.resolve_defaults(exp, facts, ensemble=True)
         sources.update(reasons)
     else:
         sources.update({k: AUTO_LATER for k in defaults.auto_fields(exp)})

@@ -95,15 +95,13 @@ def _train(config: Path | None, overrides: list[str], *, quiet: bool, resume: Pa
         return train_seeds(exp, quiet=quiet, resume=resume, out=out,
                            shown=_train_callbacks(out, quiet=quiet), signals_to=_signals_to,
                            tracker=tracker)
+    from fcnet_cli.cli.seeds import SeedLabels
     from fcnet_cli.engine.train.loop import train as run_training  # torch: only for a valid config
 
     out = display.make_console()
     stop = StopToken()
-    callbacks = _train_callbacks(out, quiet=quiet)
-    if exp.model.ensemble != 1:  # the members by their seeds ("seed 3")
-        from fcnet_cli.cli.seeds import SeedLabels
-
-        callbacks = [SeedLabels(cb) for cb in callbacks]
+    # an ensemble's members by their seeds ("seed 3"), also when the default rule decides it
+    callbacks = [SeedLabels(cb) for cb in _train_callbacks(out, quiet=quiet)]
     callbacks = [*callbacks, *([tracker] if tracker else [])]
     try:
         with _signals_to(stop, abort_before_data=True):

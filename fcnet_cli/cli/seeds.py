@@ -24,13 +24,15 @@ __all__ = ["SeedLabels", "train_seeds"]
 
 
 class SeedLabels(Callback):
-    """Forwards engine events to `inner`, naming each member by its seed ("seed 3")."""
+    """Forwards engine events to `inner`, naming each member with a seed's run directory
+    (`seed-<s>`: a seed group's or an ensemble's member) by its seed ("seed 3")."""
 
     def __init__(self, inner: Callback) -> None:
         self.inner = inner
 
     def on_run_start(self, start: RunStart) -> None:
-        names = [f"seed {Path(d).name.removeprefix('seed-')}" if d else n
+        names = [f"seed {Path(d).name.removeprefix('seed-')}"
+                 if d and Path(d).name.startswith("seed-") else n
                  for n, d in zip(start.names, start.run_dirs, strict=True)]
         self.inner.on_run_start(replace(start, names=names))
 

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from fcnet_cli.analysis.diagnose import diagnose_history
+from fcnet_cli.analysis.diagnose import diagnose_history, diagnose_members
 from fcnet_cli.display.base import (
     _FINAL_ROWS,
     _kv_grid,
@@ -276,7 +276,9 @@ def render_run_summary(console: Console, result: RunResult) -> None:
         wrap_parts(v, room, indent=""))) for k, v in pairs]))
     for note in result.notices:
         print_wrapped(console, note, style="yellow")
-    for line in diagnose_history(result.history):
+    said = diagnose_members(result.member_histories) if result.members else \
+        diagnose_history(result.history)
+    for line in said:
         print_wrapped(console, line, style="yellow")
 
 

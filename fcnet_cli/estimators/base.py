@@ -111,7 +111,8 @@ class FCNetEstimator(BaseEstimator):
         """After `model_` and `_y_info` are set: what the subclass derives from them."""
 
     def fit(self, X: Any, y: Any) -> FCNetEstimator:
-        """Train on X (pandas, polars, numpy) and y; the defaults are a minimal YAML's.
+        """Train on X (pandas, polars, numpy) and y; the defaults are a minimal YAML's, but
+        one model (a `config` with `model.ensemble` trains an ensemble).
 
         Split, preprocessing and training are `fcnet train`'s: `val_fraction` and
         `test_fraction` of the rows are held out, and the best epoch on the validation split

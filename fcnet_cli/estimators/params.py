@@ -133,7 +133,8 @@ def build_experiment(owner: str, fields: Mapping[str, str], params: Mapping[str,
                      output_dir: str | Path | None
                      ) -> Experiment:
     """The experiment an estimator trains: `config`, then the parameters set, then the data
-    section of an in-memory table (`target`: its target column(s)).
+    section of an in-memory table (`target`: its target column(s)). `model.ensemble` is 1
+    unless `config` sets it: the default rule's ensemble is `fcnet train`'s.
 
     Raises:
         ParameterError: every problem, one line each, placed at the parameter or config key.
@@ -155,6 +156,10 @@ def build_experiment(owner: str, fields: Mapping[str, str], params: Mapping[str,
         where[dotted] = Loc(f"{name} ({dotted})")
     _put(raw, "task", task)
     where["task"] = Loc(f"{owner} (task)")
+    model = raw.get("model")
+    if not (isinstance(model, dict) and "ensemble" in model):  # one model unless `config` says
+        _put(raw, "model.ensemble", 1)
+        where["model.ensemble"] = Loc(f"{owner} (one model)")
     data: dict[str, Any] = raw["data"] if isinstance(raw.get("data"), dict) else {}
     data.update(dataset="csv", path=IN_MEMORY, target=target[0] if task == "classification"
                 or len(target) == 1 else target)

@@ -46,7 +46,7 @@ from fcnet_cli.engine.train.diversity import draw_members
 from fcnet_cli.engine.train.finish import check_resume_config
 from fcnet_cli.engine.train.select import ensemble_score, greedy_select
 from fcnet_cli.errors import UsageError
-from fcnet_cli.events import Callback, RunResult, StopToken
+from fcnet_cli.events import Callback, EpochMetrics, RunResult, StopToken
 
 __all__ = ["ensemble_members", "is_ensemble_dir", "join_checkpoints",
            "member_dirs", "selection_line", "train_ensemble", "write_ensemble"]
@@ -90,6 +90,13 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
     """
     started = time.perf_counter()
     members = ensemble_members(exp)
+    histories: dict[str, list[EpochMetrics]] = {}  # by member run directory
+
+    def fit_and_keep(exps: list[Experiment], **kw: Any) -> list[RunResult]:
+        results = fit(exps, **kw)
+        histories.update((str(d), r.history) for d, r in zip(kw["run_dirs"], results,
+                                                               strict=True))
+        return results
     with contextlib.ExitStack() as locks:
         if resume is None:
             if run_dir is None:
@@ -102,15 +109,18 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
             for group in _by_layout(members):  # one population per layout (width)
                 if stop is not None and stop.requested:
                     break
-                fit([members[i] for i in group], callbacks=callbacks, stop=stop,
-                    run_dirs=[dirs[i] for i in group], data=data, eager_checkpoints=False)
+                fit_and_keep([members[i] for i in group], callbacks=callbacks, stop=stop,
+                             run_dirs=[dirs[i] for i in group], data=data,
+                             eager_checkpoints=False)
         else:
             run_dir = Path(resume)
             check_resume_config(run_dir, exp)
             locks.enter_context(ck.RunLock(run_dir))
             dirs = member_dirs(run_dir, exp)
-            _resume(members, dirs, run_dir, fit, callbacks, stop, data)
-        return write_ensemble(run_dir, exp, time.perf_counter() - started, data)
+            _resume(members, dirs, run_dir, fit_and_keep, callbacks, stop, data)
+        result = write_ensemble(run_dir, exp, time.perf_counter() - started, data)
+        result.member_histories = [histories.get(str(d), []) for d in dirs]
+        return result
 
 
 def _by_layout(members: Sequence[Experiment]) -> list[list[int]]:
@@ -151,11 +161,14 @@ def _resume(members: list[Experiment], dirs: list[Path], run_dir: Path, fit: Fit
 
 
 def _status(statuses: list[str], *, complete: bool) -> str:
-    """interrupted > failed > completed; an ensemble without every member's best state failed."""
+    """interrupted > failed > diverged (every member) > completed; an ensemble without every
+    member's best state failed."""
     if "interrupted" in statuses or "running" in statuses:
         return "interrupted"
     if "failed" in statuses or not complete:
         return "failed"
+    if statuses and all(s == "diverged" for s in statuses):  # as one run that diverged: exit 3
+        return "diverged"
     return "completed"
 
 
@@ -180,8 +193,9 @@ def write_ensemble(run_dir: Path, exp: Experiment, seconds: float = 0.0,
     status = _status(statuses, complete=complete)
     joined = complete and status != "interrupted"
     summaries = [_member_result(d) for d in dirs]
-    notices = [f"member {d.name} diverged; the ensemble uses its best checkpoint (before the "
-               "divergence)" for d, s in zip(dirs, statuses, strict=True) if s == "diverged"]
+    notices = [*(data.notices if data is not None else []), *(
+        f"member {d.name} diverged; the ensemble uses its best checkpoint (before the "
+        "divergence)" for d, s in zip(dirs, statuses, strict=True) if s == "diverged")]
     ensemble: dict[str, Any] = {
         "seeds": [exp.training.seed + k for k in range(exp.model.ensemble_size)],
         "dirs": [str(d.relative_to(run_dir)) for d in dirs], "status": statuses,

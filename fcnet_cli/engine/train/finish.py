@@ -18,7 +18,7 @@ from fcnet_cli.engine.model import build_mlp
 from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.store import records
 from fcnet_cli.engine.store.layout import RunDir
-from fcnet_cli.engine.train.defaults import AUTO_FIELDS, set_fields
+from fcnet_cli.engine.train.defaults import AUTO_FIELDS, may_ensemble, set_fields
 from fcnet_cli.engine.train.members import Member
 from fcnet_cli.events import RunResult
 
@@ -34,6 +34,8 @@ def check_resume_config(run_dir: Path, exp: Experiment) -> None:
     a, b = flatten(saved.model_dump(mode="json")), flatten(exp.model_dump(mode="json"))
     # a field left out now was resolved from the same data by the same rule then
     auto = {k for k in AUTO_FIELDS if k not in set_fields(exp)}
+    if may_ensemble(exp):
+        auto.add("model.ensemble")
     diff = [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and k not in MACHINE_KEYS and k not in auto]

@@ -24,8 +24,9 @@ from fcnet_cli.engine.store import records as records
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.train import finish, optim
 from fcnet_cli.engine.train.cpus import apply_threads
-from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
-from fcnet_cli.engine.train.ensemble import train_ensemble
+from fcnet_cli.engine.train.defaults import (data_facts, ensemble_as_run, may_ensemble,
+                                              resolve_defaults)
+from fcnet_cli.engine.train.ensemble import ensemble_members, train_ensemble
 from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
 from fcnet_cli.engine.train.losses import EVAL_ROWS, class_weight_table, validate
 from fcnet_cli.engine.train.members import Member
@@ -44,7 +45,7 @@ from fcnet_cli.events import (
     StopToken,
 )
 
-__all__ = ["BatchLr", "pick_device", "train", "train_population"]
+__all__ = ["BatchLr", "pick_device", "preflight", "train", "train_population"]
 
 BatchLr = Callable[[int, torch.Tensor], list[float]]  # (step, (K,) loss) -> lr per member
 
@@ -71,13 +72,19 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
     the run ends (a run directory nobody watches). torch uses `training.threads` CPU threads
     (default: the cores available to the process) while it trains; the previous setting is
     restored afterwards. `model.ensemble: N > 1` trains N members as one population and
-    returns the ensemble's result (`engine.ensemble.train_ensemble`).
+    returns the ensemble's result (`engine.ensemble.train_ensemble`); left out, the default
+    rule decides it from the data (`defaults.ensemble_rule`).
     """
+    if resume is not None and may_ensemble(exp):  # as the rule decided it for the run
+        exp = ensemble_as_run(exp, records.saved_experiment(resume))
     if resume is not None and exp.model.ensemble == 1:
         finish.check_resume_config(resume, exp)
     before = torch.get_num_threads()
     apply_threads(exp.training.threads)
     try:
+        if may_ensemble(exp):  # model.ensemble left out: the default rule decides
+            data = data or load_data(exp.data, task=exp.task)
+            exp = resolve_defaults(exp, data_facts(data), ensemble=True)[0]
         if exp.model.ensemble != 1:  # members as one population, kept as one model
             # the default rule first: the ensemble's config.yaml and checkpoint record it
             # every width's population trains on, and selection scores, the same embedding
@@ -86,6 +93,8 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
             if stop is not None:
                 stop.mark_data_ready()
             exp = resolve_defaults(exp, data_facts(data))[0]
+            if resume is None:
+                _check_ensemble(exp, data)
             return train_ensemble(exp, train_population, callbacks=callbacks, stop=stop,
                                   resume=resume, data=data, run_dir=run_dir)
         if resume is not None:
@@ -96,6 +105,31 @@ def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToke
                                 eager_checkpoints=eager_checkpoints)[0]
     finally:
         torch.set_num_threads(before)
+
+
+def preflight(exps: Sequence[Experiment], data: DataSplits, device: torch.device
+              ) -> torch.Tensor | None:
+    """Refuse a population before anything is allocated or written (watched metrics the
+    task lacks, the memory estimate, class weights that do not fit the classes); return its
+    (K, C) class weights (None: none weighted, or regression)."""
+    check_binary_monitors(watched_metrics(exps), data.n_classes, data.task)
+    check_memory(exps, data.n_features, data.n_outputs, min(len(data.y_val), EVAL_ROWS),
+                 device)
+    if data.task == "regression":
+        return None
+    return class_weight_table(exps, data.y_train, data.n_classes, device)
+
+
+def _check_ensemble(exp: Experiment, data: DataSplits) -> None:
+    """`preflight` of each population of an ensemble, before its run directory exists."""
+    facts = data_facts(data)
+    members = [resolve_defaults(m, facts)[0] for m in ensemble_members(exp)]
+    groups: dict[str, list[Experiment]] = {}
+    for m in members:
+        groups.setdefault(layout_key(m), []).append(m)
+    device = pick_device(exp.training.device)
+    for group in groups.values():
+        preflight(group, data, device)
 
 
 def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback] = (),
@@ -156,7 +190,6 @@ class _Trainer:
         self.exps = exps = [resolve_defaults(e, facts)[0] for e in exps]
         first = exps[0]
         self.regression = self.data.task == "regression"
-        check_binary_monitors(watched_metrics(exps), self.data.n_classes, self.data.task)
         self.epochs, self.batch_size = first.training.epochs, first.training.batch_size
         self.n_train = len(self.data.y_train)
         self.n_batches = math.ceil(self.n_train / self.batch_size)
@@ -169,8 +202,7 @@ class _Trainer:
     def run(self, run_dirs: Sequence[Path] | None, locks: contextlib.ExitStack, *,
             resume: bool) -> list[RunResult]:
         d = self.data
-        check_memory(self.exps, d.n_features, d.n_outputs, min(len(d.y_val), EVAL_ROWS),
-                     self.device)  # refuse what cannot fit before allocating it
+        weights = preflight(self.exps, d, self.device)  # refused before anything is written
         # the engine: the hand-written backward unless the layout needs autograd (one decision)
         reason = fast_path_reason(self.exps)
         # CUDA: each epoch without host reads, steps as graphs (engine/train/graphs.py)
@@ -183,8 +215,6 @@ class _Trainer:
         locks.enter_context(matmul_precision(self.device, precision))
         self.graphs = None if mode is None else GraphEpoch(
             capture=mode == "graph", bf16=precision == "bf16")
-        weights = None if self.regression else class_weight_table(
-            self.exps, d.y_train, d.n_classes, self.device)
         self.state = PopulationState(self.exps, d.n_features, d.n_outputs, self.device,
                                      autograd=reason is not None, class_weights=weights)
         step = AutogradStep if reason is not None else ExplicitStep
