@@ -198,7 +198,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     data = write(root, "d.csv", "a,b,c,label\n" + "".join(
         f"{i % 7},{i % 3},{i % 5},{'xy'[i % 2]}\n" for i in range(60)))
-    cfg = write(root, "t.yaml", f"data: {{dataset: csv, path: {data}}}\nmodel: {{hidden: [4], ensemble: 1}}\n"
+    cfg = write(root, "t.yaml", f"data: {{dataset: csv, path: {data}}}\n"
+                                f"model: {{hidden: [4], ensemble: 1}}\n"
                                 f"training: {{epochs: 1, device: cpu}}\n"
                                 f"output: {{dir: {root / 'runs'}}}\n")
     return Path(train(load_experiment(cfg)).run_dir or "")

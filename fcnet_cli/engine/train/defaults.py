@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from fcnet_cli.engine.data.load import DataSplits
 
 __all__ = ["AUTO_FIELDS", "ENSEMBLE", "ENSEMBLE_WORK", "LABEL_SMOOTHING", "LR", "MAX_EPOCHS",
-           "STEPS", "DataFacts", "auto_fields", "data_facts", "default_rule", "ensemble_as_run", "ensemble_rule",
-           "may_ensemble", "n_weights", "resolve_defaults", "set_fields"]
+           "STEPS", "DataFacts", "auto_fields", "data_facts", "default_rule", "ensemble_as_run",
+           "ensemble_rule", "may_ensemble", "n_weights", "resolve_defaults", "set_fields"]
 
 STEPS = 1000  # optimizer steps the default run may take (early stopping usually ends sooner)
 MAX_EPOCHS = 200

@@ -24,8 +24,12 @@ from fcnet_cli.engine.store import records as records
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.train import finish, optim
 from fcnet_cli.engine.train.cpus import apply_threads
-from fcnet_cli.engine.train.defaults import (data_facts, ensemble_as_run, may_ensemble,
-                                              resolve_defaults)
+from fcnet_cli.engine.train.defaults import (
+    data_facts,
+    ensemble_as_run,
+    may_ensemble,
+    resolve_defaults,
+)
 from fcnet_cli.engine.train.ensemble import ensemble_members, train_ensemble
 from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
 from fcnet_cli.engine.train.losses import EVAL_ROWS, class_weight_table, validate
