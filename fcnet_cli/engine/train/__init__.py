@@ -17,6 +17,7 @@ rule, resources, seed groups and ensembles.
     optim        per-member optimizer updates (functions of the state) and lr schedules
     population   K MLPs of one layout as stacked tensors, trained in lock-step
     select       greedy ensemble selection with replacement on the validation split (numpy)
+    shared       model.ensemble_kind: shared: the weight-sharing ensemble, trained with autograd
     state        PopulationState: everything indexed by member, its one compact/save/restore
     steps        one training step's forward and backward: by hand or by autograd
     tensorboard  optional TensorBoard event files of metrics.csv's scalars
@@ -39,6 +40,7 @@ __all__ = [
     "optim",
     "population",
     "select",
+    "shared",
     "state",
     "steps",
     "tensorboard",
