@@ -70,7 +70,7 @@ from fcnet_cli.events import (
     StopToken,
 )
 
-__all__ = ["ENGINE_REASON", "make_optimizer", "shared_loss", "train_shared"]
+__all__ = ["ENGINE_REASON", "make_optimizer", "shared_loss", "shared_step", "train_shared"]
 
 ENGINE_REASON = "a shared ensemble (model.ensemble_kind: shared) trains with autograd"
 
@@ -131,6 +131,30 @@ def shared_loss(exp: Experiment, members: int, data: DataSplits) -> MemberLoss:
         [exp] * members, data.y_train, data.n_classes, device)
     smoothing = table.label_smoothing if table.on("label_smoothing") else None
     return MemberLoss(exp.loss_name, smoothing, weights, table.huber_delta)
+
+
+def shared_step(net: BatchEnsemble, opt: torch.optim.Optimizer, loss_fn: MemberLoss,
+                xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator | None = None, *,
+                extra: Callable[[], torch.Tensor] | None = None, clip: float | None = None,
+                bf16: bool = False) -> tuple[torch.Tensor, float] | None:
+    """One update of `net` on a batch xb (B, F), yb (B[, T]): forward → loss = mean over
+    members of each member's loss (+ `extra()`, the penalty) → zero_grad → backward → clip
+    (the global gradient norm) → step. Returns (the members' outputs (K, B, C), the mean
+    member loss), or None when the objective is not finite (nothing updated)."""
+    net.train()
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16):
+        z = net.members_forward(xb, gen)  # (K, B, C)
+    z = z.float()
+    loss = loss_fn(z, yb.expand(net.k, *yb.shape)).mean()
+    objective = loss if extra is None else loss + extra()
+    if not math.isfinite(float(objective.detach())):  # one host read per step
+        return None
+    opt.zero_grad(set_to_none=True)
+    objective.backward()
+    if clip is not None:
+        nn.utils.clip_grad_norm_(net.parameters(), clip)
+    opt.step()
+    return z.detach(), float(loss.detach())
 
 
 class _MeanOutput:
@@ -244,25 +268,10 @@ class _SharedTrainer:
         return loss_sum, correct, count
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, float] | None:
-        """One update on a batch: (members' outputs (K, B, C), mean member loss), or None
-        when the objective is not finite (no update applied)."""
-        net, K = self.net, self.K
-        net.train()
+        """`shared_step` with this run's settings."""
         bf16 = self.exp.training.precision == "bf16" and self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            z = net.members_forward(xb, self.member.drop_gen)  # (K, B, C)
-        z = z.float()
-        loss = self.loss_k(z, yb.expand(K, *yb.shape)).mean()  # mean of the members' losses
-        objective = loss + self._penalty()
-        if not math.isfinite(float(objective.detach())):  # one host read per step
-            return None
-        self.opt.zero_grad(set_to_none=True)
-        objective.backward()
-        clip = self.exp.training.grad_clip
-        if clip is not None:
-            nn.utils.clip_grad_norm_(net.parameters(), clip)
-        self.opt.step()
-        return z.detach(), float(loss)
+        return shared_step(self.net, self.opt, self.loss_k, xb, yb, self.member.drop_gen,
+                           extra=self._penalty, clip=self.exp.training.grad_clip, bf16=bf16)
 
     def _penalty(self) -> torch.Tensor:
         """λ1·Σ|W| + λ2·ΣW² over the shared weights, plus the members' mean bias penalty
