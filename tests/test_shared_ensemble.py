@@ -24,8 +24,8 @@ from fcnet_cli.config import ModelConfig, describe_schema
 from fcnet_cli.engine.batchensemble import BatchEnsemble, BatchLinear
 from fcnet_cli.engine.model import build_mlp, build_model, linear_indices
 from fcnet_cli.engine.store.checkpoint import load_checkpoint
-from fcnet_cli.engine.train.losses import MemberLoss
 from fcnet_cli.engine.train.loop import train
+from fcnet_cli.engine.train.losses import MemberLoss
 from fcnet_cli.engine.train.shared import make_optimizer, shared_step
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import StopToken
@@ -186,6 +186,25 @@ def test_two_runs_with_one_seed_leave_identical_checkpoints(tmp_path: Path) -> N
     assert not torch.equal(wa["layers.0.weight"], wc["layers.0.weight"])
     rows = (Path(str(a.run_dir)) / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 and "val_loss" in rows[0]
+
+
+def test_pt2_export_averages_inside_the_program(tmp_path: Path) -> None:
+    run = train(experiment(SHARED, tmp_path, "pt2"))
+    out = tmp_path / "shared.pt2"
+    result = runner.invoke(app, ["export", str(run.run_dir), "--format", "pt2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    model = load_model(str(run.run_dir))
+    x = np.random.default_rng(0).normal(size=(9, 4)).astype(np.float32)
+    program = torch.export.load(str(out)).module()
+    got = program(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, model.proba_of(x), atol=1e-6)
+    assert json.loads(out.with_name("shared.pt2.json").read_text())["ensemble"] == K
+
+
+def test_tensorboard_logs_the_run(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    result = train(experiment(SHARED, tmp_path, "tb", output={"tensorboard": True}))
+    assert list((Path(str(result.run_dir)) / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_an_interrupted_run_is_saved_and_its_resume_refused(tmp_path: Path) -> None:

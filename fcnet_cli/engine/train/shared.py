@@ -36,6 +36,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from fcnet_cli.engine.train.kernels import penalty
 from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, validate
 from fcnet_cli.engine.train.members import Member, new_member
 from fcnet_cli.engine.train.state import MemberTable
+from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import (
     SPARSE_BELOW,
@@ -90,7 +92,10 @@ def train_shared(exp: Experiment, fit: Callable[..., Any] | None = None, *,
                          "resumed; train it again from its config: fcnet train "
                          f"{RunDir(resume).config}")
     with contextlib.ExitStack() as locks:
-        trainer = _SharedTrainer(exp, callbacks, stop or StopToken(), data)
+        loggers = loggers_for([exp])  # output.tensorboard
+        for logger in loggers:
+            locks.callback(logger.close)
+        trainer = _SharedTrainer(exp, callbacks, loggers, stop or StopToken(), data)
         dirs = records.prepare_run_dirs([trainer.exp], None if run_dir is None
                                         else [Path(run_dir)], resume=False, locks=locks)
         locks.enter_context(matmul_precision(trainer.device, exp.training.precision))
@@ -172,11 +177,12 @@ class _MeanOutput:
 class _SharedTrainer:
     """One shared ensemble's training: its module, optimizer, member record and epochs."""
 
-    def __init__(self, exp: Experiment, callbacks: Sequence[Callback], stop: StopToken,
-                 data: DataSplits | None):
+    def __init__(self, exp: Experiment, callbacks: Sequence[Callback],
+                 loggers: Sequence[Callback], stop: StopToken, data: DataSplits | None):
         from fcnet_cli.engine.train.loop import pick_device  # loop imports this module
 
-        self.callbacks, self.stop = callbacks, stop
+        self.shown, self.loggers, self.stop = callbacks, loggers, stop
+        self.callbacks = [*callbacks, *loggers]
         self.device = pick_device(exp.training.device)
         self.data = embed_splits(data or load_data(exp.data, task=exp.task), exp.model,
                                  exp.data.split_seed).to(self.device)
@@ -209,8 +215,10 @@ class _SharedTrainer:
             n_train=self.n_train, n_val=len(d.y_val), n_test=len(d.y_test),
             n_features=d.n_features, n_classes=d.n_outputs, task=d.task,
             notices=list(d.notices), monitor=exp.training.early_stopping.monitor)
-        for cb in self.callbacks:
+        for cb in self.shown:  # one member, named by its kind (no member directory)
             cb.on_run_start(start)
+        for cb in self.loggers:  # files under the run directory
+            cb.on_run_start(replace(start, run_dirs=[str(run_dir)]))
         try:
             self._loop()
         except BaseException as err:  # record what is known, let the error through
