@@ -3,6 +3,7 @@ rule, resources, seed groups and ensembles.
 
     cpus         how many CPU threads torch should use
     defaults     the data-aware default rule (torch-free)
+    device       which torch device a run trains on (training.device resolved)
     diversity    a selected ensemble's hyperparameter distribution (torch-free)
     ensemble     model.ensemble: N members trained as one population, kept as one model
     finish       a member's checkpoints, progress and final record (its test metrics)
@@ -26,6 +27,7 @@ rule, resources, seed groups and ensembles.
 __all__ = [
     "cpus",
     "defaults",
+    "device",
     "diversity",
     "ensemble",
     "finish",

@@ -55,6 +55,7 @@ from fcnet_cli.engine.store import records
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.train import finish, optim
 from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
+from fcnet_cli.engine.train.device import pick_device
 from fcnet_cli.engine.train.graphs import matmul_precision
 from fcnet_cli.engine.train.kernels import penalty
 from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, validate
@@ -179,8 +180,6 @@ class _SharedTrainer:
 
     def __init__(self, exp: Experiment, callbacks: Sequence[Callback],
                  loggers: Sequence[Callback], stop: StopToken, data: DataSplits | None):
-        from fcnet_cli.engine.train.loop import pick_device  # loop imports this module
-
         self.shown, self.loggers, self.stop = callbacks, loggers, stop
         self.callbacks = [*callbacks, *loggers]
         self.device = pick_device(exp.training.device)
