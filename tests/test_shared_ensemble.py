@@ -26,7 +26,7 @@ from fcnet_cli.engine.model import build_mlp, build_model, linear_indices
 from fcnet_cli.engine.store.checkpoint import load_checkpoint
 from fcnet_cli.engine.train.loop import train
 from fcnet_cli.engine.train.losses import MemberLoss
-from fcnet_cli.engine.train.shared import make_optimizer, shared_step
+from fcnet_cli.engine.train.sharedstep import make_optimizer, shared_step
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import StopToken
 
@@ -77,7 +77,7 @@ def test_members_with_unit_scalings_are_the_plain_mlp_and_share_its_gradient() -
     out = shared_step(net, torch.optim.SGD(net.parameters(), lr=0.0),
                       MemberLoss("cross_entropy"), x, y)
     assert out is not None
-    assert out[1] == pytest.approx(float(F.cross_entropy(want, y)), abs=1e-6)
+    assert float(out[1]) == pytest.approx(float(F.cross_entropy(want, y)), abs=1e-6)
     F.cross_entropy(want, y).backward()
     for layer, i in zip(net.layers, (0, 3, 6), strict=True):
         assert isinstance(layer, BatchLinear) and layer.weight.grad is not None

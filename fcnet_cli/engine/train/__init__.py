@@ -19,6 +19,7 @@ rule, resources, seed groups and ensembles.
     population   K MLPs of one layout as stacked tensors, trained in lock-step
     select       greedy ensemble selection with replacement on the validation split (numpy)
     shared       model.ensemble_kind: shared: the weight-sharing ensemble, trained with autograd
+    sharedstep   its step: torch.optim optimizer, per-member loss, one update
     state        PopulationState: everything indexed by member, its one compact/save/restore
     steps        one training step's forward and backward: by hand or by autograd
     tensorboard  optional TensorBoard event files of metrics.csv's scalars
@@ -43,6 +44,7 @@ __all__ = [
     "population",
     "select",
     "shared",
+    "sharedstep",
     "state",
     "steps",
     "tensorboard",

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from fcnet_cli.config import Experiment
 from fcnet_cli.engine.batchensemble import BatchEnsemble, BatchLinear, mean_of_members
@@ -58,8 +57,9 @@ from fcnet_cli.engine.train.defaults import data_facts, resolve_defaults
 from fcnet_cli.engine.train.device import pick_device
 from fcnet_cli.engine.train.graphs import matmul_precision
 from fcnet_cli.engine.train.kernels import penalty
-from fcnet_cli.engine.train.losses import MemberLoss, class_weight_table, validate
+from fcnet_cli.engine.train.losses import validate
 from fcnet_cli.engine.train.members import Member, new_member
+from fcnet_cli.engine.train.sharedstep import make_optimizer, shared_loss, shared_step
 from fcnet_cli.engine.train.state import MemberTable
 from fcnet_cli.engine.train.tensorboard import loggers_for
 from fcnet_cli.errors import UsageError
@@ -73,7 +73,7 @@ from fcnet_cli.events import (
     StopToken,
 )
 
-__all__ = ["ENGINE_REASON", "make_optimizer", "shared_loss", "shared_step", "train_shared"]
+__all__ = ["ENGINE_REASON", "train_shared"]
 
 ENGINE_REASON = "a shared ensemble (model.ensemble_kind: shared) trains with autograd"
 
@@ -101,66 +101,6 @@ def train_shared(exp: Experiment, fit: Callable[..., Any] | None = None, *,
                                         else [Path(run_dir)], resume=False, locks=locks)
         locks.enter_context(matmul_precision(trainer.device, exp.training.precision))
         return trainer.run(dirs[0])
-
-
-def make_optimizer(exp: Experiment, net: nn.Module) -> torch.optim.Optimizer:
-    """torch.optim's `exp.optimizer` over the trainable parameters of `net`'s BatchLinear
-    layers: weight decay on the shared weights (and biases with include_bias), not on r, s."""
-    o, with_bias = exp.optimizer, exp.regularization.include_bias
-    decay: list[nn.Parameter] = []
-    plain: list[nn.Parameter] = []
-    for layer in net.modules():
-        if isinstance(layer, BatchLinear):
-            decay.append(layer.weight)
-            (decay if with_bias else plain).append(layer.bias)
-            plain += [layer.r, layer.s]
-    groups: list[dict[str, Any]] = [
-        {"params": [p for p in ps if p.requires_grad], "weight_decay": wd}
-        for ps, wd in ((decay, o.weight_decay), (plain, 0.0))]
-    groups = [g for g in groups if g["params"]]
-    if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, dampening=o.dampening,
-                               nesterov=o.nesterov)
-    if o.name == "adam":
-        return torch.optim.Adam(groups, lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps)
-    if o.name == "adamw":
-        return torch.optim.AdamW(groups, lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps)
-    return torch.optim.RMSprop(groups, lr=o.lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum)
-
-
-def shared_loss(exp: Experiment, members: int, data: DataSplits) -> MemberLoss:
-    """Each of `members` members' loss (K,) with the experiment's label smoothing, class
-    weights and Huber delta (`losses.MemberLoss`); members = 1: the ensemble's own."""
-    device = data.x_train.device
-    table = MemberTable.of([exp] * members, device)
-    weights = None if data.task == "regression" else class_weight_table(
-        [exp] * members, data.y_train, data.n_classes, device)
-    smoothing = table.label_smoothing if table.on("label_smoothing") else None
-    return MemberLoss(exp.loss_name, smoothing, weights, table.huber_delta)
-
-
-def shared_step(net: BatchEnsemble, opt: torch.optim.Optimizer, loss_fn: MemberLoss,
-                xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator | None = None, *,
-                extra: Callable[[], torch.Tensor] | None = None, clip: float | None = None,
-                bf16: bool = False) -> tuple[torch.Tensor, float] | None:
-    """One update of `net` on a batch xb (B, F), yb (B[, T]): forward → loss = mean over
-    members of each member's loss (+ `extra()`, the penalty) → zero_grad → backward → clip
-    (the global gradient norm) → step. Returns (the members' outputs (K, B, C), the mean
-    member loss), or None when the objective is not finite (nothing updated)."""
-    net.train()
-    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16):
-        z = net.members_forward(xb, gen)  # (K, B, C)
-    z = z.float()
-    loss = loss_fn(z, yb.expand(net.k, *yb.shape)).mean()
-    objective = loss if extra is None else loss + extra()
-    if not math.isfinite(float(objective.detach())):  # one host read per step
-        return None
-    opt.zero_grad(set_to_none=True)
-    objective.backward()
-    if clip is not None:
-        nn.utils.clip_grad_norm_(net.parameters(), clip)
-    opt.step()
-    return z.detach(), float(loss.detach())
 
 
 class _MeanOutput:
@@ -250,7 +190,8 @@ class _SharedTrainer:
     def _batches(self, epoch: int, perm: torch.Tensor) -> tuple[float, float, int] | None:
         """The epoch's steps; (Σ loss·batch, Σ correct, examples), or None when it ends here."""
         B, d, s = self.batch_size, self.data, self.exp.scheduler
-        loss_sum, correct, count = 0.0, 0.0, 0
+        loss_sum = correct = torch.zeros((), device=self.device)  # summed on the device
+        count = 0
         for b in range(self.n_batches):
             if self.stop.requested:
                 self._interrupt(epoch, b)
@@ -265,16 +206,17 @@ class _SharedTrainer:
                 self._diverge(epoch, b)
                 return None
             z, loss = out
-            loss_sum += loss * len(idx)
+            loss_sum = loss_sum + loss * len(idx)
             count += len(idx)
             if d.task != "regression":
                 pred = mean_of_members(z, regression=False).argmax(-1)
-                correct += float((pred == yb).sum())
+                correct = correct + (pred == yb).sum()
             for cb in self.callbacks:
                 cb.on_batch_end(BatchProgress(epoch + 1, b + 1, self.n_batches))
-        return loss_sum, correct, count
+        return float(loss_sum), float(correct), count
 
-    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, float] | None:
+    def step(self, xb: torch.Tensor, yb: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """`shared_step` with this run's settings."""
         bf16 = self.exp.training.precision == "bf16" and self.device.type == "cuda"
         return shared_step(self.net, self.opt, self.loss_k, xb, yb, self.member.drop_gen,
