@@ -248,3 +248,15 @@ def test_schema_lists_the_field() -> None:
     with torch.device("meta"):
         net = build_model(cfg, 3, 2)
     assert isinstance(net, BatchEnsemble)
+
+
+def test_a_sweep_refuses_to_sweep_the_kind(tmp_path: Path) -> None:
+    from fcnet_cli.config import ConfigError
+    from fcnet_cli.sweep.load import load_sweep
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("base:\n  data: {dataset: iris}\n"
+                    "parameters:\n  model.ensemble_kind: [independent, shared]\n")
+    with pytest.raises(ConfigError) as err:
+        load_sweep(spec)
+    assert any("model.ensemble_kind cannot be swept" in p for p in err.value.problems)
