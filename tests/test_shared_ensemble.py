@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from factories import experiment
 from messy_tables import CARS, MESSY, train_run
 from test_export_messy import predict_and_export
@@ -28,7 +29,7 @@ from fcnet_cli.engine.train.loop import train
 from fcnet_cli.engine.train.losses import MemberLoss
 from fcnet_cli.engine.train.sharedstep import make_optimizer, shared_step
 from fcnet_cli.errors import UsageError
-from fcnet_cli.events import StopToken
+from fcnet_cli.events import Callback, EpochMetrics, RunResult, RunStart, StopToken
 
 runner = CliRunner()
 K = 3
@@ -199,6 +200,34 @@ def test_pt2_export_averages_inside_the_program(tmp_path: Path) -> None:
     got = program(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, model.proba_of(x), atol=1e-6)
     assert json.loads(out.with_name("shared.pt2.json").read_text())["ensemble"] == K
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def on_run_start(self, start: RunStart) -> None:
+        self.events.append(("start", start.names))
+
+    def on_epoch_end(self, metrics: list[EpochMetrics]) -> None:
+        self.events.append(("epoch", [(m.member, m.epoch) for m in metrics]))
+
+    def on_member_end(self, member: int, result: RunResult) -> None:
+        self.events.append(("end", (member, result.status)))
+
+
+def test_events_and_the_cli_show_one_member_named_by_its_kind(tmp_path: Path) -> None:
+    recorder = Recorder()
+    train(experiment(SHARED, tmp_path, "events"), callbacks=[recorder])
+    assert recorder.events == [("start", [f"shared ×{K}"]), ("epoch", [(0, 1)]),
+                               ("epoch", [(0, 2)]), ("epoch", [(0, 3)]),
+                               ("end", (0, "completed"))]
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(experiment(SHARED, tmp_path, "cli").model_dump(mode="json")))
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"training shared ×{K} on cpu" in result.output
+    assert "members' test" in result.output and "±" in result.output
 
 
 def test_tensorboard_logs_the_run(tmp_path: Path) -> None:
