@@ -36,6 +36,7 @@ __all__ = [
     "DataConfig",
     "EarlyStoppingConfig",
     "EnsembleConfig",
+    "EnsembleKind",
     "EnsembleSelect",
     "EngineName",
     "Experiment",
@@ -76,6 +77,7 @@ Missing = Literal["error", "mean", "median", "most_frequent"]
 UnknownCategories = Literal["ignore", "error"]
 MissingTarget = Literal["error", "drop"]
 EnsembleSelect = Literal["none", "greedy"]  # model.ensemble.select
+EnsembleKind = Literal["independent", "shared"]  # model.ensemble_kind
 LossName = Literal["cross_entropy", "mse", "huber", "l1"]
 # validation metrics an epoch reports; classification ones (ROC-AUC and PR-AUC: binary
 # tasks only) and regression ones (original units)
@@ -289,6 +291,13 @@ class ModelConfig(_Strict):
                        "predictions). A mapping {size, select, rounds}: select: greedy draws "
                        "size members' hyperparameters and keeps a weighted subset "
                        "(docs/ensembles.md)")
+    ensemble_kind: EnsembleKind = Field(
+        "independent",
+        description="independent: each member a network of its own; shared: the members "
+                    "share each layer's weight matrix and differ by a per-member input and "
+                    "output scaling (±1 at init) and bias (BatchEnsemble, as in TabM): about "
+                    "the parameters and cost of one network; needs ensemble > 1, no "
+                    "select: greedy, no batch_norm (docs/ensembles.md)")
 
     # numerical embeddings: a preprocessing expansion of each numeric input in front of the
     # network (fitted on the training split, stored with the normalization; docs/embeddings.md)
@@ -324,6 +333,25 @@ class ModelConfig(_Strict):
         if type(v) is not int and not isinstance(v, EnsembleConfig):
             raise ValueError(f"ensemble must be a number of members or a mapping "
                              f"{{size, select, rounds}} (got {v!r})")
+        return v
+
+    @field_validator("ensemble_kind")
+    @classmethod
+    def _kind(cls, v: EnsembleKind, info: ValidationInfo) -> EnsembleKind:
+        if v != "shared":
+            return v
+        e = info.data.get("ensemble")
+        if e is None:  # model.ensemble itself is wrong, and says so
+            return v
+        size = e if isinstance(e, int) else e.size
+        if size < 2:
+            raise ValueError(f"shared needs model.ensemble of 2 or more members; it is {size}")
+        if isinstance(e, EnsembleConfig) and e.select == "greedy":
+            raise ValueError("shared members share one set of hyperparameters: it cannot be "
+                             "combined with model.ensemble.select: greedy")
+        if info.data.get("batch_norm"):
+            raise ValueError("shared cannot be combined with batch_norm: true (the members "
+                             "would share batch statistics); set batch_norm: false")
         return v
 
     @property

@@ -18,7 +18,7 @@ from fcnet_cli.config import SPLITS, Experiment
 from fcnet_cli.engine.data.lineage import check_lineage
 from fcnet_cli.engine.data.load import DataSplits, Normalization, Preprocessing, load_data
 from fcnet_cli.engine.data.tables import Target
-from fcnet_cli.engine.model import Ensemble, build_model, member_configs
+from fcnet_cli.engine.model import build_model, member_configs, member_modules
 from fcnet_cli.engine.ranking import (
     average_precision,
     best_threshold,
@@ -283,9 +283,10 @@ def evaluate_checkpoint(path: Path, split: str = "test", threshold: float | None
     result = evaluate_split(model, exp, splits, split, threshold)
     result.metrics.update(validation_threshold(model, splits))
     result.notices = lineage_notices + list(splits.notices) + result.notices
-    if isinstance(model, Ensemble):
+    members = member_modules(model)  # an ensemble's members, either kind
+    if members:
         result.members = member_spread([evaluate_split(m, exp, splits, split, threshold)
-                                        for m in model.members])
+                                        for m in members])
     return result
 
 

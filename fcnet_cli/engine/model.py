@@ -1,4 +1,5 @@
-"""The canonical, exportable model: a plain ``nn.Sequential`` MLP, or an `Ensemble` of them."""
+"""The canonical, exportable model: a plain ``nn.Sequential`` MLP, an `Ensemble` of them, or a
+`BatchEnsemble` (``model.ensemble_kind: shared``, engine/batchensemble.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pydantic import ValidationError
 from torch import nn
 
 from fcnet_cli.config import ModelConfig
+from fcnet_cli.engine.batchensemble import BatchEnsemble, mean_of_members
 from fcnet_cli.engine.train.kernels import ACTIVATIONS
 
-__all__ = ["Ensemble", "build_mlp", "build_model", "linear_indices", "member_configs"]
+__all__ = ["Ensemble", "build_mlp", "build_model", "linear_indices", "member_configs",
+           "member_modules"]
 
 
 def build_mlp(cfg: ModelConfig, in_features: int, n_classes: int) -> nn.Sequential:
@@ -66,10 +69,7 @@ class Ensemble(nn.Module):
         z = torch.stack([m(x) for m in self.members])  # (N, batch, C)
         w: torch.Tensor = self.weights  # type: ignore[assignment]
         if not self.weighted:  # equal weights: the plain mean, as before weights existed
-            if self.regression:
-                return z.mean(0)
-            n = len(self.members)
-            return torch.logsumexp(torch.log_softmax(z, dim=-1), dim=0) - math.log(n)
+            return mean_of_members(z, regression=self.regression)
         if self.regression:
             return (z * w).sum(0)
         return torch.logsumexp(torch.log_softmax(z, dim=-1) + torch.log(w), dim=0)
@@ -103,8 +103,11 @@ def build_model(cfg: ModelConfig, in_features: int, n_outputs: int,
                 task: str = "classification", *, members: Sequence[ModelConfig] | None = None,
                 weights: Sequence[float] | None = None) -> nn.Module:
     """`build_mlp`, or with ``cfg.ensemble`` N > 1 an `Ensemble` of N of them (the module a
-    checkpoint's weights load into). `members` (each member's own config: widths may differ)
-    and `weights`: a selected ensemble (`member_configs` of its checkpoint)."""
+    checkpoint's weights load into), or with ``cfg.ensemble_kind`` shared a `BatchEnsemble`.
+    `members` (each member's own config: widths may differ) and `weights`: a selected ensemble
+    (`member_configs` of its checkpoint)."""
+    if cfg.ensemble_kind == "shared":
+        return BatchEnsemble(cfg, in_features, n_outputs, regression=task == "regression")
     if members is not None:
         return Ensemble([build_mlp(m, in_features, n_outputs) for m in members],
                         regression=task == "regression", weights=weights)
@@ -112,3 +115,13 @@ def build_model(cfg: ModelConfig, in_features: int, n_outputs: int,
         return build_mlp(cfg, in_features, n_outputs)
     return Ensemble([build_mlp(cfg, in_features, n_outputs) for _ in range(cfg.ensemble_size)],
                     regression=task == "regression")
+
+
+def member_modules(net: nn.Module) -> list[nn.Module]:
+    """An ensemble's members, each a module of its own (x (batch, F) -> (batch, C)); [] for
+    one MLP."""
+    if isinstance(net, Ensemble):
+        return list(net.members)
+    if isinstance(net, BatchEnsemble):
+        return [net.member(k) for k in range(net.k)]
+    return []

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from fcnet_cli.engine.data.normalization import smooth_clip
-from fcnet_cli.engine.model import Ensemble, build_model, member_configs
+from fcnet_cli.engine.model import build_model, member_configs, member_modules
 from fcnet_cli.engine.ranking import check_threshold, margin_threshold
 from fcnet_cli.engine.store.checkpoint import LoadedCheckpoint, load_checkpoint
 from fcnet_cli.engine.store.layout import RunDir
@@ -93,7 +93,7 @@ class Model:
             front.append(self.spec.prep.embedding.module())
         self.module = nn.Sequential(*front, mlp).eval()
         # members whose (weighted) mean `module` predicts (1: one MLP)
-        self.ensemble = len(mlp.members) if isinstance(mlp, Ensemble) else 1
+        self.ensemble = len(member_modules(mlp)) or 1
         # a selected ensemble's weights (greedy selection; meta.json), [] for equal weights
         self.member_weights: list[float] = list(meta.get("member_weights") or [])
         self.threshold: float | None = None
@@ -101,10 +101,8 @@ class Model:
     @property
     def member_modules(self) -> list[nn.Module]:
         """An ensemble's members, each as `module` with that member's MLP; [] for one MLP."""
-        net = self.module[-1]
-        if not isinstance(net, Ensemble):
-            return []
-        return [nn.Sequential(*self.module[:-1], m).eval() for m in net.members]
+        return [nn.Sequential(*self.module[:-1], m).eval()
+                for m in member_modules(self.module[-1])]
 
     def set_threshold(self, threshold: float | None) -> None:
         """Decide binary predictions at this positive-class probability (None: argmax).

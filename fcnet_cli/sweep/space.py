@@ -171,8 +171,9 @@ def _key_fault(key: str, known: Sequence[str]) -> str | None:
 
     if key in ("training.seed", "training.seeds"):
         return f"the sweep sets {key} itself: use `seeds:` to repeat configurations"
-    if key == "model.ensemble":
-        return "a sweep trains single models: train the best configuration with model.ensemble"
+    if key in ("model.ensemble", "model.ensemble_kind"):
+        return (f"a sweep trains single models ({key} cannot be swept): train the best "
+                "configuration with model.ensemble")
     if key.startswith("output."):
         return "the sweep names and places its runs itself (output.* cannot be swept)"
     if key in known:

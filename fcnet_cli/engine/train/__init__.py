@@ -3,6 +3,7 @@ rule, resources, seed groups and ensembles.
 
     cpus         how many CPU threads torch should use
     defaults     the data-aware default rule (torch-free)
+    device       which torch device a run trains on (training.device resolved)
     diversity    a selected ensemble's hyperparameter distribution (torch-free)
     ensemble     model.ensemble: N members trained as one population, kept as one model
     finish       a member's checkpoints, progress and final record (its test metrics)
@@ -17,6 +18,8 @@ rule, resources, seed groups and ensembles.
     optim        per-member optimizer updates (functions of the state) and lr schedules
     population   K MLPs of one layout as stacked tensors, trained in lock-step
     select       greedy ensemble selection with replacement on the validation split (numpy)
+    shared       model.ensemble_kind: shared: the weight-sharing ensemble, trained with autograd
+    sharedstep   its step: torch.optim optimizer, per-member loss, one update
     state        PopulationState: everything indexed by member, its one compact/save/restore
     steps        one training step's forward and backward: by hand or by autograd
     tensorboard  optional TensorBoard event files of metrics.csv's scalars
@@ -25,6 +28,7 @@ rule, resources, seed groups and ensembles.
 __all__ = [
     "cpus",
     "defaults",
+    "device",
     "diversity",
     "ensemble",
     "finish",
@@ -39,6 +43,8 @@ __all__ = [
     "optim",
     "population",
     "select",
+    "shared",
+    "sharedstep",
     "state",
     "steps",
     "tensorboard",

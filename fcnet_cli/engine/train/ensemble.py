@@ -45,6 +45,7 @@ from fcnet_cli.engine.store.records import member_status, resumable_members
 from fcnet_cli.engine.train.diversity import draw_members
 from fcnet_cli.engine.train.finish import check_resume_config
 from fcnet_cli.engine.train.select import ensemble_score, greedy_select
+from fcnet_cli.engine.train.shared import train_shared
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, EpochMetrics, RunResult, StopToken
 
@@ -87,7 +88,11 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
     `fit` is `engine.train.train_population`: `train(exp)` calls this with it.
     Returns the ensemble's RunResult: its run directory, status, the ensemble's test metrics
     (with the members' in `test.members`) and each member's result in `members`.
+    `model.ensemble_kind: shared` trains one weight-sharing network instead (engine.train.shared).
     """
+    if exp.model.ensemble_kind == "shared":
+        return train_shared(exp, fit, callbacks=callbacks, stop=stop, resume=resume, data=data,
+                            run_dir=run_dir)
     started = time.perf_counter()
     members = ensemble_members(exp)
     histories: dict[str, list[EpochMetrics]] = {}  # by member run directory

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,10 +20,9 @@ from fcnet_cli.config import Experiment
 from fcnet_cli.engine.data.load import DataSplits
 from fcnet_cli.engine.ranking import average_precision, roc_auc
 from fcnet_cli.engine.train.kernels import precision_recall_f1, smoothed_nll
-from fcnet_cli.engine.train.population import Population
 from fcnet_cli.errors import ConfigError
 
-__all__ = ["EVAL_ROWS", "MemberLoss", "class_weight_table", "classification_metrics",
+__all__ = ["EVAL_ROWS", "MemberLoss", "Outputs", "class_weight_table", "classification_metrics",
            "member_loss", "regression_metrics", "validate"]
 
 EVAL_ROWS = 8192  # rows per evaluation forward: bounds the activations' memory
@@ -121,8 +121,19 @@ def _cross_entropy(logits: torch.Tensor, y: torch.Tensor, spec: MemberLoss) -> t
 # ----------------------------------------------------------------------------- metrics
 
 
+class Outputs(Protocol):
+    """What `validate` reads: K members' outputs (K, B, C) of inputs (K, B, F) (a
+    `Population`, or a shared ensemble's mean prediction as one member)."""
+
+    K: int
+    n_classes: int
+    device: torch.device
+
+    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor: ...
+
+
 @torch.no_grad()
-def validate(pop: Population, loss: MemberLoss, data: DataSplits
+def validate(pop: Outputs, loss: MemberLoss, data: DataSplits
              ) -> tuple[list[float], dict[str, list[float]]]:
     """Validation loss per member (`loss`, the training loss's definition) and the metrics
     (`config.Monitor`) per member."""
