@@ -512,3 +512,17 @@ def test_real_sigint_then_resume_and_sigterm(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, (out, err)
     assert f"fcnet train --resume {run_dir}" in err
+
+
+def test_an_interrupted_shared_ensemble_says_to_train_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = tmp_path / "runs" / "tiny" / "r1"
+    monkeypatch.setattr("fcnet_cli.engine.train.loop.train",
+                        _fake_train(run_dir, "completed", (signal.SIGINT,)))
+    shared = _tiny(tmp_path).read_text().replace("ensemble: 1", "ensemble: 4\n  ensemble_kind: "
+                                                                "shared")
+    result = runner.invoke(app, ["train", str(_write(tmp_path, shared, "shared.yaml"))])
+    assert result.exit_code == 130, result.output
+    assert "--resume" not in result.stderr
+    assert f"does not resume: train it again with fcnet train {run_dir}/config.yaml" in \
+        result.stderr

@@ -54,7 +54,7 @@ def _print_version(value: bool) -> None:
     import torch  # only here: `--help` must not pay for it
 
     from fcnet_cli.engine.store.records import versions
-    from fcnet_cli.engine.train.loop import pick_device
+    from fcnet_cli.engine.train.device import pick_device
 
     v = versions()
     device = pick_device("auto")

@@ -109,7 +109,8 @@ def _train(config: Path | None, overrides: list[str], *, quiet: bool, resume: Pa
     finally:
         for cb in callbacks:
             cb.close()
-    code = _report_run(out, result, stop, quiet=quiet, as_json=as_json)
+    code = _report_run(out, result, stop, quiet=quiet, as_json=as_json,
+                       resumable=exp.model.ensemble_kind != "shared")
     if tracker is not None:
         report_tracking(tracker.tracking, quiet=quiet, ids=tracker.run_ids, folder=result.run_dir)
     return code
@@ -172,7 +173,7 @@ def run_summary(result: "RunResult") -> dict[str, Any]:
 
 
 def _report_run(out: "Console", result: "RunResult", stop: "StopToken", *, quiet: bool,
-                as_json: bool = False) -> int:
+                as_json: bool = False, resumable: bool = True) -> int:
     from fcnet_cli import display
 
     with stdout_may_close():  # `fcnet train … | head -1`: the run is saved all the same
@@ -184,7 +185,11 @@ def _report_run(out: "Console", result: "RunResult", stop: "StopToken", *, quiet
             display.render_run_summary(out, result)
     if result.status == "interrupted":
         reason = stop.reason or "SIGINT"
-        if result.run_dir:
+        if result.run_dir and not resumable:
+            typer.echo(f"interrupted ({reason}); a shared ensemble does not resume: train it "
+                       f"again with fcnet train "
+                       f"{shlex.quote(str(RunDir(Path(result.run_dir)).config))}", err=True)
+        elif result.run_dir:
             typer.echo(f"interrupted ({reason}); resume with: "
                        f"fcnet train --resume {shlex.quote(result.run_dir)}", err=True)
         return EXIT_SIGNAL.get(reason, EXIT_SIGNAL["SIGINT"])

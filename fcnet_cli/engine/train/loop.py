@@ -30,6 +30,7 @@ from fcnet_cli.engine.train.defaults import (
     may_ensemble,
     resolve_defaults,
 )
+from fcnet_cli.engine.train.device import pick_device
 from fcnet_cli.engine.train.ensemble import ensemble_members, train_ensemble
 from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
 from fcnet_cli.engine.train.losses import EVAL_ROWS, class_weight_table, validate
@@ -38,7 +39,7 @@ from fcnet_cli.engine.train.memory import check_memory
 from fcnet_cli.engine.train.state import PopulationState
 from fcnet_cli.engine.train.steps import AutogradStep, ExplicitStep, fast_path_reason
 from fcnet_cli.engine.train.tensorboard import loggers_for
-from fcnet_cli.errors import RunError, UsageError
+from fcnet_cli.errors import UsageError
 from fcnet_cli.events import (
     BatchProgress,
     Callback,
@@ -52,17 +53,6 @@ from fcnet_cli.events import (
 __all__ = ["BatchLr", "pick_device", "preflight", "train", "train_population"]
 
 BatchLr = Callable[[int, torch.Tensor], list[float]]  # (step, (K,) loss) -> lr per member
-
-
-def pick_device(name: str) -> torch.device:
-    """auto → cuda when available, else cpu. Asking for an absent device is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RunError("training.device is 'cuda' but no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise RunError("training.device is 'mps' but MPS is not available")
-    return torch.device(name)
 
 
 def train(exp: Experiment, *, callbacks: Sequence[Callback] = (), stop: StopToken | None = None,

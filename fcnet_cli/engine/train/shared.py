@@ -36,7 +36,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -149,15 +148,13 @@ class _SharedTrainer:
         self.member.run_dir = run_dir
         d, exp = self.data, self.exp
         start = RunStart(
-            names=[f"shared ×{self.K}"], run_dirs=[None], epochs=exp.training.epochs,
+            names=[f"shared ×{self.K}"], run_dirs=[str(run_dir)], epochs=exp.training.epochs,
             batches_per_epoch=self.n_batches, start_epoch=0, device=str(self.device),
             n_train=self.n_train, n_val=len(d.y_val), n_test=len(d.y_test),
             n_features=d.n_features, n_classes=d.n_outputs, task=d.task,
             notices=list(d.notices), monitor=exp.training.early_stopping.monitor)
-        for cb in self.shown:  # one member, named by its kind (no member directory)
+        for cb in [*self.shown, *self.loggers]:  # one member, named by its kind
             cb.on_run_start(start)
-        for cb in self.loggers:  # files under the run directory
-            cb.on_run_start(replace(start, run_dirs=[str(run_dir)]))
         try:
             self._loop()
         except BaseException as err:  # record what is known, let the error through
