@@ -6,10 +6,11 @@
 Every method sees the same stratified 80/20 split per seed (scikit-learn's
 `train_test_split`, `random_state=seed`) and is scored on the same 20% (accuracy; regression:
 RMSE). fcnet trains on the 80% with a minimal YAML (a `data:` section only, plus
-`missing: median` where the table has empty cells), once with the default rule
-(engine/train/defaults.py) and once with the constants it replaced (SGD lr 0.01, 20 epochs of
-batch 64, no schedule, no early stopping), and is scored through `load_model` as a user
-would (`--process`: as a whole `fcnet train` process). Peers: scikit-learn's default
+`missing: median` where the table has empty cells): with the default rule
+(engine/train/defaults.py: its ensemble of 8 seeds), with `model.ensemble: 1` (one model of
+the rule) and with the constants the rule replaced (SGD lr 0.01, 20 epochs of batch 64, no
+schedule, no early stopping), and is scored through `load_model` as a user would
+(`--process`: as a whole `fcnet train` process). Peers: scikit-learn's default
 `MLPClassifier`/`MLPRegressor` (imputed, one-hot, scaled) and `HistGradientBoosting*`;
 pytabkit's RealMLP-TD and TabM-D when the `bench` extra is installed. The tables ship offline:
 scikit-learn's bundled sets, statsmodels' survey tables (anes96, fair, randhie: integer codes
@@ -242,6 +243,7 @@ def _pytabkit(kind: str) -> Callable[[Table, pl.DataFrame, pl.DataFrame, int], n
 
 def methods(ensemble: int = 0) -> dict[str, Callable]:
     out: dict[str, Callable] = {"fcnet (defaults)": fcnet({}),
+                                "fcnet (one model)": fcnet({"model": {"ensemble": 1}}),
                                 "fcnet (old constants)": fcnet(OLD_DEFAULTS),
                                 "fcnet (robust)": fcnet({"data": {"normalize": "robust"}}),
                                 "sklearn MLP": sk_mlp, "sklearn HGB": sk_hgb}
@@ -251,6 +253,8 @@ def methods(ensemble: int = 0) -> dict[str, Callable]:
         out[f"fcnet (greedy {ensemble})"] = fcnet({"model": {"ensemble": greedy}})
         out[f"fcnet (greedy {ensemble}, PLE)"] = fcnet(
             {"model": {"ensemble": greedy, "num_embeddings": "piecewise_linear"}})
+        out[f"fcnet (shared {ensemble})"] = fcnet(
+            {"model": {"ensemble": ensemble, "ensemble_kind": "shared"}})
     out["fcnet (PLE)"] = fcnet({"model": {"num_embeddings": "piecewise_linear"}})
     out["fcnet (periodic)"] = fcnet({"model": {"num_embeddings": "periodic"}})
     try:
