@@ -142,8 +142,9 @@ def test_onnx_export_of_an_ensemble_matches_predict_on_a_messy_table(tmp_path: P
     assert float(np.abs(np.exp(logits) - expected).max()) <= 1e-5
 
 
-def test_regression_ensemble_predicts_the_mean_of_its_members(tmp_path: Path) -> None:
-    run = train_run(tmp_path, CARS, model="hidden: [8], ensemble: 2")
+@pytest.mark.parametrize("kind", ["independent", "shared"])
+def test_regression_ensemble_predicts_the_mean_of_its_members(tmp_path: Path, kind: str) -> None:
+    run = train_run(tmp_path, CARS, model=f"hidden: [8], ensemble: 2, ensemble_kind: {kind}")
     model = load_model(run.run_dir)
     x = model.features(CARS.frame(30, 5))
     with torch.no_grad():

@@ -164,17 +164,6 @@ def test_a_messy_table_run_is_served_alike_by_predict_eval_load_model_and_onnx(
     assert len(got["members"]["accuracy"]["values"]) == 3
 
 
-def test_regression_predicts_the_mean_of_its_members(tmp_path: Path) -> None:
-    run = train_run(tmp_path, CARS, model="hidden: [8], ensemble: 2, ensemble_kind: shared")
-    model = load_model(run.run_dir)
-    x = model.features(CARS.frame(30, 5))
-    with torch.no_grad():
-        members = [model.target.unstandardize(m(torch.from_numpy(x)).numpy())
-                   for m in model.member_modules]
-    np.testing.assert_allclose(model.predict(CARS.frame(30, 5)), np.mean(members, 0)[:, 0],
-                               rtol=1e-5, atol=1e-4)
-
-
 def test_two_runs_with_one_seed_leave_identical_checkpoints(tmp_path: Path) -> None:
     a = train(experiment(SHARED, tmp_path, "a"))
     b = train(experiment(SHARED, tmp_path, "b"))
