@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 from factories import experiment
-from messy_tables import CARS, MESSY, train_run
+from messy_tables import MESSY, train_run
 from test_export_messy import predict_and_export
 from test_resume import StopAt
 from torch import nn

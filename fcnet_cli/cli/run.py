@@ -101,8 +101,8 @@ def _train(config: Path | None, overrides: list[str], *, quiet: bool, resume: Pa
     out = display.make_console()
     stop = StopToken()
     # an ensemble's members by their seeds ("seed 3"), also when the default rule decides it
-    callbacks = [SeedLabels(cb) for cb in _train_callbacks(out, quiet=quiet)]
-    callbacks = [*callbacks, *([tracker] if tracker else [])]
+    callbacks: "list[Callback]" = [SeedLabels(cb) for cb in _train_callbacks(out, quiet=quiet)]
+    callbacks += [tracker] if tracker else []
     try:
         with _signals_to(stop, abort_before_data=True):
             result = run_training(exp, callbacks=callbacks, stop=stop, resume=resume)
