@@ -101,7 +101,7 @@ def _train(config: Path | None, overrides: list[str], *, quiet: bool, resume: Pa
     out = display.make_console()
     stop = StopToken()
     # an ensemble's members by their seeds ("seed 3"), also when the default rule decides it
-    callbacks: "list[Callback]" = [SeedLabels(cb) for cb in _train_callbacks(out, quiet=quiet)]
+    callbacks: list[Callback] = [SeedLabels(cb) for cb in _train_callbacks(out, quiet=quiet)]
     callbacks += [tracker] if tracker else []
     try:
         with _signals_to(stop, abort_before_data=True):
