@@ -7,12 +7,12 @@ resolve; and the views of a validated experiment the rest of fcnet needs.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from fcnet_cli.config.problems import Loc, Problem, problems_from
@@ -162,7 +162,7 @@ def layout_key(exp: Experiment) -> str:
     if m.num_embeddings != "none":  # the inputs the population shares (engine.data.embeddings)
         key["num_embeddings"] = [m.num_embeddings, m.num_bins, m.num_frequencies,
                                  m.periodic_sigma]
-    return yaml.safe_dump(key, sort_keys=True)
+    return json.dumps(key, sort_keys=True)  # compared in memory only, never stored
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
