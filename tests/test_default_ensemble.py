@@ -143,3 +143,21 @@ def test_the_members_majority_is_said() -> None:
     assert diagnose_members([_history(True)] + [_history(False)] * 3) == []
     assert diagnose_members([[], _history(True)]) == [
         "1 of 1 members: " + diagnose_members([_history(True)])[0].split(": ", 1)[1]]
+
+
+def test_a_member_that_stops_is_named_by_its_seed() -> None:
+    import io
+
+    from rich.console import Console
+
+    from fcnet_cli.cli.seeds import SeedLabels
+    from fcnet_cli.display import PlainTrainDisplay
+    from fcnet_cli.events import RunResult, RunStart
+
+    out = io.StringIO()
+    shown = SeedLabels(PlainTrainDisplay(Console(file=out, width=200)))
+    dirs = [f"runs/m/1/members/seed-{s}" for s in (4, 5)]
+    shown.on_run_start(RunStart(["m", "m"], list(dirs), 9, 2, 0, "cpu", 60, 20, 20, 3, 2))
+    shown.on_member_end(1, RunResult("m", dirs[1], "early_stopped", [], 3, "val_loss",
+                                     reason="no val_loss improvement for 5 epochs"))
+    assert "seed 5: early_stopped (no val_loss improvement for 5 epochs)" in out.getvalue()

@@ -138,7 +138,7 @@ class LiveTrainDisplay(Callback):
         self._ended.add(member)
         if len(self._names) > 1 and result.status != "completed":
             why = f": {result.reason}" if result.reason else ""
-            self.log(f"{result.name}: {result.status}{why}")
+            self.log(f"{self._names[member]}: {result.status}{why}")  # "seed 3", a trial
         if self._names and len(self._ended) >= len(self._names):
             self.close()
 
@@ -233,7 +233,7 @@ class PlainTrainDisplay(Callback):
     def on_member_end(self, member: int, result: RunResult) -> None:
         if len(self._names) > 1 and result.status != "completed":
             why = f" ({result.reason})" if result.reason else ""
-            self._line(f"{result.name}: {result.status}{why}")
+            self._line(f"{self._names[member]}: {result.status}{why}")
 
     def log(self, message: str) -> None:
         self._line(message)
