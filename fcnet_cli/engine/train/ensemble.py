@@ -49,7 +49,7 @@ from fcnet_cli.engine.train.shared import train_shared
 from fcnet_cli.errors import UsageError
 from fcnet_cli.events import Callback, EpochMetrics, RunResult, StopToken
 
-__all__ = ["ensemble_members", "is_ensemble_dir", "join_checkpoints",
+__all__ = ["by_layout", "ensemble_members", "is_ensemble_dir", "join_checkpoints",
            "member_dirs", "selection_line", "train_ensemble", "write_ensemble"]
 
 # `engine.train.train_population`, handed in by `engine.train.train` (which calls this module)
@@ -111,7 +111,7 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
             locks.enter_context(ck.RunLock(run_dir))
             ck.atomic_write_text(RunDir(run_dir).config, dump_experiment(exp))
             dirs = member_dirs(run_dir, exp)
-            for group in _by_layout(members):  # one population per layout (width)
+            for group in by_layout(members):  # one population per layout (width)
                 if stop is not None and stop.requested:
                     break
                 fit_and_keep([members[i] for i in group], callbacks=callbacks, stop=stop,
@@ -128,7 +128,7 @@ def train_ensemble(exp: Experiment, fit: Fit, *, callbacks: Sequence[Callback] =
         return result
 
 
-def _by_layout(members: Sequence[Experiment]) -> list[list[int]]:
+def by_layout(members: Sequence[Experiment]) -> list[list[int]]:
     """Member indices grouped by layout (`config.layout_key`), in order of first member."""
     groups: dict[str, list[int]] = {}
     for i, m in enumerate(members):
@@ -141,7 +141,7 @@ def _resume(members: list[Experiment], dirs: list[Path], run_dir: Path, fit: Fit
             data: DataSplits | None) -> None:
     """Continue each layout's unfinished members (all of one layout stop at the same epoch);
     a layout none of whose members started trains from epoch 1."""
-    groups = _by_layout(members)
+    groups = by_layout(members)
     fresh = [not any(RunDir(dirs[i]).config.is_file() for i in g) for g in groups]
     todo = {i for g, new in zip(groups, fresh, strict=True) if not new for i in g
             if member_status(dirs[i]) in records.RESUMABLE}

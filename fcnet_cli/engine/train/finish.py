@@ -20,9 +20,9 @@ from fcnet_cli.engine.store import records
 from fcnet_cli.engine.store.layout import RunDir
 from fcnet_cli.engine.train.defaults import AUTO_FIELDS, may_ensemble, set_fields
 from fcnet_cli.engine.train.members import Member
-from fcnet_cli.events import RunResult
+from fcnet_cli.events import EvalResult, RunResult
 
-__all__ = ["check_resume_config", "checkpoint_meta", "finish_member", "save_model",
+__all__ = ["best_test", "check_resume_config", "checkpoint_meta", "finish_member", "save_model",
            "write_progress"]
 
 MACHINE_KEYS = ("training.threads",)  # how fast it runs here, not what it computes
@@ -85,18 +85,27 @@ def write_progress(m: Member) -> None:
     records.write_summary(m.run_dir, result)
 
 
+def best_test(model: torch.nn.Module, m: Member, data: DataSplits
+              ) -> tuple[EvalResult | None, list[str]]:
+    """`model` (member `m`'s best state) on the test split, and the run's notices: the data's
+    and the test split's, or without a test split the majority-class warning on validation."""
+    test, notices = None, list(data.notices)
+    if len(data.y_test):
+        test = evaluate_split(model, m.exp, data, "test")
+        notices += test.notices
+    elif data.task == "classification" and m.history and m.best_epoch is not None:
+        acc = next(r.val_accuracy for r in m.history if r.epoch == m.best_epoch)
+        notices += majority_notice(acc, data.y_val, data.classes, "val")[1]
+    return test, notices
+
+
 def finish_member(m: Member, data: DataSplits) -> RunResult:
     """Test metrics of the best state, summary.json, and any best checkpoint still pending."""
     test, notices = None, list(data.notices)
     if m.best_state is not None:
         model = build_mlp(m.exp.model, data.n_features, data.n_outputs).to(data.x_test.device)
         model.load_state_dict(m.best_state)
-        if len(data.y_test):
-            test = evaluate_split(model, m.exp, data, "test")
-            notices += test.notices
-        elif data.task == "classification" and m.history and m.best_epoch is not None:
-            acc = next(r.val_accuracy for r in m.history if r.epoch == m.best_epoch)
-            notices += majority_notice(acc, data.y_val, data.classes, "val")[1]
+        test, notices = best_test(model, m, data)
         if m.run_dir is not None and m.best_dirty:
             save_model(m.run_dir, RunDir.BEST, m, data)
             m.best_dirty = False

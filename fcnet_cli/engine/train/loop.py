@@ -31,7 +31,7 @@ from fcnet_cli.engine.train.defaults import (
     resolve_defaults,
 )
 from fcnet_cli.engine.train.device import pick_device
-from fcnet_cli.engine.train.ensemble import ensemble_members, train_ensemble
+from fcnet_cli.engine.train.ensemble import by_layout, ensemble_members, train_ensemble
 from fcnet_cli.engine.train.graphs import BF16_REASON, GraphEpoch, epoch_mode, matmul_precision
 from fcnet_cli.engine.train.losses import EVAL_ROWS, class_weight_table, validate
 from fcnet_cli.engine.train.members import Member
@@ -118,12 +118,9 @@ def _check_ensemble(exp: Experiment, data: DataSplits) -> None:
     """`preflight` of each population of an ensemble, before its run directory exists."""
     facts = data_facts(data)
     members = [resolve_defaults(m, facts)[0] for m in ensemble_members(exp)]
-    groups: dict[str, list[Experiment]] = {}
-    for m in members:
-        groups.setdefault(layout_key(m), []).append(m)
     device = pick_device(exp.training.device)
-    for group in groups.values():
-        preflight(group, data, device)
+    for group in by_layout(members):
+        preflight([members[i] for i in group], data, device)
 
 
 def train_population(exps: Sequence[Experiment], *, callbacks: Sequence[Callback] = (),

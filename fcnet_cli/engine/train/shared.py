@@ -45,9 +45,8 @@ from fcnet_cli.config import Experiment
 from fcnet_cli.engine.batchensemble import BatchEnsemble, BatchLinear, mean_of_members
 from fcnet_cli.engine.data.embedded import embed_splits
 from fcnet_cli.engine.data.load import DataSplits, load_data
-from fcnet_cli.engine.evaluate import evaluate_split, majority_notice, member_spread
+from fcnet_cli.engine.evaluate import evaluate_split, member_spread
 from fcnet_cli.engine.model import build_model, member_modules
-from fcnet_cli.engine.ranking import check_binary_monitors, watched_metrics
 from fcnet_cli.engine.store import checkpoint as ck
 from fcnet_cli.engine.store import records
 from fcnet_cli.engine.store.layout import RunDir
@@ -119,15 +118,14 @@ class _SharedTrainer:
 
     def __init__(self, exp: Experiment, callbacks: Sequence[Callback],
                  loggers: Sequence[Callback], stop: StopToken, data: DataSplits | None):
-        self.shown, self.loggers, self.stop = callbacks, loggers, stop
+        self.stop = stop
         self.callbacks = [*callbacks, *loggers]
         self.device = pick_device(exp.training.device)
         self.data = embed_splits(data or load_data(exp.data, task=exp.task), exp.model,
                                  exp.data.split_seed).to(self.device)
         stop.mark_data_ready()
         self.exp = exp = resolve_defaults(exp, data_facts(self.data))[0]
-        d = self.data
-        check_binary_monitors(watched_metrics([exp]), d.n_classes, d.task)
+        d = self.data  # its monitors, memory and class weights: loop.preflight, before
         torch.manual_seed(exp.training.seed)  # W and biases as nn.Linear's, then the signs
         net = build_model(exp.model, d.n_features, d.n_outputs, d.task).to(self.device)
         assert isinstance(net, BatchEnsemble)
@@ -153,7 +151,7 @@ class _SharedTrainer:
             n_train=self.n_train, n_val=len(d.y_val), n_test=len(d.y_test),
             n_features=d.n_features, n_classes=d.n_outputs, task=d.task,
             notices=list(d.notices), monitor=exp.training.early_stopping.monitor)
-        for cb in [*self.shown, *self.loggers]:  # one member, named by its kind
+        for cb in self.callbacks:  # one member, named by its kind
             cb.on_run_start(start)
         try:
             self._loop()
@@ -308,14 +306,10 @@ class _SharedTrainer:
             best = build_model(self.exp.model, d.n_features, d.n_outputs, d.task)
             best.load_state_dict(m.best_state)
             best = best.to(self.device).eval()
-            if len(d.y_test):
-                test = evaluate_split(best, self.exp, d, "test")
+            test, notices = finish.best_test(best, m, d)
+            if test is not None:
                 test.members = member_spread([evaluate_split(k, self.exp, d, "test")
                                               for k in member_modules(best)])
-                notices += test.notices
-            elif d.task == "classification" and m.best_epoch is not None:
-                acc = next(r.val_accuracy for r in m.history if r.epoch == m.best_epoch)
-                notices += majority_notice(acc, d.y_val, d.classes, "val")[1]
         result = RunResult(
             name=self.exp.name, run_dir=str(m.run_dir), status=m.status or "interrupted",
             history=list(m.history), best_epoch=m.best_epoch, monitor=m.monitor, test=test,
